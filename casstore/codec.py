@@ -1,0 +1,297 @@
+"""The object format: canonical encoding, object ids and stored frames.
+
+This is the bottom layer; it knows nothing of stores. See ``docs/format.md``.
+
+* **Encoding** is DAG-CBOR through ``libipld`` (sorted map keys, 64-bit
+  floats, shortest integers): the same logical value always gives the same
+  bytes.  :func:`encode` is for casstore's own objects, whose links are CID
+  bytes (:func:`link`) that ``libipld`` writes as tag 42.  :func:`encode_value`
+  is for user data, which must never produce a tag 42: a value holding bytes
+  that would be read as a CID is written in an escaped form (below).
+* **Ids** are BLAKE3-256 digests of the canonical bytes: raw 32 bytes inside
+  stores, printable as CIDv1 (dag-cbor, blake3 multihash, base32).
+* **Frames** are what stores keep: one header byte (raw or zstd) then the body.
+  Identity never depends on compression.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import blake3
+import libipld
+import zstandard
+
+from casstore.errors import CorruptObject, InvalidId, SerializationError
+
+DIGEST_SIZE = 32
+#: CIDv1 header: version 1, codec dag-cbor (0x71), multihash blake3 (0x1e), length 32.
+CID_PREFIX = bytes([0x01, 0x71, 0x1E, 0x20])
+CID_SIZE = len(CID_PREFIX) + DIGEST_SIZE
+_PRINTABLE_PREFIX = "bafyr4i"  # what every printable id starts with
+_PRINTABLE_LEN = 59
+
+FRAME_RAW = 0x00
+FRAME_ZSTD = 0x01
+#: Bodies shorter than this are stored raw: below it zstd's frame header and
+#: ~1-4 µs per call cost more than the bytes saved (measurements in docs/format.md).
+COMPRESS_MIN = 256
+ZSTD_LEVEL = 3
+
+_ESCAPE_MARK = "\x00casstore:escaped"
+_ESCAPE_PREFIX = b"\x82" + libipld.encode_dag_cbor(_ESCAPE_MARK)
+_TAG_42 = b"\xd8\x2a"
+_INT_MIN = -(2**64)
+_INT_MAX = 2**64 - 1
+
+Value = Any  # None | bool | int | float | str | bytes | list[Value] | dict[str, Value]
+
+
+# ---------------------------------------------------------------- ids
+
+
+def hash_bytes(data: bytes) -> bytes:
+    """The raw 32-byte id of canonical bytes ``data``."""
+    return blake3.blake3(data).digest()
+
+
+def format_id(digest: bytes) -> str:
+    """Printable form of a raw digest: ``bafyr4i…`` (CIDv1, base32)."""
+    return "b" + base64.b32encode(CID_PREFIX + digest).decode("ascii").lower().rstrip("=")
+
+
+def parse_id(text: str | bytes) -> bytes:
+    """Raw digest from any accepted form: printable CID, 64 hex digits, CID bytes or raw digest."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        raw = bytes(text)
+        if len(raw) == DIGEST_SIZE:
+            return raw
+        if len(raw) == CID_SIZE and raw.startswith(CID_PREFIX):
+            return raw[len(CID_PREFIX) :]
+        raise InvalidId(f"{len(raw)} bytes are not an object id (expected a 32-byte digest)")
+    if not isinstance(text, str):
+        raise InvalidId(f"object id must be str or bytes, not {type(text).__name__}")
+    candidate = text.strip()
+    if len(candidate) == 2 * DIGEST_SIZE and all(c in "0123456789abcdefABCDEF" for c in candidate):
+        return bytes.fromhex(candidate)
+    if candidate.startswith("b") and len(candidate) == _PRINTABLE_LEN:
+        try:
+            raw = base64.b32decode(candidate[1:].upper() + "=" * (-(len(candidate) - 1) % 8))
+        except ValueError:
+            raw = b""
+        if len(raw) == CID_SIZE and raw.startswith(CID_PREFIX):
+            return raw[len(CID_PREFIX) :]
+    raise InvalidId(f"{text!r} is not an object id (expected bafyr4i… or 64 hex digits)")
+
+
+def id_prefix_range(prefix: str) -> tuple[bytes, bytes]:
+    """Inclusive range of raw digests whose printable (or hex) form starts with ``prefix``."""
+    prefix = prefix.strip()
+    if prefix and all(c in "0123456789abcdef" for c in prefix.lower()) and not prefix.startswith("b"):
+        low = bytes.fromhex((prefix + "0" * 64)[:64])
+        high = bytes.fromhex((prefix + "f" * 64)[:64])
+        return low, high
+    if not prefix.startswith("b") or any(c not in "abcdefghijklmnopqrstuvwxyz234567" for c in prefix[1:]):
+        raise InvalidId(f"{prefix!r} is not a prefix of an object id")
+    body = prefix[1:].upper()
+
+    def decode(pad: str) -> bytes:
+        text = (body + pad * _PRINTABLE_LEN)[: _PRINTABLE_LEN - 1]
+        return base64.b32decode(text + "=" * (-len(text) % 8))[:CID_SIZE]
+
+    low, high = decode("A"), decode("7")
+    if low[: len(CID_PREFIX)] > CID_PREFIX or high[: len(CID_PREFIX)] < CID_PREFIX:
+        raise InvalidId(f"{prefix!r} is not a prefix of an object id (they start with {_PRINTABLE_PREFIX})")
+    lo = low[4:] if low.startswith(CID_PREFIX) else bytes(DIGEST_SIZE)
+    hi = high[4:] if high.startswith(CID_PREFIX) else b"\xff" * DIGEST_SIZE
+    return lo, hi
+
+
+def link(digest: bytes) -> bytes:
+    """The CID bytes that name ``digest`` inside casstore's own objects (encoded as tag 42)."""
+    return CID_PREFIX + digest
+
+
+def link_digest(cid: bytes) -> bytes:
+    """Inverse of :func:`link`, for a field the schema says is a link."""
+    if len(cid) != CID_SIZE or not cid.startswith(CID_PREFIX):
+        raise SerializationError(f"not a casstore link: {cid[:8].hex()}…")
+    return cid[len(CID_PREFIX) :]
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def encode(value: Value) -> bytes:
+    """Canonical DAG-CBOR of one of casstore's own objects (links allowed)."""
+    try:
+        return libipld.encode_dag_cbor(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise _explain(value, "value", exc) from None
+
+
+def decode(data: bytes) -> Value:
+    """Inverse of :func:`encode`. Links come back as CID bytes."""
+    try:
+        return libipld.decode_dag_cbor(data)
+    except (ValueError, TypeError) as exc:
+        raise SerializationError(f"not canonical DAG-CBOR: {exc}") from None
+
+
+def encode_value(value: Value, path: str = "value") -> bytes:
+    """Canonical bytes of user data; never contains a link (tag 42).
+
+    The fast path is one ``libipld`` call. Only when its output holds the tag-42
+    byte pair, or already looks like an escaped value, is the value walked: if
+    some bytes in it would be read as a CID, every bytes value is prefixed with
+    ``0x00`` (which no CID starts with) and the result wrapped as
+    ``["\\x00casstore:escaped", escaped]``.  :func:`decode_value` undoes it.
+    """
+    try:
+        data = libipld.encode_dag_cbor(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise _explain(value, path, exc) from None
+    if data.startswith(_ESCAPE_PREFIX) or (_TAG_42 in data and _holds_cid_bytes(value)):
+        data = libipld.encode_dag_cbor([_ESCAPE_MARK, _escape(value)])
+    return data
+
+
+def decode_value(data: bytes) -> Value:
+    """Inverse of :func:`encode_value`."""
+    value = decode(data)
+    if data.startswith(_ESCAPE_PREFIX):
+        return _unescape(value[1])
+    return value
+
+
+def _holds_cid_bytes(value: Value) -> bool:
+    if isinstance(value, bytes):
+        return libipld.encode_dag_cbor(value).startswith(_TAG_42)
+    if isinstance(value, list):
+        return any(_holds_cid_bytes(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_cid_bytes(v) for v in value.values())
+    return False
+
+
+def _escape(value: Value) -> Value:
+    if isinstance(value, bytes):
+        return b"\x00" + value
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _escape(v) for k, v in value.items()}
+    return value
+
+
+def _unescape(value: Value) -> Value:
+    if isinstance(value, bytes):
+        return value[1:]
+    if isinstance(value, list):
+        return [_unescape(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _unescape(v) for k, v in value.items()}
+    return value
+
+
+def _explain(value: Value, path: str, exc: BaseException) -> SerializationError:
+    """Find the first part of ``value`` outside the data model and name its path."""
+    found = _find_bad(value, path)
+    if found is None:  # the encoder refused something our walk accepts
+        return SerializationError(f"{path} cannot be encoded: {exc}", path)
+    bad_path, reason = found
+    return SerializationError(f"{bad_path}: {reason}", bad_path)
+
+
+def _find_bad(value: Value, path: str) -> tuple[str, str] | None:
+    if value is None or isinstance(value, (bool, str, bytes)):
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return path, "string is not valid Unicode (lone surrogate)"
+        return None
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            return path, f"integer {value} is outside the 64-bit range"
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return path, f"{value} is not a finite float (NaN and Infinity are not allowed)"
+        return None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_bad(item, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path}[{key!r}]", f"map key {key!r} is a {type(key).__name__}, only str keys are allowed"
+            found = _find_bad(item, f"{path}[{key!r}]".replace("'", '"'))
+            if found:
+                return found
+        return None
+    hint = " (use a list)" if isinstance(value, tuple) else ""
+    return path, f"{type(value).__name__} is not in the data model{hint}"
+
+
+# ---------------------------------------------------------------- frames
+
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    # zstandard objects are not safe to share between threads.
+    c: zstandard.ZstdCompressor | None = getattr(_local, "c", None)
+    if c is None:
+        c = _local.c = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return c
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d: zstandard.ZstdDecompressor | None = getattr(_local, "d", None)
+    if d is None:
+        d = _local.d = zstandard.ZstdDecompressor()
+    return d
+
+
+def unframe(stored: bytes, digest: bytes) -> bytes:
+    """Canonical bytes of a stored frame, re-hashed against ``digest``.
+
+    Raises :class:`CorruptObject` naming the id if anything is off: wrong data
+    is never returned.
+    """
+    kind = stored[:1]
+    if kind == b"\x00":
+        data = stored[1:]
+    elif kind == b"\x01":
+        try:
+            data = _decompressor().decompress(stored[1:])
+        except zstandard.ZstdError as exc:
+            raise CorruptObject(format_id(digest), f"zstd frame unreadable ({exc})") from None
+    else:
+        raise CorruptObject(format_id(digest), f"unknown frame header {stored[:1].hex() or 'empty'}")
+    if blake3.blake3(data).digest() != digest:
+        raise CorruptObject(format_id(digest))
+    return data
+
+
+def frame_many(datas: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
+    """``(digest, frame)`` for each canonical byte string, in one tight loop."""
+    hasher = blake3.blake3
+    compress = _compressor().compress
+    out = []
+    for data in datas:
+        if len(data) >= COMPRESS_MIN:
+            packed = compress(data)
+            stored = b"\x01" + packed if len(packed) < len(data) else b"\x00" + data
+        else:
+            stored = b"\x00" + data
+        out.append((hasher(data).digest(), stored))
+    return out

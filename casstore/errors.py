@@ -1,0 +1,104 @@
+"""Every error casstore raises on purpose.
+
+Each is a :class:`StorageError` with a stable machine-readable ``code``; the
+message names what was wrong (an id, a ref, a path inside a value).
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class of every casstore error."""
+
+    code = "STORAGE_ERROR"
+
+
+class SerializationError(StorageError, ValueError):
+    """A value is outside the object format's data model.
+
+    ``path`` names the offending part, e.g. ``content["a"][3]``.
+    """
+
+    code = "SERIALIZATION_ERROR"
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class InvalidId(StorageError, ValueError):
+    """Text or bytes that do not name an object (or name one ambiguously)."""
+
+    code = "INVALID_ID"
+
+
+class InvalidRefName(StorageError, ValueError):
+    """A ref name that could escape its namespace or is otherwise malformed."""
+
+    code = "INVALID_REF_NAME"
+
+
+class InvalidStoreURL(StorageError, ValueError):
+    """A store URL with an unknown scheme or a malformed location."""
+
+    code = "INVALID_STORE_URL"
+
+
+class StoreNotFound(StorageError):
+    """The store named by a URL does not exist (and was not asked to be created)."""
+
+    code = "STORE_NOT_FOUND"
+
+
+class ObjectNotFound(StorageError, KeyError):
+    """An object id that the store does not hold."""
+
+    code = "OBJECT_NOT_FOUND"
+
+    def __init__(self, object_id: str) -> None:
+        super().__init__(f"object {object_id} not found")
+        self.object_id = object_id
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class CorruptObject(StorageError):
+    """Stored bytes that do not hash to their id, or cannot be unframed."""
+
+    code = "CORRUPT_OBJECT"
+
+    def __init__(self, object_id: str, reason: str = "content does not match its id") -> None:
+        super().__init__(f"object {object_id} is corrupt: {reason}")
+        self.object_id = object_id
+
+
+class RefConflict(StorageError):
+    """A compare-and-swap found a ref at a value other than the expected one."""
+
+    code = "REF_CONFLICT"
+
+    def __init__(self, name: str, expected: str | None, actual: str | None) -> None:
+        super().__init__(f"ref {name!r} is at {actual or 'nothing'}, expected {expected or 'nothing'}")
+        self.name = name
+        self.expected = expected
+        self.actual = actual
+
+    @classmethod
+    def of(cls, name: str, expected: bytes | None, actual: bytes | None) -> RefConflict:
+        """Build from raw digests (printed as ids)."""
+        from casstore.codec import format_id
+
+        return cls(name, expected and format_id(expected), actual and format_id(actual))
+
+
+class NetworkNotFound(StorageError):
+    code = "NETWORK_NOT_FOUND"
+
+
+class GroupNotFound(StorageError):
+    code = "GROUP_NOT_FOUND"
+
+
+class SnapshotNotFound(StorageError):
+    code = "SNAPSHOT_NOT_FOUND"

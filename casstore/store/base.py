@@ -1,0 +1,228 @@
+"""The two store protocols every backend implements: blobs and refs.
+
+A backend subclasses :class:`BlobStore` and :class:`RefStore` and provides a
+small set of primitives (marked *abstract*); hashing, framing and re-hash on
+read live here, once, so no backend can forget them.  The conformance suite in
+:mod:`casstore.testing` checks a backend against these docstrings.
+
+Ids inside this layer are raw 32-byte BLAKE3 digests (see :mod:`casstore.codec`).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+from casstore.codec import DIGEST_SIZE, format_id, frame_many, parse_id, unframe
+from casstore.errors import InvalidRefName, ObjectNotFound, StoreNotFound
+
+#: Objects handed to a backend per write transaction by the batch helpers.
+BATCH = 4096
+
+
+@dataclass(frozen=True)
+class BlobStats:
+    """What a blob store holds: object count, canonical bytes, and stored (framed) bytes."""
+
+    objects: int
+    stored_bytes: int
+    extra: dict[str, int | str] | None = None
+
+
+class BlobStore(ABC):
+    """Immutable objects named by the BLAKE3-256 digest of their canonical bytes.
+
+    Implementers provide :meth:`put_frames`, :meth:`get_frames`, :meth:`missing`,
+    :meth:`iter_hashes`, :meth:`delete_many`, :meth:`written_since` and
+    :meth:`stats`.  A *frame* is the stored form of an object (see
+    :func:`casstore.codec.frame_many`); backends store frames as opaque bytes
+    and never need to hash, compress or decode.
+    """
+
+    # ---- primitives a backend implements
+
+    @abstractmethod
+    def put_frames(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Store ``(digest, frame)`` pairs, all or none (one transaction where the engine has them).
+
+        Storing a digest that is already present is allowed and must refresh its
+        write time (see :meth:`written_since`), so that gc's grace period also
+        protects objects a writer reused.  Frames are trusted: callers have
+        computed the digest from the canonical bytes.
+        """
+
+    @abstractmethod
+    def get_frames(self, digests: Sequence[bytes]) -> list[bytes | None]:
+        """Stored frames for ``digests``, in order; ``None`` where absent. Not verified."""
+
+    @abstractmethod
+    def missing(self, digests: Iterable[bytes]) -> set[bytes]:
+        """The subset of ``digests`` this store does not hold, in one batch call.
+
+        This is the question sync lives on; it must not read object bodies.
+        """
+
+    @abstractmethod
+    def iter_hashes(self) -> Iterator[bytes]:
+        """Every stored digest, in no particular order, without holding a long transaction."""
+
+    @abstractmethod
+    def delete_many(self, digests: Iterable[bytes]) -> int:
+        """Remove objects (gc only); returns how many were present. Absent ids are ignored."""
+
+    @abstractmethod
+    def written_since(self, timestamp: float) -> set[bytes]:
+        """Digests stored (or re-stored) at or after ``timestamp`` (seconds since the epoch).
+
+        gc keeps these whatever their reachability: that is its grace period.
+        """
+
+    @abstractmethod
+    def stats(self) -> BlobStats:
+        """Object count and bytes stored."""
+
+    # ---- the public API, built on the primitives
+
+    def put_many(self, datas: Iterable[bytes]) -> list[bytes]:
+        """Store canonical byte strings; returns their digests in order."""
+        items = frame_many(datas)
+        for start in range(0, len(items), BATCH * 16):
+            self.put_frames(items[start : start + BATCH * 16])
+        return [digest for digest, _ in items]
+
+    def put(self, data: bytes) -> bytes:
+        """Store one canonical byte string; returns its digest."""
+        return self.put_many([data])[0]
+
+    def get_many(self, digests: Sequence[bytes]) -> list[bytes]:
+        """Canonical bytes of each digest, re-hashed.
+
+        Raises :class:`~casstore.errors.ObjectNotFound` for an absent id and
+        :class:`~casstore.errors.CorruptObject` for bytes that do not hash to it.
+        """
+        frames = self.get_frames(digests)
+        out = []
+        for digest, stored in zip(digests, frames):
+            if stored is None:
+                raise ObjectNotFound(format_id(digest))
+            out.append(unframe(stored, digest))
+        return out
+
+    def get(self, digest: bytes) -> bytes:
+        """Canonical bytes of one object (see :meth:`get_many`)."""
+        return self.get_many([digest])[0]
+
+    def __contains__(self, digest: object) -> bool:
+        return isinstance(digest, bytes) and not self.missing([digest])
+
+
+_REF_COMPONENT = re.compile(r"[A-Za-z0-9_%+=@:,~-][A-Za-z0-9_.%+=@:,~-]*")
+MAX_REF_NAME = 1024
+
+
+def validate_ref_name(name: str) -> str:
+    """Return ``name`` if it is a safe ref name, else raise :class:`InvalidRefName`.
+
+    Ref names are ``/``-separated components of ``[A-Za-z0-9_.%+=@:,~-]`` that do
+    not start with a dot: no empty component, no ``..``, nothing absolute, so a
+    name can be used as a relative path by the directory backend.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidRefName(f"ref name must be a non-empty string, not {name!r}")
+    if len(name) > MAX_REF_NAME:
+        raise InvalidRefName(f"ref name longer than {MAX_REF_NAME} characters")
+    for component in name.split("/"):
+        if not _REF_COMPONENT.fullmatch(component):
+            raise InvalidRefName(f"invalid ref name {name!r}: bad component {component!r}")
+    return name
+
+
+def validate_digest(digest: bytes | str | None) -> bytes | None:
+    """A raw digest from any id form (``None`` passes through)."""
+    if digest is None:
+        return None
+    if isinstance(digest, bytes) and len(digest) == DIGEST_SIZE:
+        return digest
+    return parse_id(digest)
+
+
+class RefStore(ABC):
+    """Named mutable pointers to object ids, moved only by compare-and-swap.
+
+    Implementers provide :meth:`_get`, :meth:`_cas`, and :meth:`_list`; names and
+    ids are validated here before a backend sees them.  ``_cas`` must be atomic
+    across threads and processes sharing the store.
+    """
+
+    @abstractmethod
+    def _get(self, name: str) -> bytes | None: ...
+
+    @abstractmethod
+    def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
+        """Set ``name`` to ``new`` (``None`` = delete) iff it is at ``expected`` (``None`` = absent).
+
+        Raises :class:`~casstore.errors.RefConflict` otherwise, changing nothing.
+        """
+
+    @abstractmethod
+    def _list(self, prefix: str) -> dict[str, bytes]: ...
+
+    def get(self, name: str) -> bytes | None:
+        """The digest ``name`` points at, or ``None``."""
+        return self._get(validate_ref_name(name))
+
+    def compare_and_swap(self, name: str, expected: bytes | str | None, new: bytes | str) -> None:
+        """Point ``name`` at ``new`` if it currently points at ``expected``.
+
+        ``expected=None`` means the ref must not exist yet.  On mismatch raises
+        :class:`~casstore.errors.RefConflict` and leaves the ref as it was.
+        """
+        target = validate_digest(new)
+        if target is None:
+            raise InvalidRefName("compare_and_swap needs a new id; use delete() to remove a ref")
+        self._cas(validate_ref_name(name), validate_digest(expected), target)
+
+    def delete(self, name: str, expected: bytes | str | None) -> None:
+        """Remove ``name`` if it points at ``expected`` (``None``: it must already be absent)."""
+        self._cas(validate_ref_name(name), validate_digest(expected), None)
+
+    def list(self, prefix: str = "") -> dict[str, bytes]:
+        """Every ref whose name starts with ``prefix``, name → digest."""
+        if not isinstance(prefix, str):
+            raise InvalidRefName(f"ref prefix must be a string, not {prefix!r}")
+        return self._list(prefix)
+
+
+class ObjectStore:
+    """A blob store and a ref store opened together from one URL.
+
+    Backends subclass this and set :attr:`blobs`, :attr:`refs` and :attr:`url`;
+    :func:`casstore.open_store` returns one (wrapped by the network layer).
+    """
+
+    blobs: BlobStore
+    refs: RefStore
+    url: str
+
+    def close(self) -> None:
+        """Release files and handles. Idempotent."""
+
+    def __enter__(self) -> ObjectStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
+
+
+def require_store(exists: bool, url: str) -> None:
+    """Raise :class:`StoreNotFound` for a store that does not exist and was not to be created."""
+    if not exists:
+        raise StoreNotFound(f"no casstore store at {url} (create one with `casstore init`)")

@@ -1,0 +1,218 @@
+"""``file:///path`` — a plain directory, laid out like git's.
+
+``objects/ab/cdef…`` holds one frame per file (hex digest split after two
+characters), written as a temporary file, fsynced, then renamed into place, so
+a reader sees a whole object or none.  ``refs/<name>`` holds a printable id;
+every compare-and-swap runs under an exclusive ``fcntl`` lock on
+``refs.lock``, so it holds across processes.  Names and ids are validated
+before they become paths.  An object's mtime is its write time (re-writing an
+existing object refreshes it, as git does), which gc's grace period reads.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from casstore.codec import DIGEST_SIZE, format_id, parse_id
+from casstore.errors import InvalidRefName, RefConflict, StorageError
+from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, require_store
+
+MARKER = "casstore-format"
+FORMAT_VERSION = "1\n"
+_HEX = frozenset("0123456789abcdef")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(tmp_dir: Path, target: Path, data: bytes) -> None:
+    """Write ``data`` to a fresh temp file, fsync it, rename it over ``target``."""
+    tmp = tmp_dir / f"{uuid.uuid4().hex}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class FileBlobs(BlobStore):
+    def __init__(self, root: Path) -> None:
+        self._objects = root / "objects"
+        self._tmp = root / "tmp"
+
+    def _path(self, digest: bytes) -> Path:
+        if len(digest) != DIGEST_SIZE:  # never turn anything but a digest into a path
+            raise ValueError(f"not a {DIGEST_SIZE}-byte digest")
+        text = digest.hex()
+        return self._objects / text[:2] / text[2:]
+
+    def put_frames(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        touched: set[Path] = set()
+        for digest, stored in items:
+            target = self._path(digest)
+            if target.exists():
+                os.utime(target)  # freshen: gc's grace period counts from the last write
+                continue
+            target.parent.mkdir(exist_ok=True)
+            _write_atomic(self._tmp, target, stored)
+            touched.add(target.parent)
+        for directory in touched:
+            _fsync_dir(directory)
+
+    def get_frames(self, digests: Sequence[bytes]) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        for digest in digests:
+            try:
+                out.append(self._path(digest).read_bytes())
+            except FileNotFoundError:
+                out.append(None)
+        return out
+
+    def missing(self, digests: Iterable[bytes]) -> set[bytes]:
+        return {d for d in set(digests) if not self._path(d).exists()}
+
+    def _entries(self) -> Iterator[tuple[bytes, os.DirEntry[str]]]:
+        try:
+            fanout = sorted(os.scandir(self._objects), key=lambda e: e.name)
+        except FileNotFoundError:
+            return
+        for sub in fanout:
+            if len(sub.name) != 2 or not sub.is_dir():
+                continue
+            for entry in os.scandir(sub.path):
+                name = sub.name + entry.name
+                if len(name) == 2 * DIGEST_SIZE and _HEX.issuperset(name):
+                    yield bytes.fromhex(name), entry
+
+    def iter_hashes(self) -> Iterator[bytes]:
+        for digest, _ in self._entries():
+            yield digest
+
+    def delete_many(self, digests: Iterable[bytes]) -> int:
+        removed = 0
+        for digest in digests:
+            try:
+                self._path(digest).unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
+    def written_since(self, timestamp: float) -> set[bytes]:
+        found = set()
+        for digest, entry in self._entries():
+            try:
+                if entry.stat().st_mtime >= timestamp:
+                    found.add(digest)
+            except FileNotFoundError:
+                continue
+        return found
+
+    def stats(self) -> BlobStats:
+        count = size = 0
+        for _, entry in self._entries():
+            try:
+                size += entry.stat().st_size
+                count += 1
+            except FileNotFoundError:
+                continue
+        return BlobStats(count, size)
+
+
+class FileRefs(RefStore):
+    def __init__(self, root: Path) -> None:
+        self._root = root / "refs"
+        self._lock_path = root / "refs.lock"
+        self._tmp = root / "tmp"
+        self._thread_lock = threading.Lock()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._thread_lock, open(self._lock_path, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _read(self, path: Path) -> bytes | None:
+        try:
+            text = path.read_text("ascii")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StorageError(f"ref file {path} is unreadable: {exc}") from None
+        return parse_id(text.strip())
+
+    def _get(self, name: str) -> bytes | None:
+        return self._read(self._root / name)
+
+    def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
+        path = self._root / name
+        with self._locked():
+            actual = self._read(path)
+            if actual != expected:
+                raise RefConflict.of(name, expected, actual)
+            try:
+                if new is None:
+                    if actual is not None:
+                        path.unlink()
+                    return
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _write_atomic(self._tmp, path, (format_id(new) + "\n").encode("ascii"))
+                _fsync_dir(path.parent)
+            except OSError as exc:
+                if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+                    raise InvalidRefName(f"ref {name!r} clashes with another ref's path (one is a prefix)") from None
+                raise
+
+    def _list(self, prefix: str) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for directory, _, files in os.walk(self._root):
+            rel = os.path.relpath(directory, self._root)
+            base = "" if rel == "." else rel + "/"
+            if not (base.startswith(prefix) or prefix.startswith(base)):
+                continue
+            for filename in files:
+                name = base + filename
+                if name.startswith(prefix):
+                    value = self._read(Path(directory) / filename)
+                    if value is not None:
+                        out[name] = value
+        return out
+
+
+class FileStore(ObjectStore):
+    """A directory holding both protocols."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path)
+        self.url = f"file://{self.path.resolve()}"
+        marker = self.path / MARKER
+        if not create:
+            require_store(marker.exists(), self.url)
+        if self.path.exists() and not self.path.is_dir():
+            raise StorageError(f"{self.path} exists and is not a directory")
+        for sub in ("objects", "refs", "tmp"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        if not marker.exists():
+            marker.write_text(FORMAT_VERSION)
+        self.blobs = FileBlobs(self.path)
+        self.refs = FileRefs(self.path)

@@ -1,0 +1,298 @@
+"""``lmdb:///path`` — the embedded default.
+
+One LMDB environment with four named databases: ``blobs`` (digest → frame),
+``refs`` (name → digest), ``log`` (write time → digests written then, for gc's
+grace period) and ``meta``.  Several processes may open the same directory:
+LMDB's own locks serialise writers, and a ref's compare-and-swap runs inside one
+write transaction.  When the map is full it is doubled and the transaction
+retried; when another process grew it, this one adopts the new size.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import lmdb
+
+from casstore.codec import DIGEST_SIZE
+from casstore.errors import RefConflict, StorageError
+from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, require_store
+
+T = TypeVar("T")
+
+DEFAULT_MAP_SIZE = 1 << 28  # 256 MiB; grown by doubling as needed
+FORMAT_KEY = b"casstore.format"
+FORMAT_VERSION = b"1"
+#: Write-log entries older than this are pruned by writers; gc's grace period cannot exceed it.
+LOG_RETENTION_S = 7 * 24 * 3600
+_SCAN_BATCH = 8192
+
+
+class _SharedExclusiveLock:
+    """Many transactions at once, or one map resize alone (LMDB requires none open then)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._exclusive = True
+            while self._active:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+class _Env:
+    """The environment plus the resize-and-retry discipline around every transaction."""
+
+    def __init__(self, path: Path, map_size: int) -> None:
+        self.path = path
+        try:
+            self.env = lmdb.open(str(path), map_size=map_size, max_dbs=8, max_readers=512, subdir=True)
+        except lmdb.Error as exc:
+            raise StorageError(f"cannot open LMDB store at {path}: {exc}") from None
+        self.blobs = self.env.open_db(b"blobs")
+        self.refs = self.env.open_db(b"refs")
+        self.log = self.env.open_db(b"log")
+        self.meta = self.env.open_db(b"meta")
+        self._lock = _SharedExclusiveLock()
+        self.closed = False
+
+    def read(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+        return self._run(fn, write=False)
+
+    def write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+        return self._run(fn, write=True)
+
+    def _run(self, fn: Callable[[lmdb.Transaction], T], write: bool) -> T:
+        while True:
+            try:
+                with self._lock.shared():
+                    if self.closed:
+                        raise StorageError(f"LMDB store at {self.path} is closed")
+                    with self.env.begin(write=write) as txn:
+                        return fn(txn)
+            except lmdb.MapFullError:
+                self._resize(grow=True)
+            except lmdb.MapResizedError:
+                self._resize(grow=False)
+
+    def _resize(self, grow: bool) -> None:
+        with self._lock.exclusive():
+            if grow:
+                self.env.set_mapsize(self.env.info()["map_size"] * 2)
+            else:  # another process grew the map: adopt its size
+                self.env.set_mapsize(0)
+
+    def close(self) -> None:
+        with self._lock.exclusive():
+            if not self.closed:
+                self.closed = True
+                self.env.close()
+
+
+class LmdbBlobs(BlobStore):
+    def __init__(self, env: _Env) -> None:
+        self._env = env
+        self._seq = 0
+
+    def put_frames(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        if not items:
+            return
+        env = self._env
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        now = time.time()
+        log_key = struct.pack(">dII", now, os.getpid() & 0xFFFFFFFF, self._seq)
+        log_value = b"".join(digest for digest, _ in items)
+
+        def txn_fn(txn: lmdb.Transaction) -> None:
+            txn.cursor(env.blobs).putmulti(items, overwrite=False)
+            txn.put(log_key, log_value, db=env.log)
+            _prune_log(txn, env.log, now - LOG_RETENTION_S)
+
+        env.write(txn_fn)
+
+    def get_frames(self, digests: Sequence[bytes]) -> list[bytes | None]:
+        db = self._env.blobs
+
+        def txn_fn(txn: lmdb.Transaction) -> list[bytes | None]:
+            get = txn.get
+            return [get(d, db=db) for d in digests]
+
+        return self._env.read(txn_fn)
+
+    def missing(self, digests: Iterable[bytes]) -> set[bytes]:
+        wanted = list(digests)
+        db = self._env.blobs
+
+        def txn_fn(txn: lmdb.Transaction) -> set[bytes]:
+            has = txn.cursor(db).set_key
+            return {d for d in wanted if not has(d)}
+
+        return self._env.read(txn_fn)
+
+    def iter_hashes(self) -> Iterator[bytes]:
+        db = self._env.blobs
+        after: bytes | None = None
+        while True:
+
+            def txn_fn(txn: lmdb.Transaction, start: bytes | None = after) -> list[bytes]:
+                cursor = txn.cursor(db)
+                if start is None:
+                    if not cursor.first():
+                        return []
+                elif not cursor.set_range(start):
+                    return []
+                keys = []
+                for key in cursor.iternext(keys=True, values=False):
+                    if key != start:
+                        keys.append(key)
+                        if len(keys) >= _SCAN_BATCH:
+                            break
+                return keys
+
+            batch = self._env.read(txn_fn)
+            if not batch:
+                return
+            yield from batch
+            after = batch[-1]
+
+    def delete_many(self, digests: Iterable[bytes]) -> int:
+        doomed = list(digests)
+        db = self._env.blobs
+
+        def txn_fn(txn: lmdb.Transaction) -> int:
+            return sum(1 for d in doomed if txn.delete(d, db=db))
+
+        return self._env.write(txn_fn)
+
+    def written_since(self, timestamp: float) -> set[bytes]:
+        db = self._env.log
+
+        def txn_fn(txn: lmdb.Transaction) -> set[bytes]:
+            cursor = txn.cursor(db)
+            found: set[bytes] = set()
+            if cursor.set_range(struct.pack(">d", timestamp)):
+                for value in cursor.iternext(keys=False, values=True):
+                    found.update(value[i : i + DIGEST_SIZE] for i in range(0, len(value), DIGEST_SIZE))
+            return found
+
+        return self._env.read(txn_fn)
+
+    def stats(self) -> BlobStats:
+        def txn_fn(txn: lmdb.Transaction) -> BlobStats:
+            st = txn.stat(self._env.blobs)
+            pages = st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
+            return BlobStats(
+                st["entries"],
+                pages * st["psize"],
+                {"file_bytes": _file_size(self._env.path), "map_size": self._env.env.info()["map_size"]},
+            )
+
+        return self._env.read(txn_fn)
+
+
+def _prune_log(txn: lmdb.Transaction, db: object, before: float, limit: int = 64) -> None:
+    cursor = txn.cursor(db)
+    cutoff = struct.pack(">d", before)
+    removed = 0
+    while removed < limit and cursor.first() and cursor.key() < cutoff:
+        cursor.delete()
+        removed += 1
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return (path / "data.mdb").stat().st_size
+    except OSError:
+        return 0
+
+
+class LmdbRefs(RefStore):
+    def __init__(self, env: _Env) -> None:
+        self._env = env
+
+    def _get(self, name: str) -> bytes | None:
+        return self._env.read(lambda txn: txn.get(name.encode(), db=self._env.refs))
+
+    def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
+        key = name.encode()
+        db = self._env.refs
+
+        def txn_fn(txn: lmdb.Transaction) -> None:
+            actual = txn.get(key, db=db)
+            if actual != expected:
+                raise RefConflict.of(name, expected, actual)
+            if new is None:
+                txn.delete(key, db=db)
+            else:
+                txn.put(key, new, db=db)
+
+        self._env.write(txn_fn)
+
+    def _list(self, prefix: str) -> dict[str, bytes]:
+        start = prefix.encode()
+        db = self._env.refs
+
+        def txn_fn(txn: lmdb.Transaction) -> dict[str, bytes]:
+            cursor = txn.cursor(db)
+            out: dict[str, bytes] = {}
+            if cursor.set_range(start):
+                for key, value in cursor.iternext():
+                    if not key.startswith(start):
+                        break
+                    out[key.decode()] = value
+            return out
+
+        return self._env.read(txn_fn)
+
+
+class LmdbStore(ObjectStore):
+    """An LMDB environment directory holding both protocols."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, map_size: int = DEFAULT_MAP_SIZE) -> None:
+        self.path = Path(path)
+        self.url = f"lmdb://{self.path.resolve()}"
+        exists = (self.path / "data.mdb").exists()
+        if not create:
+            require_store(exists, self.url)
+        if self.path.exists() and not self.path.is_dir():
+            raise StorageError(f"{self.path} exists and is not a directory")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._env = _Env(self.path, map_size)
+        self._env.write(lambda txn: txn.put(FORMAT_KEY, FORMAT_VERSION, db=self._env.meta, overwrite=False))
+        self.blobs = LmdbBlobs(self._env)
+        self.refs = LmdbRefs(self._env)
+
+    def close(self) -> None:
+        self._env.close()

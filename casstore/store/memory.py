@@ -1,0 +1,82 @@
+"""``memory://`` — dictionaries in this process; for tests and scratch work."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+
+from casstore.errors import RefConflict
+from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore
+
+
+class MemoryBlobs(BlobStore):
+    def __init__(self) -> None:
+        self._frames: dict[bytes, bytes] = {}
+        self._written: dict[bytes, float] = {}
+        self._lock = threading.Lock()
+
+    def put_frames(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        now = time.time()
+        with self._lock:
+            self._frames.update(items)
+            self._written.update((digest, now) for digest, _ in items)
+
+    def get_frames(self, digests: Sequence[bytes]) -> list[bytes | None]:
+        get = self._frames.get
+        return [get(d) for d in digests]
+
+    def missing(self, digests: Iterable[bytes]) -> set[bytes]:
+        return set(digests).difference(self._frames)
+
+    def iter_hashes(self) -> Iterator[bytes]:
+        with self._lock:
+            snapshot = list(self._frames)
+        return iter(snapshot)
+
+    def delete_many(self, digests: Iterable[bytes]) -> int:
+        removed = 0
+        with self._lock:
+            for digest in digests:
+                if self._frames.pop(digest, None) is not None:
+                    self._written.pop(digest, None)
+                    removed += 1
+        return removed
+
+    def written_since(self, timestamp: float) -> set[bytes]:
+        with self._lock:
+            return {d for d, t in self._written.items() if t >= timestamp}
+
+    def stats(self) -> BlobStats:
+        with self._lock:
+            return BlobStats(len(self._frames), sum(map(len, self._frames.values())))
+
+
+class MemoryRefs(RefStore):
+    def __init__(self) -> None:
+        self._refs: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def _get(self, name: str) -> bytes | None:
+        return self._refs.get(name)
+
+    def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
+        with self._lock:
+            actual = self._refs.get(name)
+            if actual != expected:
+                raise RefConflict.of(name, expected, actual)
+            if new is None:
+                self._refs.pop(name, None)
+            else:
+                self._refs[name] = new
+
+    def _list(self, prefix: str) -> dict[str, bytes]:
+        with self._lock:
+            return {k: v for k, v in self._refs.items() if k.startswith(prefix)}
+
+
+class MemoryStore(ObjectStore):
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self.blobs = MemoryBlobs()
+        self.refs = MemoryRefs()
