@@ -13,7 +13,7 @@ from casstore.store import ObjectStore, open_object_store
 from casstore.verify import VerifyReport, verify
 
 __version__ = "0.1.0"
-__all__ = ["ObjectStore", "StorageError", "VerifyReport", "open_store", "verify", "__version__"]
+__all__ = ["ObjectStore", "StorageError", "VerifyReport", "__version__", "open_store", "verify"]
 
 
 def open_store(url: str | os.PathLike[str], *, create: bool = True) -> ObjectStore:

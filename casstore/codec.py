@@ -91,9 +91,9 @@ def parse_id(text: str | bytes) -> bytes:
 def id_prefix_range(prefix: str) -> tuple[bytes, bytes]:
     """Inclusive range of raw digests whose printable (or hex) form starts with ``prefix``."""
     prefix = prefix.strip()
-    if prefix and all(c in "0123456789abcdef" for c in prefix.lower()) and not prefix.startswith("b"):
-        low = bytes.fromhex((prefix + "0" * 64)[:64])
-        high = bytes.fromhex((prefix + "f" * 64)[:64])
+    if 0 < len(prefix) <= 64 and all(c in "0123456789abcdef" for c in prefix.lower()):  # printable ids contain "y"
+        low = bytes.fromhex((prefix.lower() + "0" * 64)[:64])
+        high = bytes.fromhex((prefix.lower() + "f" * 64)[:64])
         return low, high
     if not prefix.startswith("b") or any(c not in "abcdefghijklmnopqrstuvwxyz234567" for c in prefix[1:]):
         raise InvalidId(f"{prefix!r} is not a prefix of an object id")

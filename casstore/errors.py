@@ -89,7 +89,11 @@ class RefConflict(StorageError):
         """Build from raw digests (printed as ids)."""
         from casstore.codec import format_id
 
-        return cls(name, expected and format_id(expected), actual and format_id(actual))
+        return cls(
+            name,
+            None if expected is None else format_id(expected),
+            None if actual is None else format_id(actual),
+        )
 
 
 class NetworkNotFound(StorageError):

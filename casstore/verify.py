@@ -44,7 +44,7 @@ def _check_batch(blobs: BlobStore, digests: list[bytes]) -> tuple[int, int, list
                 frames.extend(blobs.get_frames([digest]))
             except Exception:
                 frames.append(None)
-    for digest, stored in zip(digests, frames):
+    for digest, stored in zip(digests, frames, strict=False):
         checked += 1
         if stored is None:  # listed but unreadable (or deleted meanwhile)
             bad.append(format_id(digest))

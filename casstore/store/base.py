@@ -105,7 +105,7 @@ class BlobStore(ABC):
         """
         frames = self.get_frames(digests)
         out = []
-        for digest, stored in zip(digests, frames):
+        for digest, stored in zip(digests, frames, strict=False):
             if stored is None:
                 raise ObjectNotFound(format_id(digest))
             out.append(unframe(stored, digest))

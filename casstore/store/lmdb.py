@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import lmdb
 
@@ -26,6 +26,9 @@ from casstore.errors import RefConflict, StorageError
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, require_store
 
 T = TypeVar("T")
+#: lmdb's stubs type every value as ``bytes | memoryview``; we never open buffer transactions,
+#: so values are always bytes.
+Txn = Any
 
 DEFAULT_MAP_SIZE = 1 << 28  # 256 MiB; grown by doubling as needed
 FORMAT_KEY = b"casstore.format"
@@ -88,13 +91,13 @@ class _Env:
         self._lock = _SharedExclusiveLock()
         self.closed = False
 
-    def read(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+    def read(self, fn: Callable[[Txn], T]) -> T:
         return self._run(fn, write=False)
 
-    def write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+    def write(self, fn: Callable[[Txn], T]) -> T:
         return self._run(fn, write=True)
 
-    def _run(self, fn: Callable[[lmdb.Transaction], T], write: bool) -> T:
+    def _run(self, fn: Callable[[Txn], T], write: bool) -> T:
         while True:
             try:
                 with self._lock.shared():
@@ -135,7 +138,7 @@ class LmdbBlobs(BlobStore):
         log_key = struct.pack(">dII", now, os.getpid() & 0xFFFFFFFF, self._seq)
         log_value = b"".join(digest for digest, _ in items)
 
-        def txn_fn(txn: lmdb.Transaction) -> None:
+        def txn_fn(txn: Txn) -> None:
             txn.cursor(env.blobs).putmulti(items, overwrite=False)
             txn.put(log_key, log_value, db=env.log)
             _prune_log(txn, env.log, now - LOG_RETENTION_S)
@@ -145,7 +148,7 @@ class LmdbBlobs(BlobStore):
     def get_frames(self, digests: Sequence[bytes]) -> list[bytes | None]:
         db = self._env.blobs
 
-        def txn_fn(txn: lmdb.Transaction) -> list[bytes | None]:
+        def txn_fn(txn: Txn) -> list[bytes | None]:
             get = txn.get
             return [get(d, db=db) for d in digests]
 
@@ -155,7 +158,7 @@ class LmdbBlobs(BlobStore):
         wanted = list(digests)
         db = self._env.blobs
 
-        def txn_fn(txn: lmdb.Transaction) -> set[bytes]:
+        def txn_fn(txn: Txn) -> set[bytes]:
             has = txn.cursor(db).set_key
             return {d for d in wanted if not has(d)}
 
@@ -166,7 +169,7 @@ class LmdbBlobs(BlobStore):
         after: bytes | None = None
         while True:
 
-            def txn_fn(txn: lmdb.Transaction, start: bytes | None = after) -> list[bytes]:
+            def txn_fn(txn: Txn, start: bytes | None = after) -> list[bytes]:
                 cursor = txn.cursor(db)
                 if start is None:
                     if not cursor.first():
@@ -191,7 +194,7 @@ class LmdbBlobs(BlobStore):
         doomed = list(digests)
         db = self._env.blobs
 
-        def txn_fn(txn: lmdb.Transaction) -> int:
+        def txn_fn(txn: Txn) -> int:
             return sum(1 for d in doomed if txn.delete(d, db=db))
 
         return self._env.write(txn_fn)
@@ -199,7 +202,7 @@ class LmdbBlobs(BlobStore):
     def written_since(self, timestamp: float) -> set[bytes]:
         db = self._env.log
 
-        def txn_fn(txn: lmdb.Transaction) -> set[bytes]:
+        def txn_fn(txn: Txn) -> set[bytes]:
             cursor = txn.cursor(db)
             found: set[bytes] = set()
             if cursor.set_range(struct.pack(">d", timestamp)):
@@ -210,7 +213,7 @@ class LmdbBlobs(BlobStore):
         return self._env.read(txn_fn)
 
     def stats(self) -> BlobStats:
-        def txn_fn(txn: lmdb.Transaction) -> BlobStats:
+        def txn_fn(txn: Txn) -> BlobStats:
             st = txn.stat(self._env.blobs)
             pages = st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
             return BlobStats(
@@ -222,7 +225,7 @@ class LmdbBlobs(BlobStore):
         return self._env.read(txn_fn)
 
 
-def _prune_log(txn: lmdb.Transaction, db: object, before: float, limit: int = 64) -> None:
+def _prune_log(txn: Txn, db: Any, before: float, limit: int = 64) -> None:
     cursor = txn.cursor(db)
     cutoff = struct.pack(">d", before)
     removed = 0
@@ -243,13 +246,14 @@ class LmdbRefs(RefStore):
         self._env = env
 
     def _get(self, name: str) -> bytes | None:
-        return self._env.read(lambda txn: txn.get(name.encode(), db=self._env.refs))
+        value: bytes | None = self._env.read(lambda txn: txn.get(name.encode(), db=self._env.refs))
+        return value
 
     def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
         key = name.encode()
         db = self._env.refs
 
-        def txn_fn(txn: lmdb.Transaction) -> None:
+        def txn_fn(txn: Txn) -> None:
             actual = txn.get(key, db=db)
             if actual != expected:
                 raise RefConflict.of(name, expected, actual)
@@ -264,7 +268,7 @@ class LmdbRefs(RefStore):
         start = prefix.encode()
         db = self._env.refs
 
-        def txn_fn(txn: lmdb.Transaction) -> dict[str, bytes]:
+        def txn_fn(txn: Txn) -> dict[str, bytes]:
             cursor = txn.cursor(db)
             out: dict[str, bytes] = {}
             if cursor.set_range(start):

@@ -1,0 +1,51 @@
+"""Top-level functions the conformance suite runs in threads and spawned processes."""
+
+from __future__ import annotations
+
+from casstore import codec
+from casstore.errors import RefConflict
+from casstore.store.base import ObjectStore
+
+
+def _open(target: ObjectStore | str) -> tuple[ObjectStore, bool]:
+    if isinstance(target, str):
+        from casstore.store import open_object_store
+
+        return open_object_store(target, create=False), True
+    return target, False
+
+
+def counter_value(store: ObjectStore, ref: str) -> int:
+    digest = store.refs.get(ref)
+    return 0 if digest is None else int(codec.decode_value(store.blobs.get(digest)))
+
+
+def bump_counter(target: ObjectStore | str, ref: str, times: int) -> None:
+    """Increment a counter object behind ``ref`` ``times`` times by read, CAS, retry."""
+    store, owned = _open(target)
+    try:
+        for _ in range(times):
+            while True:
+                current = store.refs.get(ref)
+                value = 0 if current is None else int(codec.decode_value(store.blobs.get(current)))
+                new = store.blobs.put(codec.encode_value(value + 1))
+                try:
+                    store.refs.compare_and_swap(ref, current, new)
+                    break
+                except RefConflict:
+                    continue
+    finally:
+        if owned:
+            store.close()
+
+
+def write_objects(url: str, worker: int, count: int) -> None:
+    """Write ``count`` distinct objects in small batches (exercises concurrent growth)."""
+    store, _ = _open(url)
+    try:
+        for start in range(0, count, 100):
+            store.blobs.put_many(
+                [codec.encode_value({"w": worker, "i": i, "pad": "p" * 300}) for i in range(start, start + 100)]
+            )
+    finally:
+        store.close()
