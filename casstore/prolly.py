@@ -1,0 +1,514 @@
+"""Prolly trees: sorted maps cut into content-defined nodes, so a map is a Merkle root.
+
+Owns the node format, the chunking rule, bulk build, point reads, range scans,
+batched updates that rewrite only the nodes on the edited paths, and diff that
+descends only where hashes differ.  Keys are ``str``; values are opaque
+``bytes``, which callers guarantee to be the canonical encoding of one item
+(such bytes never parse as a CID, so they are never mistaken for a link).
+
+**Chunking rule** (after Dolt's key splitter): entries are appended to the
+current node; after each entry, with ``size`` the node's bytes so far (keys +
+values) and ``this`` the entry's bytes, the node ends here if ``size >= MAX``,
+never if ``size < MIN``, and otherwise if ``h < (F(size) - F(size - this)) /
+(1 - F(size - this))`` where ``h`` is the entry's key hash as a fraction in
+[0, 1) (BLAKE3 of a level byte and the key) and ``F`` the Weibull CDF with shape
+4 and scale ``TARGET``.  Boundaries therefore depend only on the entries, never
+on the order of the operations that produced them (history independence), and a
+value change moves a boundary only if it changes the entry's size.  Each level
+above the leaves is chunked the same way over ``(last key, child link)``
+entries, until a level has one node: the root.
+
+Node encoding (DAG-CBOR): ``{"t": kind, "h": height, "k": [keys], "v": [values]}``
+for leaves (height 0) and ``{"t": kind, "h": height, "k": [last keys], "c": [links]}``
+for internal nodes.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import blake3
+
+from casstore import codec
+from casstore.store.base import BlobStore
+
+TARGET = 4096
+MIN = 512
+MAX = 16384
+_WEIBULL_K = 4.0
+_LINK_BYTES = codec.CID_SIZE + 4
+_SALTS = [bytes([level]) for level in range(64)]
+
+
+def _cdf(x: float) -> float:
+    return -math.expm1(-((x / TARGET) ** _WEIBULL_K))
+
+
+def _crosses(key: bytes, level: int, size: int, this: int) -> bool:
+    if size < MIN:
+        return False
+    if size >= MAX:
+        return True
+    start = _cdf(size - this)
+    target = (_cdf(size) - start) / (1.0 - start)
+    h = int.from_bytes(blake3.blake3(_SALTS[level] + key).digest(4), "big") / 4294967296.0
+    return h < target
+
+
+@dataclass(slots=True)
+class Node:
+    """A decoded tree node. ``values`` holds leaf values, or child digests for internal nodes."""
+
+    level: int
+    keys: list[str]
+    values: list[bytes]
+
+
+class Chunker:
+    """Cuts a stream of sorted entries of one level into nodes by the chunking rule."""
+
+    __slots__ = ("emitted", "keys", "kind", "level", "size", "tree", "values")
+
+    def __init__(self, tree: ProllyTree, kind: str, level: int) -> None:
+        self.tree, self.kind, self.level = tree, kind, level
+        self.keys: list[str] = []
+        self.values: list[bytes] = []
+        self.size = 0
+        self.emitted: list[tuple[str, bytes]] = []
+
+    def add(self, key: str, value: bytes) -> None:
+        raw = key.encode()
+        this = len(raw) + (len(value) if self.level == 0 else _LINK_BYTES)
+        self.keys.append(key)
+        self.values.append(value)
+        self.size += this
+        if _crosses(raw, self.level, self.size, this):
+            self.cut()
+
+    @property
+    def at_boundary(self) -> bool:
+        return not self.keys
+
+    def cut(self) -> None:
+        """End the current node here (also used at the end of a level)."""
+        if not self.keys:
+            return
+        digest = self.tree.store_node(self.kind, Node(self.level, self.keys, self.values))
+        self.emitted.append((self.keys[-1], digest))
+        self.keys, self.values, self.size = [], [], 0
+
+
+class ProllyTree:
+    """Reads and writes prolly trees of one ``kind`` over a blob store.
+
+    New nodes are kept in :attr:`pending` (children before parents) until the
+    caller writes them with :meth:`flush`, so a whole update lands in one batch.
+    """
+
+    def __init__(self, blobs: BlobStore, kind: str, cache: NodeCache) -> None:
+        self.blobs = blobs
+        self.kind = kind
+        self.cache = cache
+        self.pending: dict[bytes, bytes] = {}
+
+    # ---------------------------------------------------------------- nodes
+
+    def store_node(self, kind: str, node: Node) -> bytes:
+        if node.level == 0:
+            obj = {"t": kind, "h": 0, "k": node.keys, "v": node.values}
+        else:
+            obj = {"t": kind, "h": node.level, "k": node.keys, "c": [codec.link(d) for d in node.values]}
+        data = codec.encode(obj)
+        digest = codec.hash_bytes(data)
+        self.pending[digest] = data
+        self.cache.put(digest, node)
+        return digest
+
+    def flush(self) -> list[bytes]:
+        """Write pending nodes (children first) in one batch; returns their digests."""
+        if not self.pending:
+            return []
+        datas = list(self.pending.values())
+        self.pending.clear()
+        return self.blobs.put_many(datas)
+
+    def load(self, digest: bytes) -> Node:
+        node = self.cache.get(digest)
+        if node is None:
+            data = self.pending.get(digest)
+            node = decode_node(data if data is not None else self.blobs.get(digest))
+            self.cache.put(digest, node)
+        return node
+
+    def load_many(self, digests: Sequence[bytes]) -> list[Node]:
+        found = {d: n for d in digests if (n := self.cache.get(d)) is not None}
+        absent = [d for d in dict.fromkeys(digests) if d not in found and d not in self.pending]
+        for digest, data in zip(absent, self.blobs.get_many(absent), strict=True):
+            found[digest] = node = decode_node(data)
+            self.cache.put(digest, node)
+        return [found[d] if d in found else self.load(d) for d in digests]
+
+    def empty(self) -> bytes:
+        return self.store_node(self.kind, Node(0, [], []))
+
+    # ---------------------------------------------------------------- build and read
+
+    def build(self, items: Iterable[tuple[str, bytes]]) -> bytes:
+        """The root of a tree holding ``items`` (strictly increasing keys), streamed.
+
+        Memory holds one leaf at a time plus one ``(last key, digest)`` per leaf.
+        """
+        chunker = Chunker(self, self.kind, 0)
+        previous: str | None = None
+        for key, value in items:
+            if previous is not None and key <= previous:
+                raise ValueError(f"prolly build needs strictly increasing keys ({key!r} after {previous!r})")
+            previous = key
+            chunker.add(key, value)
+        chunker.cut()
+        if not chunker.emitted:
+            return self.empty()
+        return self.build_levels(1, chunker.emitted)
+
+    def get_many(self, root: bytes, keys: Iterable[str]) -> dict[str, bytes]:
+        """Values of those ``keys`` present in the tree."""
+        wanted = sorted(set(keys))
+        out: dict[str, bytes] = {}
+        frontier: list[tuple[bytes, list[str]]] = [(root, wanted)] if wanted else []
+        while frontier:
+            nodes = self.load_many([d for d, _ in frontier])
+            nxt: list[tuple[bytes, list[str]]] = []
+            for node, (_, ks) in zip(nodes, frontier, strict=True):
+                if node.level == 0:
+                    for k in ks:
+                        i = bisect_left(node.keys, k)
+                        if i < len(node.keys) and node.keys[i] == k:
+                            out[k] = node.values[i]
+                    continue
+                groups: dict[int, list[str]] = {}
+                for k in ks:
+                    i = bisect_left(node.keys, k)
+                    if i < len(node.keys):
+                        groups.setdefault(i, []).append(k)
+                nxt.extend((node.values[i], group) for i, group in groups.items())
+            frontier = nxt
+        return out
+
+    def get(self, root: bytes, key: str) -> bytes | None:
+        return self.get_many(root, [key]).get(key)
+
+    def items(self, root: bytes, start: str = "", stop: str | None = None) -> Iterator[tuple[str, bytes]]:
+        """Entries with ``start <= key < stop`` in key order, reading one path and then leaf by leaf."""
+        path: list[tuple[Node, int]] = []  # internal nodes and the index of the next child to visit
+        node = self.load(root)
+        while node.level > 0:
+            i = bisect_left(node.keys, start)
+            if i >= len(node.keys):
+                return
+            path.append((node, i + 1))
+            node = self.load(node.values[i])
+        position = bisect_left(node.keys, start)
+        while True:
+            for j in range(position, len(node.keys)):
+                key = node.keys[j]
+                if stop is not None and key >= stop:
+                    return
+                yield key, node.values[j]
+            leaf = self._next_leaf(path, stop)
+            if leaf is None:
+                return
+            node, position = leaf, 0
+
+    def _next_leaf(self, path: list[tuple[Node, int]], stop: str | None) -> Node | None:
+        while path:
+            parent, k = path.pop()
+            if k < len(parent.keys):
+                if stop is not None and parent.keys[k - 1] >= stop:
+                    return None  # every later key is past the stop
+                path.append((parent, k + 1))
+                node = self.load(parent.values[k])
+                while node.level > 0:
+                    path.append((node, 1))
+                    node = self.load(node.values[0])
+                return node
+        return None
+
+    def node_digests(self, root: bytes) -> Iterator[tuple[bytes, Node]]:
+        """Every node of the tree, level by level, with batched reads."""
+        frontier = [root]
+        while frontier:
+            nodes = self.load_many(frontier)
+            yield from zip(frontier, nodes, strict=True)
+            frontier = [child for node in nodes if node.level > 0 for child in node.values]
+
+    # ---------------------------------------------------------------- update
+
+    def update(self, root: bytes, edits: Mapping[str, bytes | None]) -> tuple[bytes, dict[str, bytes]]:
+        """Apply ``edits`` (key → new value, or ``None`` to delete) in one pass.
+
+        Returns the new root and the old values of edited keys that existed.
+        Only the nodes on edited paths (and a neighbour where a boundary moved)
+        are rewritten; the result is the tree :meth:`build` would give for the
+        same entries.
+        """
+        old_values: dict[str, bytes] = {}
+        if not edits:
+            return root, old_values
+        root_node = self.load(root)
+        level_edits: list[tuple[str, bytes | None]] = sorted(edits.items())
+        level = 0
+        while level < root_node.level:
+            replaced, new = self._rewrite_level(root, root_node, level, level_edits, old_values)
+            parent: dict[str, bytes | None] = dict.fromkeys(replaced)
+            parent.update(new)
+            level_edits = sorted((k, v) for k, v in parent.items() if replaced.get(k, b"") != v)
+            if not level_edits:
+                return root, old_values
+            level += 1
+        # the root's own level: only one node, the root itself
+        chunker = Chunker(self, self.kind, level)
+        for key, value in _merge(root_node, level_edits, old_values if level == 0 else None):
+            chunker.add(key, value)
+        chunker.cut()
+        tops = chunker.emitted
+        if not tops:
+            return self.empty(), old_values
+        if len(tops) > 1:
+            return self.build_levels(level + 1, tops), old_values
+        new_root = tops[0][1]
+        node = self.load(new_root)
+        while node.level > 0 and len(node.keys) == 1:  # a level of one node is the root
+            new_root = node.values[0]
+            node = self.load(new_root)
+        if node.level > 0 and not node.keys:
+            return self.empty(), old_values
+        return new_root, old_values
+
+    def build_levels(self, level: int, entries: list[tuple[str, bytes]]) -> bytes:
+        """Chunk a complete level of ``(last key, child)`` entries upwards until one node remains."""
+        while len(entries) > 1:
+            chunker = Chunker(self, self.kind, level)
+            for key, child in entries:
+                chunker.add(key, child)
+            chunker.cut()
+            entries = chunker.emitted
+            level += 1
+        return entries[0][1]
+
+    def _rewrite_level(
+        self,
+        root: bytes,
+        root_node: Node,
+        level: int,
+        edits: list[tuple[str, bytes | None]],
+        old_values: dict[str, bytes],
+    ) -> tuple[dict[str, bytes], list[tuple[str, bytes]]]:
+        """Rewrite the level-``level`` nodes that ``edits`` touch.
+
+        Returns the replaced old nodes (last key → digest) and the new nodes, in order.
+        """
+        replaced: dict[str, bytes] = {}
+        new_nodes: list[tuple[str, bytes]] = []
+        i = 0
+        while i < len(edits):
+            cursor = _LevelCursor(self, root_node, level, edits[i][0])
+            chunker = Chunker(self, self.kind, level)
+            while True:
+                last_key, digest = cursor.current()
+                replaced[last_key] = digest
+                is_last = not cursor.has_next()
+                j = i
+                while j < len(edits) and (is_last or edits[j][0] <= last_key):
+                    j += 1
+                for key, value in _merge(self.load(digest), edits[i:j], old_values if level == 0 else None):
+                    chunker.add(key, value)
+                i = j
+                if is_last:
+                    chunker.cut()
+                    break
+                if chunker.at_boundary:
+                    break
+                cursor.advance()
+            new_nodes.extend(chunker.emitted)
+        return replaced, new_nodes
+
+    # ---------------------------------------------------------------- diff
+
+    def diff(self, old: bytes, new: bytes) -> Iterator[tuple[str, bytes | None, bytes | None]]:
+        """``(key, old value, new value)`` for every key whose value differs, in key order.
+
+        Subtrees with equal digests are skipped without being read, so the cost
+        follows the size of the change.
+        """
+        if old == new:
+            return
+        a: deque[_Item] = deque([_Item(None, None, old)])
+        b: deque[_Item] = deque([_Item(None, None, new)])
+        while a and b:
+            x, y = a[0], b[0]
+            if x.digest is not None and x.digest == y.digest:
+                a.popleft()
+                b.popleft()
+                continue
+            if x.digest is None and y.digest is None:
+                assert x.key is not None and y.key is not None
+                if x.key == y.key:
+                    a.popleft()
+                    b.popleft()
+                    if x.value != y.value:
+                        yield x.key, x.value, y.value
+                elif x.key < y.key:
+                    a.popleft()
+                    yield x.key, x.value, None
+                else:
+                    b.popleft()
+                    yield y.key, None, y.value
+                continue
+            if x.digest is None and y.lower is not None and x.key is not None and x.key <= y.lower:
+                a.popleft()
+                yield x.key, x.value, None
+                continue
+            if y.digest is None and x.lower is not None and y.key is not None and y.key <= x.lower:
+                b.popleft()
+                yield y.key, None, y.value
+                continue
+            # expand the taller unread subtree (both when equally tall); an entry counts as height -1
+            hx = -1 if x.digest is None else self.load(x.digest).level
+            hy = -1 if y.digest is None else self.load(y.digest).level
+            if hx >= hy:
+                self._expand(a)
+            if hy >= hx:
+                self._expand(b)
+        for item in self._drain(a):
+            yield item[0], item[1], None
+        for item in self._drain(b):
+            yield item[0], None, item[1]
+
+    def _expand(self, queue: deque[_Item]) -> None:
+        item = queue.popleft()
+        assert item.digest is not None
+        node = self.load(item.digest)
+        if node.level == 0:
+            parts = [_Item(k, v, None) for k, v in zip(node.keys, node.values, strict=True)]
+        else:
+            lowers = [item.lower, *node.keys[:-1]]
+            parts = [_Item(None, None, c, lower) for c, lower in zip(node.values, lowers, strict=True)]
+        queue.extendleft(reversed(parts))
+
+    def _drain(self, queue: deque[_Item]) -> Iterator[tuple[str, bytes]]:
+        while queue:
+            item = queue[0]
+            if item.digest is not None:
+                self._expand(queue)
+                continue
+            queue.popleft()
+            assert item.key is not None and item.value is not None
+            yield item.key, item.value
+
+
+@dataclass(slots=True)
+class _Item:
+    """A diff queue element: an entry (key, value) or an unread subtree (digest, exclusive lower key)."""
+
+    key: str | None
+    value: bytes | None
+    digest: bytes | None
+    lower: str | None = None
+
+
+def _merge(
+    node: Node, edits: Sequence[tuple[str, bytes | None]], old_values: dict[str, bytes] | None
+) -> Iterator[tuple[str, bytes]]:
+    """A node's entries with ``edits`` applied, in key order."""
+    keys, values = node.keys, node.values
+    i = 0
+    for key, value in edits:
+        while i < len(keys) and keys[i] < key:
+            yield keys[i], values[i]
+            i += 1
+        if i < len(keys) and keys[i] == key:
+            if old_values is not None:
+                old_values[key] = values[i]
+            i += 1
+        if value is not None:
+            yield key, value
+    while i < len(keys):
+        yield keys[i], values[i]
+        i += 1
+
+
+class _LevelCursor:
+    """Walks the level-``level`` nodes of a tree in order, starting at the one covering ``key``."""
+
+    def __init__(self, tree: ProllyTree, root_node: Node, level: int, key: str) -> None:
+        self.tree = tree
+        self.stack: list[list[object]] = []
+        node = root_node
+        while node.level > level:
+            i = min(bisect_left(node.keys, key), len(node.keys) - 1)
+            self.stack.append([node, i])
+            if node.level - 1 == level:
+                break
+            node = tree.load(node.values[i])
+
+    def current(self) -> tuple[str, bytes]:
+        node, i = self.stack[-1]
+        assert isinstance(node, Node) and isinstance(i, int)
+        return node.keys[i], node.values[i]
+
+    def has_next(self) -> bool:
+        return any(i + 1 < len(node.keys) for node, i in self.stack)  # type: ignore[attr-defined,operator]
+
+    def advance(self) -> None:
+        depth = len(self.stack) - 1
+        while depth >= 0:
+            node, i = self.stack[depth]
+            assert isinstance(node, Node) and isinstance(i, int)
+            if i + 1 < len(node.keys):
+                self.stack[depth][1] = i + 1
+                for d in range(depth + 1, len(self.stack)):
+                    parent, pi = self.stack[d - 1]
+                    assert isinstance(parent, Node) and isinstance(pi, int)
+                    self.stack[d] = [self.tree.load(parent.values[pi]), 0]
+                return
+            depth -= 1
+        raise IndexError("no next node at this level")
+
+
+def decode_node(data: bytes) -> Node:
+    obj = codec.decode(data)
+    level = obj["h"]
+    if level == 0:
+        return Node(0, obj["k"], obj["v"])
+    return Node(level, obj["k"], [codec.link_digest(c) for c in obj["c"]])
+
+
+def node_kind(data: bytes) -> str:
+    """The tree kind a stored node belongs to (its ``t`` field)."""
+    kind = codec.decode(data)["t"]
+    assert isinstance(kind, str)
+    return kind
+
+
+class NodeCache:
+    """Decoded nodes by digest, least recently used evicted first (nodes are immutable)."""
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self.capacity = capacity
+        self._nodes: OrderedDict[bytes, Node] = OrderedDict()
+
+    def get(self, digest: bytes) -> Node | None:
+        node = self._nodes.get(digest)
+        if node is not None:
+            self._nodes.move_to_end(digest)
+        return node
+
+    def put(self, digest: bytes, node: Node) -> None:
+        self._nodes[digest] = node
+        if len(self._nodes) > self.capacity:
+            for _ in range(len(self._nodes) // 10):
+                self._nodes.popitem(last=False)

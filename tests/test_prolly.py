@@ -1,0 +1,156 @@
+"""Prolly trees: history independence, O(log n) rewrites, reads, scans and diff against a dict model."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from casstore import codec, prolly
+from casstore.prolly import NodeCache, ProllyTree
+from casstore.store.memory import MemoryStore
+
+
+def make_tree() -> ProllyTree:
+    return ProllyTree(MemoryStore().blobs, "test", NodeCache())
+
+
+def val(i: int, size: int = 60) -> bytes:
+    return codec.encode_value({"v": i, "pad": "x" * (size + i % 50)})
+
+
+def build(tree: ProllyTree, model: dict[str, bytes]) -> bytes:
+    root = tree.build(sorted(model.items()))
+    tree.flush()
+    return root
+
+
+def check_canonical(tree: ProllyTree, root: bytes, model: dict[str, bytes]) -> None:
+    assert dict(tree.items(root)) == model
+    fresh = make_tree()
+    assert build(fresh, model) == root, "update must give the same root as a fresh build"
+
+
+def test_empty_tree_is_one_fixed_node() -> None:
+    a, b = make_tree(), make_tree()
+    assert a.build([]) == b.empty()
+    assert list(a.items(a.build([]))) == []
+
+
+def test_large_tree_has_several_levels_and_reads_back() -> None:
+    tree = make_tree()
+    model = {f"k{i:06d}": val(i) for i in range(20_000)}
+    root = build(tree, model)
+    assert tree.load(root).level >= 2
+    sizes = [len(codec.encode({"k": n.keys, "v": n.values})) for _, n in tree.node_digests(root) if n.level == 0]
+    assert prolly.MIN <= sorted(sizes)[len(sizes) // 2] <= prolly.MAX
+    assert max(sizes) <= prolly.MAX + 200
+    assert tree.get(root, "k001234") == model["k001234"]
+    assert tree.get(root, "nope") is None
+    assert tree.get_many(root, ["k000001", "k019999", "zz"]) == {
+        "k000001": model["k000001"],
+        "k019999": model["k019999"],
+    }
+    assert [k for k, _ in tree.items(root, "k010000", "k010005")] == [f"k{i:06d}" for i in range(10_000, 10_005)]
+    assert list(tree.items(root, "k019999")) == [("k019999", model["k019999"])]
+    assert list(tree.items(root, "zzz")) == []
+
+
+def test_one_change_rewrites_only_its_path() -> None:
+    tree = make_tree()
+    model = {f"k{i:06d}": val(i) for i in range(50_000)}
+    root = build(tree, model)
+    height = tree.load(root).level
+    for i in (0, 17_171, 49_999):
+        new_root, old = tree.update(root, {f"k{i:06d}": val(i + 1)})
+        written = len(tree.pending)
+        tree.flush()
+        assert old == {f"k{i:06d}": model[f"k{i:06d}"]}
+        # the path (height + 1 nodes), plus at most one neighbour per level if a boundary moved
+        assert height + 1 <= written <= 2 * (height + 1)
+        assert new_root != root
+
+
+def test_noop_edits_keep_the_root() -> None:
+    tree = make_tree()
+    model = {f"k{i:04d}": val(i) for i in range(3000)}
+    root = build(tree, model)
+    assert tree.update(root, {"k0007": model["k0007"]})[0] == root
+    assert tree.update(root, {"absent": None})[0] == root
+
+
+ops = st.lists(st.tuples(st.integers(0, 400), st.one_of(st.none(), st.integers(0, 5000))), min_size=1, max_size=120)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 1500), st.lists(ops, min_size=1, max_size=4), st.integers(0, 2**32))
+def test_history_independence_and_dict_model(initial: int, batches: list, seed: int) -> None:
+    rnd = random.Random(seed)
+    tree = make_tree()
+    model = {f"k{rnd.randrange(4000):05d}": val(i, rnd.randrange(10, 400)) for i in range(initial)}
+    root = build(tree, model)
+    for batch in batches:
+        edits: dict[str, bytes | None] = {}
+        for key_n, value_n in batch:
+            key = f"k{key_n * 10:05d}"
+            edits[key] = None if value_n is None else val(value_n, rnd.randrange(10, 900))
+        before = dict(model)
+        root, old = tree.update(root, edits)
+        tree.flush()
+        assert old == {k: before[k] for k in edits if k in before}
+        for key, value in edits.items():
+            if value is None:
+                model.pop(key, None)
+            else:
+                model[key] = value
+        check_canonical(tree, root, model)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 3000), ops, st.integers(0, 2**32))
+def test_diff_matches_dict_diff(initial: int, batch: list, seed: int) -> None:
+    rnd = random.Random(seed)
+    tree = make_tree()
+    model = {f"k{rnd.randrange(9000):05d}": val(i) for i in range(initial)}
+    old_root = build(tree, model)
+    edits = {f"k{k * 20:05d}": (None if v is None else val(v)) for k, v in batch}
+    new_root, _ = tree.update(old_root, edits)
+    tree.flush()
+    new_model = {k: v for k, v in {**model, **edits}.items() if v is not None}
+    expected = [
+        (k, model.get(k), new_model.get(k))
+        for k in sorted(set(model) | set(new_model))
+        if model.get(k) != new_model.get(k)
+    ]
+    assert list(tree.diff(old_root, new_root)) == expected
+    assert list(tree.diff(new_root, old_root)) == [(k, n, o) for k, o, n in expected]
+    assert list(tree.diff(old_root, old_root)) == []
+
+
+def test_diff_reads_only_changed_paths() -> None:
+    blobs = MemoryStore().blobs
+    tree = ProllyTree(blobs, "test", NodeCache())
+    model = {f"k{i:06d}": val(i) for i in range(50_000)}
+    root = tree.build(sorted(model.items()))
+    tree.flush()
+    new_root, _ = tree.update(root, {"k025000": val(1)})
+    tree.flush()
+    cold = ProllyTree(blobs, "test", NodeCache())
+    reads = 0
+    real_get_many = blobs.get_many
+
+    def counting(digests):  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += len(digests)
+        return real_get_many(digests)
+
+    blobs.get_many = counting  # type: ignore[method-assign]
+    assert [k for k, _, _ in cold.diff(root, new_root)] == ["k025000"]
+    assert reads <= 4 * (cold.load(root).level + 1)
+
+
+def test_build_rejects_unsorted_keys() -> None:
+    with pytest.raises(ValueError):
+        make_tree().build([("b", b"\xf6"), ("a", b"\xf6")])
