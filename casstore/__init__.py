@@ -9,13 +9,32 @@ from __future__ import annotations
 import os
 
 from casstore.errors import StorageError
+from casstore.model import Change, Contact, Group, GroupState, NetworkState, NetworkStore, SnapshotInfo, Wire
 from casstore.store import ObjectStore, open_object_store
 from casstore.verify import VerifyReport, verify
 
 __version__ = "0.1.0"
-__all__ = ["ObjectStore", "StorageError", "VerifyReport", "__version__", "open_store", "verify"]
+__all__ = [
+    "Change",
+    "Contact",
+    "Group",
+    "GroupState",
+    "NetworkState",
+    "NetworkStore",
+    "ObjectStore",
+    "SnapshotInfo",
+    "StorageError",
+    "VerifyReport",
+    "Wire",
+    "__version__",
+    "open_store",
+    "verify",
+]
 
 
-def open_store(url: str | os.PathLike[str], *, create: bool = True) -> ObjectStore:
-    """Open the store a URL names (``memory://``, ``lmdb:///path`` or a bare path, ``file:///path``)."""
-    return open_object_store(url, create=create)
+def open_store(url: str | os.PathLike[str], *, create: bool = True) -> NetworkStore:
+    """Open the store a URL names (``memory://``, ``lmdb:///path`` or a bare path, ``file:///path``).
+
+    The result has Bassline's ``NetworkStorage`` interface plus ``.blobs`` and ``.refs``.
+    """
+    return NetworkStore(open_object_store(url, create=create))

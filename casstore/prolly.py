@@ -109,11 +109,14 @@ class ProllyTree:
     caller writes them with :meth:`flush`, so a whole update lands in one batch.
     """
 
-    def __init__(self, blobs: BlobStore, kind: str, cache: NodeCache) -> None:
+    def __init__(
+        self, blobs: BlobStore, kind: str, cache: NodeCache, pending: dict[bytes, bytes] | None = None
+    ) -> None:
         self.blobs = blobs
         self.kind = kind
         self.cache = cache
-        self.pending: dict[bytes, bytes] = {}
+        #: New objects not yet written, in creation order (children first); may be shared by several trees.
+        self.pending: dict[bytes, bytes] = {} if pending is None else pending
 
     # ---------------------------------------------------------------- nodes
 

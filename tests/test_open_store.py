@@ -15,15 +15,15 @@ from casstore.store.memory import MemoryStore
 
 def test_schemes(tmp_path: Path) -> None:
     with casstore.open_store("memory://") as store:
-        assert isinstance(store, MemoryStore)
+        assert isinstance(store.objects, MemoryStore)
     with casstore.open_store(str(tmp_path / "bare")) as store:
-        assert isinstance(store, LmdbStore)
+        assert isinstance(store.objects, LmdbStore)
     with casstore.open_store(tmp_path / "pathlike") as store:
-        assert isinstance(store, LmdbStore)
+        assert isinstance(store.objects, LmdbStore)
     with casstore.open_store(f"lmdb://{tmp_path / 'l'}?map_size=1048576") as store:
-        assert isinstance(store, LmdbStore)
+        assert isinstance(store.objects, LmdbStore)
     with casstore.open_store(f"file://{tmp_path / 'f'}") as store:
-        assert isinstance(store, FileStore)
+        assert isinstance(store.objects, FileStore)
 
 
 @pytest.mark.parametrize(

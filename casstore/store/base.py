@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Self
 
 from casstore.codec import DIGEST_SIZE, format_id, frame_many, parse_id, unframe
 from casstore.errors import InvalidRefName, ObjectNotFound, StoreNotFound
@@ -210,7 +211,7 @@ class ObjectStore:
     def close(self) -> None:
         """Release files and handles. Idempotent."""
 
-    def __enter__(self) -> ObjectStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

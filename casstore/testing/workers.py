@@ -49,3 +49,12 @@ def write_objects(url: str, worker: int, count: int) -> None:
             )
     finally:
         store.close()
+
+
+def write_contacts(url: str, worker: int, count: int) -> None:
+    """Create ``count`` contacts in group ``g`` of network ``net``, one write each."""
+    from casstore import open_store
+
+    with open_store(url, create=False) as store:
+        for i in range(count):
+            store.save_contact_content("net", "g", f"p{worker}-{i}", {"worker": worker, "i": i})

@@ -1,0 +1,331 @@
+"""How the network model is laid out in objects (see docs/format.md, "Networks").
+
+* **Network root** ``{"t": "net", "v": 1, "groups": link, "index": link, "current": str,
+  "rootGroup": str, "size": int}`` — the Merkle root of a network's state.
+* **Groups tree** (prolly, kind ``groups``): group id → *group record*
+  ``{"b": link(body), "c": link(contacts tree), "w": link(wires tree), "s": size}``.
+  The **body** is a separate object holding the group's own fields (user data,
+  encoded with ``encode_value``), so a content change rewrites a ~130-byte
+  record, not the group's id lists.
+* **Contacts tree** (kind ``contacts``): contact id → *contact record*; the
+  content is inline (``"c"``: its canonical bytes) up to :data:`LARGE_CONTENT`
+  bytes, else a separate object (``"C"``: link, ``"z"``: its size), deduplicated
+  across contacts, networks and stores.  Fields at their default are omitted.
+* **Wires tree** (kind ``wires``): wire id → *wire record*.
+* **Index tree** (kind ``index``): ``"a" + H(name, value) + group id`` for every
+  attribute and ``"t" + H(tag) + group id`` for every tag; values are CBOR null.
+* **Snapshot** ``{"t": "snap", "network": str, "root": link, "parent": str | None,
+  "label": str | None, "time": ISO-8601 UTC, "size": int}``; ``parent`` is the
+  printable id of the previous snapshot, a weak reference gc does not follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import blake3
+
+from casstore import codec
+from casstore.errors import SerializationError
+from casstore.model.types import (
+    BLEND_MODES,
+    BOUNDARY_DIRECTIONS,
+    WIRE_TYPES,
+    Contact,
+    Group,
+    Wire,
+    check_attributes,
+    check_id,
+    check_id_list,
+    check_str,
+)
+
+#: Encoded contents larger than this are stored as their own object. A leaf
+#: targets ~4 KB, so an inline content of at most a quarter of it keeps leaves
+#: from being rewritten for one large value, and small values (the common
+#: 50-200 bytes) cost no extra object or read.
+LARGE_CONTENT = 1024
+NULL = codec.encode(None)
+NETWORK_VERSION = 1
+
+
+def _choice(value: object, choices: tuple[object, ...], path: str) -> None:
+    if isinstance(value, bool) or value not in choices:
+        raise SerializationError(f"{path}: {value!r} is not one of {', '.join(map(repr, choices))}", path)
+
+
+# ---------------------------------------------------------------- contacts
+
+
+def content_bytes(content: Any, path: str = "content") -> bytes:
+    return codec.encode_value(content, path)
+
+
+def encode_contact(
+    contact: Contact, key: str, group_id: str, blobs_out: dict[bytes, bytes], content: bytes | None = None
+) -> bytes:
+    """A contact record; a large content is added to ``blobs_out`` (digest → bytes)."""
+    check_id(contact.id, "contact.id")
+    check_id(contact.group_id, "contact.group_id")
+    _choice(contact.blend_mode, BLEND_MODES, f"contacts[{key!r}].blend_mode")
+    if not isinstance(contact.is_boundary, bool):
+        raise SerializationError(f"contacts[{key!r}].is_boundary: expected a bool", "is_boundary")
+    if contact.boundary_direction is not None:
+        _choice(contact.boundary_direction, BOUNDARY_DIRECTIONS[1:], f"contacts[{key!r}].boundary_direction")
+    check_str(contact.name, f"contacts[{key!r}].name", optional=True)
+    check_attributes(contact.attributes, f"contacts[{key!r}].attributes")
+    data = content if content is not None else content_bytes(contact.content)
+    record = content_record(data, blobs_out)
+    if contact.blend_mode != "accept-last":
+        record["b"] = contact.blend_mode
+    if contact.is_boundary:
+        record["B"] = True
+    if contact.boundary_direction is not None:
+        record["d"] = contact.boundary_direction
+    if contact.name is not None:
+        record["n"] = contact.name
+    if contact.attributes:
+        record["a"] = codec.encode_value(contact.attributes, "attributes")
+    if contact.id != key:
+        record["i"] = contact.id
+    if contact.group_id != group_id:
+        record["g"] = contact.group_id
+    return codec.encode(record)
+
+
+def content_record(data: bytes, blobs_out: dict[bytes, bytes]) -> dict[str, Any]:
+    if len(data) > LARGE_CONTENT:
+        digest = codec.hash_bytes(data)
+        blobs_out[digest] = data
+        return {"C": codec.link(digest), "z": len(data)}
+    return {"c": data}
+
+
+def with_content(record_bytes: bytes, data: bytes, blobs_out: dict[bytes, bytes]) -> bytes:
+    """A contact record with its content replaced, every other field kept."""
+    record = codec.decode(record_bytes)
+    record.pop("c", None)
+    record.pop("C", None)
+    record.pop("z", None)
+    record.update(content_record(data, blobs_out))
+    return codec.encode(record)
+
+
+def record_content(record: dict[str, Any], fetch: Callable[[bytes], bytes]) -> Any:
+    if "c" in record:
+        return codec.decode_value(record["c"])
+    return codec.decode_value(fetch(codec.link_digest(record["C"])))
+
+
+def decode_contact(record_bytes: bytes, key: str, group_id: str, fetch: Callable[[bytes], bytes]) -> Contact:
+    record = codec.decode(record_bytes)
+    return Contact(
+        id=record.get("i", key),
+        group_id=record.get("g", group_id),
+        content=record_content(record, fetch),
+        blend_mode=record.get("b", "accept-last"),
+        is_boundary=record.get("B", False),
+        boundary_direction=record.get("d"),
+        name=record.get("n"),
+        attributes=codec.decode_value(record["a"]) if "a" in record else {},
+    )
+
+
+def contact_entry_size(key: str, record_bytes: bytes) -> int:
+    """Logical bytes of one contact: key, record, and a separately stored content."""
+    size = len(key) + len(record_bytes)
+    if b"az" in record_bytes:  # cheap pre-check for the "z" field of a large content
+        size += codec.decode(record_bytes).get("z", 0)
+    return size
+
+
+# ---------------------------------------------------------------- wires
+
+
+def encode_wire(wire: Wire, key: str, group_id: str) -> bytes:
+    check_id(wire.id, "wire.id")
+    check_id(wire.group_id, "wire.group_id")
+    check_id(wire.from_id, f"wires[{key!r}].from_id")
+    check_id(wire.to_id, f"wires[{key!r}].to_id")
+    _choice(wire.type, WIRE_TYPES, f"wires[{key!r}].type")
+    check_attributes(wire.attributes, f"wires[{key!r}].attributes")
+    record: dict[str, Any] = {"f": wire.from_id, "t": wire.to_id}
+    if wire.type != "bidirectional":
+        record["y"] = wire.type
+    if wire.attributes:
+        record["a"] = codec.encode_value(wire.attributes, "attributes")
+    if wire.id != key:
+        record["i"] = wire.id
+    if wire.group_id != group_id:
+        record["g"] = wire.group_id
+    return codec.encode(record)
+
+
+def decode_wire(record_bytes: bytes, key: str, group_id: str) -> Wire:
+    record = codec.decode(record_bytes)
+    return Wire(
+        id=record.get("i", key),
+        group_id=record.get("g", group_id),
+        from_id=record["f"],
+        to_id=record["t"],
+        type=record.get("y", "bidirectional"),
+        attributes=codec.decode_value(record["a"]) if "a" in record else {},
+    )
+
+
+# ---------------------------------------------------------------- groups
+
+
+def group_fields(group: Group, key: str) -> dict[str, Any]:
+    """The body of a group as a plain dict (validated); ``encode_value`` of it is the body object."""
+    check_id(group.id, "group.id")
+    check_str(group.name, f"groups[{key!r}].name")
+    check_str(group.parent_id, f"groups[{key!r}].parent_id", optional=True)
+    for name in ("contact_ids", "wire_ids", "subgroup_ids", "boundary_contact_ids"):
+        check_id_list(getattr(group, name), f"groups[{key!r}].{name}")
+    check_attributes(group.attributes, f"groups[{key!r}].attributes")
+    body: dict[str, Any] = {"n": group.name}
+    if group.parent_id is not None:
+        body["p"] = group.parent_id
+    for field_key, ids in (
+        ("c", group.contact_ids),
+        ("w", group.wire_ids),
+        ("s", group.subgroup_ids),
+        ("b", group.boundary_contact_ids),
+    ):
+        if ids:
+            body[field_key] = list(ids)
+    if group.attributes:
+        body["a"] = group.attributes
+    if group.id != key:
+        body["i"] = group.id
+    return body
+
+
+def encode_body(body: dict[str, Any], key: str) -> bytes:
+    return codec.encode_value(body, f"groups[{key!r}]")
+
+
+def decode_group(body: dict[str, Any], key: str) -> Group:
+    return Group(
+        id=body.get("i", key),
+        name=body["n"],
+        parent_id=body.get("p"),
+        contact_ids=list(body.get("c", [])),
+        wire_ids=list(body.get("w", [])),
+        subgroup_ids=list(body.get("s", [])),
+        boundary_contact_ids=list(body.get("b", [])),
+        attributes=body.get("a", {}),
+    )
+
+
+def own_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """A body without the membership lists: what makes a change a ``group-updated``."""
+    return {k: v for k, v in body.items() if k not in ("c", "w")}
+
+
+def encode_group_record(body: bytes, contacts_root: bytes, wires_root: bytes, size: int) -> bytes:
+    return codec.encode(
+        {
+            "b": codec.link(codec.hash_bytes(body)),
+            "c": codec.link(contacts_root),
+            "w": codec.link(wires_root),
+            "s": size,
+        }
+    )
+
+
+def decode_group_record(data: bytes) -> tuple[bytes, bytes, bytes, int]:
+    """``(body digest, contacts root, wires root, size)``."""
+    record = codec.decode(data)
+    return (
+        codec.link_digest(record["b"]),
+        codec.link_digest(record["c"]),
+        codec.link_digest(record["w"]),
+        record["s"],
+    )
+
+
+# ---------------------------------------------------------------- index
+
+
+def _h(*parts: bytes) -> str:
+    hasher = blake3.blake3()
+    for part in parts:
+        hasher.update(len(part).to_bytes(4, "big"))
+        hasher.update(part)
+    return hasher.hexdigest(12)
+
+
+def attribute_prefix(name: str, value: Any) -> str:
+    return "a" + _h(name.encode(), codec.encode_value(value))
+
+
+def tag_prefix(tag: str) -> str:
+    return "t" + _h(tag.encode())
+
+
+TAG_ATTRIBUTES = ("bassline.tags", "tags")
+
+
+def index_keys(group_id: str, attributes: dict[str, Any]) -> set[str]:
+    keys = {attribute_prefix(name, value) + group_id for name, value in attributes.items()}
+    for tags_name in TAG_ATTRIBUTES:
+        tags = attributes.get(tags_name)
+        if isinstance(tags, list):
+            keys.update(tag_prefix(tag) + group_id for tag in tags if isinstance(tag, str))
+    return keys
+
+
+# ---------------------------------------------------------------- network root and snapshots
+
+
+def encode_network_root(groups: bytes, index: bytes, current: str, root_group: str, size: int) -> bytes:
+    check_str(current, "current_group_id")
+    check_str(root_group, "root_group_id")
+    return codec.encode(
+        {
+            "t": "net",
+            "v": NETWORK_VERSION,
+            "groups": codec.link(groups),
+            "index": codec.link(index),
+            "current": current,
+            "rootGroup": root_group,
+            "size": size,
+        }
+    )
+
+
+def decode_network_root(data: bytes) -> dict[str, Any]:
+    obj = codec.decode(data)
+    if not isinstance(obj, dict) or obj.get("t") != "net":
+        raise SerializationError("object is not a network root")
+    obj["groups"] = codec.link_digest(obj["groups"])
+    obj["index"] = codec.link_digest(obj["index"])
+    return obj
+
+
+def encode_snapshot(network_id: str, root: bytes, parent: str | None, label: str | None, size: int) -> bytes:
+    check_str(label, "label", optional=True)
+    return codec.encode(
+        {
+            "t": "snap",
+            "network": network_id,
+            "root": codec.link(root),
+            "parent": parent,
+            "label": label,
+            "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "size": size,
+        }
+    )
+
+
+def decode_snapshot(data: bytes) -> dict[str, Any]:
+    obj = codec.decode(data)
+    if not isinstance(obj, dict) or obj.get("t") != "snap":
+        raise SerializationError("object is not a snapshot")
+    obj["root"] = codec.link_digest(obj["root"])
+    obj["time"] = datetime.fromisoformat(obj["time"])
+    return obj
