@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import blake3
@@ -41,22 +41,40 @@ MIN = 512
 MAX = 16384
 _WEIBULL_K = 4.0
 _LINK_BYTES = codec.CID_SIZE + 4
+DEFAULT_VALUE_HINT = 64
 _SALTS = [bytes([level]) for level in range(64)]
 
 
-def _cdf(x: float) -> float:
-    return -math.expm1(-((x / TARGET) ** _WEIBULL_K))
+#: The Weibull CDF at every chunk size below MAX (a table lookup instead of pow + expm1 per entry).
+_CDF = [-math.expm1(-((x / TARGET) ** _WEIBULL_K)) for x in range(MAX)]
+#: Per-level key hashes (as fractions of 2**32) and UTF-8 lengths; keys recur on every rewrite of their node.
+_KEY_CACHE: list[dict[str, tuple[int, float]]] = [{} for _ in range(64)]
+_KEY_CACHE_LIMIT = 1 << 20
 
 
-def _crosses(key: bytes, level: int, size: int, this: int) -> bool:
+def _key_info(key: str, level: int) -> tuple[int, float]:
+    cache = _KEY_CACHE[level]
+    info = cache.get(key)
+    if info is None:
+        raw = key.encode()
+        fraction = int.from_bytes(blake3.blake3(_SALTS[level] + raw).digest(4), "big") / 4294967296.0
+        if len(cache) >= _KEY_CACHE_LIMIT:
+            cache.clear()
+        info = cache[key] = (len(raw), fraction)
+    return info
+
+
+def _crosses(fraction: float, size: int, this: int) -> bool:
     if size < MIN:
         return False
     if size >= MAX:
         return True
-    start = _cdf(size - this)
-    target = (_cdf(size) - start) / (1.0 - start)
-    h = int.from_bytes(blake3.blake3(_SALTS[level] + key).digest(4), "big") / 4294967296.0
-    return h < target
+    start = _CDF[size - this]
+    return fraction < (_CDF[size] - start) / (1.0 - start)
+
+
+#: An edit of one key: the new value, ``None`` to delete, or a function of the old value returning either.
+Edit = bytes | None | Callable[[bytes | None], bytes | None]
 
 
 @dataclass(slots=True)
@@ -71,23 +89,36 @@ class Node:
 class Chunker:
     """Cuts a stream of sorted entries of one level into nodes by the chunking rule."""
 
-    __slots__ = ("emitted", "keys", "kind", "level", "size", "tree", "values")
+    __slots__ = ("actual", "emitted", "keys", "kind", "level", "nominal", "size", "tree", "values")
 
     def __init__(self, tree: ProllyTree, kind: str, level: int) -> None:
         self.tree, self.kind, self.level = tree, kind, level
+        self.nominal = tree.value_hint if level == 0 else _LINK_BYTES
         self.keys: list[str] = []
         self.values: list[bytes] = []
-        self.size = 0
+        self.size = 0  # nominal bytes: keys plus a fixed size per value; what the rule sees
+        self.actual = 0  # real bytes, for the MAX cap only
         self.emitted: list[tuple[str, bytes]] = []
 
     def add(self, key: str, value: bytes) -> None:
-        raw = key.encode()
-        this = len(raw) + (len(value) if self.level == 0 else _LINK_BYTES)
+        key_len, fraction = _key_info(key, self.level)
+        this = key_len + self.nominal
         self.keys.append(key)
         self.values.append(value)
         self.size += this
-        if _crosses(raw, self.level, self.size, this):
+        self.actual += key_len + (len(value) if self.level == 0 else _LINK_BYTES)
+        if self.actual >= MAX or (self.size >= MIN and _crosses(fraction, self.size, this)):
             self.cut()
+
+    def extend_known(self, keys: list[str], values: list[bytes]) -> None:
+        """Append entries already known not to end a node (the caller checked the MAX cap)."""
+        if not keys:
+            return
+        self.keys.extend(keys)
+        self.values.extend(values)
+        key_bytes = _utf8_len(keys)
+        self.size += key_bytes + self.nominal * len(keys)
+        self.actual += key_bytes + (sum(map(len, values)) if self.level == 0 else _LINK_BYTES * len(values))
 
     @property
     def at_boundary(self) -> bool:
@@ -99,7 +130,16 @@ class Chunker:
             return
         digest = self.tree.store_node(self.kind, Node(self.level, self.keys, self.values))
         self.emitted.append((self.keys[-1], digest))
-        self.keys, self.values, self.size = [], [], 0
+        self.keys, self.values, self.size, self.actual = [], [], 0, 0
+
+
+def _utf8_len(keys: list[str]) -> int:
+    joined = "".join(keys)
+    return len(joined) if joined.isascii() else len(joined.encode())
+
+
+def _actual_size(keys: list[str], values: list[bytes], level: int) -> int:
+    return _utf8_len(keys) + (sum(map(len, values)) if level == 0 else _LINK_BYTES * len(values))
 
 
 class ProllyTree:
@@ -110,10 +150,17 @@ class ProllyTree:
     """
 
     def __init__(
-        self, blobs: BlobStore, kind: str, cache: NodeCache, pending: dict[bytes, bytes] | None = None
+        self,
+        blobs: BlobStore,
+        kind: str,
+        cache: NodeCache,
+        pending: dict[bytes, bytes] | None = None,
+        value_hint: int = DEFAULT_VALUE_HINT,
     ) -> None:
         self.blobs = blobs
         self.kind = kind
+        #: The nominal size of one leaf value in the chunking rule; part of the tree's format.
+        self.value_hint = value_hint
         self.cache = cache
         #: New objects not yet written, in creation order (children first); may be shared by several trees.
         self.pending: dict[bytes, bytes] = {} if pending is None else pending
@@ -150,7 +197,7 @@ class ProllyTree:
     def load_many(self, digests: Sequence[bytes]) -> list[Node]:
         found = {d: n for d in digests if (n := self.cache.get(d)) is not None}
         absent = [d for d in dict.fromkeys(digests) if d not in found and d not in self.pending]
-        for digest, data in zip(absent, self.blobs.get_many(absent), strict=True):
+        for digest, data in zip(absent, self.blobs.get_many(absent) if absent else [], strict=True):
             found[digest] = node = decode_node(data)
             self.cache.put(digest, node)
         return [found[d] if d in found else self.load(d) for d in digests]
@@ -250,8 +297,9 @@ class ProllyTree:
 
     # ---------------------------------------------------------------- update
 
-    def update(self, root: bytes, edits: Mapping[str, bytes | None]) -> tuple[bytes, dict[str, bytes]]:
-        """Apply ``edits`` (key → new value, or ``None`` to delete) in one pass.
+    def update(self, root: bytes, edits: Mapping[str, Edit]) -> tuple[bytes, dict[str, bytes]]:
+        """Apply ``edits`` in one pass: key → new value, ``None`` to delete, or a function of the
+        old value (``None`` if absent) returning one of those, called once as the update meets the key.
 
         Returns the new root and the old values of edited keys that existed.
         Only the nodes on edited paths (and a neighbour where a boundary moved)
@@ -262,19 +310,19 @@ class ProllyTree:
         if not edits:
             return root, old_values
         root_node = self.load(root)
-        level_edits: list[tuple[str, bytes | None]] = sorted(edits.items())
+        level_edits: list[tuple[str, Edit]] = sorted(edits.items(), key=lambda item: item[0])
         level = 0
         while level < root_node.level:
             replaced, new = self._rewrite_level(root, root_node, level, level_edits, old_values)
             parent: dict[str, bytes | None] = dict.fromkeys(replaced)
             parent.update(new)
-            level_edits = sorted((k, v) for k, v in parent.items() if replaced.get(k, b"") != v)
+            level_edits = sorted(((k, v) for k, v in parent.items() if replaced.get(k, b"") != v), key=lambda kv: kv[0])
             if not level_edits:
                 return root, old_values
             level += 1
         # the root's own level: only one node, the root itself
         chunker = Chunker(self, self.kind, level)
-        for key, value in _merge(root_node, level_edits, old_values if level == 0 else None):
+        for key, value in _merge(root_node, _resolve(root_node, level_edits, old_values if level == 0 else None)):
             chunker.add(key, value)
         chunker.cut()
         tops = chunker.emitted
@@ -307,7 +355,7 @@ class ProllyTree:
         root: bytes,
         root_node: Node,
         level: int,
-        edits: list[tuple[str, bytes | None]],
+        edits: list[tuple[str, Edit]],
         old_values: dict[str, bytes],
     ) -> tuple[dict[str, bytes], list[tuple[str, bytes]]]:
         """Rewrite the level-``level`` nodes that ``edits`` touch.
@@ -327,8 +375,17 @@ class ProllyTree:
                 j = i
                 while j < len(edits) and (is_last or edits[j][0] <= last_key):
                     j += 1
-                for key, value in _merge(self.load(digest), edits[i:j], old_values if level == 0 else None):
-                    chunker.add(key, value)
+                node = self.load(digest)
+                here = _resolve(node, edits[i:j], old_values if level == 0 else None)
+                if not (chunker.at_boundary and self._rewrite_in_place(chunker, node, here)):
+                    start = 0
+                    if chunker.at_boundary and here:
+                        # This node starts a chunk, so its entries before the first edit (all but the last
+                        # entry, which may be a boundary) are known not to end one: append them unchecked.
+                        start = max(0, min(bisect_left(node.keys, here[0][0]), len(node.keys) - 1))
+                        chunker.extend_known(node.keys[:start], node.values[:start])
+                    for key, value in _merge(node, here, start):
+                        chunker.add(key, value)
                 i = j
                 if is_last:
                     chunker.cut()
@@ -338,6 +395,29 @@ class ProllyTree:
                 cursor.advance()
             new_nodes.extend(chunker.emitted)
         return replaced, new_nodes
+
+    @staticmethod
+    def _rewrite_in_place(chunker: Chunker, node: Node, edits: list[tuple[str, bytes | None]]) -> bool:
+        """Rewrite a node whose edits only replace values of keys it holds, if that cannot move a boundary.
+
+        Boundaries depend on keys alone (and the MAX cap), so such a node keeps its shape: every entry
+        but the last is appended unchecked and only the last is judged again.  Returns False (having
+        done nothing) when the fast path does not apply.
+        """
+        keys = node.keys
+        if not keys or not edits:
+            return False
+        values = list(node.values)
+        for key, value in edits:
+            position = bisect_left(keys, key)
+            if value is None or position >= len(keys) or keys[position] != key:
+                return False
+            values[position] = value
+        if _actual_size(keys[:-1], values[:-1], node.level) + 1 >= MAX:
+            return False
+        chunker.extend_known(keys[:-1], values[:-1])
+        chunker.add(keys[-1], values[-1])
+        return True
 
     # ---------------------------------------------------------------- diff
 
@@ -423,19 +503,30 @@ class _Item:
     lower: str | None = None
 
 
-def _merge(
-    node: Node, edits: Sequence[tuple[str, bytes | None]], old_values: dict[str, bytes] | None
-) -> Iterator[tuple[str, bytes]]:
-    """A node's entries with ``edits`` applied, in key order."""
+def _resolve(
+    node: Node, edits: Sequence[tuple[str, Edit]], old_values: dict[str, bytes] | None
+) -> list[tuple[str, bytes | None]]:
+    """Edits for one node with functions of the old value called (once each); records old values."""
     keys, values = node.keys, node.values
-    i = 0
+    out: list[tuple[str, bytes | None]] = []
+    for key, value in edits:
+        position = bisect_left(keys, key)
+        old = values[position] if position < len(keys) and keys[position] == key else None
+        if old is not None and old_values is not None:
+            old_values[key] = old
+        out.append((key, value(old) if callable(value) else value))
+    return out
+
+
+def _merge(node: Node, edits: Sequence[tuple[str, bytes | None]], start: int = 0) -> Iterator[tuple[str, bytes]]:
+    """A node's entries from index ``start`` with resolved ``edits`` applied, in key order."""
+    keys, values = node.keys, node.values
+    i = start
     for key, value in edits:
         while i < len(keys) and keys[i] < key:
             yield keys[i], values[i]
             i += 1
         if i < len(keys) and keys[i] == key:
-            if old_values is not None:
-                old_values[key] = values[i]
             i += 1
         if value is not None:
             yield key, value

@@ -41,7 +41,7 @@ from casstore.model.types import (
     Wire,
     check_id,
 )
-from casstore.prolly import NodeCache, ProllyTree
+from casstore.prolly import Edit, NodeCache, ProllyTree
 from casstore.store.base import ObjectStore
 
 log = logging.getLogger("casstore")
@@ -49,7 +49,14 @@ log = logging.getLogger("casstore")
 MAX_ATTEMPTS = 64
 #: Pending objects are written early (children first) once they pass this many bytes, bounding memory on import.
 FLUSH_BYTES = 32 << 20
-TREE_KINDS = ("groups", "contacts", "wires", "index")
+#: Each tree kind's nominal leaf-value size in the chunking rule (part of the format; see docs/format.md):
+#: about the typical encoded record, so that leaves come out near the 4 KB target.
+VALUE_HINTS = {"groups": 128, "contacts": 128, "wires": 48, "index": 1}
+TREE_KINDS = tuple(VALUE_HINTS)
+
+
+def make_tree(store: NetworkStore, kind: str, pending: dict[bytes, bytes] | None = None) -> ProllyTree:
+    return ProllyTree(store.blobs, kind, store.cache, pending, value_hint=VALUE_HINTS[kind])
 
 
 def quote_network_id(network_id: str) -> str:
@@ -88,17 +95,24 @@ class _PreparedGroup:
 
 @dataclass
 class _GroupEdit:
+    """One group's pending changes. Its body is read only when its own fields change."""
+
     gid: str
     old_record: bytes | None
-    old_body: dict[str, Any] | None
+    old_body_digest: bytes | None
     old_size: int
-    body: dict[str, Any]
     contacts_root: bytes
     wires_root: bytes
     size: int
-    contact_edits: dict[str, bytes | None] = field(default_factory=dict)
-    deleted: bool = False
+    body: dict[str, Any] | None = None
     body_changed: bool = False
+    replaced: bool = False
+    deleted: bool = False
+    contact_edits: dict[str, Edit] = field(default_factory=dict)
+    #: contact ids in the order their content was first set, and those the update found absent (new contacts)
+    content_order: list[str] = field(default_factory=list)
+    created: set[str] = field(default_factory=set)
+    results: dict[str, bytes] = field(default_factory=dict)
 
 
 class _Tx:
@@ -108,7 +122,7 @@ class _Tx:
         self.store = store
         self.network_id = network_id
         self.pending: dict[bytes, bytes] = {}
-        self.trees = {kind: ProllyTree(store.blobs, kind, store.cache, self.pending) for kind in TREE_KINDS}
+        self.trees = {kind: make_tree(store, kind, self.pending) for kind in TREE_KINDS}
         if head is None:
             self.groups_root = self.trees["groups"].empty()
             self.index_root = self.trees["index"].empty()
@@ -130,10 +144,15 @@ class _Tx:
         if record is None:
             return None
         body_digest, contacts_root, wires_root, size = records.decode_group_record(record)
-        body = codec.decode_value(self.store.blobs.get(body_digest))
-        edit = _GroupEdit(gid, record, body, size, body, contacts_root, wires_root, size)
+        edit = _GroupEdit(gid, record, body_digest, size, contacts_root, wires_root, size)
         self.groups[gid] = edit
         return edit
+
+    def old_body(self, edit: _GroupEdit) -> dict[str, Any] | None:
+        if edit.old_body_digest is None:
+            return None
+        body: dict[str, Any] = self.store.body(edit.old_body_digest)
+        return body
 
     # ---- operations
 
@@ -141,17 +160,23 @@ class _Tx:
         edit = self.group(gid)
         if edit is None:
             raise GroupNotFound(f"group {gid!r} not found in network {self.network_id!r}")
-        if cid in edit.contact_edits:
-            old = edit.contact_edits[cid]
-        else:
-            old = self.trees["contacts"].get(edit.contacts_root, cid)
-        if old is not None:
-            edit.contact_edits[cid] = records.with_content(old, data, self.pending)
-            return
-        contact = Contact(cid, gid)
-        edit.contact_edits[cid] = records.encode_contact(contact, cid, gid, self.pending, content=data)
-        edit.body = {**edit.body, "c": [*edit.body.get("c", []), cid]}
-        edit.body_changed = True
+        prior = edit.contact_edits.get(cid)
+        pending = self.pending
+
+        def apply(old: bytes | None) -> bytes:
+            if prior is not None:
+                old = prior(old) if callable(prior) else prior
+            if old is None:
+                edit.created.add(cid)
+                record = records.encode_contact(Contact(cid, gid), cid, gid, pending, content=data)
+            else:
+                record = records.with_content(old, data, pending)
+            edit.results[cid] = record
+            return record
+
+        if cid not in edit.contact_edits:
+            edit.content_order.append(cid)
+        edit.contact_edits[cid] = apply
 
     def put_group(self, gid: str, prepared: _PreparedGroup) -> None:
         old = self.group(gid)
@@ -159,13 +184,14 @@ class _Tx:
         self.groups[gid] = _GroupEdit(
             gid,
             old.old_record if old else None,
-            old.old_body if old else None,
+            old.old_body_digest if old else None,
             old.old_size if old else 0,
-            prepared.body,
             prepared.contacts_root,
             prepared.wires_root,
             prepared.size,
+            body=prepared.body,
             body_changed=True,
+            replaced=True,
         )
 
     def delete_group(self, gid: str) -> None:
@@ -188,40 +214,57 @@ class _Tx:
     def commit(self) -> bytes:
         if self.replace_all is not None:
             return self._commit_replacement(self.replace_all)
-        group_edits: dict[str, bytes | None] = {}
-        index_edits: dict[str, bytes | None] = {}
+        group_edits: dict[str, Edit] = {}
+        index_edits: dict[str, Edit] = {}
         size = self.size
         for gid, edit in self.groups.items():
-            old_keys = records.index_keys(gid, edit.old_body.get("a", {})) if edit.old_body is not None else set()
             if edit.deleted:
                 if edit.old_record is not None:
                     group_edits[gid] = None
                     size -= edit.old_size
-                    index_edits.update(dict.fromkeys(old_keys))
+                    old_body = self.old_body(edit)
+                    index_edits.update(dict.fromkeys(records.index_keys(gid, (old_body or {}).get("a", {}))))
                 continue
-            group_size = edit.size
-            if edit.contact_edits:
-                edit.contacts_root, old_values = self.trees["contacts"].update(edit.contacts_root, edit.contact_edits)
-                for key, new in edit.contact_edits.items():
-                    if new is not None:
-                        group_size += records.contact_entry_size(key, new)
-                    if key in old_values:
-                        group_size -= records.contact_entry_size(key, old_values[key])
-            body_bytes = records.encode_body(edit.body, gid)
-            if edit.body_changed and edit.old_body is not None and edit.old_record is not None:
-                group_size += len(body_bytes) - len(records.encode_body(edit.old_body, gid))
-            self.pending.setdefault(codec.hash_bytes(body_bytes), body_bytes)
-            record = records.encode_group_record(body_bytes, edit.contacts_root, edit.wires_root, group_size)
+            record, group_size, index_change = self._commit_group(edit)
             if record == edit.old_record:
                 continue
             group_edits[gid] = record
             size += group_size - edit.old_size
-            new_keys = records.index_keys(gid, edit.body.get("a", {}))
-            index_edits.update(dict.fromkeys(old_keys - new_keys))
-            index_edits.update(dict.fromkeys(new_keys - old_keys, records.NULL))
+            index_edits.update(index_change)
         groups_root, _ = self.trees["groups"].update(self.groups_root, group_edits)
         index_root, _ = self.trees["index"].update(self.index_root, index_edits)
         return self._write_root(groups_root, index_root, size)
+
+    def _commit_group(self, edit: _GroupEdit) -> tuple[bytes, int, dict[str, Edit]]:
+        gid = edit.gid
+        group_size = edit.size
+        if edit.contact_edits:
+            edit.contacts_root, old_values = self.trees["contacts"].update(edit.contacts_root, edit.contact_edits)
+            for key, new in edit.results.items():
+                group_size += records.contact_entry_size(key, new)
+            for key, old in old_values.items():
+                group_size -= records.contact_entry_size(key, old)
+        created = [cid for cid in edit.content_order if cid in edit.created]
+        index_change: dict[str, Edit] = {}
+        if created or edit.body_changed:
+            old_body = None if edit.replaced and edit.old_body_digest is None else self.old_body(edit)
+            body = edit.body if edit.body is not None else dict(old_body or {})
+            if created:
+                body = {**body, "c": [*body.get("c", []), *created]}
+            body_bytes = records.encode_body(body, gid)
+            body_digest = codec.hash_bytes(body_bytes)
+            self.pending.setdefault(body_digest, body_bytes)
+            if not edit.replaced and old_body is not None:
+                group_size += len(body_bytes) - len(records.encode_body(old_body, gid))
+            old_keys = records.index_keys(gid, old_body.get("a", {})) if old_body else set()
+            new_keys = records.index_keys(gid, body.get("a", {}))
+            index_change.update(dict.fromkeys(old_keys - new_keys))
+            index_change.update(dict.fromkeys(new_keys - old_keys, records.NULL))
+        else:
+            assert edit.old_body_digest is not None
+            body_digest = edit.old_body_digest
+        record = records.encode_group_record(body_digest, edit.contacts_root, edit.wires_root, group_size)
+        return record, group_size, index_change
 
     def _commit_replacement(self, groups: list[tuple[str, _PreparedGroup]]) -> bytes:
         groups_tree, index_tree = self.trees["groups"], self.trees["index"]
@@ -230,15 +273,12 @@ class _Tx:
         size = 0
         for gid, prepared in sorted(groups, key=lambda item: item[0]):
             self.pending.update(prepared.objects)
-            self.pending.setdefault(codec.hash_bytes(prepared.body_bytes), prepared.body_bytes)
-            entries.append(
-                (
-                    gid,
-                    records.encode_group_record(
-                        prepared.body_bytes, prepared.contacts_root, prepared.wires_root, prepared.size
-                    ),
-                )
+            body_digest = codec.hash_bytes(prepared.body_bytes)
+            self.pending.setdefault(body_digest, prepared.body_bytes)
+            record = records.encode_group_record(
+                body_digest, prepared.contacts_root, prepared.wires_root, prepared.size
             )
+            entries.append((gid, record))
             index.update(records.index_keys(gid, prepared.body.get("a", {})))
             size += prepared.size
         groups_root = groups_tree.build(entries)
@@ -269,8 +309,9 @@ class NetworkStore(ObjectStore):
         self.refs = objects.refs
         self.url = objects.url
         self.cache = NodeCache(cache_nodes)
-        self._readers = {kind: ProllyTree(self.blobs, kind, self.cache) for kind in TREE_KINDS}
+        self._readers = {kind: make_tree(self, kind) for kind in TREE_KINDS}
         self._roots: dict[bytes, dict[str, Any]] = {}
+        self._bodies: dict[bytes, dict[str, Any]] = {}
         self._subscribers: dict[str, list[Callable[[GroupState], None]]] = {}
         self._lock = threading.Lock()
 
@@ -284,6 +325,16 @@ class NetworkStore(ObjectStore):
         if pending:
             self.blobs.put_many(list(pending.values()))
             pending.clear()
+
+    def body(self, digest: bytes) -> dict[str, Any]:
+        """A group body (decoded; cached, bodies are immutable)."""
+        body = self._bodies.get(digest)
+        if body is None:
+            body = codec.decode_value(self.blobs.get(digest))
+            if len(self._bodies) > 100_000:
+                self._bodies.clear()
+            self._bodies[digest] = body
+        return body
 
     def network_root(self, digest: bytes) -> dict[str, Any]:
         root = self._roots.get(digest)
@@ -323,8 +374,8 @@ class NetworkStore(ObjectStore):
         objects: dict[bytes, bytes] = {}
         body = records.group_fields(state.group, gid)
         body_bytes = records.encode_body(body, gid)
-        contacts_tree = ProllyTree(self.blobs, "contacts", self.cache, objects)
-        wires_tree = ProllyTree(self.blobs, "wires", self.cache, objects)
+        contacts_tree = make_tree(self, "contacts", objects)
+        wires_tree = make_tree(self, "wires", objects)
         size = len(body_bytes)
         contact_entries = []
         for cid in sorted(state.contacts):
@@ -377,15 +428,18 @@ class NetworkStore(ObjectStore):
         if not isinstance(state, NetworkState):
             raise SerializationError(f"expected a NetworkState, got {type(state).__name__}")
         prepared: list[tuple[str, _PreparedGroup]] = []
-        pending_bytes = 0
+        unflushed: dict[bytes, bytes] = {}
+        unflushed_bytes = 0
         for gid, group_state in state.groups.items():
             group = self._prepare_group(gid, group_state)
             prepared.append((gid, group))
-            pending_bytes += sum(map(len, group.objects.values()))
-            if pending_bytes > FLUSH_BYTES:  # whole groups only: children stay ahead of parents
-                for _, earlier in prepared:
-                    self.flush(earlier.objects)
-                pending_bytes = 0
+            unflushed.update(group.objects)
+            unflushed_bytes += sum(map(len, group.objects.values()))
+            group.objects = {}  # written below (whole groups only, so children stay ahead of parents)
+            if unflushed_bytes > FLUSH_BYTES:
+                self.flush(unflushed)
+                unflushed_bytes = 0
+        self.flush(unflushed)
         return prepared, state.current_group_id, state.root_group_id
 
     @contextmanager

@@ -226,10 +226,10 @@ def own_fields(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in ("c", "w")}
 
 
-def encode_group_record(body: bytes, contacts_root: bytes, wires_root: bytes, size: int) -> bytes:
+def encode_group_record(body_digest: bytes, contacts_root: bytes, wires_root: bytes, size: int) -> bytes:
     return codec.encode(
         {
-            "b": codec.link(codec.hash_bytes(body)),
+            "b": codec.link(body_digest),
             "c": codec.link(contacts_root),
             "w": codec.link(wires_root),
             "s": size,

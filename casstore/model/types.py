@@ -105,6 +105,8 @@ class Change:
 
 
 def check_str(value: object, path: str, optional: bool = False) -> None:
+    if type(value) is str and value.isascii():  # the common case, checked cheaply
+        return
     if value is None and optional:
         return
     if not isinstance(value, str):
@@ -116,6 +118,8 @@ def check_str(value: object, path: str, optional: bool = False) -> None:
 
 
 def check_id(value: object, path: str) -> None:
+    if type(value) is str and value and value.isascii():
+        return
     check_str(value, path)
     assert isinstance(value, str)
     if not value:

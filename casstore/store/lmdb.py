@@ -146,6 +146,8 @@ class LmdbBlobs(BlobStore):
         env.write(txn_fn)
 
     def get_frames(self, digests: Sequence[bytes]) -> list[bytes | None]:
+        if not digests:
+            return []
         db = self._env.blobs
 
         def txn_fn(txn: Txn) -> list[bytes | None]:

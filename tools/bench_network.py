@@ -1,0 +1,239 @@
+"""The network benchmark: import, 1%-churn steps with snapshots, loads, queries, verify, on LMDB.
+
+Workload (deterministic): groups of 100 contacts (1,000 groups for the default
+100,000 contacts), contents mostly 50-200-byte JSON-like values and 0.5% of
+20-100 KB, group attributes with type/author/tags, ~100 wires per group; then
+20 steps, each changing 1% of contacts at random in one batch and taking a
+snapshot.  The 1,000,000-contact figures (snapshot time, RSS ratio) run in a
+subprocess so their memory is measured alone.
+
+    python tools/bench_network.py [--contacts 100000] [--steps 20] [--skip-1m] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import casstore
+from casstore.model import Contact, Group, GroupState, NetworkState, Wire
+from casstore.store.lmdb import LmdbStore
+
+PER_GROUP = 100
+WORDS = ["alpha", "beta", "gamma", "delta", "sensor", "value", "north", "south", "ready", "idle"]
+TYPES = [f"type-{i}" for i in range(100)]  # one type matches ~1% of groups
+AUTHORS = [f"author-{i}" for i in range(20)]
+TAGS = [f"tag-{i}" for i in range(30)]
+
+
+def small_value(rnd: random.Random) -> dict[str, Any]:
+    value: dict[str, Any] = {"reading": rnd.randint(0, 10**6), "unit": rnd.choice(["C", "F", "kPa", "%"])}
+    for _ in range(rnd.randint(1, 6)):
+        value[rnd.choice(WORDS)] = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(1, 4)))
+    value["ok"] = rnd.random() < 0.5
+    return value
+
+
+def large_value(rnd: random.Random) -> dict[str, Any]:
+    target = rnd.randint(20_000, 100_000)
+    rows = []
+    size = 0
+    while size < target:
+        row = {"t": rnd.randint(0, 10**9), "v": round(rnd.random() * 100, 3), "s": rnd.choice(WORDS)}
+        rows.append(row)
+        size += 45
+    return {"series": rows}
+
+
+def content(rnd: random.Random) -> Any:
+    return large_value(rnd) if rnd.random() < 0.005 else small_value(rnd)
+
+
+def make_state(contacts: int, seed: int = 1) -> NetworkState:
+    rnd = random.Random(seed)
+    groups: dict[str, GroupState] = {}
+    n_groups = max(1, contacts // PER_GROUP)
+    for g in range(n_groups):
+        gid = f"group-{g:06d}"
+        cids = [f"{gid}/c{i:03d}" for i in range(PER_GROUP)]
+        cs = {cid: Contact(cid, gid, content(rnd), rnd.choice(["accept-last", "merge"])) for cid in cids}
+        ws = {}
+        for w in range(PER_GROUP):
+            wid = f"{gid}/w{w:03d}"
+            ws[wid] = Wire(wid, gid, cids[w], cids[(w * 7 + 1) % PER_GROUP])
+        attrs = {
+            "bassline.type": TYPES[g % len(TYPES)],
+            "bassline.author": rnd.choice(AUTHORS),
+            "bassline.tags": rnd.sample(TAGS, 3),
+        }
+        group = Group(gid, f"Group {g}", "group-000000" if g else None, cids, list(ws), [], [], attrs)
+        groups[gid] = GroupState(group, cs, ws)
+    return NetworkState(groups, "group-000000", "group-000000")
+
+
+def to_json(state: NetworkState) -> bytes:
+    """Bassline's JSON shape, compact: the logical size of a state."""
+    from casstore.model.bassline_json import network_to_json
+
+    return json.dumps(network_to_json(state), separators=(",", ":")).encode()
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def timed(fn: Any, *args: Any) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - start, result
+
+
+def run_main(contacts: int, steps: int, workdir: Path) -> dict[str, Any]:
+    state = make_state(contacts)
+    logical = len(to_json(state))
+    store = casstore.NetworkStore(LmdbStore(workdir / "store"))
+    out: dict[str, Any] = {"contacts": contacts, "groups": len(state.groups), "steps": steps}
+
+    import_s, _ = timed(store.save_network_state, "bench", state)
+    out["import_s"] = round(import_s, 3)
+    out["import_contacts_per_s"] = round(contacts / import_s)
+
+    rnd = random.Random(99)
+    all_contacts = [(gid, cid) for gid, gs in state.groups.items() for cid in gs.contacts]
+    step_ms = []
+    churn = max(1, contacts // 100)
+    for step in range(steps):
+        changes = [(gid, cid, small_value(rnd)) for gid, cid in rnd.sample(all_contacts, churn)]
+        logical += sum(len(json.dumps(v, separators=(",", ":"))) for _, _, v in changes)
+        start = time.perf_counter()
+        with store.batch("bench") as batch:
+            for gid, cid, value in changes:
+                batch.save_contact_content("bench", gid, cid, value)
+        store.save_snapshot("bench", f"step {step}")
+        step_ms.append((time.perf_counter() - start) * 1000)
+    out["step_ms_median"] = round(statistics.median(step_ms), 2)
+    out["step_ms_max"] = round(max(step_ms), 2)
+
+    snaps = [timed(store.save_snapshot, "bench")[0] * 1000 for _ in range(20)]
+    out["snapshot_ms_100k" if contacts == 100_000 else f"snapshot_ms_{contacts}"] = round(statistics.median(snaps), 3)
+
+    store.close()
+    store = casstore.NetworkStore(LmdbStore(workdir / "store"))  # cold caches for the reads
+    stats = store.blobs.stats()
+    out["objects"] = stats.objects
+    out["bytes_on_disk"] = (stats.extra or {}).get("file_bytes", stats.stored_bytes)
+    out["blob_pages_bytes"] = stats.stored_bytes
+    out["logical_bytes"] = logical
+    out["disk_ratio"] = round(out["bytes_on_disk"] / logical, 3)
+
+    load_s, loaded = timed(store.load_network_state, "bench")
+    out["load_network_s"] = round(load_s, 3)
+    assert loaded is not None and len(loaded.groups) == len(state.groups)
+
+    sample = [all_contacts[rnd.randrange(len(all_contacts))] for _ in range(10_000)]
+    start = time.perf_counter()
+    for gid, cid in sample:
+        store.load_contact_content("bench", gid, cid)
+    out["contact_loads_per_s"] = round(len(sample) / (time.perf_counter() - start))
+
+    fresh = casstore.NetworkStore(store.objects)
+    selective_s, found = timed(lambda: fresh.query_groups("bench", type=TYPES[7]))
+    fresh = casstore.NetworkStore(store.objects)
+    scan_s, everything = timed(lambda: fresh.query_groups("bench"))
+    out["query_selective_ms"] = round(selective_s * 1000, 2)
+    out["query_selective_matches"] = len(found)
+    out["query_scan_ms"] = round(scan_s * 1000, 2)
+    assert len(everything) == len(state.groups)
+
+    verify_s, report = timed(casstore.verify, store)
+    assert report.ok
+    out["verify_s"] = round(verify_s, 3)
+    store.close()
+    return out
+
+
+def run_million(contacts: int, workdir: Path) -> dict[str, Any]:
+    """In a fresh process: RSS of the input alone vs peak while importing it; snapshot time."""
+    state = make_state(contacts, seed=2)
+    rss_state = rss_bytes()
+    store = casstore.NetworkStore(LmdbStore(workdir / "big"))
+    import_s, _ = timed(store.save_network_state, "big", state)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    snaps = [timed(store.save_snapshot, "big")[0] * 1000 for _ in range(20)]
+    store.close()
+    return {
+        "import_1m_s": round(import_s, 2),
+        "snapshot_ms_1m": round(statistics.median(snaps), 3),
+        "rss_state_bytes": rss_state,
+        "rss_peak_bytes": peak,
+        "rss_ratio_1m": round(peak / rss_state, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--big", type=int, default=1_000_000, help="contacts of the large import")
+    parser.add_argument("--skip-1m", action="store_true", help="skip the large import")
+    parser.add_argument("--million-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.million_only:
+        print(json.dumps(run_million(args.big, args.million_only)))
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="casstore-bench-") as tmp:
+        result = run_main(args.contacts, args.steps, Path(tmp))
+        if not args.skip_1m:
+            proc = subprocess.run(
+                [sys.executable, __file__, "--million-only", tmp, "--big", str(args.big)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            result.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+    targets = [
+        ("import_contacts_per_s", ">=", 100_000),
+        ("step_ms_median", "<=", 50),
+        ("snapshot_ms_1m", "<=", 2),
+        ("rss_ratio_1m", "<=", 2),
+        ("verify_s", "<=", 0.5),
+    ]
+    print(f"casstore network benchmark: {result['contacts']:,} contacts in {result['groups']:,} groups, LMDB")
+    for key, value in result.items():
+        print(f"  {key:<24} {value:>16,}" if isinstance(value, int) else f"  {key:<24} {value:>16}")
+    print("targets:")
+    for key, op, bound in targets:
+        if key in result:
+            ok = result[key] >= bound if op == ">=" else result[key] <= bound
+            print(f"  {key} {op} {bound}: {'met' if ok else 'NOT met'} ({result[key]})")
+    if "snapshot_ms_100k" in result and "snapshot_ms_1m" in result:
+        ok = result["snapshot_ms_1m"] <= 1.5 * result["snapshot_ms_100k"]
+        print(f"  snapshot_ms_1m <= 1.5 x snapshot_ms_100k: {'met' if ok else 'NOT met'}")
+    ok = result["query_selective_ms"] <= result["query_scan_ms"] / 10
+    print(f"  query_selective_ms <= query_scan_ms / 10: {'met' if ok else 'NOT met'}")
+    ok = result["bytes_on_disk"] <= result["logical_bytes"]
+    print(f"  bytes_on_disk <= logical_bytes: {'met' if ok else 'NOT met'} (ratio {result['disk_ratio']})")
+    print(json.dumps(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
