@@ -18,19 +18,37 @@ from typing import Any, TextIO, TypeVar
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from casstore import codec
-from casstore.errors import InvalidId, ObjectNotFound, StorageError
-from casstore.store import ObjectStore, open_object_store
+from casstore.errors import InvalidId, ObjectNotFound, SnapshotNotFound, StorageError
+from casstore.gc import DEFAULT_GRACE_MINUTES, collect_garbage
+from casstore.model import Change, NetworkStore
+from casstore.model.bassline_json import NetworkJSONError, network_from_json, network_to_json
+from casstore.store import open_object_store
 from casstore.verify import verify as verify_store
 
 DEFAULT_STORE = "./.casstore"
 MIN_PREFIX = 8
 
 F = TypeVar("F", bound=Callable[..., Any])
-out = Console()
-err = Console(stderr=True)
+PIPE_WIDTH = 200  # tables written to a pipe or file keep whole ids instead of eliding them
+
+
+class _Console:
+    """A rich console made at use, so it sees the current streams (and their width) each time."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self.stderr = stderr
+
+    def __getattr__(self, name: str) -> Any:
+        stream = sys.stderr if self.stderr else sys.stdout
+        width = None if stream.isatty() else PIPE_WIDTH
+        return getattr(Console(stderr=self.stderr, width=width), name)
+
+
+out = _Console()
+err = _Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -54,15 +72,20 @@ def user_errors(fn: F) -> F:
 
 
 @contextmanager
-def opened(ctx: click.Context, create: bool = False) -> Iterator[ObjectStore]:
-    store = open_object_store(ctx.obj["url"], create=create)
+def opened(ctx: click.Context, create: bool = False) -> Iterator[NetworkStore]:
+    store = NetworkStore(open_object_store(ctx.obj["url"], create=create))
     try:
         yield store
     finally:
         store.close()
 
 
-def resolve_id(store: ObjectStore, text: str) -> bytes:
+def progress_bar(label: str) -> Progress:
+    columns = (TextColumn(label + " {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=Console(stderr=True), transient=True)
+
+
+def resolve_id(store: NetworkStore, text: str) -> bytes:
     """A full id in any form, or a unique printable/hex prefix of at least 8 characters."""
     try:
         return codec.parse_id(text)
@@ -153,8 +176,7 @@ def verify(ctx: click.Context) -> None:
     """Re-hash every object; exit 1 if any is corrupt."""
     with opened(ctx) as store:
         total = store.blobs.stats().objects
-        columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=err, transient=True) as progress:
+        with progress_bar("verifying") as progress:
             task = progress.add_task("verify", total=total)
             report = verify_store(store, progress=lambda n: progress.advance(task, n))
         for object_id in report.corrupt:
@@ -198,3 +220,262 @@ def cat(ctx: click.Context, object_id: str) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------- networks
+
+
+def require_network(store: NetworkStore, network: str) -> None:
+    if not store.exists(network):
+        fail(f"network {network!r} not found in {store.url}")
+
+
+def resolve_snapshot(store: NetworkStore, network: str, text: str) -> str:
+    """A snapshot id of ``network`` from a full id or a unique prefix of at least 8 characters."""
+    ids = [info.id for info in store.list_snapshots(network)]
+    if text in ids:
+        return text
+    if len(text) < MIN_PREFIX:
+        raise SnapshotNotFound(f"{text!r} is not a snapshot id of {network!r} (give 8 or more characters)")
+    matches = [i for i in ids if i.startswith(text)]
+    if len(matches) != 1:
+        detail = "matches several snapshots" if matches else "matches no snapshot"
+        raise SnapshotNotFound(f"{text!r} {detail} of network {network!r}")
+    return matches[0]
+
+
+def preview(value: Any, width: int = 48) -> str:
+    text = json.dumps(to_json(value), ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@main.command()
+@click.pass_context
+@user_errors
+def networks(ctx: click.Context) -> None:
+    """List the networks in the store."""
+    with opened(ctx) as store:
+        table = Table("network", "head", "logical size", "snapshots")
+        for network in store.list_networks():
+            head = store.refs.get(f"networks/{_quote(network)}/head")
+            root = store.network_root(head) if head else {"size": 0}
+            table.add_row(
+                network,
+                codec.format_id(head)[:16] if head else "-",
+                human_bytes(root["size"]),
+                str(len(store.list_snapshots(network))),
+            )
+        out.print(table)
+
+
+def _quote(network: str) -> str:
+    from casstore.model.network import quote_network_id
+
+    return quote_network_id(network)
+
+
+@main.command()
+@click.argument("network")
+@click.option("--group", "group_id", help="Show one group's contacts and wires.")
+@click.pass_context
+@user_errors
+def show(ctx: click.Context, network: str, group_id: str | None) -> None:
+    """Show a network's groups, or one group in detail."""
+    with opened(ctx) as store:
+        require_network(store, network)
+        if group_id is None:
+            state = store.load_network_state(network)
+            assert state is not None
+            table = Table(
+                "group",
+                "name",
+                "contacts",
+                "wires",
+                "type",
+                "author",
+                "tags",
+                title=f"{network} (current group {state.current_group_id})",
+            )
+            for gid, gs in state.groups.items():
+                attrs = gs.group.attributes
+                table.add_row(
+                    gid,
+                    gs.group.name,
+                    str(len(gs.contacts)),
+                    str(len(gs.wires)),
+                    str(attrs.get("bassline.type", attrs.get("type", ""))),
+                    str(attrs.get("bassline.author", attrs.get("author", ""))),
+                    ", ".join(map(str, attrs.get("bassline.tags", attrs.get("tags", [])))),
+                )
+            out.print(table)
+            return
+        one = store.load_group_state(network, group_id)
+        if one is None:
+            fail(f"group {group_id!r} not found in network {network!r}")
+        assert one is not None
+        table = Table("contact", "blend", "content", title=f"{network}/{group_id}: {one.group.name}")
+        for cid in one.group.contact_ids or list(one.contacts):
+            contact = one.contacts.get(cid)
+            if contact is not None:
+                table.add_row(cid, contact.blend_mode, preview(contact.content))
+        out.print(table)
+        if one.wires:
+            wires = Table("wire", "from", "to", "type")
+            for wid, wire in one.wires.items():
+                wires.add_row(wid, wire.from_id, wire.to_id, wire.type)
+            out.print(wires)
+
+
+@main.command("set")
+@click.argument("network")
+@click.argument("group_id", metavar="GROUP")
+@click.argument("contact_id", metavar="CONTACT")
+@click.argument("value")
+@click.pass_context
+@user_errors
+def set_content(ctx: click.Context, network: str, group_id: str, contact_id: str, value: str) -> None:
+    """Set a contact's content to the JSON VALUE."""
+    try:
+        content = json.loads(value)
+    except json.JSONDecodeError as exc:
+        fail(f"VALUE is not valid JSON: {exc}")
+    with opened(ctx) as store:
+        store.save_contact_content(network, group_id, contact_id, content)
+
+
+@main.command()
+@click.argument("network")
+@click.option("-m", "--label", help="A label for the snapshot.")
+@click.pass_context
+@user_errors
+def snapshot(ctx: click.Context, network: str, label: str | None) -> None:
+    """Snapshot a network's current state; prints the snapshot id."""
+    with opened(ctx) as store:
+        click.echo(store.save_snapshot(network, label))
+
+
+@main.command()
+@click.argument("network")
+@click.pass_context
+@user_errors
+def log(ctx: click.Context, network: str) -> None:
+    """List a network's snapshots, newest first."""
+    with opened(ctx) as store:
+        require_network(store, network)
+        table = Table("snapshot", "label", "created (UTC)", "logical size", title=f"snapshots of {network}")
+        for info in store.list_snapshots(network):
+            table.add_row(
+                info.id, info.label or "", info.created_at.strftime("%Y-%m-%d %H:%M:%S"), human_bytes(info.size)
+            )
+        out.print(table)
+
+
+@main.command()
+@click.argument("network")
+@click.argument("a")
+@click.argument("b", required=False)
+@click.pass_context
+@user_errors
+def diff(ctx: click.Context, network: str, a: str, b: str | None) -> None:
+    """Changes from snapshot A to snapshot B (default: the current state)."""
+    with opened(ctx) as store:
+        require_network(store, network)
+        old = resolve_snapshot(store, network, a)
+        new = resolve_snapshot(store, network, b) if b else None
+        changes = store.diff(network, old, new)
+        table = Table(
+            Column("change", no_wrap=True),
+            Column("group", no_wrap=True),
+            "item",
+            "old",
+            "new",
+            title=f"{network}: {old[:16]}… → {(new[:16] + '…') if new else 'current'}",
+        )
+        for change in changes:
+            table.add_row(change.kind, change.group_id, change.item_id, *_change_values(change))
+        out.print(table)
+        out.print(f"{len(changes)} change(s)", highlight=False)
+
+
+def _change_values(change: Change) -> tuple[str, str]:
+    def show_one(item: Any) -> str:
+        if item is None:
+            return ""
+        return preview(item.content) if hasattr(item, "content") else preview(getattr(item, "name", ""))
+
+    return show_one(change.old), show_one(change.new)
+
+
+@main.command("import")
+@click.argument("network")
+@click.argument("source", type=click.File("r", encoding="utf-8"))
+@click.pass_context
+@user_errors
+def import_network(ctx: click.Context, network: str, source: TextIO) -> None:
+    """Replace NETWORK's current state with SOURCE (Bassline JSON; - for stdin)."""
+    name = getattr(source, "name", "input")
+    try:
+        doc = json.load(source)
+    except json.JSONDecodeError as exc:
+        fail(f"{name} is not valid JSON: {exc}")
+    try:
+        state = network_from_json(doc)
+    except NetworkJSONError as exc:
+        fail(f"{name}: {exc}")
+    with opened(ctx) as store:
+        store.save_network_state(network, state)
+        contacts = sum(len(g.contacts) for g in state.groups.values())
+        out.print(f"imported {len(state.groups):,} groups, {contacts:,} contacts into {network}", highlight=False)
+
+
+@main.command("export")
+@click.argument("network")
+@click.option("--snapshot", "snapshot_id", help="Export this snapshot instead of the current state.")
+@click.pass_context
+@user_errors
+def export_network(ctx: click.Context, network: str, snapshot_id: str | None) -> None:
+    """Write NETWORK (or one of its snapshots) as Bassline JSON to stdout."""
+    with opened(ctx) as store:
+        require_network(store, network)
+        if snapshot_id:
+            state = store.load_snapshot(network, resolve_snapshot(store, network, snapshot_id))
+        else:
+            loaded = store.load_network_state(network)
+            assert loaded is not None
+            state = loaded
+    click.echo(json.dumps(network_to_json(state), indent=2, ensure_ascii=False))
+
+
+@main.command()
+@click.option(
+    "--grace",
+    type=float,
+    default=DEFAULT_GRACE_MINUTES,
+    show_default=True,
+    help="Never sweep objects written in the last MINUTES.",
+)
+@click.option("--dry-run", is_flag=True, help="Report what would be swept; delete nothing.")
+@click.pass_context
+@user_errors
+def gc(ctx: click.Context, grace: float, dry_run: bool) -> None:
+    """Delete objects no ref reaches (older than the grace period)."""
+    with opened(ctx) as store:
+        total = store.blobs.stats().objects
+        with progress_bar("gc") as progress:
+            tasks: dict[str, Any] = {}
+
+            def advance(phase: str, n: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = progress.add_task(phase, total=total)
+                progress.advance(tasks[phase], n)
+
+            report = collect_garbage(store, grace_minutes=grace, dry_run=dry_run, progress=advance)
+        verb = "would sweep" if dry_run else "swept"
+        out.print(
+            f"{report.reachable:,} reachable, {report.unreachable:,} unreachable "
+            f"({report.kept_recent:,} kept within the {grace:g}-minute grace period); "
+            f"{verb} {report.swept:,} objects, {human_bytes(report.swept_bytes)}",
+            highlight=False,
+        )
+        if report.missing:
+            fail(f"{len(report.missing)} reachable objects are missing, e.g. {report.missing[0]}; run verify")

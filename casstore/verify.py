@@ -1,7 +1,11 @@
 """Integrity check: read every object back, re-hash it, and report (never raise).
 
-Reads in batches and hashes on a small thread pool: zstd decompression and
-BLAKE3 on large inputs release the GIL, so two cores are used where it helps.
+Two passes that together read each object once: first a walk from every ref
+along casstore's schema, which re-hashes what it reads and notes objects that
+are named but absent (the invariant "a present object implies its whole
+subtree is present"); then every object the walk did not reach, read in
+batches and hashed on a small thread pool (zstd decompression and BLAKE3 on
+large inputs release the GIL).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from casstore.codec import format_id, unframe
-from casstore.errors import CorruptObject
+from casstore.errors import CorruptObject, SerializationError
+from casstore.model.walk import children, ref_kind
 from casstore.store.base import BlobStore, ObjectStore
 
 BATCH = 2048
@@ -21,15 +26,22 @@ BATCH = 2048
 
 @dataclass
 class VerifyReport:
-    """Result of :func:`verify`: ``ok`` is true when no object is corrupt or unreadable."""
+    """Result of :func:`verify`.
+
+    ``ok`` is true when no object is corrupt or unreadable (``corrupt``) and
+    nothing a ref reaches is absent (``missing``).  ``objects`` and ``bytes``
+    count what was re-hashed; ``reachable`` how many of those a ref reaches.
+    """
 
     objects: int = 0
     bytes: int = 0
     corrupt: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    reachable: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.corrupt
+        return not self.corrupt and not self.missing
 
 
 def _check_batch(blobs: BlobStore, digests: list[bytes]) -> tuple[int, int, list[str]]:
@@ -65,6 +77,7 @@ def verify(store: ObjectStore, progress: Callable[[int], None] | None = None, th
     """Re-hash every object of ``store``; ``progress(n)`` is called after each batch of n objects."""
     report = VerifyReport()
     blobs = store.blobs
+    seen = _walk_refs(store, report, progress)
     pending: deque[Future[tuple[int, int, list[str]]]] = deque()
 
     def collect(future: Future[tuple[int, int, list[str]]]) -> None:
@@ -76,11 +89,47 @@ def verify(store: ObjectStore, progress: Callable[[int], None] | None = None, th
             progress(checked)
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="casstore-verify") as pool:
-        for batch in _batches(iter(blobs.iter_hashes())):
+        unreached = (digest for digest in blobs.iter_hashes() if digest not in seen)
+        for batch in _batches(unreached):
             pending.append(pool.submit(_check_batch, blobs, batch))
             while len(pending) > 2 * threads:
                 collect(pending.popleft())
         while pending:
             collect(pending.popleft())
     report.corrupt.sort()
+    report.missing.sort()
     return report
+
+
+def _walk_refs(store: ObjectStore, report: VerifyReport, progress: Callable[[int], None] | None) -> set[bytes]:
+    """Re-hash everything the refs reach, by schema; returns the digests read (or found corrupt)."""
+    seen: set[bytes] = set()
+    frontier = [(digest, ref_kind(name)) for name, digest in store.refs.list().items()]
+    queued = {digest for digest, _ in frontier}
+    while frontier:
+        following: list[tuple[bytes, str]] = []
+        for start in range(0, len(frontier), BATCH):
+            chunk = frontier[start : start + BATCH]
+            frames = store.blobs.get_frames([d for d, _ in chunk])
+            for (digest, kind), stored in zip(chunk, frames, strict=True):
+                if stored is None:
+                    report.missing.append(format_id(digest))
+                    continue
+                seen.add(digest)
+                report.objects += 1
+                try:
+                    data = unframe(stored, digest)
+                    links = list(children(kind, data)) if kind not in ("data", "opaque") else []
+                except (CorruptObject, SerializationError, KeyError, TypeError, ValueError):
+                    report.corrupt.append(format_id(digest))
+                    continue
+                report.bytes += len(data)
+                report.reachable += 1
+                for child, child_kind in links:
+                    if child not in queued:
+                        queued.add(child)
+                        following.append((child, child_kind))
+            if progress:
+                progress(len(chunk))
+        frontier = following
+    return seen
