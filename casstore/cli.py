@@ -181,9 +181,11 @@ def verify(ctx: click.Context) -> None:
             report = verify_store(store, progress=lambda n: progress.advance(task, n))
         for object_id in report.corrupt:
             err.print(f"[red]corrupt[/] {object_id}", highlight=False)
+        for object_id in report.missing:
+            err.print(f"[red]missing[/] {object_id} (named by a reachable object)", highlight=False)
         summary = f"{report.objects:,} objects, {human_bytes(report.bytes)} checked"
         if not report.ok:
-            fail(f"{summary}: {len(report.corrupt)} corrupt")
+            fail(f"{summary}: {len(report.corrupt)} corrupt, {len(report.missing)} missing")
         out.print(f"ok: {summary}", highlight=False)
 
 

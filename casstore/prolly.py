@@ -202,8 +202,14 @@ class ProllyTree:
             self.cache.put(digest, node)
         return [found[d] if d in found else self.load(d) for d in digests]
 
-    def empty(self) -> bytes:
-        return self.store_node(self.kind, Node(0, [], []))
+    def empty(self, write: bool = True) -> bytes:
+        """The root of an empty tree; with ``write=False`` it is only cached, for a tree about to be filled."""
+        if write:
+            return self.store_node(self.kind, Node(0, [], []))
+        data = codec.encode({"t": self.kind, "h": 0, "k": [], "v": []})
+        digest = codec.hash_bytes(data)
+        self.cache.put(digest, Node(0, [], []))
+        return digest
 
     # ---------------------------------------------------------------- build and read
 

@@ -123,9 +123,9 @@ class _Tx:
         self.network_id = network_id
         self.pending: dict[bytes, bytes] = {}
         self.trees = {kind: make_tree(store, kind, self.pending) for kind in TREE_KINDS}
-        if head is None:
-            self.groups_root = self.trees["groups"].empty()
-            self.index_root = self.trees["index"].empty()
+        if head is None:  # empty roots are written only if the commit leaves them empty (_write_root)
+            self.groups_root = self.trees["groups"].empty(write=False)
+            self.index_root = self.trees["index"].empty(write=False)
             self.current, self.root_group, self.size = "root", "root", 0
         else:
             root = store.network_root(head)
@@ -286,6 +286,9 @@ class _Tx:
         return self._write_root(groups_root, index_root, size)
 
     def _write_root(self, groups_root: bytes, index_root: bytes, size: int) -> bytes:
+        for kind, root in (("groups", groups_root), ("index", index_root)):
+            if root == self.trees[kind].empty(write=False):
+                self.trees[kind].empty()
         data = records.encode_network_root(groups_root, index_root, self.current, self.root_group, size)
         digest = codec.hash_bytes(data)
         self.pending[digest] = data

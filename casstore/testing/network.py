@@ -386,7 +386,20 @@ class NetworkTests:
             assert {f"p{k}-{i}" for k in range(2) for i in range(25)} == set(state.contacts)
             assert verify(store).ok
 
-    # ------------------------------------------------------------ rewrites and gc
+    # ------------------------------------------------------------ rewrites, verify and gc
+
+    def test_verify_finds_a_missing_subtree(self, store: NetworkStore) -> None:
+        store.save_network_state("net", rich_state())
+        snapshot_digest = codec.parse_id(store.save_snapshot("net"))
+        report = verify(store)
+        assert report.ok and report.reachable == report.objects
+        head = store.refs.get("networks/net/head")
+        assert head is not None
+        groups_root = store.network_root(head)["groups"]
+        store.blobs.delete_many([groups_root])
+        report = verify(store)
+        assert not report.ok and report.missing == [codec.format_id(groups_root)] and not report.corrupt
+        assert snapshot_digest not in store.blobs.missing([snapshot_digest])
 
     def test_contact_update_rewrites_few_objects(self, store: NetworkStore) -> None:
         groups = {f"g{i:03d}": sample_group(f"g{i:03d}", 60) for i in range(200)}
