@@ -25,6 +25,7 @@ from casstore.errors import InvalidId, ObjectNotFound, SnapshotNotFound, Storage
 from casstore.gc import DEFAULT_GRACE_MINUTES, collect_garbage
 from casstore.model import Change, NetworkStore
 from casstore.model.bassline_json import NetworkJSONError, network_from_json, network_to_json
+from casstore.model.network import head_ref
 from casstore.store import open_object_store
 from casstore.verify import verify as verify_store
 
@@ -259,7 +260,7 @@ def networks(ctx: click.Context) -> None:
     with opened(ctx) as store:
         table = Table("network", "head", "logical size", "snapshots")
         for network in store.list_networks():
-            head = store.refs.get(f"networks/{_quote(network)}/head")
+            head = store.refs.get(head_ref(network))
             root = store.network_root(head) if head else {"size": 0}
             table.add_row(
                 network,
@@ -268,12 +269,6 @@ def networks(ctx: click.Context) -> None:
                 str(len(store.list_snapshots(network))),
             )
         out.print(table)
-
-
-def _quote(network: str) -> str:
-    from casstore.model.network import quote_network_id
-
-    return quote_network_id(network)
 
 
 @main.command()

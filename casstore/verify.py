@@ -77,7 +77,6 @@ def verify(store: ObjectStore, progress: Callable[[int], None] | None = None, th
     """Re-hash every object of ``store``; ``progress(n)`` is called after each batch of n objects."""
     report = VerifyReport()
     blobs = store.blobs
-    seen = _walk_refs(store, report, progress)
     pending: deque[Future[tuple[int, int, list[str]]]] = deque()
 
     def collect(future: Future[tuple[int, int, list[str]]]) -> None:
@@ -89,6 +88,7 @@ def verify(store: ObjectStore, progress: Callable[[int], None] | None = None, th
             progress(checked)
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="casstore-verify") as pool:
+        seen = _walk_refs(store, report, progress)
         unreached = (digest for digest in blobs.iter_hashes() if digest not in seen)
         for batch in _batches(unreached):
             pending.append(pool.submit(_check_batch, blobs, batch))
@@ -101,6 +101,23 @@ def verify(store: ObjectStore, progress: Callable[[int], None] | None = None, th
     return report
 
 
+def _unframe_or_none(stored: bytes, digest: bytes) -> bytes | None:
+    try:
+        return unframe(stored, digest)
+    except CorruptObject:
+        return None
+
+
+def _links(kind: str, data: bytes | None) -> list[tuple[bytes, str]] | None:
+    """The links of one object by its schema; ``None`` if it is corrupt or not of its schema."""
+    if data is None:
+        return None
+    try:
+        return list(children(kind, data)) if kind not in ("data", "opaque") else []
+    except (SerializationError, KeyError, TypeError, ValueError):
+        return None
+
+
 def _walk_refs(store: ObjectStore, report: VerifyReport, progress: Callable[[int], None] | None) -> set[bytes]:
     """Re-hash everything the refs reach, by schema; returns the digests read (or found corrupt)."""
     seen: set[bytes] = set()
@@ -110,17 +127,19 @@ def _walk_refs(store: ObjectStore, report: VerifyReport, progress: Callable[[int
         following: list[tuple[bytes, str]] = []
         for start in range(0, len(frontier), BATCH):
             chunk = frontier[start : start + BATCH]
-            frames = store.blobs.get_frames([d for d, _ in chunk])
-            for (digest, kind), stored in zip(chunk, frames, strict=True):
+            present = []
+            for (digest, kind), stored in zip(chunk, store.blobs.get_frames([d for d, _ in chunk]), strict=True):
                 if stored is None:
                     report.missing.append(format_id(digest))
-                    continue
+                else:
+                    present.append((digest, kind, stored))
+            # serial on purpose: splitting this Python-heavy loop across threads measured slower (GIL)
+            for digest, kind, stored in present:
+                data = _unframe_or_none(stored, digest)
                 seen.add(digest)
                 report.objects += 1
-                try:
-                    data = unframe(stored, digest)
-                    links = list(children(kind, data)) if kind not in ("data", "opaque") else []
-                except (CorruptObject, SerializationError, KeyError, TypeError, ValueError):
+                links = _links(kind, data)
+                if data is None or links is None:
                     report.corrupt.append(format_id(digest))
                     continue
                 report.bytes += len(data)

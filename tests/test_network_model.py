@@ -71,6 +71,15 @@ def model_diff(old: NetworkState | None, new: NetworkState | None) -> set[tuple[
     return out
 
 
+def set_model_content(group: GroupState, cid: str, content: Any) -> None:
+    """What save_contact_content does, on the plain model."""
+    if cid in group.contacts:
+        group.contacts[cid].content = copy.deepcopy(content)
+    else:
+        group.contacts[cid] = Contact(cid, group.group.id, copy.deepcopy(content))
+        group.group.contact_ids.append(cid)
+
+
 class NetworkModel(RuleBasedStateMachine):
     make_objects = staticmethod(MemoryStore)
 
@@ -101,12 +110,7 @@ class NetworkModel(RuleBasedStateMachine):
                 self.store.save_contact_content(net, gid, cid, content)
             return
         self.store.save_contact_content(net, gid, cid, content)
-        group = state.groups[gid]
-        if cid in group.contacts:
-            group.contacts[cid].content = copy.deepcopy(content)
-        else:
-            group.contacts[cid] = Contact(cid, gid, copy.deepcopy(content))
-            group.group.contact_ids.append(cid)
+        set_model_content(state.groups[gid], cid, content)
 
     @rule(net=NETS, gid=GIDS, data=st.data())
     def batch_of_contents(self, net: str, gid: str, data: st.DataObject) -> None:
@@ -118,12 +122,7 @@ class NetworkModel(RuleBasedStateMachine):
             for cid, content in writes:
                 batch.save_contact_content(net, gid, cid, content)
         for cid, content in writes:
-            group = state.groups[gid]
-            if cid in group.contacts:
-                group.contacts[cid].content = copy.deepcopy(content)
-            else:
-                group.contacts[cid] = Contact(cid, gid, copy.deepcopy(content))
-                group.group.contact_ids.append(cid)
+            set_model_content(state.groups[gid], cid, content)
 
     @rule(net=NETS, gid=GIDS)
     def delete_group(self, net: str, gid: str) -> None:

@@ -18,6 +18,11 @@ from casstore.store.base import BlobStore
 
 #: Kinds: "net", "snap", "tree:<kind>", and "data" / "opaque" (no links).
 Kind = str
+#: Every leaf node starts with these bytes: a 4-entry map whose first key (canonical order) is "h", value 0.
+LEAF_PREFIX = b"\xa4\x61h\x00"
+#: A contact record's large-content link as encoded: key "C" then tag 42. User data never encodes a tag 42
+#: (see codec.encode_value), so a contacts leaf without these bytes links to nothing.
+LARGE_CONTENT_KEY = b"\x61C\xd8\x2a"
 
 
 def ref_kind(name: str) -> Kind:
@@ -41,6 +46,11 @@ def children(kind: Kind, data: bytes) -> Iterator[tuple[bytes, Kind]]:
         yield records.decode_snapshot(data)["root"], "net"
     elif kind.startswith("tree:"):
         tree_kind = kind[5:]
+        if data.startswith(LEAF_PREFIX):  # fast paths, by the node format: no decode where no link can be
+            if tree_kind in ("wires", "index"):
+                return
+            if tree_kind == "contacts" and LARGE_CONTENT_KEY not in data:
+                return
         node = decode_node(data)
         if node.level > 0:
             for child in node.values:
@@ -53,7 +63,7 @@ def children(kind: Kind, data: bytes) -> Iterator[tuple[bytes, Kind]]:
                 yield wires, "tree:wires"
         elif tree_kind == "contacts":
             for value in node.values:
-                if b"aC" in value:  # cheap pre-check before decoding for a large-content link
+                if LARGE_CONTENT_KEY in value:  # cheap pre-check before decoding for a large-content link
                     link = codec.decode(value).get("C")
                     if link is not None:
                         yield codec.link_digest(link), "data"

@@ -15,7 +15,6 @@ Every test here states a property of the protocols in :mod:`casstore.store.base`
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ import pytest
 from casstore import codec
 from casstore.errors import CorruptObject, InvalidRefName, ObjectNotFound, RefConflict
 from casstore.store.base import ObjectStore
-from casstore.testing.workers import bump_counter, counter_value, write_objects
+from casstore.testing.workers import bump_counter, counter_value, run_in_processes, write_objects
 from casstore.verify import verify
 
 
@@ -213,13 +212,7 @@ class StoreTests:
         self.require_persistent()
         self.make_store(tmp_path).close()
         url = self.url(tmp_path)
-        ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=bump_counter, args=(url, "counter", 60)) for _ in range(2)]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join(120)
-            assert proc.exitcode == 0
+        run_in_processes(bump_counter, [(url, "counter", 60)] * 2)
         with self.make_store(tmp_path) as store:
             assert counter_value(store, "counter") == 120
 
@@ -227,14 +220,7 @@ class StoreTests:
     def test_concurrent_writers_in_processes(self, tmp_path: Path) -> None:
         self.require_persistent()
         self.make_store(tmp_path).close()
-        url = self.url(tmp_path)
-        ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=write_objects, args=(url, k, 3000)) for k in range(2)]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join(120)
-            assert proc.exitcode == 0
+        run_in_processes(write_objects, [(self.url(tmp_path), k, 3000) for k in range(2)])
         with self.make_store(tmp_path) as store:
             assert store.blobs.stats().objects == 6000
             assert verify(store).ok

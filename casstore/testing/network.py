@@ -7,7 +7,6 @@ Subclass :class:`NetworkTests` and provide ``make_store(path)`` returning a
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from casstore import codec
 from casstore.errors import GroupNotFound, NetworkNotFound, SerializationError, SnapshotNotFound
 from casstore.gc import collect_garbage
 from casstore.model import Contact, Group, GroupState, NetworkState, NetworkStore, Wire
-from casstore.testing.workers import write_contacts
+from casstore.testing.workers import run_in_processes, write_contacts
 from casstore.verify import verify
 
 
@@ -373,13 +372,7 @@ class NetworkTests:
             pytest.skip("backend is not persistent")
         with self.make_store(tmp_path) as store:
             store.save_group_state("net", "g", sample_group("g", 0))
-        ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=write_contacts, args=(self.url(tmp_path), k, 25)) for k in range(2)]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join(180)
-            assert proc.exitcode == 0
+        run_in_processes(write_contacts, [(self.url(tmp_path), k, 25) for k in range(2)])
         with self.make_store(tmp_path) as store:
             state = store.load_group_state("net", "g")
             assert state is not None

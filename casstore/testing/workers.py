@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from collections.abc import Callable
+from typing import Any
+
 from casstore import codec
 from casstore.errors import RefConflict
 from casstore.store.base import ObjectStore
+
+
+def run_in_processes(target: Callable[..., None], arg_lists: list[tuple[Any, ...]], timeout: float = 180) -> None:
+    """Run ``target(*args)`` for each args in its own spawned process, at once; all must exit cleanly."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=target, args=args) for args in arg_lists]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout)
+    codes = [proc.exitcode for proc in procs]
+    assert codes == [0] * len(procs), f"worker processes exited with {codes}"
 
 
 def _open(target: ObjectStore | str) -> tuple[ObjectStore, bool]:
