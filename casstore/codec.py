@@ -289,29 +289,39 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _frame_serial(datas: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
-    hasher = blake3.blake3
+def background() -> ThreadPoolExecutor:
+    """The one extra thread that frames half of a large batch."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="casstore-frame")
+    return _pool
+
+
+def frame_hashed(items: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``(digest, frame)`` for ``(digest, canonical bytes)`` pairs already hashed by the caller."""
     compress = _compressor().compress
     out = []
-    for data in datas:
+    for digest, data in items:
         if len(data) >= COMPRESS_MIN:
             packed = compress(data)
             stored = b"\x01" + packed if len(packed) < len(data) else b"\x00" + data
         else:
             stored = b"\x00" + data
-        out.append((hasher(data).digest(), stored))
+        out.append((digest, stored))
     return out
 
 
-def frame_many(datas: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
-    """``(digest, frame)`` for each canonical byte string, in order; large batches use two threads."""
-    global _pool
-    items = datas if isinstance(datas, list) else list(datas)
-    if len(items) < 64 or sum(map(len, items)) < PARALLEL_FRAME_BYTES:
-        return _frame_serial(items)
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="casstore-frame")
+def frame_many_hashed(items: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """:func:`frame_hashed`, on two threads for large batches (zstd releases the GIL)."""
+    if len(items) < 64 or sum(len(data) for _, data in items) < PARALLEL_FRAME_BYTES:
+        return frame_hashed(items)
     half = len(items) // 2
-    second = _pool.submit(_frame_serial, items[half:])
-    return _frame_serial(items[:half]) + second.result()
+    second = background().submit(frame_hashed, items[half:])
+    return frame_hashed(items[:half]) + second.result()
+
+
+def frame_many(datas: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
+    """``(digest, frame)`` for each canonical byte string, in order."""
+    hasher = blake3.blake3
+    return frame_many_hashed([(hasher(data).digest(), data) for data in datas])

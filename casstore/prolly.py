@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import blake3
 
 from casstore import codec
-from casstore.store.base import BlobStore
+from casstore.store.base import BlobStore, PendingWrites
 
 TARGET = 4096
 MIN = 512
@@ -154,7 +154,7 @@ class ProllyTree:
         blobs: BlobStore,
         kind: str,
         cache: NodeCache,
-        pending: dict[bytes, bytes] | None = None,
+        pending: PendingWrites | None = None,
         value_hint: int = DEFAULT_VALUE_HINT,
     ) -> None:
         self.blobs = blobs
@@ -163,7 +163,7 @@ class ProllyTree:
         self.value_hint = value_hint
         self.cache = cache
         #: New objects not yet written, in creation order (children first); may be shared by several trees.
-        self.pending: dict[bytes, bytes] = {} if pending is None else pending
+        self.pending = PendingWrites() if pending is None else pending
 
     # ---------------------------------------------------------------- nodes
 
@@ -172,19 +172,13 @@ class ProllyTree:
             obj = {"t": kind, "h": 0, "k": node.keys, "v": node.values}
         else:
             obj = {"t": kind, "h": node.level, "k": node.keys, "c": [codec.link(d) for d in node.values]}
-        data = codec.encode(obj)
-        digest = codec.hash_bytes(data)
-        self.pending[digest] = data
+        digest = self.pending.add(codec.encode(obj))
         self.cache.put(digest, node)
         return digest
 
-    def flush(self) -> list[bytes]:
-        """Write pending nodes (children first) in one batch; returns their digests."""
-        if not self.pending:
-            return []
-        datas = list(self.pending.values())
-        self.pending.clear()
-        return self.blobs.put_many(datas)
+    def flush(self) -> None:
+        """Write pending nodes (children first) in one batch."""
+        self.pending.write_to(self.blobs)
 
     def load(self, digest: bytes) -> Node:
         node = self.cache.get(digest)
@@ -316,6 +310,12 @@ class ProllyTree:
         if not edits:
             return root, old_values
         root_node = self.load(root)
+        plan = self._plan(root_node, sorted(edits))
+        if plan is not None:  # every key exists: resolve each edit once, then try a same-shape rewrite
+            resolved = self._resolve_plan(plan, edits, old_values)
+            if all(resolved[key] is not None for key in resolved) and self._fits(plan, resolved):
+                return self._rebuild(plan, resolved), old_values
+            edits = resolved
         level_edits: list[tuple[str, Edit]] = sorted(edits.items(), key=lambda item: item[0])
         level = 0
         while level < root_node.level:
@@ -344,6 +344,66 @@ class ProllyTree:
         if node.level > 0 and not node.keys:
             return self.empty(), old_values
         return new_root, old_values
+
+    # ---- the same-shape fast path: only values of existing keys change
+
+    def _plan(self, node: Node, keys: list[str]) -> _Plan | None:
+        """Where each (sorted) key sits, down to leaf positions; ``None`` if any key is absent."""
+        if node.level == 0:
+            positions = []
+            for key in keys:
+                i = bisect_left(node.keys, key)
+                if i >= len(node.keys) or node.keys[i] != key:
+                    return None
+                positions.append((i, key))
+            return _Plan(node, positions, [])
+        by_child: dict[int, list[str]] = {}
+        for key in keys:
+            i = bisect_left(node.keys, key)
+            if i >= len(node.keys):
+                return None
+            by_child.setdefault(i, []).append(key)
+        children = []
+        for i, child_keys in by_child.items():
+            sub = self._plan(self.load(node.values[i]), child_keys)
+            if sub is None:
+                return None
+            children.append((i, sub))
+        return _Plan(node, [], children)
+
+    def _resolve_plan(
+        self, plan: _Plan, edits: Mapping[str, Edit], old_values: dict[str, bytes]
+    ) -> dict[str, bytes | None]:
+        resolved: dict[str, bytes | None] = {}
+        for leaf in plan.leaves():
+            for position, key in leaf.positions:
+                old = leaf.node.values[position]
+                old_values[key] = old
+                edit = edits[key]
+                resolved[key] = edit(old) if callable(edit) else edit
+        return resolved
+
+    @staticmethod
+    def _fits(plan: _Plan, resolved: Mapping[str, bytes | None]) -> bool:
+        """No leaf ends, or would end, by the MAX cap (then boundaries are the rule's alone: unchanged)."""
+        for leaf in plan.leaves():
+            node = leaf.node
+            old = _actual_size(node.keys, node.values, 0)
+            new = old + sum(len(resolved[key] or b"") - len(node.values[pos]) for pos, key in leaf.positions)
+            if old >= MAX or new >= MAX:
+                return False
+        return True
+
+    def _rebuild(self, plan: _Plan, resolved: Mapping[str, bytes | None]) -> bytes:
+        node = plan.node
+        values = list(node.values)
+        for position, key in plan.positions:
+            value = resolved[key]
+            assert value is not None
+            values[position] = value
+        for position, child in plan.children:
+            values[position] = self._rebuild(child, resolved)
+        return self.store_node(self.kind, Node(node.level, node.keys, values))
 
     def build_levels(self, level: int, entries: list[tuple[str, bytes]]) -> bytes:
         """Chunk a complete level of ``(last key, child)`` entries upwards until one node remains."""
@@ -497,6 +557,21 @@ class ProllyTree:
             queue.popleft()
             assert item.key is not None and item.value is not None
             yield item.key, item.value
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The touched part of a tree: a node, its touched leaf positions (leaf) or touched children (internal)."""
+
+    node: Node
+    positions: list[tuple[int, str]]
+    children: list[tuple[int, _Plan]]
+
+    def leaves(self) -> Iterator[_Plan]:
+        if self.node.level == 0:
+            yield self
+        for _, child in self.children:
+            yield from child.leaves()
 
 
 @dataclass(slots=True)

@@ -154,3 +154,32 @@ def test_diff_reads_only_changed_paths() -> None:
 def test_build_rejects_unsorted_keys() -> None:
     with pytest.raises(ValueError):
         make_tree().build([("b", b"\xf6"), ("a", b"\xf6")])
+
+
+def test_value_only_updates_keep_shape_and_match_a_fresh_build() -> None:
+    tree = make_tree()
+    model = {f"k{i:05d}": val(i) for i in range(5000)}
+    root = build(tree, model)
+    calls: list[str] = []
+
+    def grow(key: str):  # type: ignore[no-untyped-def]
+        def edit(old: bytes | None) -> bytes:
+            calls.append(key)
+            assert old == model[key]
+            return old + b"!" if old is not None else b""
+
+        return edit
+
+    keys = [f"k{i:05d}" for i in range(0, 5000, 37)]
+    new_root, old = tree.update(root, {k: grow(k) for k in keys})
+    tree.flush()
+    assert sorted(calls) == sorted(keys), "each edit function runs exactly once"
+    assert old == {k: model[k] for k in keys}
+    model.update({k: model[k] + b"!" for k in keys})
+    check_canonical(tree, new_root, model)
+    # a value big enough to hit the 16 KB cap falls back to re-chunking, still canonical
+    big = codec.encode_value("x" * (prolly.MAX + 100))
+    new_root, _ = tree.update(new_root, {"k00100": big})
+    tree.flush()
+    model["k00100"] = big
+    check_canonical(tree, new_root, model)

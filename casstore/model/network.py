@@ -42,7 +42,7 @@ from casstore.model.types import (
     check_id,
 )
 from casstore.prolly import Edit, NodeCache, ProllyTree
-from casstore.store.base import ObjectStore
+from casstore.store.base import ObjectStore, PendingWrites
 
 log = logging.getLogger("casstore")
 
@@ -55,7 +55,7 @@ VALUE_HINTS = {"groups": 128, "contacts": 128, "wires": 48, "index": 1}
 TREE_KINDS = tuple(VALUE_HINTS)
 
 
-def make_tree(store: NetworkStore, kind: str, pending: dict[bytes, bytes] | None = None) -> ProllyTree:
+def make_tree(store: NetworkStore, kind: str, pending: PendingWrites | None = None) -> ProllyTree:
     return ProllyTree(store.blobs, kind, store.cache, pending, value_hint=VALUE_HINTS[kind])
 
 
@@ -90,7 +90,7 @@ class _PreparedGroup:
     contacts_root: bytes
     wires_root: bytes
     size: int
-    objects: dict[bytes, bytes]
+    objects: PendingWrites
 
 
 @dataclass
@@ -121,7 +121,7 @@ class _Tx:
     def __init__(self, store: NetworkStore, network_id: str, head: bytes | None) -> None:
         self.store = store
         self.network_id = network_id
-        self.pending: dict[bytes, bytes] = {}
+        self.pending = PendingWrites()
         self.trees = {kind: make_tree(store, kind, self.pending) for kind in TREE_KINDS}
         if head is None:  # empty roots are written only if the commit leaves them empty (_write_root)
             self.groups_root = self.trees["groups"].empty(write=False)
@@ -180,7 +180,7 @@ class _Tx:
 
     def put_group(self, gid: str, prepared: _PreparedGroup) -> None:
         old = self.group(gid)
-        self.pending.update(prepared.objects)
+        self.pending.absorb(prepared.objects)
         self.groups[gid] = _GroupEdit(
             gid,
             old.old_record if old else None,
@@ -253,7 +253,7 @@ class _Tx:
                 body = {**body, "c": [*body.get("c", []), *created]}
             body_bytes = records.encode_body(body, gid)
             body_digest = codec.hash_bytes(body_bytes)
-            self.pending.setdefault(body_digest, body_bytes)
+            self.pending.add_hashed(body_digest, body_bytes)
             if not edit.replaced and old_body is not None:
                 group_size += len(body_bytes) - len(records.encode_body(old_body, gid))
             old_keys = records.index_keys(gid, old_body.get("a", {})) if old_body else set()
@@ -272,9 +272,9 @@ class _Tx:
         index: set[str] = set()
         size = 0
         for gid, prepared in sorted(groups, key=lambda item: item[0]):
-            self.pending.update(prepared.objects)
+            self.pending.absorb(prepared.objects)
             body_digest = codec.hash_bytes(prepared.body_bytes)
-            self.pending.setdefault(body_digest, prepared.body_bytes)
+            self.pending.add_hashed(body_digest, prepared.body_bytes)
             record = records.encode_group_record(
                 body_digest, prepared.contacts_root, prepared.wires_root, prepared.size
             )
@@ -290,9 +290,8 @@ class _Tx:
             if root == self.trees[kind].empty(write=False):
                 self.trees[kind].empty()
         data = records.encode_network_root(groups_root, index_root, self.current, self.root_group, size)
-        digest = codec.hash_bytes(data)
-        self.pending[digest] = data
-        self.store.flush(self.pending)
+        digest = self.pending.add(data)
+        self.pending.write_to(self.store.blobs)
         return digest
 
 
@@ -322,12 +321,6 @@ class NetworkStore(ObjectStore):
         self.objects.close()
 
     # ---------------------------------------------------------------- plumbing
-
-    def flush(self, pending: dict[bytes, bytes]) -> None:
-        """Write pending objects (children first) in batches."""
-        if pending:
-            self.blobs.put_many(list(pending.values()))
-            pending.clear()
 
     def body(self, digest: bytes) -> dict[str, Any]:
         """A group body (decoded; cached, bodies are immutable)."""
@@ -374,7 +367,7 @@ class NetworkStore(ObjectStore):
 
     def _prepare_group(self, gid: str, state: GroupState) -> _PreparedGroup:
         check_id(gid, "group_id")
-        objects: dict[bytes, bytes] = {}
+        objects = PendingWrites()
         body = records.group_fields(state.group, gid)
         body_bytes = records.encode_body(body, gid)
         contacts_tree = make_tree(self, "contacts", objects)
@@ -431,18 +424,14 @@ class NetworkStore(ObjectStore):
         if not isinstance(state, NetworkState):
             raise SerializationError(f"expected a NetworkState, got {type(state).__name__}")
         prepared: list[tuple[str, _PreparedGroup]] = []
-        unflushed: dict[bytes, bytes] = {}
-        unflushed_bytes = 0
+        unflushed = PendingWrites()
         for gid, group_state in state.groups.items():
             group = self._prepare_group(gid, group_state)
             prepared.append((gid, group))
-            unflushed.update(group.objects)
-            unflushed_bytes += sum(map(len, group.objects.values()))
-            group.objects = {}  # written below (whole groups only, so children stay ahead of parents)
-            if unflushed_bytes > FLUSH_BYTES:
-                self.flush(unflushed)
-                unflushed_bytes = 0
-        self.flush(unflushed)
+            unflushed.absorb(group.objects)  # written here, whole groups only: children stay ahead of parents
+            if unflushed.nbytes > FLUSH_BYTES:
+                unflushed.write_to(self.blobs)
+        unflushed.write_to(self.blobs)
         return prepared, state.current_group_id, state.root_group_id
 
     @contextmanager

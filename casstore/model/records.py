@@ -29,6 +29,7 @@ import blake3
 
 from casstore import codec
 from casstore.errors import SerializationError
+from casstore.store.base import PendingWrites
 from casstore.model.types import (
     BLEND_MODES,
     BOUNDARY_DIRECTIONS,
@@ -64,9 +65,9 @@ def content_bytes(content: Any, path: str = "content") -> bytes:
 
 
 def encode_contact(
-    contact: Contact, key: str, group_id: str, blobs_out: dict[bytes, bytes], content: bytes | None = None
+    contact: Contact, key: str, group_id: str, blobs_out: PendingWrites, content: bytes | None = None
 ) -> bytes:
-    """A contact record; a large content is added to ``blobs_out`` (digest → bytes)."""
+    """A contact record; a large content is added to ``blobs_out``."""
     check_id(contact.id, "contact.id")
     check_id(contact.group_id, "contact.group_id")
     _choice(contact.blend_mode, BLEND_MODES, f"contacts[{key!r}].blend_mode")
@@ -95,15 +96,13 @@ def encode_contact(
     return codec.encode(record)
 
 
-def content_record(data: bytes, blobs_out: dict[bytes, bytes]) -> dict[str, Any]:
+def content_record(data: bytes, blobs_out: PendingWrites) -> dict[str, Any]:
     if len(data) > LARGE_CONTENT:
-        digest = codec.hash_bytes(data)
-        blobs_out[digest] = data
-        return {"C": codec.link(digest), "z": len(data)}
+        return {"C": codec.link(blobs_out.add(data)), "z": len(data)}
     return {"c": data}
 
 
-def with_content(record_bytes: bytes, data: bytes, blobs_out: dict[bytes, bytes]) -> bytes:
+def with_content(record_bytes: bytes, data: bytes, blobs_out: PendingWrites) -> bytes:
     """A contact record with its content replaced, every other field kept."""
     record = codec.decode(record_bytes)
     record.pop("c", None)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from casstore.codec import DIGEST_SIZE, format_id, frame_many, parse_id, unframe
+from casstore.codec import DIGEST_SIZE, format_id, frame_many, frame_many_hashed, hash_bytes, parse_id, unframe
 from casstore.errors import InvalidRefName, ObjectNotFound, StoreNotFound
 
 #: Objects handed to a backend per write transaction by the batch helpers.
@@ -118,6 +118,53 @@ class BlobStore(ABC):
 
     def __contains__(self, digest: object) -> bool:
         return isinstance(digest, bytes) and not self.missing([digest])
+
+
+class PendingWrites:
+    """New objects of one write, in creation order (children first), until written together.
+
+    Each object is hashed once, when added (its id is needed at once, to link
+    to it); :meth:`write_to` frames them all in one batch and stores them in order.
+    (Framing in the background while the caller works was measured slower: the
+    worker thread and the caller's Python code contend for the GIL.)
+    """
+
+    def __init__(self) -> None:
+        self._data: dict[bytes, bytes] = {}
+        self.nbytes = 0
+
+    def add(self, data: bytes) -> bytes:
+        """Keep ``data`` for writing; returns its digest."""
+        digest = hash_bytes(data)
+        self.add_hashed(digest, data)
+        return digest
+
+    def add_hashed(self, digest: bytes, data: bytes) -> None:
+        if digest not in self._data:
+            self._data[digest] = data
+            self.nbytes += len(data)
+
+    def absorb(self, other: PendingWrites) -> None:
+        """Take over ``other``'s objects, after ours, in their order."""
+        for digest, data in other._data.items():
+            self.add_hashed(digest, data)
+        other._data, other.nbytes = {}, 0
+
+    def get(self, digest: bytes) -> bytes | None:
+        return self._data.get(digest)
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def write_to(self, blobs: BlobStore) -> None:
+        """Store everything (children first), in batches; then forget it."""
+        frames = frame_many_hashed(list(self._data.items()))
+        for start in range(0, len(frames), BATCH * 16):
+            blobs.put_frames(frames[start : start + BATCH * 16])
+        self._data, self.nbytes = {}, 0
 
 
 _REF_COMPONENT = re.compile(r"[A-Za-z0-9_%+=@:,~-][A-Za-z0-9_.%+=@:,~-]*")
