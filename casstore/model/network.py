@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
@@ -42,7 +42,7 @@ from casstore.model.types import (
     check_id,
 )
 from casstore.prolly import Edit, NodeCache, ProllyTree
-from casstore.store.base import ObjectStore, PendingWrites
+from casstore.store.base import ObjectStore, PendingWrites, RefUpdate
 
 log = logging.getLogger("casstore")
 
@@ -286,13 +286,12 @@ class _Tx:
         return self._write_root(groups_root, index_root, size)
 
     def _write_root(self, groups_root: bytes, index_root: bytes, size: int) -> bytes:
+        """The new network root's digest; it and everything new stay in :attr:`pending` for the caller."""
         for kind, root in (("groups", groups_root), ("index", index_root)):
             if root == self.trees[kind].empty(write=False):
                 self.trees[kind].empty()
         data = records.encode_network_root(groups_root, index_root, self.current, self.root_group, size)
-        digest = self.pending.add(data)
-        self.pending.write_to(self.store.blobs)
-        return digest
+        return self.pending.add(data)
 
 
 # ---------------------------------------------------------------- the store
@@ -356,8 +355,8 @@ class NetworkStore(ObjectStore):
             new_head = tx.commit()
             if new_head == head:
                 return
-            try:
-                self.refs.compare_and_swap(ref, head, new_head)
+            try:  # the new objects, then the head: one transaction where the backend has them
+                self.objects.commit(tx.pending.frames(), [RefUpdate(ref, head, new_head)])
             except RefConflict:
                 time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
                 continue
@@ -571,12 +570,15 @@ class NetworkStore(ObjectStore):
         tip = self.refs.get(tip_ref(network_id))
         size = self.network_root(head)["size"]
         data = records.encode_snapshot(network_id, head, None if tip is None else codec.format_id(tip), label, size)
-        digest = self.blobs.put(data)
+        pending = PendingWrites()
+        digest = pending.add(data)
         snapshot_id = codec.format_id(digest)
-        self.refs.compare_and_swap(snapshots_prefix(network_id) + snapshot_id, None, digest)
-        # a concurrent snapshot may have moved the tip; it is only a hint for the next parent
-        with suppress(RefConflict):
-            self.refs.compare_and_swap(tip_ref(network_id), tip, digest)
+        # the tip is only a hint for the next parent: a concurrent snapshot may have moved it
+        updates = [
+            RefUpdate(snapshots_prefix(network_id) + snapshot_id, None, digest),
+            RefUpdate(tip_ref(network_id), tip, digest, required=False),
+        ]
+        self.objects.commit(pending.frames(), updates)
         return snapshot_id
 
     def _snapshot(self, network_id: str, snapshot_id: str) -> tuple[bytes, dict[str, Any]]:

@@ -29,7 +29,6 @@ import blake3
 
 from casstore import codec
 from casstore.errors import SerializationError
-from casstore.store.base import PendingWrites
 from casstore.model.types import (
     BLEND_MODES,
     BOUNDARY_DIRECTIONS,
@@ -42,6 +41,7 @@ from casstore.model.types import (
     check_id_list,
     check_str,
 )
+from casstore.store.base import PendingWrites
 
 #: Encoded contents larger than this are stored as their own object. A leaf
 #: targets ~4 KB, so an inline content of at most a quarter of it keeps leaves

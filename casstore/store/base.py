@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Self
 
 from casstore.codec import DIGEST_SIZE, format_id, frame_many, frame_many_hashed, hash_bytes, parse_id, unframe
-from casstore.errors import InvalidRefName, ObjectNotFound, StoreNotFound
+from casstore.errors import InvalidRefName, ObjectNotFound, RefConflict, StoreNotFound
 
 #: Objects handed to a backend per write transaction by the batch helpers.
 BATCH = 4096
@@ -159,12 +159,17 @@ class PendingWrites:
     def __len__(self) -> int:
         return len(self._data)
 
+    def frames(self) -> list[tuple[bytes, bytes]]:
+        """Everything as ``(digest, frame)`` in order (children first); then forget it."""
+        frames = frame_many_hashed(list(self._data.items()))
+        self._data, self.nbytes = {}, 0
+        return frames
+
     def write_to(self, blobs: BlobStore) -> None:
         """Store everything (children first), in batches; then forget it."""
-        frames = frame_many_hashed(list(self._data.items()))
+        frames = self.frames()
         for start in range(0, len(frames), BATCH * 16):
             blobs.put_frames(frames[start : start + BATCH * 16])
-        self._data, self.nbytes = {}, 0
 
 
 _REF_COMPONENT = re.compile(r"[A-Za-z0-9_%+=@:,~-][A-Za-z0-9_.%+=@:,~-]*")
@@ -244,6 +249,20 @@ class RefStore(ABC):
         return self._list(prefix)
 
 
+@dataclass(frozen=True)
+class RefUpdate:
+    """One ref move of :meth:`ObjectStore.commit`: ``name`` from ``expected`` to ``new`` (``None`` deletes).
+
+    A ``required`` update whose ref has moved raises :class:`~casstore.errors.RefConflict`;
+    an optional one (a hint, such as a snapshot tip) is then skipped.
+    """
+
+    name: str
+    expected: bytes | None
+    new: bytes | None
+    required: bool = True
+
+
 class ObjectStore:
     """A blob store and a ref store opened together from one URL.
 
@@ -254,6 +273,26 @@ class ObjectStore:
     blobs: BlobStore
     refs: RefStore
     url: str
+
+    def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
+        """Store ``frames`` (children first), then apply ``updates`` in order.
+
+        Objects always land before any ref names them.  This default applies the
+        updates one by one, stopping at the first required conflict (earlier ones
+        stay); a backend with transactions overrides it to do everything in one,
+        so a conflict changes no ref and costs one commit instead of several.
+        """
+        for start in range(0, len(frames), BATCH * 16):
+            self.blobs.put_frames(frames[start : start + BATCH * 16])
+        for update in updates:
+            try:
+                if update.new is None:
+                    self.refs.delete(update.name, update.expected)
+                else:
+                    self.refs.compare_and_swap(update.name, update.expected, update.new)
+            except RefConflict:
+                if update.required:
+                    raise
 
     def close(self) -> None:
         """Release files and handles. Idempotent."""

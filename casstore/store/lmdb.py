@@ -23,7 +23,15 @@ import lmdb
 
 from casstore.codec import DIGEST_SIZE
 from casstore.errors import RefConflict, StorageError
-from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, require_store
+from casstore.store.base import (
+    BlobStats,
+    BlobStore,
+    ObjectStore,
+    RefStore,
+    RefUpdate,
+    require_store,
+    validate_ref_name,
+)
 
 T = TypeVar("T")
 #: lmdb's stubs type every value as ``bytes | memoryview``; we never open buffer transactions,
@@ -130,8 +138,11 @@ class LmdbBlobs(BlobStore):
         self._seq = 0
 
     def put_frames(self, items: Sequence[tuple[bytes, bytes]]) -> None:
-        if not items:
-            return
+        if items:
+            self._env.write(self.writer(items))
+
+    def writer(self, items: Sequence[tuple[bytes, bytes]]) -> Callable[[Txn], None]:
+        """A transaction body storing ``items`` and logging their write time."""
         env = self._env
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         now = time.time()
@@ -139,11 +150,13 @@ class LmdbBlobs(BlobStore):
         log_value = b"".join(digest for digest, _ in items)
 
         def txn_fn(txn: Txn) -> None:
+            if not items:
+                return
             txn.cursor(env.blobs).putmulti(items, overwrite=False)
             txn.put(log_key, log_value, db=env.log)
             _prune_log(txn, env.log, now - LOG_RETENTION_S)
 
-        env.write(txn_fn)
+        return txn_fn
 
     def get_frames(self, digests: Sequence[bytes]) -> list[bytes | None]:
         if not digests:
@@ -252,19 +265,19 @@ class LmdbRefs(RefStore):
         return value
 
     def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
+        self._env.write(lambda txn: self.swap(txn, name, expected, new))
+
+    def swap(self, txn: Txn, name: str, expected: bytes | None, new: bytes | None) -> None:
+        """Compare-and-swap inside the caller's write transaction."""
         key = name.encode()
         db = self._env.refs
-
-        def txn_fn(txn: Txn) -> None:
-            actual = txn.get(key, db=db)
-            if actual != expected:
-                raise RefConflict.of(name, expected, actual)
-            if new is None:
-                txn.delete(key, db=db)
-            else:
-                txn.put(key, new, db=db)
-
-        self._env.write(txn_fn)
+        actual = txn.get(key, db=db)
+        if actual != expected:
+            raise RefConflict.of(name, expected, actual)
+        if new is None:
+            txn.delete(key, db=db)
+        else:
+            txn.put(key, new, db=db)
 
     def _list(self, prefix: str) -> dict[str, bytes]:
         start = prefix.encode()
@@ -286,6 +299,9 @@ class LmdbRefs(RefStore):
 class LmdbStore(ObjectStore):
     """An LMDB environment directory holding both protocols."""
 
+    blobs: LmdbBlobs
+    refs: LmdbRefs
+
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True, map_size: int = DEFAULT_MAP_SIZE) -> None:
         self.path = Path(path)
         self.url = f"lmdb://{self.path.resolve()}"
@@ -299,6 +315,22 @@ class LmdbStore(ObjectStore):
         self._env.write(lambda txn: txn.put(FORMAT_KEY, FORMAT_VERSION, db=self._env.meta, overwrite=False))
         self.blobs = LmdbBlobs(self._env)
         self.refs = LmdbRefs(self._env)
+
+    def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
+        """Objects and ref moves in one write transaction: all or nothing, one commit."""
+        names = [(u, validate_ref_name(u.name)) for u in updates]
+        store_objects = self.blobs.writer(frames)
+
+        def txn_fn(txn: Txn) -> None:
+            store_objects(txn)
+            for update, name in names:
+                try:
+                    self.refs.swap(txn, name, update.expected, update.new)
+                except RefConflict:
+                    if update.required:
+                        raise
+
+        self._env.write(txn_fn)
 
     def close(self) -> None:
         self._env.close()
