@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,8 @@ ZSTD_LEVEL = 3
 _ESCAPE_MARK = "\x00casstore:escaped"
 _ESCAPE_PREFIX = b"\x82" + libipld.encode_dag_cbor(_ESCAPE_MARK)
 _TAG_42 = b"\xd8\x2a"
+#: A tag-42 link as libipld writes it: the tag, then a byte-string header (major type 2, lengths up to 2^64).
+_LINK_PATTERN = re.compile(rb"\xd8\x2a[\x40-\x5b]")
 _INT_MIN = -(2**64)
 _INT_MAX = 2**64 - 1
 
@@ -156,7 +159,7 @@ def encode_value(value: Value, path: str = "value") -> bytes:
         data = libipld.encode_dag_cbor(value)
     except (ValueError, TypeError, OverflowError) as exc:
         raise _explain(value, path, exc) from None
-    if data.startswith(_ESCAPE_PREFIX) or (_TAG_42 in data and _holds_cid_bytes(value)):
+    if data.startswith(_ESCAPE_PREFIX) or (_LINK_PATTERN.search(data) and _holds_cid_bytes(value)):
         data = libipld.encode_dag_cbor([_ESCAPE_MARK, _escape(value)])
     return data
 

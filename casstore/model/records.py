@@ -68,9 +68,12 @@ def encode_contact(
     contact: Contact, key: str, group_id: str, blobs_out: PendingWrites, content: bytes | None = None
 ) -> bytes:
     """A contact record; a large content is added to ``blobs_out``."""
-    check_id(contact.id, "contact.id")
-    check_id(contact.group_id, "contact.group_id")
-    _choice(contact.blend_mode, BLEND_MODES, f"contacts[{key!r}].blend_mode")
+    if contact.id != key:  # the key itself was checked by the caller
+        check_id(contact.id, "contact.id")
+    if contact.group_id != group_id:
+        check_id(contact.group_id, "contact.group_id")
+    if contact.blend_mode != "accept-last":
+        _choice(contact.blend_mode, BLEND_MODES, f"contacts[{key!r}].blend_mode")
     if not isinstance(contact.is_boundary, bool):
         raise SerializationError(f"contacts[{key!r}].is_boundary: expected a bool", "is_boundary")
     if contact.boundary_direction is not None:
@@ -144,11 +147,14 @@ def contact_entry_size(key: str, record_bytes: bytes) -> int:
 
 
 def encode_wire(wire: Wire, key: str, group_id: str) -> bytes:
-    check_id(wire.id, "wire.id")
-    check_id(wire.group_id, "wire.group_id")
+    if wire.id != key:  # the key itself was checked by the caller
+        check_id(wire.id, "wire.id")
+    if wire.group_id != group_id:
+        check_id(wire.group_id, "wire.group_id")
     check_id(wire.from_id, f"wires[{key!r}].from_id")
     check_id(wire.to_id, f"wires[{key!r}].to_id")
-    _choice(wire.type, WIRE_TYPES, f"wires[{key!r}].type")
+    if wire.type != "bidirectional":
+        _choice(wire.type, WIRE_TYPES, f"wires[{key!r}].type")
     check_attributes(wire.attributes, f"wires[{key!r}].attributes")
     record: dict[str, Any] = {"f": wire.from_id, "t": wire.to_id}
     if wire.type != "bidirectional":

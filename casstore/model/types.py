@@ -134,5 +134,5 @@ def check_id_list(value: object, path: str) -> None:
 
 
 def check_attributes(value: object, path: str) -> None:
-    if not isinstance(value, dict):
+    if type(value) is not dict and not isinstance(value, dict):
         raise SerializationError(f"{path}: expected a dict, got {type(value).__name__}", path)
