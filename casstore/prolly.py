@@ -273,6 +273,13 @@ class ProllyTree:
                 return
             node, position = leaf, 0
 
+    def items_with_prefix(self, root: bytes, prefix: str) -> Iterator[tuple[str, bytes]]:
+        """Entries whose key starts with ``prefix``, in key order."""
+        for key, value in self.items(root, prefix):
+            if not key.startswith(prefix):
+                return
+            yield key, value
+
     def _next_leaf(self, path: list[tuple[Node, int]], stop: str | None) -> Node | None:
         while path:
             parent, k = path.pop()

@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +51,7 @@ MAX_ATTEMPTS = 64
 FLUSH_BYTES = 32 << 20
 #: Each tree kind's nominal leaf-value size in the chunking rule (part of the format; see docs/format.md):
 #: about the typical encoded record, so that leaves come out near the 4 KB target.
-VALUE_HINTS = {"groups": 128, "contacts": 128, "wires": 48, "index": 1}
+VALUE_HINTS = {"groups": 48, "contacts": 128, "wires": 48, "index": 1}
 TREE_KINDS = tuple(VALUE_HINTS)
 
 
@@ -87,10 +87,10 @@ class _PreparedGroup:
 
     body: dict[str, Any]
     body_bytes: bytes
-    contacts_root: bytes
-    wires_root: bytes
+    contacts: list[tuple[str, bytes]]  # (member key, record), sorted
+    wires: list[tuple[str, bytes]]
     size: int
-    objects: PendingWrites
+    objects: PendingWrites  # large contents
 
 
 @dataclass
@@ -100,23 +100,20 @@ class _GroupEdit:
     gid: str
     old_record: bytes | None
     old_body_digest: bytes | None
-    old_size: int
-    contacts_root: bytes
-    wires_root: bytes
-    size: int
     body: dict[str, Any] | None = None
     body_changed: bool = False
-    replaced: bool = False
     deleted: bool = False
-    contact_edits: dict[str, Edit] = field(default_factory=dict)
-    #: contact ids in the order their content was first set, and those the update found absent (new contacts)
+    #: contact ids in the order their content was first set, and those found absent (new contacts)
     content_order: list[str] = field(default_factory=list)
     created: set[str] = field(default_factory=set)
-    results: dict[str, bytes] = field(default_factory=dict)
+
+
+_NO_EDIT = object()
 
 
 class _Tx:
-    """Changes to one network on top of one head; :meth:`commit` writes the objects and returns the new root."""
+    """Changes to one network on top of one head; :meth:`commit` builds the new root, leaving every new
+    object in :attr:`pending` for the caller to write."""
 
     def __init__(self, store: NetworkStore, network_id: str, head: bytes | None) -> None:
         self.store = store
@@ -124,14 +121,15 @@ class _Tx:
         self.pending = PendingWrites()
         self.trees = {kind: make_tree(store, kind, self.pending) for kind in TREE_KINDS}
         if head is None:  # empty roots are written only if the commit leaves them empty (_write_root)
-            self.groups_root = self.trees["groups"].empty(write=False)
-            self.index_root = self.trees["index"].empty(write=False)
+            self.roots = {kind: tree.empty(write=False) for kind, tree in self.trees.items()}
             self.current, self.root_group, self.size = "root", "root", 0
         else:
             root = store.network_root(head)
-            self.groups_root, self.index_root = root["groups"], root["index"]
+            self.roots = {kind: root[kind] for kind in TREE_KINDS}
             self.current, self.root_group, self.size = root["current"], root["rootGroup"], root["size"]
         self.groups: dict[str, _GroupEdit] = {}
+        self.member_edits: dict[str, dict[str, Edit]] = {"contacts": {}, "wires": {}}
+        self.results: dict[str, bytes] = {}  # member key → record an edit function produced
         self.replace_all: list[tuple[str, _PreparedGroup]] | None = None
 
     def group(self, gid: str) -> _GroupEdit | None:
@@ -140,19 +138,15 @@ class _Tx:
             return None if edit.deleted else edit
         if self.replace_all is not None:
             return None
-        record = self.trees["groups"].get(self.groups_root, gid)
+        record = self.trees["groups"].get(self.roots["groups"], gid)
         if record is None:
             return None
-        body_digest, contacts_root, wires_root, size = records.decode_group_record(record)
-        edit = _GroupEdit(gid, record, body_digest, size, contacts_root, wires_root, size)
+        edit = _GroupEdit(gid, record, records.decode_group_record(record))
         self.groups[gid] = edit
         return edit
 
     def old_body(self, edit: _GroupEdit) -> dict[str, Any] | None:
-        if edit.old_body_digest is None:
-            return None
-        body: dict[str, Any] = self.store.body(edit.old_body_digest)
-        return body
+        return None if edit.old_body_digest is None else self.store.body(edit.old_body_digest)
 
     # ---- operations
 
@@ -160,48 +154,60 @@ class _Tx:
         edit = self.group(gid)
         if edit is None:
             raise GroupNotFound(f"group {gid!r} not found in network {self.network_id!r}")
-        prior = edit.contact_edits.get(cid)
-        pending = self.pending
+        key = records.member_key(gid, cid)
+        edits = self.member_edits["contacts"]
+        prior = edits.get(key, _NO_EDIT)
+        pending, results = self.pending, self.results
 
         def apply(old: bytes | None) -> bytes:
-            if prior is not None:
-                old = prior(old) if callable(prior) else prior
+            if prior is not _NO_EDIT:
+                old = prior(old) if callable(prior) else prior  # type: ignore[assignment]
             if old is None:
                 edit.created.add(cid)
                 record = records.encode_contact(Contact(cid, gid), cid, gid, pending, content=data)
             else:
                 record = records.with_content(old, data, pending)
-            edit.results[cid] = record
+            results[key] = record
             return record
 
-        if cid not in edit.contact_edits:
+        if prior is _NO_EDIT:
             edit.content_order.append(cid)
-        edit.contact_edits[cid] = apply
+        edits[key] = apply
+
+    def _clear_members(self, gid: str) -> None:
+        """Delete every contact and wire of a group (pending edits included)."""
+        prefix = records.member_prefix(gid)
+        for kind, edits in self.member_edits.items():
+            for key in [k for k in edits if k.startswith(prefix)]:
+                del edits[key]
+            for key, _ in self.trees[kind].items_with_prefix(self.roots[kind], prefix):
+                edits[key] = None
 
     def put_group(self, gid: str, prepared: _PreparedGroup) -> None:
         old = self.group(gid)
+        self._clear_members(gid)
+        self.member_edits["contacts"].update(prepared.contacts)
+        self.member_edits["wires"].update(prepared.wires)
         self.pending.absorb(prepared.objects)
         self.groups[gid] = _GroupEdit(
             gid,
             old.old_record if old else None,
             old.old_body_digest if old else None,
-            old.old_size if old else 0,
-            prepared.contacts_root,
-            prepared.wires_root,
-            prepared.size,
             body=prepared.body,
             body_changed=True,
-            replaced=True,
         )
 
     def delete_group(self, gid: str) -> None:
         edit = self.group(gid)
         if edit is not None:
+            self._clear_members(gid)
             edit.deleted = True
 
     def replace_network(self, groups: list[tuple[str, _PreparedGroup]], current: str, root_group: str) -> None:
         self.replace_all = groups
         self.groups.clear()
+        for edits in self.member_edits.values():
+            edits.clear()
         self.current, self.root_group = current, root_group
 
     # ---- commit
@@ -214,84 +220,73 @@ class _Tx:
     def commit(self) -> bytes:
         if self.replace_all is not None:
             return self._commit_replacement(self.replace_all)
+        size = self.size
+        for kind, edits in self.member_edits.items():
+            if not edits:
+                continue
+            self.roots[kind], old_values = self.trees[kind].update(self.roots[kind], edits)
+            entry_size = records.contact_entry_size if kind == "contacts" else records.wire_entry_size
+            for key, change in edits.items():
+                new = self.results.get(key) if callable(change) else change
+                if new is not None:
+                    size += entry_size(key, new)
+            for key, old in old_values.items():
+                size -= entry_size(key, old)
         group_edits: dict[str, Edit] = {}
         index_edits: dict[str, Edit] = {}
-        size = self.size
         for gid, edit in self.groups.items():
+            created = [cid for cid in edit.content_order if cid in edit.created]
+            if not (edit.deleted or edit.body_changed or created):
+                continue
+            old_body = self.old_body(edit)
+            old_keys = records.index_keys(gid, old_body.get("a", {})) if old_body else set()
+            if old_body is not None:
+                size -= len(records.encode_body(old_body, gid))
             if edit.deleted:
-                if edit.old_record is not None:
-                    group_edits[gid] = None
-                    size -= edit.old_size
-                    old_body = self.old_body(edit)
-                    index_edits.update(dict.fromkeys(records.index_keys(gid, (old_body or {}).get("a", {}))))
+                group_edits[gid] = None
+                index_edits.update(dict.fromkeys(old_keys))
                 continue
-            record, group_size, index_change = self._commit_group(edit)
-            if record == edit.old_record:
-                continue
-            group_edits[gid] = record
-            size += group_size - edit.old_size
-            index_edits.update(index_change)
-        groups_root, _ = self.trees["groups"].update(self.groups_root, group_edits)
-        index_root, _ = self.trees["index"].update(self.index_root, index_edits)
-        return self._write_root(groups_root, index_root, size)
-
-    def _commit_group(self, edit: _GroupEdit) -> tuple[bytes, int, dict[str, Edit]]:
-        gid = edit.gid
-        group_size = edit.size
-        if edit.contact_edits:
-            edit.contacts_root, old_values = self.trees["contacts"].update(edit.contacts_root, edit.contact_edits)
-            for key, new in edit.results.items():
-                group_size += records.contact_entry_size(key, new)
-            for key, old in old_values.items():
-                group_size -= records.contact_entry_size(key, old)
-        created = [cid for cid in edit.content_order if cid in edit.created]
-        index_change: dict[str, Edit] = {}
-        if created or edit.body_changed:
-            old_body = None if edit.replaced and edit.old_body_digest is None else self.old_body(edit)
             body = edit.body if edit.body is not None else dict(old_body or {})
             if created:
                 body = {**body, "c": [*body.get("c", []), *created]}
             body_bytes = records.encode_body(body, gid)
+            size += len(body_bytes)
             body_digest = codec.hash_bytes(body_bytes)
             self.pending.add_hashed(body_digest, body_bytes)
-            if not edit.replaced and old_body is not None:
-                group_size += len(body_bytes) - len(records.encode_body(old_body, gid))
-            old_keys = records.index_keys(gid, old_body.get("a", {})) if old_body else set()
+            group_edits[gid] = records.encode_group_record(body_digest)
             new_keys = records.index_keys(gid, body.get("a", {}))
-            index_change.update(dict.fromkeys(old_keys - new_keys))
-            index_change.update(dict.fromkeys(new_keys - old_keys, records.NULL))
-        else:
-            assert edit.old_body_digest is not None
-            body_digest = edit.old_body_digest
-        record = records.encode_group_record(body_digest, edit.contacts_root, edit.wires_root, group_size)
-        return record, group_size, index_change
+            index_edits.update(dict.fromkeys(old_keys - new_keys))
+            index_edits.update(dict.fromkeys(new_keys - old_keys, records.NULL))
+        self.roots["groups"], _ = self.trees["groups"].update(self.roots["groups"], group_edits)
+        self.roots["index"], _ = self.trees["index"].update(self.roots["index"], index_edits)
+        return self._write_root(size)
 
     def _commit_replacement(self, groups: list[tuple[str, _PreparedGroup]]) -> bytes:
-        groups_tree, index_tree = self.trees["groups"], self.trees["index"]
-        entries = []
+        entries: dict[str, list[tuple[str, bytes]]] = {"groups": [], "contacts": [], "wires": []}
         index: set[str] = set()
         size = 0
-        for gid, prepared in sorted(groups, key=lambda item: item[0]):
+        # member prefixes are prefix-free, so groups in prefix order give member keys in key order
+        for gid, prepared in sorted(groups, key=lambda item: records.member_prefix(item[0])):
             self.pending.absorb(prepared.objects)
             body_digest = codec.hash_bytes(prepared.body_bytes)
             self.pending.add_hashed(body_digest, prepared.body_bytes)
-            record = records.encode_group_record(
-                body_digest, prepared.contacts_root, prepared.wires_root, prepared.size
-            )
-            entries.append((gid, record))
+            entries["groups"].append((gid, records.encode_group_record(body_digest)))
+            entries["contacts"].extend(prepared.contacts)
+            entries["wires"].extend(prepared.wires)
             index.update(records.index_keys(gid, prepared.body.get("a", {})))
             size += prepared.size
-        groups_root = groups_tree.build(entries)
-        index_root = index_tree.build((key, records.NULL) for key in sorted(index))
-        return self._write_root(groups_root, index_root, size)
+        entries["groups"].sort()
+        for kind, items in entries.items():
+            self.roots[kind] = self.trees[kind].build(items)
+        self.roots["index"] = self.trees["index"].build((key, records.NULL) for key in sorted(index))
+        return self._write_root(size)
 
-    def _write_root(self, groups_root: bytes, index_root: bytes, size: int) -> bytes:
+    def _write_root(self, size: int) -> bytes:
         """The new network root's digest; it and everything new stay in :attr:`pending` for the caller."""
-        for kind, root in (("groups", groups_root), ("index", index_root)):
+        for kind, root in self.roots.items():
             if root == self.trees[kind].empty(write=False):
                 self.trees[kind].empty()
-        data = records.encode_network_root(groups_root, index_root, self.current, self.root_group, size)
-        return self.pending.add(data)
+        return self.pending.add(records.encode_network_root(self.roots, self.current, self.root_group, size))
 
 
 # ---------------------------------------------------------------- the store
@@ -369,10 +364,9 @@ class NetworkStore(ObjectStore):
         objects = PendingWrites()
         body = records.group_fields(state.group, gid)
         body_bytes = records.encode_body(body, gid)
-        contacts_tree = make_tree(self, "contacts", objects)
-        wires_tree = make_tree(self, "wires", objects)
+        prefix = records.member_prefix(gid)
         size = len(body_bytes)
-        contact_entries = []
+        contacts = []
         for cid in sorted(state.contacts):
             check_id(cid, "contact id")
             contact = state.contacts[cid]
@@ -383,20 +377,20 @@ class NetworkStore(ObjectStore):
             except SerializationError as exc:
                 path = f"groups[{gid!r}].contacts[{cid!r}].{exc.path}"
                 raise SerializationError(f"{path}: {str(exc).split(': ', 1)[-1]}", path) from None
-            size += records.contact_entry_size(cid, record)
-            contact_entries.append((cid, record))
-        wire_entries = []
+            key = prefix + cid
+            size += records.contact_entry_size(key, record)
+            contacts.append((key, record))
+        wires = []
         for wid in sorted(state.wires):
             check_id(wid, "wire id")
             wire = state.wires[wid]
             if not isinstance(wire, Wire):
                 raise SerializationError(f"wires[{wid!r}] is a {type(wire).__name__}, not a Wire", wid)
+            key = prefix + wid
             record = records.encode_wire(wire, wid, gid)
-            size += len(wid) + len(record)
-            wire_entries.append((wid, record))
-        contacts_root = contacts_tree.build(contact_entries)
-        wires_root = wires_tree.build(wire_entries)
-        return _PreparedGroup(body, body_bytes, contacts_root, wires_root, size, objects)
+            size += records.wire_entry_size(key, record)
+            wires.append((key, record))
+        return _PreparedGroup(body, body_bytes, contacts, wires, size, objects)
 
     # ---------------------------------------------------------------- writes
 
@@ -476,46 +470,61 @@ class NetworkStore(ObjectStore):
         root = self._head(network_id)
         if root is None:
             return None
-        record = self._readers["groups"].get(root["groups"], group_id)
-        if record is None:
-            return None
-        _, contacts_root, _, _ = records.decode_group_record(record)
-        contact = self._readers["contacts"].get(contacts_root, contact_id)
-        if contact is None:
-            return None
-        return records.record_content(codec.decode(contact), self.blobs.get)
+        # a group's members exist only while the group does, so one lookup answers
+        record = self._readers["contacts"].get(root["contacts"], records.member_key(group_id, contact_id))
+        return None if record is None else records.record_content(codec.decode(record), self.blobs.get)
 
     def load_group_state(self, network_id: str, group_id: str) -> GroupState | None:
         root = self._head(network_id)
         if root is None:
             return None
         record = self._readers["groups"].get(root["groups"], group_id)
-        return None if record is None else self._group_states([(group_id, record)])[group_id]
+        return None if record is None else self._group_states(root, [(group_id, record)])[group_id]
 
-    def _group_states(self, group_records: list[tuple[str, bytes]]) -> dict[str, GroupState]:
-        decoded = [(gid, records.decode_group_record(record)) for gid, record in group_records]
-        bodies = self.blobs.get_many([d[0] for _, d in decoded])
-        fetch = self.blobs.get
+    def _group_states(self, root: dict[str, Any], group_records: list[tuple[str, bytes]]) -> dict[str, GroupState]:
+        """Group states of some groups: bodies in one batch, members by one key-range scan per group."""
+        bodies = self.blobs.get_many([records.decode_group_record(record) for _, record in group_records])
         out = {}
-        for (gid, (_, contacts_root, wires_root, _)), body in zip(decoded, bodies, strict=True):
-            group = records.decode_group(codec.decode_value(body), gid)
-            contacts = {
-                k: records.decode_contact(v, k, gid, fetch) for k, v in self._readers["contacts"].items(contacts_root)
-            }
-            wires = {k: records.decode_wire(v, k, gid) for k, v in self._readers["wires"].items(wires_root)}
-            out[gid] = GroupState(group, contacts, wires)
+        for (gid, _), body in zip(group_records, bodies, strict=True):
+            prefix = records.member_prefix(gid)
+            contacts = self._readers["contacts"].items_with_prefix(root["contacts"], prefix)
+            wires = self._readers["wires"].items_with_prefix(root["wires"], prefix)
+            out[gid] = self._assemble(gid, body, contacts, wires)
         return out
+
+    def _assemble(
+        self,
+        gid: str,
+        body: bytes,
+        contacts: Iterable[tuple[str, bytes]],
+        wires: Iterable[tuple[str, bytes]],
+    ) -> GroupState:
+        start = len(records.member_prefix(gid))
+        fetch = self.blobs.get
+        return GroupState(
+            records.decode_group(codec.decode_value(body), gid),
+            {key[start:]: records.decode_contact(value, key[start:], gid, fetch) for key, value in contacts},
+            {key[start:]: records.decode_wire(value, key[start:], gid) for key, value in wires},
+        )
 
     def load_network_state(self, network_id: str) -> NetworkState | None:
         head = self.refs.get(head_ref(network_id))
         return None if head is None else self._state_at(head)
 
     def _state_at(self, head: bytes) -> NetworkState:
+        """A whole state: one scan of each tree, members split by their group prefix."""
         root = self.network_root(head)
-        entries = list(self._readers["groups"].items(root["groups"]))
-        groups: dict[str, GroupState] = {}
-        for start in range(0, len(entries), 1024):
-            groups.update(self._group_states(entries[start : start + 1024]))
+        group_records = list(self._readers["groups"].items(root["groups"]))
+        bodies = self.blobs.get_many([records.decode_group_record(record) for _, record in group_records])
+        members: dict[str, dict[str, list[tuple[str, bytes]]]] = {"contacts": {}, "wires": {}}
+        for kind, by_group in members.items():
+            for key, value in self._readers[kind].items(root[kind]):
+                gid, _ = records.split_member_key(key)
+                by_group.setdefault(gid, []).append((key, value))
+        groups = {
+            gid: self._assemble(gid, body, members["contacts"].get(gid, ()), members["wires"].get(gid, ()))
+            for (gid, _), body in zip(group_records, bodies, strict=True)
+        }
         return NetworkState(groups, root["current"], root["rootGroup"])
 
     def query_groups(
@@ -534,7 +543,7 @@ class NetworkStore(ObjectStore):
         index = self._readers["index"]
 
         def scan(prefix: str) -> set[str]:
-            return {key[len(prefix) :] for key, _ in index.items(root["index"], prefix, prefix + "\uffff")}
+            return {key[len(prefix) :] for key, _ in index.items_with_prefix(root["index"], prefix)}
 
         candidates: set[str] | None = None
 
@@ -558,7 +567,7 @@ class NetworkStore(ObjectStore):
         else:
             got = groups.get_many(root["groups"], candidates)
             found = sorted(got.items())
-        states = self._group_states(found)
+        states = self._group_states(root, found)
         return [state for state in states.values() if _matches(state.group.attributes, attributes, author, tags, type)]
 
     # ---------------------------------------------------------------- snapshots
@@ -632,47 +641,51 @@ class NetworkStore(ObjectStore):
         return self.network_root(snapshot["root"])
 
     def diff(self, network_id: str, a: str | None, b: str | None) -> list[Change]:
-        """Changes from state ``a`` to state ``b`` (snapshot ids, or ``None`` for the current state)."""
+        """Changes from state ``a`` to state ``b`` (snapshot ids, or ``None`` for the current state).
+
+        Each tree is compared by descending only where hashes differ: groups for
+        group-level changes, then contacts and wires (a group's members joining
+        or leaving are reported as their own added/removed changes).
+        """
         old_root, new_root = self._root_of(network_id, a), self._root_of(network_id, b)
-        empty = self._readers["groups"].empty()
-        old_groups = old_root["groups"] if old_root else empty
-        new_groups = new_root["groups"] if new_root else empty
         changes: list[Change] = []
-        for gid, old, new in self._readers["groups"].diff(old_groups, new_groups):
-            changes.extend(self._group_changes(gid, old, new))
+
+        def roots(kind: str) -> tuple[bytes, bytes]:
+            empty = self._readers[kind].empty(write=False)
+            return (old_root[kind] if old_root else empty), (new_root[kind] if new_root else empty)
+
+        for gid, old, new in self._readers["groups"].diff(*roots("groups")):
+            change = self._group_change(gid, old, new)
+            if change is not None:
+                changes.append(change)
+        fetch = self.blobs.get
+        for key, old, new in self._readers["contacts"].diff(*roots("contacts")):
+            gid, cid = records.split_member_key(key)
+            old_c = records.decode_contact(old, cid, gid, fetch) if old else None
+            new_c = records.decode_contact(new, cid, gid, fetch) if new else None
+            kind = "contact-added" if old_c is None else "contact-removed" if new_c is None else "contact-updated"
+            changes.append(Change(kind, gid, cid, old_c, new_c))  # type: ignore[arg-type]
+        for key, old, new in self._readers["wires"].diff(*roots("wires")):
+            gid, wid = records.split_member_key(key)
+            old_w = records.decode_wire(old, wid, gid) if old else None
+            new_w = records.decode_wire(new, wid, gid) if new else None
+            kind = "wire-added" if old_w is None else "wire-removed" if new_w is None else "wire-updated"
+            changes.append(Change(kind, gid, wid, old_w, new_w))  # type: ignore[arg-type]
         return changes
 
-    def _group_changes(self, gid: str, old: bytes | None, new: bytes | None) -> Iterator[Change]:
-        empty_contacts, empty_wires = self._readers["contacts"].empty(), self._readers["wires"].empty()
-        o = records.decode_group_record(old) if old else None
-        n = records.decode_group_record(new) if new else None
-        old_body = codec.decode_value(self.blobs.get(o[0])) if o else None
-        new_body = codec.decode_value(self.blobs.get(n[0])) if n else None
-        if o is None and new_body is not None:
-            yield Change("group-added", gid, gid, None, records.decode_group(new_body, gid))
-        elif n is None and old_body is not None:
-            yield Change("group-removed", gid, gid, records.decode_group(old_body, gid), None)
-        elif (
-            old_body is not None
-            and new_body is not None
-            and records.own_fields(old_body) != records.own_fields(new_body)
-        ):
-            yield Change(
+    def _group_change(self, gid: str, old: bytes | None, new: bytes | None) -> Change | None:
+        old_body = self.body(records.decode_group_record(old)) if old else None
+        new_body = self.body(records.decode_group_record(new)) if new else None
+        if old_body is None:
+            assert new_body is not None
+            return Change("group-added", gid, gid, None, records.decode_group(new_body, gid))
+        if new_body is None:
+            return Change("group-removed", gid, gid, records.decode_group(old_body, gid), None)
+        if records.own_fields(old_body) != records.own_fields(new_body):
+            return Change(
                 "group-updated", gid, gid, records.decode_group(old_body, gid), records.decode_group(new_body, gid)
             )
-        fetch = self.blobs.get
-        for key, before, after in self._readers["contacts"].diff(
-            o[1] if o else empty_contacts, n[1] if n else empty_contacts
-        ):
-            old_c = records.decode_contact(before, key, gid, fetch) if before else None
-            new_c = records.decode_contact(after, key, gid, fetch) if after else None
-            kind = "contact-added" if old_c is None else "contact-removed" if new_c is None else "contact-updated"
-            yield Change(kind, gid, key, old_c, new_c)  # type: ignore[arg-type]
-        for key, before, after in self._readers["wires"].diff(o[2] if o else empty_wires, n[2] if n else empty_wires):
-            old_w = records.decode_wire(before, key, gid) if before else None
-            new_w = records.decode_wire(after, key, gid) if after else None
-            kind = "wire-added" if old_w is None else "wire-removed" if new_w is None else "wire-updated"
-            yield Change(kind, gid, key, old_w, new_w)  # type: ignore[arg-type]
+        return None
 
     # ---------------------------------------------------------------- subscribe
 

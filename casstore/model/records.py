@@ -1,17 +1,17 @@
 """How the network model is laid out in objects (see docs/format.md, "Networks").
 
-* **Network root** ``{"t": "net", "v": 1, "groups": link, "index": link, "current": str,
-  "rootGroup": str, "size": int}`` — the Merkle root of a network's state.
-* **Groups tree** (prolly, kind ``groups``): group id → *group record*
-  ``{"b": link(body), "c": link(contacts tree), "w": link(wires tree), "s": size}``.
+* **Network root** ``{"t": "net", "v": 1, "groups": link, "contacts": link, "wires": link,
+  "index": link, "current": str, "rootGroup": str, "size": int}`` — the Merkle root of a network's state.
+* **Groups tree** (prolly, kind ``groups``): group id → *group record* ``{"b": link(body)}``.
   The **body** is a separate object holding the group's own fields (user data,
-  encoded with ``encode_value``), so a content change rewrites a ~130-byte
-  record, not the group's id lists.
-* **Contacts tree** (kind ``contacts``): contact id → *contact record*; the
-  content is inline (``"c"``: its canonical bytes) up to :data:`LARGE_CONTENT`
-  bytes, else a separate object (``"C"``: link, ``"z"``: its size), deduplicated
-  across contacts, networks and stores.  Fields at their default are omitted.
-* **Wires tree** (kind ``wires``): wire id → *wire record*.
+  encoded with ``encode_value``).
+* **Contacts tree** (kind ``contacts``): *member key* ``"<len(group id)>:<group id><contact id>"``
+  → *contact record*, so each group's contacts are one key range and a content
+  change rewrites only its leaf's path.  The content is inline (``"c"``: its
+  canonical bytes) up to :data:`LARGE_CONTENT` bytes, else a separate object
+  (``"C"``: link, ``"z"``: its size), deduplicated across contacts, networks and
+  stores.  Fields at their default are omitted.
+* **Wires tree** (kind ``wires``): member key → *wire record*.
 * **Index tree** (kind ``index``): ``"a" + H(name, value) + group id`` for every
   attribute and ``"t" + H(tag) + group id`` for every tag; values are CBOR null.
 * **Snapshot** ``{"t": "snap", "network": str, "root": link, "parent": str | None,
@@ -231,26 +231,40 @@ def own_fields(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in ("c", "w")}
 
 
-def encode_group_record(body_digest: bytes, contacts_root: bytes, wires_root: bytes, size: int) -> bytes:
-    return codec.encode(
-        {
-            "b": codec.link(body_digest),
-            "c": codec.link(contacts_root),
-            "w": codec.link(wires_root),
-            "s": size,
-        }
-    )
+def encode_group_record(body_digest: bytes) -> bytes:
+    return codec.encode({"b": codec.link(body_digest)})
 
 
-def decode_group_record(data: bytes) -> tuple[bytes, bytes, bytes, int]:
-    """``(body digest, contacts root, wires root, size)``."""
-    record = codec.decode(data)
-    return (
-        codec.link_digest(record["b"]),
-        codec.link_digest(record["c"]),
-        codec.link_digest(record["w"]),
-        record["s"],
-    )
+def decode_group_record(data: bytes) -> bytes:
+    """The body digest of a group record."""
+    return codec.link_digest(codec.decode(data)["b"])
+
+
+# ---------------------------------------------------------------- member keys
+
+
+def member_prefix(group_id: str) -> str:
+    """The key prefix of one group's contacts (or wires): ``"<len>:<group id>"``.
+
+    Prefixes of different groups are never prefixes of one another, so each
+    group's members form one contiguous key range, in member-id order.
+    """
+    return f"{len(group_id)}:{group_id}"
+
+
+def member_key(group_id: str, item_id: str) -> str:
+    return f"{len(group_id)}:{group_id}{item_id}"
+
+
+def split_member_key(key: str) -> tuple[str, str]:
+    """``(group id, item id)`` of a member key."""
+    length, _, rest = key.partition(":")
+    n = int(length)
+    return rest[:n], rest[n:]
+
+
+def wire_entry_size(key: str, record_bytes: bytes) -> int:
+    return len(key) + len(record_bytes)
 
 
 # ---------------------------------------------------------------- index
@@ -287,28 +301,24 @@ def index_keys(group_id: str, attributes: dict[str, Any]) -> set[str]:
 # ---------------------------------------------------------------- network root and snapshots
 
 
-def encode_network_root(groups: bytes, index: bytes, current: str, root_group: str, size: int) -> bytes:
+#: The trees of a network root, by field name (also their node kinds).
+NETWORK_TREES = ("groups", "contacts", "wires", "index")
+
+
+def encode_network_root(roots: dict[str, bytes], current: str, root_group: str, size: int) -> bytes:
     check_str(current, "current_group_id")
     check_str(root_group, "root_group_id")
-    return codec.encode(
-        {
-            "t": "net",
-            "v": NETWORK_VERSION,
-            "groups": codec.link(groups),
-            "index": codec.link(index),
-            "current": current,
-            "rootGroup": root_group,
-            "size": size,
-        }
-    )
+    obj: dict[str, Any] = {name: codec.link(roots[name]) for name in NETWORK_TREES}
+    obj.update({"t": "net", "v": NETWORK_VERSION, "current": current, "rootGroup": root_group, "size": size})
+    return codec.encode(obj)
 
 
 def decode_network_root(data: bytes) -> dict[str, Any]:
     obj = codec.decode(data)
     if not isinstance(obj, dict) or obj.get("t") != "net":
         raise SerializationError("object is not a network root")
-    obj["groups"] = codec.link_digest(obj["groups"])
-    obj["index"] = codec.link_digest(obj["index"])
+    for name in NETWORK_TREES:
+        obj[name] = codec.link_digest(obj[name])
     return obj
 
 

@@ -40,8 +40,8 @@ def children(kind: Kind, data: bytes) -> Iterator[tuple[bytes, Kind]]:
     """The ``(digest, kind)`` of every object ``data`` (of ``kind``) links to."""
     if kind == "net":
         root = records.decode_network_root(data)
-        yield root["groups"], "tree:groups"
-        yield root["index"], "tree:index"
+        for name in records.NETWORK_TREES:
+            yield root[name], f"tree:{name}"
     elif kind == "snap":
         yield records.decode_snapshot(data)["root"], "net"
     elif kind.startswith("tree:"):
@@ -57,10 +57,7 @@ def children(kind: Kind, data: bytes) -> Iterator[tuple[bytes, Kind]]:
                 yield child, kind
         elif tree_kind == "groups":
             for value in node.values:
-                body, contacts, wires, _ = records.decode_group_record(value)
-                yield body, "data"
-                yield contacts, "tree:contacts"
-                yield wires, "tree:wires"
+                yield records.decode_group_record(value), "data"
         elif tree_kind == "contacts":
             for value in node.values:
                 if LARGE_CONTENT_KEY in value:  # cheap pre-check before decoding for a large-content link
