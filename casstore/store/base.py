@@ -273,6 +273,8 @@ class ObjectStore:
     blobs: BlobStore
     refs: RefStore
     url: str
+    #: Capability: :meth:`commit` applies objects and all ref moves in one transaction.
+    atomic_commit = False
 
     def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
         """Store ``frames`` (children first), then apply ``updates`` in order.

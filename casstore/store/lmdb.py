@@ -301,6 +301,7 @@ class LmdbStore(ObjectStore):
 
     blobs: LmdbBlobs
     refs: LmdbRefs
+    atomic_commit = True
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True, map_size: int = DEFAULT_MAP_SIZE) -> None:
         self.path = Path(path)

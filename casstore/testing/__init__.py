@@ -23,7 +23,7 @@ import pytest
 
 from casstore import codec
 from casstore.errors import CorruptObject, InvalidRefName, ObjectNotFound, RefConflict
-from casstore.store.base import ObjectStore
+from casstore.store.base import ObjectStore, RefUpdate
 from casstore.testing.workers import bump_counter, counter_value, run_in_processes, write_objects
 from casstore.verify import verify
 
@@ -187,6 +187,26 @@ class StoreTests:
             store.refs.compare_and_swap(name, None, a)
         assert info.value.code == "INVALID_REF_NAME"
         assert store.refs.list() == {}
+
+    def test_commit_writes_objects_then_moves_refs(self, store: ObjectStore) -> None:
+        a, b = codec.encode_value("commit a"), codec.encode_value("commit b")
+        frames = codec.frame_many([a, b])
+        da, db = (digest for digest, _ in frames)
+        store.commit(frames, [RefUpdate("x/one", None, da), RefUpdate("x/tip", None, da, required=False)])
+        assert store.blobs.get(da) == a and store.refs.get("x/one") == da and store.refs.get("x/tip") == da
+        # an optional update whose ref moved is skipped; the required one still lands
+        store.commit([], [RefUpdate("x/one", da, db), RefUpdate("x/tip", db, db, required=False)])
+        assert store.refs.get("x/one") == db and store.refs.get("x/tip") == da
+        # a required conflict raises and leaves that ref alone
+        c = codec.encode_value("commit c")
+        frames_c = codec.frame_many([c])
+        (dc, _) = frames_c[0]
+        with pytest.raises(RefConflict):
+            store.commit(frames_c, [RefUpdate("x/new", None, dc), RefUpdate("x/one", da, dc)])
+        assert store.refs.get("x/one") == db
+        if store.atomic_commit:  # all or nothing: no object, no earlier ref move
+            assert store.refs.get("x/new") is None
+            assert dc not in store.blobs
 
     def test_cas_race_between_threads_loses_no_update(self, store: ObjectStore) -> None:
         threads = [threading.Thread(target=bump_counter, args=(store, "counter", 40)) for _ in range(4)]
