@@ -84,6 +84,13 @@ class Node:
     level: int
     keys: list[str]
     values: list[bytes]
+    #: actual bytes (keys + values) for the MAX cap; computed when first needed
+    actual: int = -1
+
+    def actual_size(self) -> int:
+        if self.actual < 0:
+            self.actual = _actual_size(self.keys, self.values, self.level)
+        return self.actual
 
 
 class Chunker:
@@ -128,7 +135,7 @@ class Chunker:
         """End the current node here (also used at the end of a level)."""
         if not self.keys:
             return
-        digest = self.tree.store_node(self.kind, Node(self.level, self.keys, self.values))
+        digest = self.tree.store_node(self.kind, Node(self.level, self.keys, self.values, self.actual))
         self.emitted.append((self.keys[-1], digest))
         self.keys, self.values, self.size, self.actual = [], [], 0, 0
 
@@ -395,10 +402,11 @@ class ProllyTree:
         """No leaf ends, or would end, by the MAX cap (then boundaries are the rule's alone: unchanged)."""
         for leaf in plan.leaves():
             node = leaf.node
-            old = _actual_size(node.keys, node.values, 0)
+            old = node.actual_size()
             new = old + sum(len(resolved[key] or b"") - len(node.values[pos]) for pos, key in leaf.positions)
             if old >= MAX or new >= MAX:
                 return False
+            leaf.actual = new
         return True
 
     def _rebuild(self, plan: _Plan, resolved: Mapping[str, bytes | None]) -> bytes:
@@ -410,7 +418,9 @@ class ProllyTree:
             values[position] = value
         for position, child in plan.children:
             values[position] = self._rebuild(child, resolved)
-        return self.store_node(self.kind, Node(node.level, node.keys, values))
+        # an internal node's size does not change: its links have a fixed size
+        actual = plan.actual if node.level == 0 else node.actual
+        return self.store_node(self.kind, Node(node.level, node.keys, values, actual))
 
     def build_levels(self, level: int, entries: list[tuple[str, bytes]]) -> bytes:
         """Chunk a complete level of ``(last key, child)`` entries upwards until one node remains."""
@@ -573,6 +583,7 @@ class _Plan:
     node: Node
     positions: list[tuple[int, str]]
     children: list[tuple[int, _Plan]]
+    actual: int = -1  # a leaf's new actual size, once checked against the cap
 
     def leaves(self) -> Iterator[_Plan]:
         if self.node.level == 0:

@@ -39,7 +39,8 @@ def make_values(n: int, seed: int = 7) -> list[dict[str, object]]:
             "id": f"contact-{i}",
             "reading": rnd.randint(0, 1_000_000),
             "scale": round(rnd.random(), 6),
-            "label": " ".join(rnd.choice(words) for _ in range(rnd.randint(2, 6))),
+            "label": " ".join(rnd.choice(words) for _ in range(rnd.randint(3, 8))),
+            "unit": rnd.choice(["celsius", "kilopascal", "percent"]),
             "ok": rnd.random() < 0.5,
         }
         for i in range(n)

@@ -145,6 +145,14 @@ class _Tx:
         self.groups[gid] = edit
         return edit
 
+    def prefetch_groups(self, gids: Iterable[str]) -> None:
+        """Look up many groups in one pass over the groups tree (a batch's groups, before its edits)."""
+        if self.replace_all is not None:
+            return
+        wanted = [gid for gid in set(gids) if gid not in self.groups]
+        for gid, record in self.trees["groups"].get_many(self.roots["groups"], wanted).items():
+            self.groups[gid] = _GroupEdit(gid, record, records.decode_group_record(record))
+
     def old_body(self, edit: _GroupEdit) -> dict[str, Any] | None:
         return None if edit.old_body_digest is None else self.store.body(edit.old_body_digest)
 
@@ -756,6 +764,7 @@ class Batch:
         self.store = store
         self.network_id = network_id
         self._ops: list[Callable[[_Tx], None]] = []
+        self._groups: list[str] = []  # groups whose contents are set, looked up together at apply
         self._create = False
 
     def save_contact_content(self, network_id: str, group_id: str, contact_id: str, content: Any) -> None:
@@ -764,6 +773,7 @@ class Batch:
         check_id(contact_id, "contact_id")
         data = records.content_bytes(content)
         self._ops.append(lambda tx: tx.set_content(group_id, contact_id, data))
+        self._groups.append(group_id)
 
     def save_group_state(self, network_id: str, group_id: str, state: GroupState) -> None:
         self._same_network(network_id)
@@ -790,8 +800,10 @@ class Batch:
         if not self._ops:
             return
         ops = list(self._ops)
+        groups = list(self._groups)
 
         def run(tx: _Tx) -> None:
+            tx.prefetch_groups(groups)
             for op in ops:
                 op(tx)
 

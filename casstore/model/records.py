@@ -105,8 +105,13 @@ def content_record(data: bytes, blobs_out: PendingWrites) -> dict[str, Any]:
     return {"c": data}
 
 
+_INLINE_ONLY = b"\xa1\x61c"  # a record that is just {"c": <content bytes>}: every other field at its default
+
+
 def with_content(record_bytes: bytes, data: bytes, blobs_out: PendingWrites) -> bytes:
     """A contact record with its content replaced, every other field kept."""
+    if record_bytes.startswith(_INLINE_ONLY):
+        return codec.encode(content_record(data, blobs_out))
     record = codec.decode(record_bytes)
     record.pop("c", None)
     record.pop("C", None)
