@@ -149,8 +149,9 @@ def decode(data: bytes) -> Value:
 def encode_value(value: Value, path: str = "value") -> bytes:
     """Canonical bytes of user data; never contains a link (tag 42).
 
-    The fast path is one ``libipld`` call. Only when its output holds the tag-42
-    byte pair, or already looks like an escaped value, is the value walked: if
+    The fast path is one ``libipld`` call. Only when its output holds what a link
+    looks like (tag 42 then a byte-string header), or already looks like an
+    escaped value, is the value walked: if
     some bytes in it would be read as a CID, every bytes value is prefixed with
     ``0x00`` (which no CID starts with) and the result wrapped as
     ``["\\x00casstore:escaped", escaped]``.  :func:`decode_value` undoes it.

@@ -6,17 +6,18 @@ descends only where hashes differ.  Keys are ``str``; values are opaque
 ``bytes``, which callers guarantee to be the canonical encoding of one item
 (such bytes never parse as a CID, so they are never mistaken for a link).
 
-**Chunking rule** (after Dolt's key splitter): entries are appended to the
-current node; after each entry, with ``size`` the node's bytes so far (keys +
-values) and ``this`` the entry's bytes, the node ends here if ``size >= MAX``,
-never if ``size < MIN``, and otherwise if ``h < (F(size) - F(size - this)) /
-(1 - F(size - this))`` where ``h`` is the entry's key hash as a fraction in
-[0, 1) (BLAKE3 of a level byte and the key) and ``F`` the Weibull CDF with shape
-4 and scale ``TARGET``.  Boundaries therefore depend only on the entries, never
-on the order of the operations that produced them (history independence), and a
-value change moves a boundary only if it changes the entry's size.  Each level
-above the leaves is chunked the same way over ``(last key, child link)``
-entries, until a level has one node: the root.
+**Chunking rule** (after Dolt's key splitter, see docs/format.md): entries
+are appended to the current node; after each entry the node ends there if its
+actual bytes reach ``MAX``, or if its *nominal* bytes ``size`` (keys plus a fixed
+``value_hint`` per value) are at least ``MIN`` and ``h < (F(size) - F(size -
+this)) / (1 - F(size - this))``, where ``h`` is the entry's key hash as a
+fraction in [0, 1) (BLAKE3 of a level byte and the key), ``this`` the entry's
+nominal size and ``F`` the Weibull CDF with shape 4 and scale ``TARGET``.
+Boundaries therefore depend only on the keys (a value change moves none, unless
+a node would pass the ``MAX`` cap), never on the order of the operations that
+produced them (history independence).  Each level above the leaves is chunked
+the same way over ``(last key, child link)`` entries, until a level has one
+node: the root.
 
 Node encoding (DAG-CBOR): ``{"t": kind, "h": height, "k": [keys], "v": [values]}``
 for leaves (height 0) and ``{"t": kind, "h": height, "k": [last keys], "c": [links]}``

@@ -90,12 +90,17 @@ def encode_contact(
         record["d"] = contact.boundary_direction
     if contact.name is not None:
         record["n"] = contact.name
-    if contact.attributes:
-        record["a"] = codec.encode_value(contact.attributes, "attributes")
-    if contact.id != key:
-        record["i"] = contact.id
-    if contact.group_id != group_id:
-        record["g"] = contact.group_id
+    return _encode_member(record, contact, key, group_id)
+
+
+def _encode_member(record: dict[str, Any], item: Contact | Wire, key: str, group_id: str) -> bytes:
+    """Add the fields contacts and wires share (at their defaults they are left out) and encode."""
+    if item.attributes:
+        record["a"] = codec.encode_value(item.attributes, "attributes")
+    if item.id != key:
+        record["i"] = item.id
+    if item.group_id != group_id:
+        record["g"] = item.group_id
     return codec.encode(record)
 
 
@@ -164,13 +169,7 @@ def encode_wire(wire: Wire, key: str, group_id: str) -> bytes:
     record: dict[str, Any] = {"f": wire.from_id, "t": wire.to_id}
     if wire.type != "bidirectional":
         record["y"] = wire.type
-    if wire.attributes:
-        record["a"] = codec.encode_value(wire.attributes, "attributes")
-    if wire.id != key:
-        record["i"] = wire.id
-    if wire.group_id != group_id:
-        record["g"] = wire.group_id
-    return codec.encode(record)
+    return _encode_member(record, wire, key, group_id)
 
 
 def decode_wire(record_bytes: bytes, key: str, group_id: str) -> Wire:
