@@ -30,6 +30,7 @@ import math
 from bisect import bisect_left
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 
 import blake3
@@ -698,7 +699,8 @@ class NodeCache:
     def get(self, digest: bytes) -> Node | None:
         node = self._nodes.get(digest)
         if node is not None:
-            self._nodes.move_to_end(digest)
+            with suppress(KeyError):  # another thread may have evicted it just now; no lock on this hot path
+                self._nodes.move_to_end(digest)
         return node
 
     def put(self, digest: bytes, node: Node) -> None:
