@@ -96,6 +96,18 @@ class RefConflict(StorageError):
         )
 
 
+class StorageConnectionError(StorageError):
+    """A remote store could not be reached (or its bucket does not exist)."""
+
+    code = "STORAGE_CONNECTION_ERROR"
+
+
+class StoragePermissionError(StorageError):
+    """A remote store refused the credentials or the operation."""
+
+    code = "STORAGE_PERMISSION_ERROR"
+
+
 class NetworkNotFound(StorageError):
     code = "NETWORK_NOT_FOUND"
 

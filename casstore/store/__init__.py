@@ -1,6 +1,7 @@
 """Store layer: the blob and ref protocols and their backends, chosen by URL.
 
-``memory://``, ``lmdb:///path`` (also a bare path), ``file:///path``.
+``memory://``, ``lmdb:///path`` (also a bare path), ``file:///path``,
+``s3://bucket/prefix?endpoint_url=…&region=…&cache_dir=…&cache_mb=…&cache=off``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, val
 
 __all__ = ["BlobStats", "BlobStore", "ObjectStore", "RefStore", "open_object_store", "validate_ref_name"]
 
-SCHEMES = ("memory", "lmdb", "file")
+SCHEMES = ("memory", "lmdb", "file", "s3")
+S3_OPTIONS = {"endpoint_url", "region", "cache_dir", "cache", "cache_mb"}
 
 
 def open_object_store(url: str | os.PathLike[str], *, create: bool = True) -> ObjectStore:
@@ -60,4 +62,30 @@ def open_object_store(url: str | os.PathLike[str], *, create: bool = True) -> Ob
         if query:
             raise InvalidStoreURL(f"file:// takes no options, got {sorted(query)} in {text!r}")
         return FileStore(path, create=create)
+    if scheme == "s3":
+        return _open_s3(text, parts.netloc, parts.path, query, create)
     raise InvalidStoreURL(f"unknown store scheme {parts.scheme!r} in {text!r}; known: {', '.join(SCHEMES)}")
+
+
+def _open_s3(text: str, bucket: str, path: str, query: dict[str, str], create: bool) -> ObjectStore:
+    from casstore.store.s3 import DEFAULT_CACHE_BYTES, S3Store
+
+    if not bucket:
+        raise InvalidStoreURL(f"store URL {text!r} names no bucket (e.g. s3://my-bucket/casstore)")
+    unknown = set(query) - S3_OPTIONS
+    if unknown:
+        raise InvalidStoreURL(f"unknown option(s) {sorted(unknown)} in {text!r} (s3 takes {sorted(S3_OPTIONS)})")
+    try:
+        cache_bytes = int(query["cache_mb"]) << 20 if "cache_mb" in query else DEFAULT_CACHE_BYTES
+    except ValueError:
+        raise InvalidStoreURL(f"cache_mb in {text!r} must be a whole number") from None
+    return S3Store(
+        bucket,
+        path,
+        endpoint_url=query.get("endpoint_url"),
+        region=query.get("region"),
+        create=create,
+        cache_dir=query.get("cache_dir"),
+        cache=query.get("cache", "on") not in ("off", "0", "false", "no"),
+        cache_bytes=cache_bytes,
+    )

@@ -33,6 +33,8 @@ class StoreTests:
 
     #: Whether data survives close + reopen (enables persistence, process and corruption tests).
     persistent = False
+    #: Whether another process can open the store by :meth:`url` (enables the multi-process tests).
+    shared = True
 
     def make_store(self, path: Path) -> ObjectStore:
         """A fresh (or, called again with the same path, reopened) store rooted under ``path``."""
@@ -55,6 +57,11 @@ class StoreTests:
     def require_persistent(self) -> None:
         if not self.persistent:
             pytest.skip("backend is not persistent")
+
+    def require_shared(self) -> None:
+        self.require_persistent()
+        if not self.shared:
+            pytest.skip("backend cannot be opened from another process in this setup")
 
     # ------------------------------------------------------------ blobs
 
@@ -229,7 +236,7 @@ class StoreTests:
 
     @pytest.mark.slow
     def test_cas_race_between_processes_loses_no_update(self, tmp_path: Path) -> None:
-        self.require_persistent()
+        self.require_shared()
         self.make_store(tmp_path).close()
         url = self.url(tmp_path)
         run_in_processes(bump_counter, [(url, "counter", 60)] * 2)
@@ -238,7 +245,7 @@ class StoreTests:
 
     @pytest.mark.slow
     def test_concurrent_writers_in_processes(self, tmp_path: Path) -> None:
-        self.require_persistent()
+        self.require_shared()
         self.make_store(tmp_path).close()
         run_in_processes(write_objects, [(self.url(tmp_path), k, 3000) for k in range(2)])
         with self.make_store(tmp_path) as store:

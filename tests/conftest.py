@@ -1,0 +1,86 @@
+"""Shared fixtures: fake AWS credentials, an in-process S3 (moto's mock_aws) and a moto server over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+BUCKET = "casstore-test"
+
+for _name, _value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}.items():
+    os.environ[_name] = _value  # never real credentials, whatever the environment holds
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _atomic_conditional_writes() -> Iterator[None]:
+    """Make moto apply conditional writes atomically, as S3 does.
+
+    moto checks ``If-Match`` / ``If-None-Match`` and then writes, without a lock, so
+    two concurrent conditional PUTs can both succeed; S3 itself never allows that.
+    The compare-and-swap race tests would otherwise be testing moto, not casstore.
+    """
+    from moto.s3.responses import S3Response
+
+    lock = threading.Lock()
+    originals = {name: getattr(S3Response, name) for name in ("put_object", "delete_object")}
+
+    def atomic(original: Any) -> Any:
+        def handler(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(self, *args, **kwargs)
+
+        return handler
+
+    for name, original in originals.items():
+        setattr(S3Response, name, atomic(original))
+    yield
+    for name, original in originals.items():
+        setattr(S3Response, name, original)
+
+
+@pytest.fixture
+def mock_s3() -> Iterator[None]:
+    """moto's in-process S3 with the test bucket."""
+    from moto import mock_aws
+
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        yield
+
+
+@pytest.fixture(scope="session")
+def _moto_server() -> Iterator[str]:
+    """A moto S3 server on a free loopback port, over real HTTP; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto_server(_moto_server: str) -> str:
+    """The server's endpoint, with the test bucket present.
+
+    The server shares moto's in-process backend, which leaving a ``mock_aws`` block resets.
+    """
+    client = boto3.client("s3", endpoint_url=_moto_server, region_name="us-east-1")
+    if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=BUCKET)
+    return _moto_server

@@ -1,0 +1,185 @@
+"""The S3 backend beyond the conformance suites: errors, request counts, the local cache, faults, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.stub import Stubber
+from conftest import BUCKET
+
+from casstore import codec
+from casstore.errors import StorageConnectionError, StoragePermissionError, StoreNotFound
+from casstore.model import NetworkStore
+from casstore.store.s3 import PACK_BYTES, S3Client, S3Store
+from casstore.testing.network import rich_state
+from casstore.verify import verify
+
+SAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "sample-network.json"
+
+
+def values(n: int, seed: int = 1) -> list[bytes]:
+    rnd = random.Random(seed)
+    return [codec.encode_value({"i": i, "pad": rnd.randbytes(rnd.randrange(60, 140)).hex()}) for i in range(n)]
+
+
+def test_missing_bucket_and_store(moto_server: str) -> None:
+    with pytest.raises(StorageConnectionError) as info:
+        S3Store("no-such-bucket", endpoint_url=moto_server, cache=False)
+    assert "no-such-bucket" in str(info.value) and moto_server in str(info.value)
+    assert info.value.code == "STORAGE_CONNECTION_ERROR"
+    with pytest.raises(StoreNotFound):
+        S3Store(BUCKET, "never-created", endpoint_url=moto_server, create=False, cache=False)
+
+
+@pytest.mark.slow
+def test_unreachable_endpoint_is_a_connection_error() -> None:
+    with pytest.raises(StorageConnectionError, match=r"127\.0\.0\.1:9"):
+        S3Store(BUCKET, endpoint_url="http://127.0.0.1:9", cache=False)
+
+
+def test_permission_denied_is_a_permission_error() -> None:
+    client = S3Client(BUCKET, "http://127.0.0.1:9", None)
+    with Stubber(client.s3) as stub:
+        stub.add_client_error("head_bucket", "403", "Forbidden", 403)
+        with pytest.raises(StoragePermissionError) as info:
+            client.call("head_bucket")
+    assert info.value.code == "STORAGE_PERMISSION_ERROR" and BUCKET in str(info.value)
+
+
+def test_a_large_write_costs_requests_per_pack_not_per_object(mock_s3: None, tmp_path: Path) -> None:
+    with S3Store(BUCKET, "bulk", cache=False) as store:
+        datas = values(30_000)
+        before = sum(store.client.requests.values())
+        ids = store.blobs.put_many(datas)
+        requests = sum(store.client.requests.values()) - before
+        total = sum(len(d) for d in datas)
+        assert requests <= total // PACK_BYTES + 3, requests  # packs, then one index
+        before = sum(store.client.requests.values())
+        assert store.blobs.missing(ids) == set()
+        assert sum(store.client.requests.values()) == before, "missing() is answered from memory"
+        sample = random.Random(2).sample(range(len(ids)), 2000)
+        got = store.blobs.get_many([ids[i] for i in sample])
+        assert got == [datas[i] for i in sample]
+        assert sum(store.client.requests.values()) - before <= 10, "ranged GETs are coalesced per pack"
+
+
+def test_second_open_reads_indexes_from_the_local_cache(mock_s3: None, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with S3Store(BUCKET, "cached", cache_dir=cache) as store:
+        for start in range(0, 5000, 500):
+            store.blobs.put_many(values(500, seed=start))
+        ids = list(store.blobs.iter_hashes())
+        store.blobs.get_many(ids)
+    with S3Store(BUCKET, "cached", cache_dir=cache) as again:
+        assert again.client.requests["GetObject"] == 0, "index files came from the cache"
+        assert again.blobs.get_many(ids[:100]) is not None
+        assert again.client.requests["GetObject"] == 0, "objects came from the cache"
+    with S3Store(BUCKET, "cached", cache=False) as cold:
+        assert cold.client.requests["GetObject"] == 10  # one per index file
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+    def read(self, *_: Any) -> bytes:
+        return self.body
+
+
+def test_throttling_and_server_errors_are_retried(mock_s3: None) -> None:
+    with S3Store(BUCKET, "faults", cache=False) as store:
+        rnd = random.Random(3)
+        injected = []
+
+        def flaky(request: Any, **_: Any) -> AWSResponse | None:
+            if rnd.random() < 0.3:
+                status, code = rnd.choice([(503, "SlowDown"), (500, "InternalError")])
+                injected.append(code)
+                body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+                return AWSResponse(request.url, status, {}, _Raw(body))
+            return None
+
+        store.client.s3.meta.events.register("before-send.s3", flaky)
+        datas = values(20_000, seed=4)
+        ids = store.blobs.put_many(datas)
+        store.refs.compare_and_swap("keep", None, ids[0])
+        assert store.blobs.get_many(ids[::97]) == datas[::97]
+        store.client.s3.meta.events.unregister("before-send.s3", flaky)
+        assert injected, "the hook injected faults"
+        assert verify(store).ok
+
+
+def test_an_interrupted_write_leaves_refs_unmoved_and_verifies(mock_s3: None) -> None:
+    with NetworkStore(S3Store(BUCKET, "interrupted", cache=False)) as store:
+        store.save_network_state("net", rich_state())
+        head = store.refs.get("networks/net/head")
+        calls = {"n": 0}
+
+        def die_midway(**_: Any) -> None:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise ConnectionError("lost the network mid-upload")
+
+        store.objects.client.s3.meta.events.register("before-call.s3.PutObject", die_midway)
+        state = rich_state()
+        state.groups["root"].contacts["root-c3"].content = "x" * 300_000
+        with pytest.raises(ConnectionError):
+            store.save_network_state("net", state)
+        store.objects.client.s3.meta.events.unregister("before-call.s3.PutObject", die_midway)
+        assert store.refs.get("networks/net/head") == head
+        assert verify(store).ok
+        assert store.load_network_state("net") == rich_state()
+
+
+def test_gc_releases_packs_and_repacks_sparse_ones(mock_s3: None) -> None:
+    from casstore.gc import collect_garbage
+
+    with NetworkStore(S3Store(BUCKET, "gc", cache=False)) as store:
+        store.save_network_state("net", rich_state())
+        for i in range(6):
+            store.save_contact_content("net", "root", "root-c3", f"value {i} " + "y" * 3000)
+        packs_before = store.blobs.stats().extra or {}
+        report = collect_garbage(store, grace_minutes=0)
+        assert report.swept > 0
+        packs_after = store.blobs.stats().extra or {}
+        assert packs_after["packs"] < packs_before["packs"]
+        assert verify(store).ok
+        assert store.load_contact_content("net", "root", "root-c3").startswith("value 5")
+        assert store.load_network_state("net") is not None
+
+
+def run_cli(url: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CASSTORE_URL": url, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "casstore", *args], capture_output=True, text=True, env=env, input=input, timeout=120
+    )
+
+
+@pytest.mark.slow
+def test_cli_end_to_end_over_http(moto_server: str, tmp_path: Path) -> None:
+    url = f"s3://{BUCKET}/cli-{tmp_path.name}?endpoint_url={moto_server}&cache_dir={tmp_path / 'cache'}"
+    for args in (("init",), ("import", "thermostat", str(SAMPLE))):
+        proc = run_cli(url, *args)
+        assert proc.returncode == 0, proc.stderr
+    first = run_cli(url, "snapshot", "thermostat", "-m", "one").stdout.strip()
+    assert run_cli(url, "set", "thermostat", "sensors", "temperature", '{"celsius": 30}').returncode == 0
+    diff = run_cli(url, "diff", "thermostat", first)
+    assert "contact-updated" in diff.stdout and "temperature" in diff.stdout, diff.stderr
+    assert "ok:" in run_cli(url, "verify").stdout
+    stats = run_cli(url, "stats").stdout
+    assert "packs" in stats and "requests" in stats
+    exported = json.loads(run_cli(url, "export", "thermostat", "--snapshot", first).stdout)
+    assert exported == json.loads(SAMPLE.read_text())
+    missing = run_cli(f"s3://no-such-bucket/x?endpoint_url={moto_server}", "stats")
+    assert missing.returncode == 1 and "no-such-bucket" in missing.stderr and "Traceback" not in missing.stderr
