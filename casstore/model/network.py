@@ -522,6 +522,9 @@ class NetworkStore(ObjectStore):
     def _state_at(self, head: bytes) -> NetworkState:
         """A whole state: one scan of each tree, members split by their group prefix."""
         root = self.network_root(head)
+        for kind in ("groups", "contacts", "wires"):  # read each tree level by level, in batches
+            for _ in self._readers[kind].node_digests(root[kind]):
+                pass
         group_records = list(self._readers["groups"].items(root["groups"]))
         bodies = self.blobs.get_many([records.decode_group_record(record) for _, record in group_records])
         members: dict[str, dict[str, list[tuple[str, bytes]]]] = {"contacts": {}, "wires": {}}

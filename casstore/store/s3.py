@@ -26,7 +26,7 @@ import struct
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,6 +62,12 @@ INDEX_MAGIC = b"CASIDX1\n"
 _ENTRY = struct.Struct(">32sIQI")  # digest, pack number, offset, length
 _COALESCE_GAP = 256 << 10  # ranges in one pack closer than this are fetched by one GET
 DEFAULT_CACHE_BYTES = 512 << 20
+#: A pack at most this big is fetched whole the first time any of its objects is read; its other
+#: objects then come from memory (a network's nodes of one write share a pack, and are read together).
+WHOLE_PACK_BYTES = 16 << 20
+MEMORY_CACHE_BYTES = 256 << 20
+#: A writer merges the index files into one once there are more than this many (a cold open reads them all).
+CONSOLIDATE_AT = 16
 #: gc deletes packs that no index names only once they are this old (a writer uploads packs before its index).
 ORPHAN_PACK_AGE_S = 3600.0
 _PERMISSION_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
@@ -168,6 +174,8 @@ class S3Blobs(BlobStore):
         self._lock = threading.RLock()
         self._files: dict[str, _IndexFile] = {}
         self._where: dict[bytes, tuple[str, int, int]] = {}  # digest → (pack key, offset, length)
+        self._pack_objects: dict[str, list[tuple[int, int, bytes]]] = {}  # pack key → (offset, length, digest)
+        self._memory = _FrameMemory(MEMORY_CACHE_BYTES)
         self.refresh()
 
     # ---- index
@@ -178,7 +186,7 @@ class S3Blobs(BlobStore):
             item["Key"]: item["LastModified"].timestamp() for item in self._client.list_keys(self._prefix + "index/")
         }
         new = [key for key in listed if key not in self._files]
-        loaded = list(self._pool.map(lambda key: self._load_index(key, listed[key]), new))
+        loaded = [f for f in self._pool.map(lambda key: self._load_index(key, listed[key]), new) if f is not None]
         with self._lock:
             gone = [key for key in self._files if key not in listed]
             for key in gone:
@@ -186,7 +194,7 @@ class S3Blobs(BlobStore):
             for index_file in loaded:
                 self._files[index_file.key] = index_file
             if gone:
-                self._where = {}
+                self._where, self._pack_objects = {}, {}
                 for index_file in sorted(self._files.values(), key=lambda f: f.written):
                     self._add(index_file)
             else:
@@ -197,11 +205,19 @@ class S3Blobs(BlobStore):
         packs = [self._prefix + "packs/" + name for name in index_file.packs]
         for digest, pack, offset, length in index_file.entries:
             self._where[digest] = (packs[pack], offset, length)
+            self._pack_objects.setdefault(packs[pack], []).append((offset, length, digest))
 
-    def _load_index(self, key: str, written: float) -> _IndexFile:
+    def _load_index(self, key: str, written: float) -> _IndexFile | None:
+        """An index file; ``None`` if it was deleted since it was listed (merged by another writer,
+        which wrote the merged file first, so nothing is lost; a miss later refreshes again)."""
         data = self._cache.get_file(key) if self._cache else None
         if data is None:
-            data = self._client.call("get_object", Key=key)["Body"].read()
+            try:
+                data = self._client.call("get_object", Key=key)["Body"].read()
+            except ClientError as exc:
+                if _is_missing(exc):
+                    return None
+                raise
             if self._cache:
                 self._cache.put_file(key, data)
         return decode_index(key, data, written)
@@ -233,8 +249,30 @@ class S3Blobs(BlobStore):
         with self._lock:
             self._files[key] = index_file
             self._add(index_file)
+            crowded = len(self._files) > CONSOLIDATE_AT
         if self._cache:
             self._cache.put_file(key, data)
+        if crowded:
+            self.consolidate()
+
+    def consolidate(self) -> None:
+        """Replace every index file by one: the merged file is written before any old one is deleted."""
+        with self._lock:
+            files = sorted(self._files.values(), key=lambda f: f.written)
+        if len(files) < 2:
+            return
+        packs: dict[str, int] = {}
+        entries: dict[bytes, tuple[bytes, int, int, int]] = {}
+        for f in files:  # later files win, as they do in memory
+            for digest, pack, offset, length in f.entries:
+                number = packs.setdefault(f.packs[pack], len(packs))
+                entries[digest] = (digest, number, offset, length)
+        data = encode_index(list(packs), list(entries.values()))
+        key = f"{self._prefix}index/{time.time_ns():020d}-{blake3.blake3(data).hexdigest(8)}.idx"
+        self._client.call("put_object", Key=key, Body=data)
+        for f in files:
+            self._client.call("delete_object", Key=f.key)  # deleting an already-deleted key succeeds
+        self.refresh()
 
     def _upload_pack(self, pack: list[tuple[bytes, bytes]]) -> str:
         body = b"".join(stored for _, stored in pack)
@@ -250,9 +288,10 @@ class S3Blobs(BlobStore):
             self.refresh()
         with self._lock:
             indexed = [d for d in wanted if d in self._where]  # only what the store holds; never the cache alone
-        found: dict[bytes, bytes] = {}
+        found = self._memory.get_many(indexed)
         if self._cache:
-            for digest, stored in zip(indexed, self._cache.blobs.get_frames(indexed), strict=True):
+            rest = [d for d in indexed if d not in found]
+            for digest, stored in zip(rest, self._cache.blobs.get_frames(rest), strict=True):
                 if stored is not None:
                     found[digest] = stored
         absent = [d for d in indexed if d not in found]
@@ -292,13 +331,19 @@ class S3Blobs(BlobStore):
 
     def _fetch_range(self, job: tuple[str, list[tuple[int, int, bytes]]]) -> dict[bytes, bytes]:
         pack, run = job
-        start, end = run[0][0], run[-1][0] + run[-1][1]
+        with self._lock:
+            everything = list(self._pack_objects.get(pack, ()))
+        pack_end = max((offset + length for offset, length, _ in everything), default=0)
+        whole = 0 < pack_end <= WHOLE_PACK_BYTES
+        start, end = (0, pack_end) if whole else (run[0][0], run[-1][0] + run[-1][1])
         try:
             body = self._client.call("get_object", Key=pack, Range=f"bytes={start}-{end - 1}")["Body"].read()
         except ClientError as exc:
             if _is_missing(exc):
                 return {}  # the pack went away (gc); the caller refreshes the index
             raise
+        if whole:  # keep the pack's other objects at hand: they are usually read next
+            self._memory.put_many((digest, body[offset : offset + length]) for offset, length, digest in everything)
         return {digest: body[offset - start : offset - start + length] for offset, length, digest in run}
 
     def missing(self, digests: Iterable[bytes]) -> set[bytes]:
@@ -392,10 +437,23 @@ class S3Blobs(BlobStore):
 
 
 class S3Refs(RefStore):
+    """Refs as small objects.  The ETag of each ref's last read or write is remembered, so a
+    compare-and-swap whose expected value matches it is one conditional PUT (a stale ETag just
+    fails the precondition and the ref is read again); creating a ref needs no read at all."""
+
     def __init__(self, client: S3Client, prefix: str, pool: ThreadPoolExecutor) -> None:
         self._client = client
         self._prefix = prefix + "refs/"
         self._pool = pool
+        self._seen: dict[str, tuple[bytes, str]] = {}  # name → (id, ETag) as last read or written
+        self._seen_lock = threading.Lock()
+
+    def _remember(self, name: str, digest: bytes | None, etag: str | None) -> None:
+        with self._seen_lock:
+            if digest is None or etag is None:
+                self._seen.pop(name, None)
+            else:
+                self._seen[name] = (digest, etag)
 
     def _read(self, name: str) -> tuple[bytes | None, str | None, str | None]:
         """``(id, ETag, write token)`` of a ref, or Nones when it does not exist."""
@@ -403,18 +461,28 @@ class S3Refs(RefStore):
             answer = self._client.call("get_object", Key=self._prefix + name)
         except ClientError as exc:
             if _is_missing(exc):
+                self._remember(name, None, None)
                 return None, None, None
             raise
         lines = answer["Body"].read().decode("ascii", "replace").split()
-        return parse_id(lines[0]), answer["ETag"], lines[1] if len(lines) > 1 else None
+        digest = parse_id(lines[0])
+        self._remember(name, digest, answer["ETag"])
+        return digest, answer["ETag"], lines[1] if len(lines) > 1 else None
 
     def _get(self, name: str) -> bytes | None:
         return self._read(name)[0]
 
     def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
-        actual, etag, _ = self._read(name)
-        if actual != expected:
-            raise RefConflict.of(name, expected, actual)
+        with self._seen_lock:
+            seen = self._seen.get(name)
+        if expected is None and new is not None:
+            etag = None  # create: If-None-Match needs no read
+        elif seen is not None and seen[0] == expected:
+            etag = seen[1]
+        else:
+            actual, etag, _ = self._read(name)
+            if actual != expected:
+                raise RefConflict.of(name, expected, actual)
         key = self._prefix + name
         # The body carries a token unique to this write, so that a retried request can tell
         # its own earlier, answered-but-lost attempt from another writer's.
@@ -424,10 +492,13 @@ class S3Refs(RefStore):
             if new is None:
                 if etag is not None:
                     self._client.call("delete_object", Key=key, IfMatch=etag)
-            elif etag is None:
-                self._client.call("put_object", Key=key, Body=body, IfNoneMatch="*")
+                self._remember(name, None, None)
             else:
-                self._client.call("put_object", Key=key, Body=body, IfMatch=etag)
+                if etag is None:
+                    answer = self._client.call("put_object", Key=key, Body=body, IfNoneMatch="*")
+                else:
+                    answer = self._client.call("put_object", Key=key, Body=body, IfMatch=etag)
+                self._remember(name, new, answer.get("ETag"))
         except ClientError as exc:
             if _error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict") or _is_missing(exc):
                 now, _, now_token = self._read(name)
@@ -443,6 +514,36 @@ class S3Refs(RefStore):
         names = [item["Key"][len(self._prefix) :] for item in self._client.list_keys(self._prefix + prefix)]
         values = self._pool.map(self._get, names)
         return {name: value for name, value in zip(names, values, strict=True) if value is not None}
+
+
+class _FrameMemory:
+    """Frames by digest in memory, least recently used dropped first past a byte budget."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._frames: OrderedDict[bytes, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get_many(self, digests: Iterable[bytes]) -> dict[bytes, bytes]:
+        out = {}
+        with self._lock:
+            for digest in digests:
+                frame = self._frames.get(digest)
+                if frame is not None:
+                    self._frames.move_to_end(digest)
+                    out[digest] = frame
+        return out
+
+    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        with self._lock:
+            for digest, frame in items:
+                if digest not in self._frames:
+                    self._frames[digest] = frame
+                    self._bytes += len(frame)
+            while self._bytes > self.max_bytes and self._frames:
+                _, dropped = self._frames.popitem(last=False)
+                self._bytes -= len(dropped)
 
 
 class _LocalCache:
@@ -468,7 +569,7 @@ class _LocalCache:
 
     def put_file(self, key: str, data: bytes) -> None:
         target = self._file(key)
-        tmp = target.with_suffix(".tmp")
+        tmp = self.root / "tmp" / f"{uuid.uuid4().hex}.tmp"  # unique: threads may cache the same file at once
         tmp.write_bytes(data)
         os.replace(tmp, target)
 
