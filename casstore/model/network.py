@@ -294,7 +294,10 @@ class _Tx:
         for kind, root in self.roots.items():
             if root == self.trees[kind].empty(write=False):
                 self.trees[kind].empty()
-        return self.pending.add(records.encode_network_root(self.roots, self.current, self.root_group, size))
+        data = records.encode_network_root(self.roots, self.current, self.root_group, size)
+        digest = self.pending.add(data)
+        self.store.remember_root(digest, data)  # a snapshot of it will not have to read it back
+        return digest
 
 
 # ---------------------------------------------------------------- the store
@@ -336,11 +339,14 @@ class NetworkStore(ObjectStore):
 
     def network_root(self, digest: bytes) -> dict[str, Any]:
         root = self._roots.get(digest)
-        if root is None:
-            root = records.decode_network_root(self.blobs.get(digest))
-            if len(self._roots) > 1024:
-                self._roots.clear()
-            self._roots[digest] = root
+        return root if root is not None else self.remember_root(digest, self.blobs.get(digest))
+
+    def remember_root(self, digest: bytes, data: bytes) -> dict[str, Any]:
+        """Decode and cache a network root (immutable, so the cache is always right)."""
+        root = records.decode_network_root(data)
+        if len(self._roots) > 1024:
+            self._roots.clear()
+        self._roots[digest] = root
         return root
 
     def _head(self, network_id: str) -> dict[str, Any] | None:
