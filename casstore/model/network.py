@@ -47,7 +47,8 @@ from casstore.store.base import ObjectStore, PendingWrites, RefUpdate
 log = logging.getLogger("casstore")
 
 MAX_ATTEMPTS = 64
-#: Pending objects are written early (children first) once they pass this many bytes, bounding memory on import.
+#: On import, large contents (leaves: nothing they link to) are written early once they pass this many bytes;
+#: the tree nodes follow in the commit.
 FLUSH_BYTES = 32 << 20
 #: Each tree kind's nominal leaf-value size in the chunking rule (part of the format; see docs/format.md):
 #: about the typical encoded record, so that leaves come out near the 4 KB target.
