@@ -45,13 +45,14 @@ class TestS3Networks(NetworkTests):
 
     persistent = True
     shared = False
+    threads = False  # moto in-process: concurrent requests from threads can fail inside moto
 
     @pytest.fixture(autouse=True)
     def _s3(self, mock_s3: None, tmp_path: Path) -> None:
         self.cache = tmp_path / "s3-cache"
 
     def make_store(self, path: Path) -> NetworkStore:
-        return NetworkStore(S3Store(BUCKET, f"n/{path.name}", cache_dir=self.cache))
+        return NetworkStore(S3Store(BUCKET, f"n/{path.name}", cache_dir=self.cache, workers=1))
 
 
 class TestS3NetworksOverHTTP(NetworkTests):

@@ -55,7 +55,7 @@ def test_permission_denied_is_a_permission_error() -> None:
 
 
 def test_a_large_write_costs_requests_per_pack_not_per_object(mock_s3: None, tmp_path: Path) -> None:
-    with S3Store(BUCKET, "bulk", cache=False) as store:
+    with S3Store(BUCKET, "bulk", cache=False, workers=1) as store:
         datas = values(30_000)
         before = sum(store.client.requests.values())
         ids = store.blobs.put_many(datas)
@@ -73,16 +73,16 @@ def test_a_large_write_costs_requests_per_pack_not_per_object(mock_s3: None, tmp
 
 def test_second_open_reads_indexes_from_the_local_cache(mock_s3: None, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    with S3Store(BUCKET, "cached", cache_dir=cache) as store:
+    with S3Store(BUCKET, "cached", cache_dir=cache, workers=1) as store:
         for start in range(0, 5000, 500):
             store.blobs.put_many(values(500, seed=start))
         ids = list(store.blobs.iter_hashes())
         store.blobs.get_many(ids)
-    with S3Store(BUCKET, "cached", cache_dir=cache) as again:
+    with S3Store(BUCKET, "cached", cache_dir=cache, workers=1) as again:
         assert again.client.requests["GetObject"] == 0, "index files came from the cache"
         assert again.blobs.get_many(ids[:100]) is not None
         assert again.client.requests["GetObject"] == 0, "objects came from the cache"
-    with S3Store(BUCKET, "cached", cache=False) as cold:
+    with S3Store(BUCKET, "cached", cache=False, workers=1) as cold:
         assert cold.client.requests["GetObject"] == 10  # one per index file
 
 
@@ -98,7 +98,7 @@ class _Raw:
 
 
 def test_throttling_and_server_errors_are_retried(mock_s3: None) -> None:
-    with S3Store(BUCKET, "faults", cache=False) as store:
+    with S3Store(BUCKET, "faults", cache=False, workers=1) as store:
         rnd = random.Random(3)
         injected = []
 
@@ -121,7 +121,7 @@ def test_throttling_and_server_errors_are_retried(mock_s3: None) -> None:
 
 
 def test_an_interrupted_write_leaves_refs_unmoved_and_verifies(mock_s3: None) -> None:
-    with NetworkStore(S3Store(BUCKET, "interrupted", cache=False)) as store:
+    with NetworkStore(S3Store(BUCKET, "interrupted", cache=False, workers=1)) as store:
         store.save_network_state("net", rich_state())
         head = store.refs.get("networks/net/head")
         calls = {"n": 0}
@@ -145,7 +145,7 @@ def test_an_interrupted_write_leaves_refs_unmoved_and_verifies(mock_s3: None) ->
 def test_gc_releases_packs_and_repacks_sparse_ones(mock_s3: None) -> None:
     from casstore.gc import collect_garbage
 
-    with NetworkStore(S3Store(BUCKET, "gc", cache=False)) as store:
+    with NetworkStore(S3Store(BUCKET, "gc", cache=False, workers=1)) as store:
         store.save_network_state("net", rich_state())
         for i in range(6):
             store.save_contact_content("net", "root", "root-c3", f"value {i} " + "y" * 3000)

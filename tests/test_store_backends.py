@@ -73,6 +73,7 @@ class TestS3StoreInProcess(StoreTests):
 
     persistent = True
     shared = False
+    threads = False  # moto in-process: concurrent requests from threads can fail inside moto
 
     @pytest.fixture(autouse=True)
     def _s3(self, mock_s3: None) -> None:
@@ -80,10 +81,10 @@ class TestS3StoreInProcess(StoreTests):
 
     def make_store(self, path: Path) -> ObjectStore:
         # no local cache: a cached good copy would (rightly) hide the damage the corruption test makes
-        return S3Store(BUCKET, f"t/{path.name}", cache=False)
+        return S3Store(BUCKET, f"t/{path.name}", cache=False, workers=1)
 
     def corrupt_object(self, path: Path, digest: bytes) -> None:
-        with S3Store(BUCKET, f"t/{path.name}", cache=False) as store:
+        with S3Store(BUCKET, f"t/{path.name}", cache=False, workers=1) as store:
             flip_byte_in_s3(store, digest)
 
 

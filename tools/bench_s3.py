@@ -85,13 +85,13 @@ def main(argv: list[str] | None = None) -> int:
 
         with mock_aws():
             boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-            s3 = S3Store(BUCKET, "bench", cache=False)
+            s3 = S3Store(BUCKET, "bench", cache=False, workers=1)
             with casstore.NetworkStore(s3) as store:
                 result.update(run(store, state, args.steps, s3.client))
                 stats = s3.blobs.stats()
                 result["bytes_stored"] = stats.stored_bytes
                 result["packs"] = (stats.extra or {}).get("packs")
-            cold = S3Store(BUCKET, "bench", cache=False)  # a fresh process's view: nothing cached
+            cold = S3Store(BUCKET, "bench", cache=False, workers=1)  # a fresh process's view: nothing cached
             start = time.perf_counter()
             with casstore.NetworkStore(cold) as store:
                 loaded = store.load_network_state("bench")

@@ -619,6 +619,7 @@ class S3Store(ObjectStore):
         cache_dir: str | os.PathLike[str] | None = None,
         cache: bool = True,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        workers: int = 16,
     ) -> None:
         prefix = prefix.strip("/")
         self.prefix = prefix + "/" if prefix else ""
@@ -634,7 +635,7 @@ class S3Store(ObjectStore):
             if not create:
                 raise StoreNotFound(f"no casstore store at {self.url} (create one with `casstore init`)") from None
             self.client.call("put_object", Key=marker, Body=b"1\n")
-        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="casstore-s3")
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="casstore-s3")
         local = None
         if cache:
             root = Path(cache_dir) if cache_dir else default_cache_dir(self.client.endpoint, bucket, self.prefix)
