@@ -11,6 +11,7 @@ import os
 from casstore.errors import StorageError
 from casstore.model import Change, Contact, Group, GroupState, NetworkState, NetworkStore, SnapshotInfo, Wire
 from casstore.store import ObjectStore, open_object_store
+from casstore.sync import SyncReport, pull, push
 from casstore.verify import VerifyReport, verify
 
 __version__ = "0.1.0"
@@ -24,10 +25,13 @@ __all__ = [
     "ObjectStore",
     "SnapshotInfo",
     "StorageError",
+    "SyncReport",
     "VerifyReport",
     "Wire",
     "__version__",
     "open_store",
+    "pull",
+    "push",
     "verify",
 ]
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from casstore import codec
@@ -43,6 +43,9 @@ from casstore.model.types import (
 )
 from casstore.prolly import Edit, NodeCache, ProllyTree
 from casstore.store.base import ObjectStore, PendingWrites, RefUpdate
+
+if TYPE_CHECKING:
+    from casstore.sync import SyncReport
 
 log = logging.getLogger("casstore")
 
@@ -587,6 +590,14 @@ class NetworkStore(ObjectStore):
             found = sorted(got.items())
         states = self._group_states(root, found)
         return [state for state in states.values() if _matches(state.group.attributes, attributes, author, tags, type)]
+
+    # ---------------------------------------------------------------- replication
+
+    def sync(self, remote: ObjectStore, *, name: str | None = None, force: bool = False) -> SyncReport:
+        """Pull every network of ``remote``, then push every network of this store (see :mod:`casstore.sync`)."""
+        from casstore.sync import sync  # the sync layer sits above this one; only this entry point reaches up
+
+        return sync(self, remote, name=name, force=force)
 
     # ---------------------------------------------------------------- snapshots
 

@@ -1,0 +1,432 @@
+"""Replication between any two stores: push, pull and sync by exchanging only missing hashes.
+
+Two parts:
+
+* :func:`transfer` copies everything reachable from some roots that the
+  destination lacks.  It walks the DAG breadth-first by casstore's schema
+  (:mod:`casstore.model.walk`), asks the destination ``missing()`` once per
+  level for the whole frontier, fetches only the missing objects from the
+  source (re-hashing each), and descends only into objects that were missing:
+  a present object implies its whole subtree is present.  The objects are then
+  written children-first (by height), so at every instant the destination
+  keeps that invariant, and an interrupted transfer leaves only valid objects.
+* :func:`push` / :func:`pull` decide, network by network, whether the target's
+  head may move (a lease, like git's ``--force-with-lease``) and move refs only
+  after every object they name has landed.  The head both sides agreed on at
+  the last exchange is kept in the *local* store as
+  ``remotes/<name>/networks/<id>/head``.
+
+See docs/sync.md for the protocol and its guarantees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import unquote
+
+from casstore import codec
+from casstore.errors import NetworkNotFound, ObjectNotFound, RefConflict
+from casstore.model.network import NetworkStore, head_ref, snapshots_prefix, tip_ref
+from casstore.model.walk import Kind, children
+from casstore.store.base import ObjectStore, RefUpdate
+
+Outcome = Literal["created", "updated", "up-to-date", "diverged"]
+#: Called as objects land: ``(objects_written, bytes_written, objects_known_missing)``.
+Progress = Callable[[int, int, int], None]
+
+#: Objects fetched from the source per ``get_frames`` call.
+FETCH_BATCH = 8192
+#: Bytes written to the destination per ``put_frames`` call (and objects, whichever comes first).
+WRITE_BYTES = 16 << 20
+WRITE_OBJECTS = 65536
+#: Frames held in memory between the walk and the write; beyond this they are fetched again when written.
+HOLD_BYTES = 256 << 20
+
+
+@dataclass
+class TransferStats:
+    """What one :func:`transfer` did.  ``round_trips`` counts batched calls to the remote store."""
+
+    objects_sent: int = 0
+    bytes_sent: int = 0
+    objects_skipped: int = 0
+    round_trips: int = 0
+    levels: int = 0
+
+
+@dataclass
+class SyncReport(TransferStats):
+    """What :func:`push`, :func:`pull` or ``NetworkStore.sync`` did.
+
+    ``networks`` maps each network id to ``"created"``, ``"updated"``,
+    ``"up-to-date"`` or ``"diverged"``; ``snapshots_copied`` counts snapshot refs
+    created on the destination.
+    """
+
+    networks: dict[str, Outcome] = field(default_factory=dict)
+    snapshots_copied: int = 0
+
+    def add(self, other: TransferStats) -> None:
+        self.objects_sent += other.objects_sent
+        self.bytes_sent += other.bytes_sent
+        self.objects_skipped += other.objects_skipped
+        self.round_trips += other.round_trips
+        self.levels = max(self.levels, other.levels)
+
+
+def _objects(store: ObjectStore) -> ObjectStore:
+    """The backend under a network store (its ``commit`` may be atomic), or the store itself."""
+    return store.objects if isinstance(store, NetworkStore) else store
+
+
+class _Trips:
+    """Counts, in ``stats.round_trips``, the batched calls made to the remote side of an exchange."""
+
+    def __init__(self, remote: ObjectStore, stats: TransferStats) -> None:
+        self.remote = _objects(remote)
+        self.stats = stats
+
+    def __call__(self, store: ObjectStore) -> None:
+        if _objects(store) is self.remote:
+            self.stats.round_trips += 1
+
+
+# ---------------------------------------------------------------- the transfer engine
+
+
+def _heights(order: Sequence[bytes], kids: dict[bytes, list[bytes]]) -> dict[bytes, int]:
+    """Longest path down to a sink inside the missing subgraph (the keys of ``kids``).
+
+    Every missing child then has a smaller height than its parents, so writing
+    by ascending height is children-first even where subtrees are shared.
+    """
+    heights: dict[bytes, int] = {}
+    for start in reversed(order):  # reversed BFS order visits most children before their parents
+        stack = [start]
+        while stack:
+            node = stack[-1]
+            if node in heights:
+                stack.pop()
+                continue
+            inside = [child for child in kids[node] if child in kids]
+            pending = [child for child in inside if child not in heights]
+            if pending:
+                stack.extend(pending)  # content addressing makes the graph acyclic
+                continue
+            heights[node] = 1 + max((heights[child] for child in inside), default=-1)
+            stack.pop()
+    return heights
+
+
+def transfer(
+    src: ObjectStore,
+    dst: ObjectStore,
+    roots: Iterable[tuple[bytes, Kind]],
+    *,
+    remote: ObjectStore | None = None,
+    progress: Progress | None = None,
+    final_updates: Sequence[RefUpdate] = (),
+    hold_bytes: int = HOLD_BYTES,
+    stats: TransferStats | None = None,
+) -> TransferStats:
+    """Copy to ``dst`` everything reachable from ``roots`` that it lacks; then apply ``final_updates``.
+
+    ``roots`` are ``(digest, kind)`` pairs (kinds as in :mod:`casstore.model.walk`).
+    The last batch of objects and ``final_updates`` go to the destination in one
+    ``commit``, so a small push costs one write.  Raises
+    :class:`~casstore.errors.ObjectNotFound` if the source lacks an object it
+    names and :class:`~casstore.errors.CorruptObject` if one fails its hash;
+    either way nothing that names a missing object was written.  Figures are
+    added to ``stats`` if given (so they survive an exception), else to a new one.
+    """
+    source, target = _objects(src), _objects(dst)
+    stats = stats if stats is not None else TransferStats()
+    trips = _Trips(remote if remote is not None else dst, stats)
+    seen: set[bytes] = set()
+    frontier: list[tuple[bytes, Kind]] = []
+    for digest, kind in roots:
+        if digest not in seen:
+            seen.add(digest)
+            frontier.append((digest, kind))
+
+    order: list[bytes] = []  # missing objects, breadth-first
+    kids: dict[bytes, list[bytes]] = {}  # missing object -> every object it links to
+    held: dict[bytes, bytes] = {}
+    held_bytes = 0
+    while frontier:
+        stats.levels += 1
+        trips(target)
+        absent = set(target.blobs.missing([digest for digest, _ in frontier]))
+        stats.objects_skipped += len(frontier) - len(absent)
+        todo = [(digest, kind) for digest, kind in frontier if digest in absent]
+        following: list[tuple[bytes, Kind]] = []
+        for start in range(0, len(todo), FETCH_BATCH):
+            chunk = todo[start : start + FETCH_BATCH]
+            trips(source)
+            frames = source.blobs.get_frames([digest for digest, _ in chunk])
+            for (digest, kind), frame in zip(chunk, frames, strict=True):
+                if frame is None:
+                    raise ObjectNotFound(f"the source ({src.url}) lacks object {codec.format_id(digest)}")
+                data = codec.unframe(frame, digest)
+                order.append(digest)
+                if held_bytes + len(frame) <= hold_bytes:
+                    held[digest] = frame
+                    held_bytes += len(frame)
+                links = [] if kind in ("data", "opaque") else list(children(kind, data))
+                kids[digest] = [child for child, _ in links]
+                for child, child_kind in links:
+                    if child not in seen:
+                        seen.add(child)
+                        following.append((child, child_kind))
+        frontier = following
+
+    _write_children_first(source, target, order, kids, held, final_updates, stats, trips, progress)
+    return stats
+
+
+def _write_children_first(
+    source: ObjectStore,
+    target: ObjectStore,
+    order: list[bytes],
+    kids: dict[bytes, list[bytes]],
+    held: dict[bytes, bytes],
+    final_updates: Sequence[RefUpdate],
+    stats: TransferStats,
+    trips: _Trips,
+    progress: Progress | None,
+) -> None:
+    heights = _heights(order, kids)
+    by_height = sorted(order, key=heights.__getitem__)
+    total = len(by_height)
+    batch: list[tuple[bytes, bytes]] = []
+    batch_bytes = 0
+
+    def flush(final: bool) -> None:
+        nonlocal batch, batch_bytes
+        trips(target)
+        try:
+            if final:
+                target.commit(batch, final_updates)
+            else:
+                target.blobs.put_frames(batch)
+        except RefConflict:
+            if batch:  # a transactional commit dropped the objects with the refs: the caller still needs them
+                trips(target)
+                target.blobs.put_frames(batch)
+            raise
+        finally:
+            stats.objects_sent += len(batch)
+            stats.bytes_sent += batch_bytes
+        if progress is not None:
+            progress(stats.objects_sent, stats.bytes_sent, total)
+        batch, batch_bytes = [], 0
+
+    for start in range(0, total, FETCH_BATCH):
+        chunk = by_height[start : start + FETCH_BATCH]
+        refetch = [digest for digest in chunk if digest not in held]
+        again: dict[bytes, bytes | None] = {}
+        if refetch:
+            trips(source)
+            again = dict(zip(refetch, source.blobs.get_frames(refetch), strict=True))
+        for digest in chunk:
+            frame = held.pop(digest, None)
+            if frame is None:
+                frame = again.get(digest)
+                if frame is None:  # deleted from the source since the walk
+                    raise ObjectNotFound(f"the source lost object {codec.format_id(digest)} during the transfer")
+                codec.unframe(frame, digest)  # a second read is re-hashed too
+            batch.append((digest, frame))
+            batch_bytes += len(frame)
+            if batch_bytes >= WRITE_BYTES or len(batch) >= WRITE_OBJECTS:
+                flush(final=False)
+    if batch or final_updates:
+        flush(final=True)
+
+
+# ---------------------------------------------------------------- refs: which heads may move
+
+
+def remote_name(store: ObjectStore) -> str:
+    """The name a store is tracked under when no remote name is given: derived from its URL."""
+    url = store.url
+    if url == "memory://":  # every in-memory store has this URL; tell them apart by identity
+        url = f"memory://{id(_objects(store).blobs):x}"
+    return "url-" + codec.hash_bytes(url.encode()).hex()[:16]
+
+
+def tracking_ref(remote: str, network_id: str) -> str:
+    """Where the local store keeps the head both sides agreed on at the last exchange with ``remote``."""
+    return f"remotes/{remote}/{head_ref(network_id)}"
+
+
+def _network_ids(refs: dict[str, bytes]) -> dict[str, bytes]:
+    """network id -> head, from a listing of ``networks/``."""
+    return {
+        unquote(name[len("networks/") : -len("/head")]): digest
+        for name, digest in refs.items()
+        if name.endswith("/head") and name.count("/") == 2
+    }
+
+
+def decide(source: bytes, target: bytes | None, base: bytes | None, force: bool) -> Outcome:
+    """Whether the target head may move to ``source``, given the head both sides last agreed on (``base``).
+
+    * equal heads: ``up-to-date``; no target network: ``created``;
+    * the target still at ``base`` (only the source changed): ``updated``;
+    * the source still at ``base`` (only the target changed): ``up-to-date`` — nothing to send;
+    * both changed: ``diverged`` (neither moves), or ``updated`` with ``force``.
+    """
+    if target == source:
+        return "up-to-date"
+    if target is None:
+        return "created"
+    if force or target == base:
+        return "updated"
+    if source == base:
+        return "up-to-date"
+    return "diverged"
+
+
+def _replicate(
+    src: ObjectStore,
+    dst: ObjectStore,
+    *,
+    local: ObjectStore,
+    remote: ObjectStore,
+    name: str | None,
+    networks: Iterable[str] | None,
+    force: bool,
+    progress: Progress | None,
+) -> SyncReport:
+    report = SyncReport()
+    trips = _Trips(remote, report)
+    name = name or remote_name(remote)
+    trips(src)
+    src_refs = src.refs.list("networks/")
+    trips(dst)
+    dst_refs = dst.refs.list("networks/")
+    src_heads = _network_ids(src_refs)
+    dst_heads = _network_ids(dst_refs)
+    wanted = sorted(src_heads) if networks is None else list(dict.fromkeys(networks))
+    for network_id in wanted:
+        if network_id not in src_heads:
+            raise NetworkNotFound(f"network {network_id!r} not found in {src.url}")
+
+    roots: list[tuple[bytes, Kind]] = []
+    updates: list[RefUpdate] = []
+    agreed: dict[str, tuple[bytes | None, bytes]] = {}  # network -> (old base, new base) to record locally
+    for network_id in wanted:
+        source, target = src_heads[network_id], dst_heads.get(network_id)
+        base_name = tracking_ref(name, network_id)
+        trips(local)
+        base = local.refs.get(base_name)
+        outcome = decide(source, target, base, force)
+        report.networks[network_id] = outcome
+        prefix = snapshots_prefix(network_id)
+        for ref, digest in src_refs.items():
+            if ref.startswith(prefix) and ref not in dst_refs:
+                roots.append((digest, "snap"))
+                updates.append(RefUpdate(ref, None, digest, required=False))
+                report.snapshots_copied += 1
+        if outcome in ("created", "updated"):
+            roots.append((source, "net"))
+            updates.append(RefUpdate(head_ref(network_id), target, source))
+            tip = src_refs.get(tip_ref(network_id))
+            if tip is not None and dst_refs.get(tip_ref(network_id)) != tip:
+                updates.append(RefUpdate(tip_ref(network_id), dst_refs.get(tip_ref(network_id)), tip, required=False))
+        if outcome != "diverged" and base != source:
+            agreed[network_id] = (base, source)
+
+    local_in_commit = _objects(local) is _objects(dst)
+    if local_in_commit:  # a pull: the agreed heads move with the heads, in the same commit
+        updates += [RefUpdate(tracking_ref(name, n), old, new, required=False) for n, (old, new) in agreed.items()]
+    try:
+        transfer(src, dst, roots, remote=remote, progress=progress, final_updates=updates, stats=report)
+    except RefConflict:
+        # a target head moved after we listed it (every object has landed): apply the moves one by one
+        # and report the networks whose head moved under us as diverged
+        lost: set[str] = set()
+        for update in updates:
+            owner = _network_of(update.name, name, wanted)
+            if owner in lost:
+                continue
+            try:
+                trips(dst)
+                _objects(dst).commit([], [update])
+            except RefConflict:
+                if dst.refs.get(update.name) == update.new:  # applied before the conflict
+                    continue
+                if owner is not None:
+                    lost.add(owner)
+                    report.networks[owner] = "diverged"
+                    agreed.pop(owner, None)
+    if agreed and not local_in_commit:
+        trips(local)
+        moves = [RefUpdate(tracking_ref(name, n), old, new, required=False) for n, (old, new) in agreed.items()]
+        _objects(local).commit([], moves)
+    return report
+
+
+def _network_of(ref: str, name: str, networks: list[str]) -> str | None:
+    """The network whose head (or agreed head) ``ref`` is."""
+    for network_id in networks:
+        if ref in (head_ref(network_id), tracking_ref(name, network_id)):
+            return network_id
+    return None
+
+
+def push(
+    src: ObjectStore,
+    dst: ObjectStore,
+    networks: Iterable[str] | None = None,
+    force: bool = False,
+    *,
+    remote: str | None = None,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Send ``networks`` (default: all of ``src``'s) and all their snapshots from ``src`` to ``dst``.
+
+    ``dst``'s head of a network moves only if ``dst`` has no such network or its
+    head is still what ``src`` last agreed with it (or with ``force``); see
+    :func:`decide`.  The agreed heads are recorded in ``src`` under the remote
+    name ``remote`` (default: derived from ``dst``'s URL).  ``round_trips``
+    counts batched calls to ``dst``.
+    """
+    return _replicate(src, dst, local=src, remote=dst, name=remote, networks=networks, force=force, progress=progress)
+
+
+def pull(
+    dst: ObjectStore,
+    src: ObjectStore,
+    networks: Iterable[str] | None = None,
+    force: bool = False,
+    *,
+    remote: str | None = None,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Fetch ``networks`` (default: all of ``src``'s) from ``src`` into ``dst``: a push the other way.
+
+    The agreed heads are recorded in ``dst`` (the local store) under ``remote``
+    (default: derived from ``src``'s URL).  ``round_trips`` counts batched calls to ``src``.
+    """
+    return _replicate(src, dst, local=dst, remote=src, name=remote, networks=networks, force=force, progress=progress)
+
+
+def sync(local: ObjectStore, remote: ObjectStore, *, name: str | None = None, force: bool = False) -> SyncReport:
+    """Bassline's ``sync(remote)``: pull every network of ``remote``, then push every network of ``local``.
+
+    Each network's entry is the more telling of the two outcomes (diverged >
+    created > updated > up-to-date).
+    """
+    pulled = pull(local, remote, force=force, remote=name)
+    pushed = push(local, remote, force=force, remote=name)
+    report = SyncReport(snapshots_copied=pulled.snapshots_copied + pushed.snapshots_copied)
+    report.add(pulled)
+    report.add(pushed)
+    rank: dict[Outcome, int] = {"diverged": 3, "created": 2, "updated": 1, "up-to-date": 0}
+    for network_id in sorted(set(pulled.networks) | set(pushed.networks)):
+        outcomes = [r.networks[network_id] for r in (pulled, pushed) if network_id in r.networks]
+        report.networks[network_id] = max(outcomes, key=rank.__getitem__)
+    return report

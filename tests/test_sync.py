@@ -1,0 +1,292 @@
+"""Push, pull and sync between every pair of backends; minimality, divergence and interruption."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import BUCKET
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+import casstore
+from casstore import sync
+from casstore.model import Contact, GroupState, NetworkState, NetworkStore
+from casstore.store.file import FileStore
+from casstore.store.lmdb import LmdbStore
+from casstore.store.memory import MemoryStore
+from casstore.store.s3 import S3Store
+from casstore.testing.network import rich_state, sample_group
+from casstore.verify import verify
+
+KINDS = ["memory", "lmdb", "file", "s3"]
+
+
+@pytest.fixture
+def make(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], NetworkStore]]:
+    """A factory of fresh stores of any backend kind (S3: moto in-process, one bucket, a prefix each)."""
+    opened: list[NetworkStore] = []
+    counter = itertools.count()
+
+    def make_store(kind: str) -> NetworkStore:
+        path = tmp_path / f"{kind}-{next(counter)}"
+        if kind == "memory":
+            objects: Any = MemoryStore()
+        elif kind == "lmdb":
+            objects = LmdbStore(path)
+        elif kind == "file":
+            objects = FileStore(path)
+        else:
+            request.getfixturevalue("mock_s3")
+            objects = S3Store(BUCKET, path.name, cache_dir=tmp_path / f"cache-{path.name}", workers=1)
+        store = NetworkStore(objects)
+        opened.append(store)
+        return store
+
+    yield make_store
+    for store in opened:
+        store.close()
+
+
+def change(store: NetworkStore, network: str, value: Any) -> None:
+    store.save_contact_content(network, "root", "root-c3", value)
+
+
+def snapshots(store: NetworkStore, network: str) -> set[str]:
+    return {info.id for info in store.list_snapshots(network)}
+
+
+@pytest.mark.parametrize(("src_kind", "dst_kind"), list(itertools.product(KINDS, KINDS)))
+def test_push_then_pull_back_between_every_pair(
+    make: Callable[[str], NetworkStore], src_kind: str, dst_kind: str
+) -> None:
+    src, dst = make(src_kind), make(dst_kind)
+    src.save_network_state("net", rich_state())
+    src.save_snapshot("net", "first")
+    change(src, "net", "second")
+    src.save_snapshot("net", "second")
+    src.save_network_state("other", NetworkState({"g": sample_group("g", 5)}, "g", "g"))
+
+    report = casstore.push(src, dst)
+    assert report.networks == {"net": "created", "other": "created"}
+    assert report.objects_sent > 0 and report.bytes_sent > 0 and report.snapshots_copied == 2
+    for network in ("net", "other"):
+        assert dst.load_network_state(network) == src.load_network_state(network)
+    assert snapshots(dst, "net") == snapshots(src, "net")
+    again = casstore.push(src, dst)
+    assert again.objects_sent == 0 and again.round_trips <= 2
+    assert set(again.networks.values()) == {"up-to-date"}
+
+    change(dst, "net", "made on the destination")  # the destination moves on; pull it back
+    dst.save_snapshot("net", "third")
+    pulled = casstore.pull(src, dst, remote=sync.remote_name(dst))
+    assert pulled.networks["net"] == "updated", pulled
+    assert src.load_network_state("net") == dst.load_network_state("net")
+    assert snapshots(src, "net") == snapshots(dst, "net")
+    assert verify(src).ok and verify(dst).ok
+    assert casstore.push(src, dst).objects_sent == 0
+
+
+def test_pull_records_the_agreed_head_in_the_local_store(make: Callable[[str], NetworkStore]) -> None:
+    local, remote = make("memory"), make("lmdb")
+    remote.save_network_state("net", rich_state())
+    assert casstore.pull(local, remote, remote="origin").networks == {"net": "created"}
+    assert local.refs.get(sync.tracking_ref("origin", "net")) == remote.refs.get("networks/net/head")
+    assert remote.refs.list("remotes/") == {}  # nothing recorded on the remote side
+
+
+def test_divergence_moves_nothing_unless_forced(make: Callable[[str], NetworkStore]) -> None:
+    a, b = make("lmdb"), make("lmdb")
+    a.save_network_state("net", rich_state())
+    casstore.push(a, b, remote="b")
+    change(a, "net", "from a")
+    change(b, "net", "from b")
+    a.save_snapshot("net", "a's snapshot")
+    before_a, before_b = a.refs.get("networks/net/head"), b.refs.get("networks/net/head")
+
+    report = casstore.push(a, b, remote="b")
+    assert report.networks == {"net": "diverged"}
+    assert b.refs.get("networks/net/head") == before_b and a.refs.get("networks/net/head") == before_a
+    assert snapshots(b, "net") == snapshots(a, "net")  # snapshots are immutable: always copied
+    assert casstore.pull(a, b, remote="b").networks == {"net": "diverged"}
+    assert a.refs.get("networks/net/head") == before_a
+
+    forced = casstore.push(a, b, remote="b", force=True)
+    assert forced.networks == {"net": "updated"}
+    assert b.load_network_state("net") == a.load_network_state("net")
+    assert casstore.push(a, b, remote="b").networks == {"net": "up-to-date"}
+
+
+def test_a_target_ahead_is_left_alone(make: Callable[[str], NetworkStore]) -> None:
+    a, b = make("memory"), make("memory")
+    a.save_network_state("net", rich_state())
+    casstore.push(a, b, remote="b")
+    change(b, "net", "only b changed")
+    ahead = b.refs.get("networks/net/head")
+    assert casstore.push(a, b, remote="b").networks == {"net": "up-to-date"}
+    assert b.refs.get("networks/net/head") == ahead
+    assert casstore.pull(a, b, remote="b").networks == {"net": "updated"}
+    assert a.refs.get("networks/net/head") == ahead
+
+
+def test_store_sync_pulls_then_pushes(make: Callable[[str], NetworkStore]) -> None:
+    local, remote = make("lmdb"), make("file")
+    local.save_network_state("mine", rich_state())
+    remote.save_network_state("theirs", NetworkState({"g": sample_group("g", 3)}, "g", "g"))
+    report = local.sync(remote)
+    assert report.networks == {"mine": "created", "theirs": "created"}
+    assert local.list_networks() == remote.list_networks() == ["mine", "theirs"]
+    change(local, "mine", 1)
+    assert local.sync(remote).networks == {"mine": "updated", "theirs": "up-to-date"}
+    assert remote.load_network_state("mine") == local.load_network_state("mine")
+    assert local.sync(remote).objects_sent == 0
+
+
+def test_push_of_a_missing_network_is_a_clear_error(make: Callable[[str], NetworkStore]) -> None:
+    a, b = make("memory"), make("memory")
+    with pytest.raises(casstore.errors.NetworkNotFound) as info:
+        casstore.push(a, b, networks=["nope"])
+    assert info.value.code == "NETWORK_NOT_FOUND"
+
+
+class FailAfter:
+    """Makes a store's ``put_frames`` raise once ``limit`` objects have landed."""
+
+    def __init__(self, store: NetworkStore, limit: int) -> None:
+        self.limit, self.landed = limit, 0
+        self.original = store.blobs.put_frames
+        store.blobs.put_frames = self  # type: ignore[method-assign]
+
+    def __call__(self, items: Any) -> None:
+        if self.landed >= self.limit:
+            raise ConnectionError("connection lost")
+        self.original(items)
+        self.landed += len(items)
+
+
+@pytest.mark.parametrize("dst_kind", ["lmdb", "file", "s3"])
+def test_an_interrupted_push_moves_no_ref_and_resumes(
+    make: Callable[[str], NetworkStore], monkeypatch: pytest.MonkeyPatch, dst_kind: str
+) -> None:
+    src, dst = make("lmdb"), make(dst_kind)
+    groups = {f"g{i}": sample_group(f"g{i}", 300) for i in range(20)}
+    src.save_network_state("net", NetworkState(groups, "g0", "g0"))
+    src.save_snapshot("net")
+    full = casstore.push(src, make("memory"))
+    monkeypatch.setattr(sync, "WRITE_OBJECTS", 5)
+    failing = FailAfter(dst, full.objects_sent // 2)
+    with pytest.raises(ConnectionError):
+        casstore.push(src, dst)
+    assert dst.refs.list() == {}
+    assert failing.landed >= full.objects_sent // 2
+    report = verify(dst)
+    assert report.ok and report.objects == failing.landed
+    dst.blobs.put_frames = failing.original  # type: ignore[method-assign]
+    rest = casstore.push(src, dst)
+    assert rest.networks == {"net": "created"}
+    assert rest.objects_sent == full.objects_sent - failing.landed
+    assert dst.load_network_state("net") == src.load_network_state("net")
+    assert verify(dst).ok
+
+
+def test_a_source_missing_an_object_fails_before_any_ref_moves(make: Callable[[str], NetworkStore]) -> None:
+    src, dst = make("memory"), make("memory")
+    src.save_network_state("net", rich_state())
+    victim = next(iter(src.blobs.iter_hashes()))
+    src.blobs.delete_many([victim])
+    with pytest.raises(casstore.errors.StorageError):
+        casstore.push(src, dst)
+    assert dst.refs.list() == {}
+    assert verify(dst).ok
+
+
+@pytest.mark.slow
+def test_an_incremental_push_sends_about_what_the_step_created(make: Callable[[str], NetworkStore]) -> None:
+    src, dst = make("lmdb"), make("lmdb")
+    groups = {}
+    for g in range(100):
+        state = sample_group(f"g{g}", 0)
+        state.contacts = {f"c{i}": Contact(f"c{i}", f"g{g}", {"v": i, "g": g}) for i in range(1000)}
+        groups[f"g{g}"] = state
+    src.save_network_state("net", NetworkState(groups, "g0", "g0"))
+    src.save_snapshot("net")
+    casstore.push(src, dst)
+    before = src.blobs.stats().objects
+    with src.batch("net") as batch:
+        for i in range(1000):  # 1% churn, spread over the groups
+            batch.save_contact_content("net", f"g{i % 100}", f"c{(i * 37) % 1000}", {"v": -i})
+    src.save_snapshot("net")
+    created = src.blobs.stats().objects - before
+    report = casstore.push(src, dst)
+    print(f"step created {created} objects; the push sent {report.objects_sent} in {report.round_trips} round trips")
+    assert report.networks == {"net": "updated"}
+    assert 0 < report.objects_sent <= 2 * created
+    assert dst.load_network_state("net") == src.load_network_state("net")
+
+
+class TwoStores(RuleBasedStateMachine):
+    """Random histories on two stores and random pushes and pulls between them (``a`` is the local one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stores = {"a": NetworkStore(MemoryStore()), "b": NetworkStore(MemoryStore())}
+        self.seen_snapshots: dict[str, set[str]] = {"a": set(), "b": set()}
+
+    def head(self, name: str) -> bytes | None:
+        return self.stores[name].refs.get("networks/n/head")
+
+    @rule(side=st.sampled_from(["a", "b"]), value=st.integers(0, 3))
+    def edit(self, side: str, value: int) -> None:
+        store = self.stores[side]
+        if store.exists("n"):
+            store.save_contact_content("n", "g", "g-c0", value)
+        else:
+            store.save_group_state("n", "g", _group_with(value))
+
+    @rule(side=st.sampled_from(["a", "b"]))
+    def snapshot(self, side: str) -> None:
+        if self.stores[side].exists("n"):
+            self.seen_snapshots[side].add(self.stores[side].save_snapshot("n"))
+
+    @rule(direction=st.sampled_from(["push", "pull"]), force=st.booleans())
+    def exchange(self, direction: str, force: bool) -> None:
+        a, b = self.stores["a"], self.stores["b"]
+        source, target = ("a", "b") if direction == "push" else ("b", "a")
+        if not self.stores[source].exists("n"):
+            return
+        base = a.refs.get(sync.tracking_ref("r", "n"))
+        source_head, target_head = self.head(source), self.head(target)
+        if direction == "push":
+            report = casstore.push(a, b, force=force, remote="r")
+        else:
+            report = casstore.pull(a, b, force=force, remote="r")
+        may_move = target_head is None or target_head == base or force
+        expected = source_head if may_move else target_head
+        assert self.head(source) == source_head
+        assert self.head(target) == expected
+        if target_head != source_head and not may_move:
+            assert report.networks["n"] in ("diverged", "up-to-date")
+            assert (report.networks["n"] == "diverged") == (source_head != base)
+        if self.head(target) == source_head:
+            assert a.refs.get(sync.tracking_ref("r", "n")) == source_head
+        self.seen_snapshots[target] |= self.seen_snapshots[source]
+
+    @invariant()
+    def no_snapshot_is_lost(self) -> None:
+        for side, store in self.stores.items():
+            if store.exists("n"):
+                assert self.seen_snapshots[side] <= snapshots(store, "n")
+
+
+def _group_with(value: Any) -> GroupState:
+    state = sample_group("g", 2)
+    state.contacts["g-c0"].content = value
+    return state
+
+
+TestTwoStores = TwoStores.TestCase
+TestTwoStores.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
