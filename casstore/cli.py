@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
-from casstore import codec
-from casstore.errors import InvalidId, ObjectNotFound, SnapshotNotFound, StorageError
+from casstore import codec, sync
+from casstore.errors import InvalidId, ObjectNotFound, RemoteNotFound, SnapshotNotFound, StorageError
 from casstore.gc import DEFAULT_GRACE_MINUTES, collect_garbage
 from casstore.model import Change, NetworkStore
 from casstore.model.bassline_json import NetworkJSONError, network_from_json, network_to_json
@@ -476,3 +476,156 @@ def gc(ctx: click.Context, grace: float, dry_run: bool) -> None:
         )
         if report.missing:
             fail(f"{len(report.missing)} reachable objects are missing, e.g. {report.missing[0]}; run verify")
+
+
+# ---------------------------------------------------------------- replication
+
+
+@main.group()
+def remote() -> None:
+    """Remotes: other stores this one pushes to and pulls from (kept in the store itself)."""
+
+
+@remote.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.pass_context
+@user_errors
+def remote_add(ctx: click.Context, name: str, url: str) -> None:
+    """Remember URL as remote NAME."""
+    with opened(ctx) as store:
+        url = canonical_url(url)
+        sync.add_remote(store, name, url)
+        out.print(f"remote {name} → {url}", highlight=False)
+
+
+@remote.command("remove")
+@click.argument("name")
+@click.pass_context
+@user_errors
+def remote_remove(ctx: click.Context, name: str) -> None:
+    """Forget remote NAME."""
+    with opened(ctx) as store:
+        sync.remove_remote(store, name)
+
+
+@remote.command("list")
+@click.pass_context
+@user_errors
+def remote_list(ctx: click.Context) -> None:
+    """Show the remotes."""
+    with opened(ctx) as store:
+        for name, url in sorted(sync.remotes(store).items()):
+            out.print(f"{name}\t{url}", highlight=False)
+
+
+def canonical_url(url: str) -> str:
+    """Check that ``url`` opens; a local path becomes absolute so it means the same from any directory."""
+    with open_object_store(url, create=False) as other:  # a typo fails now, not at the first push
+        return other.url if other.url.startswith(("lmdb://", "file://")) else url
+
+
+def resolve_remote(store: NetworkStore, text: str) -> tuple[str, str]:
+    """``(tracking name, url)`` for a remote name or a URL (a URL of a known remote uses its name)."""
+    known = sync.remotes(store)
+    if text in known:
+        return text, known[text]
+    if text == "origin":
+        raise RemoteNotFound("no remote named 'origin': pass a URL or run `casstore remote add origin URL`")
+    url = canonical_url(text)
+    for name, known_url in known.items():
+        if known_url == url:
+            return name, url
+    return "", url
+
+
+def transfer_progress(label: str) -> tuple[Progress, sync.Progress]:
+    """A progress bar of objects and bytes, and the callback that drives it."""
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("objects {task.fields[sent]}", table_column=Column(no_wrap=True)),
+        TimeRemainingColumn(),
+    )
+    progress = Progress(*columns, console=Console(stderr=True), transient=True)
+    task = progress.add_task(label, total=None, sent="0 B")
+
+    def advance(objects: int, sent_bytes: int, known: int) -> None:
+        progress.update(task, completed=objects, total=known, sent=human_bytes(sent_bytes))
+
+    return progress, advance
+
+
+def summarise(report: sync.SyncReport, verb: str, other: str, hint: str = "") -> None:
+    table = Table(title=f"{verb} {other}", title_justify="left")
+    table.add_column("network", overflow="fold")
+    table.add_column("result")
+    styles = {"created": "green", "updated": "green", "up-to-date": "dim", "diverged": "bold red"}
+    for network_id, outcome in sorted(report.networks.items()):
+        table.add_row(network_id, f"[{styles[outcome]}]{outcome}[/]")
+    out.print(table)
+    out.print(
+        f"{report.objects_sent:,} objects ({human_bytes(report.bytes_sent)}) sent, "
+        f"{report.objects_skipped:,} already there, {report.snapshots_copied:,} snapshots copied, "
+        f"{report.round_trips:,} round trips",
+        highlight=False,
+    )
+    if "diverged" in report.networks.values():
+        err.print(f"some networks diverged: their heads did not move; {hint}", highlight=False)
+        sys.exit(1)
+
+
+def exchange(ctx: click.Context, verb: str, target: str, networks: tuple[str, ...], force: bool) -> None:
+    with opened(ctx) as store:
+        name, url = resolve_remote(store, target)
+        with NetworkStore(open_object_store(url, create=False)) as other:
+            progress, advance = transfer_progress(f"{verb}ing")
+            kwargs: dict[str, Any] = {"networks": networks or None, "force": force, "progress": advance}
+            with progress:
+                if verb == "push":
+                    report = sync.push(store, other, remote=name or None, **kwargs)
+                else:
+                    report = sync.pull(store, other, remote=name or None, **kwargs)
+        hint = "pull first, or push --force" if verb == "push" else "push first, or pull --force"
+        summarise(report, verb, name or url, hint)
+
+
+@main.command()
+@click.argument("target", default="origin", metavar="[REMOTE|URL]")
+@click.argument("networks", nargs=-1)
+@click.option("--force", is_flag=True, help="Move diverged heads too (the destination's changes are dropped).")
+@click.pass_context
+@user_errors
+def push(ctx: click.Context, target: str, networks: tuple[str, ...], force: bool) -> None:
+    """Send NETWORKS (default: all) and their snapshots to a remote (default: origin)."""
+    exchange(ctx, "push", target, networks, force)
+
+
+@main.command()
+@click.argument("target", default="origin", metavar="[REMOTE|URL]")
+@click.argument("networks", nargs=-1)
+@click.option("--force", is_flag=True, help="Move diverged heads too (this store's changes are dropped).")
+@click.pass_context
+@user_errors
+def pull(ctx: click.Context, target: str, networks: tuple[str, ...], force: bool) -> None:
+    """Fetch NETWORKS (default: all of the remote's) and their snapshots from a remote (default: origin)."""
+    exchange(ctx, "pull", target, networks, force)
+
+
+@main.command()
+@click.argument("url")
+@click.argument("path")
+@user_errors
+def clone(url: str, path: str) -> None:
+    """Copy every network and snapshot of the store at URL into a new store at PATH (remote: origin)."""
+    url = canonical_url(url)  # first: a bad URL creates nothing
+    source = NetworkStore(open_object_store(url, create=False))
+    with source, NetworkStore(open_object_store(path, create=True)) as store:
+        if store.refs.list():
+            raise click.UsageError(f"{path} already holds a store with refs; clone into a new path")
+        sync.add_remote(store, "origin", url)
+        progress, advance = transfer_progress("cloning")
+        with progress:
+            report = sync.pull(store, source, remote="origin", progress=advance)
+    summarise(report, "cloned", url)

@@ -118,3 +118,21 @@ class GroupNotFound(StorageError):
 
 class SnapshotNotFound(StorageError):
     code = "SNAPSHOT_NOT_FOUND"
+
+
+class RemoteNotFound(StorageError):
+    """A remote name that the store has no record of."""
+
+    code = "REMOTE_NOT_FOUND"
+
+
+class RemoteExists(StorageError):
+    """``remote add`` of a name the store already knows, with another URL."""
+
+    code = "REMOTE_EXISTS"
+
+
+class InvalidArchive(StorageError):
+    """An archive (CAR image) that is truncated, malformed, or fails its hashes."""
+
+    code = "INVALID_ARCHIVE"

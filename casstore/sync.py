@@ -27,10 +27,26 @@ from typing import Literal
 from urllib.parse import unquote
 
 from casstore import codec
-from casstore.errors import NetworkNotFound, ObjectNotFound, RefConflict
+from casstore.errors import InvalidRefName, NetworkNotFound, ObjectNotFound, RefConflict, RemoteExists, RemoteNotFound
+
+__all__ = [
+    "Progress",
+    "SyncReport",
+    "TransferStats",
+    "add_remote",
+    "decide",
+    "pull",
+    "push",
+    "remote_name",
+    "remotes",
+    "remove_remote",
+    "sync",
+    "tracking_ref",
+    "transfer",
+]
 from casstore.model.network import NetworkStore, head_ref, snapshots_prefix, tip_ref
 from casstore.model.walk import Kind, children
-from casstore.store.base import ObjectStore, RefUpdate
+from casstore.store.base import ObjectStore, RefUpdate, validate_ref_name
 
 Outcome = Literal["created", "updated", "up-to-date", "diverged"]
 #: Called as objects land: ``(objects_written, bytes_written, objects_known_missing)``.
@@ -180,6 +196,8 @@ def transfer(
                     if child not in seen:
                         seen.add(child)
                         following.append((child, child_kind))
+            if progress is not None:
+                progress(0, 0, len(order))
         frontier = following
 
     _write_children_first(source, target, order, kids, held, final_updates, stats, trips, progress)
@@ -243,6 +261,40 @@ def _write_children_first(
                 flush(final=False)
     if batch or final_updates:
         flush(final=True)
+
+
+# ---------------------------------------------------------------- remotes, kept in the store itself
+
+REMOTES = "config/remotes/"
+
+
+def add_remote(store: ObjectStore, name: str, url: str) -> None:
+    """Remember ``url`` as remote ``name`` in ``store`` (a small object named by ``config/remotes/<name>``)."""
+    ref = REMOTES + validate_ref_name(name)
+    if "/" in name:
+        raise InvalidRefName(f"remote name {name!r} must be one ref component (no '/')")
+    digest = store.blobs.put(codec.encode_value({"url": url}))
+    current = store.refs.get(ref)
+    if current is not None and current != digest:
+        raise RemoteExists(f"remote {name!r} already exists with URL {remotes(store)[name]}; remove it first")
+    if current is None:
+        store.refs.compare_and_swap(ref, None, digest)
+
+
+def remove_remote(store: ObjectStore, name: str) -> None:
+    ref = REMOTES + validate_ref_name(name)
+    current = store.refs.get(ref)
+    if current is None:
+        raise RemoteNotFound(f"no remote named {name!r}")
+    store.refs.delete(ref, current)
+
+
+def remotes(store: ObjectStore) -> dict[str, str]:
+    """Remote name -> URL."""
+    found = store.refs.list(REMOTES)
+    names = list(found)
+    values = store.blobs.get_many([found[name] for name in names])
+    return {name[len(REMOTES) :]: codec.decode_value(data)["url"] for name, data in zip(names, values, strict=True)}
 
 
 # ---------------------------------------------------------------- refs: which heads may move

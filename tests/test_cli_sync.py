@@ -1,0 +1,79 @@
+"""The replication verbs of the CLI: remote, push, pull, clone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import casstore
+from casstore.cli import main
+
+SAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "sample-network.json"
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("CASSTORE_URL", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0) -> Result:
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == code, result.output + result.stderr
+        return result
+
+    return invoke
+
+
+def test_remote_push_pull_and_clone(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("--store", "here", "init")
+    cli("--store", "here", "import", "thermostat", str(SAMPLE))
+    cli("--store", "here", "snapshot", "thermostat", "-m", "imported")
+    cli("--store", "there", "init")
+    cli("--store", "here", "remote", "add", "origin", "there")
+    assert f"lmdb://{tmp_path / 'there'}" in cli("--store", "here", "remote", "list").stdout
+
+    pushed = cli("--store", "here", "push").stdout
+    assert "thermostat" in pushed and "created" in pushed and "1 snapshots copied" in pushed
+    assert "0 objects" in cli("--store", "here", "push", "origin", "thermostat").stdout
+
+    cli("clone", "here", "copy")
+    cli("--store", "copy", "set", "thermostat", "sensors", "temperature", "40")
+    assert "updated" in cli("--store", "copy", "push").stdout  # origin of the clone is "here"
+    assert "up-to-date" in cli("--store", "here", "pull", "there").stdout  # there = origin: only here moved
+    # "there" never exchanged with "here" from its own side: no agreed head, so the lease refuses
+    assert "diverged" in cli("--store", "there", "pull", "here", code=1).stdout
+    assert "updated" in cli("--store", "there", "pull", "here", "--force").stdout
+    with casstore.open_store(tmp_path / "here", create=False) as here:
+        assert here.load_contact_content("thermostat", "sensors", "temperature") == 40
+        assert here.list_snapshots("thermostat")[0].label == "imported"
+
+
+def test_diverged_push_exits_non_zero_and_force_moves_it(cli) -> None:  # type: ignore[no-untyped-def]
+    cli("--store", "a", "init")
+    cli("--store", "a", "import", "net", str(SAMPLE))
+    cli("clone", "a", "b")
+    cli("--store", "a", "set", "net", "sensors", "temperature", "1")
+    cli("--store", "b", "set", "net", "sensors", "temperature", "2")
+    result = cli("--store", "b", "push", code=1)
+    assert "diverged" in result.stdout and "pull first" in result.stderr
+    assert "updated" in cli("--store", "b", "push", "--force").stdout
+    with casstore.open_store("a", create=False) as a:
+        assert a.load_contact_content("net", "sensors", "temperature") == 2
+
+
+def test_bad_remotes_are_one_line_errors(cli) -> None:  # type: ignore[no-untyped-def]
+    cli("--store", "a", "init")
+    assert "no remote named 'origin'" in cli("--store", "a", "push", code=1).stderr
+    assert "STORE_NOT_FOUND" in cli("--store", "a", "remote", "add", "x", "nowhere", code=1).stderr
+    cli("--store", "b", "init")
+    cli("--store", "a", "remote", "add", "x", "b")
+    cli("--store", "c", "init")
+    assert "REMOTE_EXISTS" in cli("--store", "a", "remote", "add", "x", "c", code=1).stderr
+    cli("--store", "a", "remote", "remove", "x")
+    assert "REMOTE_NOT_FOUND" in cli("--store", "a", "remote", "remove", "x", code=1).stderr
+    cli("--store", "a", "import", "net", str(SAMPLE))
+    assert "clone into a new path" in cli("clone", "b", "a", code=2).output
