@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
+from casstore import archive as images
 from casstore import codec, sync
 from casstore.errors import InvalidId, ObjectNotFound, RemoteNotFound, SnapshotNotFound, StorageError
 from casstore.gc import DEFAULT_GRACE_MINUTES, collect_garbage
@@ -629,3 +630,48 @@ def clone(url: str, path: str) -> None:
         with progress:
             report = sync.pull(store, source, remote="origin", progress=advance)
     summarise(report, "cloned", url)
+
+
+# ---------------------------------------------------------------- images
+
+
+@main.command("archive")
+@click.argument("network")
+@click.argument("target")
+@click.option("--snapshot", "snapshot_id", help="Archive this snapshot (default: a fresh one of the current state).")
+@click.pass_context
+@user_errors
+def archive_network(ctx: click.Context, network: str, target: str, snapshot_id: str | None) -> None:
+    """Write NETWORK as one CAR v1 image to TARGET (a path or s3://bucket/key; .zst compresses)."""
+    with opened(ctx) as store:
+        require_network(store, network)
+        if snapshot_id:
+            snapshot_id = resolve_snapshot(store, network, snapshot_id)
+        progress, advance = transfer_progress("archiving")
+        with progress:
+            report = images.archive(store, network, target, snapshot_id, progress=advance)
+    out.print(
+        f"archived snapshot {report.snapshot_id} of {network}: {report.objects:,} objects, "
+        f"{human_bytes(report.bytes)} → {target}",
+        highlight=False,
+    )
+
+
+@main.command("restore")
+@click.argument("source")
+@click.option("--as", "network", help="Restore under this network id (default: the one in the image).")
+@click.option("--force", is_flag=True, help="Replace the network's current state if it differs.")
+@click.pass_context
+@user_errors
+def restore_network(ctx: click.Context, source: str, network: str | None, force: bool) -> None:
+    """Load the image at SOURCE (a path or s3://bucket/key) and set its network's head and snapshot."""
+    with opened(ctx) as store:
+        progress, advance = transfer_progress("restoring")
+        with progress:
+            report = images.restore(store, source, network, force=force, progress=advance)
+    sent = report.written.objects_sent if report.written else 0
+    out.print(
+        f"restored {report.network_id} at snapshot {report.snapshot_id}: {report.objects:,} objects in the image, "
+        f"{sent:,} new to this store",
+        highlight=False,
+    )

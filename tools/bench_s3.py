@@ -2,8 +2,10 @@
 
 Same workload as tools/bench_network.py (100,000 contacts, 20 steps of 1% churn with a
 snapshot each), run on an S3 store (requests counted by type with botocore event hooks)
-and, in the same run, on LMDB for the stored-bytes baseline.  Archive and restore are
-not implemented yet, so they have no rows.
+and, in the same run, on LMDB for the stored-bytes baseline.  Then an archive of the
+last snapshot to S3 (a CAR image, multipart upload) and its restore into a fresh LMDB
+store, with their requests and times; the baseline for those is the same image
+written to and read from a local file.
 
     python tools/bench_s3.py [--contacts 100000] [--steps 20] [--json PATH]
 """
@@ -28,6 +30,7 @@ from bench_network import make_state, small_value
 from moto import mock_aws
 
 import casstore
+from casstore import archive
 from casstore.store.lmdb import LmdbStore
 from casstore.store.s3 import S3Store
 
@@ -66,6 +69,40 @@ def run(store: casstore.NetworkStore, state: Any, steps: int, counter: Any = Non
     return out
 
 
+def images(store: casstore.NetworkStore, s3: S3Store, tmp: Path) -> dict[str, Any]:
+    """Archive the benchmark network's latest snapshot to S3, restore it into a fresh LMDB store; then locally."""
+    out: dict[str, Any] = {}
+    requests: Counter[str] = Counter()  # requests of the clients archive/restore make for the image itself
+
+    def count(model: Any, **_: Any) -> None:
+        requests[model.name] += 1
+
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register("before-call.s3", count)  # type: ignore[union-attr]
+    snapshot = store.list_snapshots("bench")[0].id
+    remote, local = f"s3://{BUCKET}/images/bench.car.zst", str(tmp / "image.car.zst")
+    for where, target in (("", remote), ("_local", local)):
+        before = Counter(s3.client.requests) + requests
+        start = time.perf_counter()
+        report = archive.archive(store, "bench", target, snapshot)
+        out[f"archive{where}_s"] = round(time.perf_counter() - start, 3)
+        if where == "":
+            out["archive_requests_by_type"] = dict(Counter(s3.client.requests) + requests - before)
+            out["archive_requests"] = sum(out["archive_requests_by_type"].values())
+            out["image_objects"] = report.objects
+    out["image_bytes"] = Path(local).stat().st_size
+    for where, source in (("", remote), ("_local", local)):
+        before = Counter(requests)
+        with casstore.NetworkStore(LmdbStore(tmp / f"restored{where}")) as into:
+            start = time.perf_counter()
+            archive.restore(into, source)
+            out[f"restore{where}_s"] = round(time.perf_counter() - start, 3)
+        if where == "":
+            out["restore_requests_by_type"] = dict(requests - before)
+            out["restore_requests"] = sum(out["restore_requests_by_type"].values())
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=100_000)
@@ -95,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             with casstore.NetworkStore(cold) as store:
                 loaded = store.load_network_state("bench")
-            result["cold_load_s"] = round(time.perf_counter() - start, 3)
-            result["cold_load_requests_by_type"] = dict(cold.client.requests)
-            result["cold_load_requests"] = sum(cold.client.requests.values())
-            assert loaded is not None and len(loaded.groups) == len(state.groups)
+                result["cold_load_s"] = round(time.perf_counter() - start, 3)
+                result["cold_load_requests_by_type"] = dict(cold.client.requests)
+                result["cold_load_requests"] = sum(cold.client.requests.values())
+                assert loaded is not None and len(loaded.groups) == len(state.groups)
+                result.update(images(store, cold, Path(tmp)))
 
     result["bytes_ratio_to_lmdb"] = round(result["bytes_stored"] / result["lmdb_bytes_stored"], 3)
     targets = [
@@ -112,7 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  steps         {result['step_requests']} requests, max {result['step_requests_max']}")
     print(f"  cold load     {result['cold_load_requests']:>6} requests {result['cold_load_requests_by_type']}")
     print(f"  bytes stored  {result['bytes_stored']:,} (LMDB {result['lmdb_bytes_stored']:,})")
-    print("  archive/restore: not implemented yet")
+    for key in ("archive", "restore"):
+        print(
+            f"  {key:<13} {result[key + '_requests']:>6} requests {result[key + '_requests_by_type']}, "
+            f"{result[key + '_s']:.2f} s (local file: {result[key + '_local_s']:.2f} s)"
+        )
+    print(f"  image         {result['image_objects']:,} objects, {result['image_bytes']:,} B compressed")
     for key, value, bound in targets:
         print(f"  {key} <= {bound}: {'met' if value <= bound else 'NOT met'} ({value})")
     print(json.dumps(result))
