@@ -63,6 +63,7 @@ def run(store: casstore.NetworkStore, state: Any, steps: int, counter: Any = Non
         store.save_snapshot("bench", f"step {step}")
         step_ms.append(round((time.perf_counter() - start) * 1000, 1))
         step_requests.append(sum((requests() - before).values()))
+        out.setdefault("step_requests_by_type", []).append(dict(requests() - before))
     out["step_ms"] = step_ms
     out["step_requests"] = step_requests
     out["step_requests_max"] = max(step_requests, default=0)

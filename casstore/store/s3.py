@@ -58,7 +58,9 @@ from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore
 from casstore.store.file import FileBlobs
 
 PACK_BYTES = 8 << 20
-INDEX_MAGIC = b"CASIDX1\n"
+INDEX_MAGIC = b"CASIDX2\n"
+#: Suffix of an index file that merges (covers) earlier ones.
+MERGED_SUFFIX = ".m.idx"
 _ENTRY = struct.Struct(">32sIQI")  # digest, pack number, offset, length
 _COALESCE_GAP = 256 << 10  # ranges in one pack closer than this are fetched by one GET
 DEFAULT_CACHE_BYTES = 512 << 20
@@ -66,7 +68,8 @@ DEFAULT_CACHE_BYTES = 512 << 20
 #: objects then come from memory (a network's nodes of one write share a pack, and are read together).
 WHOLE_PACK_BYTES = 16 << 20
 MEMORY_CACHE_BYTES = 256 << 20
-#: A writer merges the index files into one once there are more than this many (a cold open reads them all).
+#: Once there are this many live index files, a write's index file also takes in (covers) all of them,
+#: so a cold open reads few files.  Covered files are deleted by gc, so a write costs no extra request.
 CONSOLIDATE_AT = 16
 #: gc deletes packs that no index names only once they are this old (a writer uploads packs before its index).
 ORPHAN_PACK_AGE_S = 3600.0
@@ -143,24 +146,40 @@ class _IndexFile:
     packs: list[str]
     entries: list[tuple[bytes, int, int, int]]  # digest, pack number, offset, length
     written: float
+    covers: list[str]  # keys (under the prefix) of the index files this one merges
 
 
-def encode_index(packs: Sequence[str], entries: Sequence[tuple[bytes, int, int, int]]) -> bytes:
-    names = "\n".join(packs).encode()
-    head = INDEX_MAGIC + struct.pack(">II", len(names), len(entries)) + names
+def encode_index(
+    packs: Sequence[str], entries: Sequence[tuple[bytes, int, int, int]], covers: Sequence[str] = ()
+) -> bytes:
+    names, covered = "\n".join(packs).encode(), "\n".join(covers).encode()
+    head = INDEX_MAGIC + struct.pack(">III", len(names), len(covered), len(entries)) + names + covered
     return head + b"".join(_ENTRY.pack(*entry) for entry in entries)
 
 
 def decode_index(key: str, data: bytes, written: float) -> _IndexFile:
     if not data.startswith(INDEX_MAGIC):
         raise CorruptObject(key, "not a casstore pack index")
-    names_len, count = struct.unpack_from(">II", data, len(INDEX_MAGIC))
-    start = len(INDEX_MAGIC) + 8
+    names_len, covers_len, count = struct.unpack_from(">III", data, len(INDEX_MAGIC))
+    start = len(INDEX_MAGIC) + 12
     packs = data[start : start + names_len].decode().split("\n") if names_len else []
-    body = data[start + names_len :]
+    start += names_len
+    covers = data[start : start + covers_len].decode().split("\n") if covers_len else []
+    body = data[start + covers_len :]
     if len(body) != count * _ENTRY.size:
         raise CorruptObject(key, "truncated pack index")
-    return _IndexFile(key, packs, list(_ENTRY.iter_unpack(body)), written)
+    return _IndexFile(key, packs, list(_ENTRY.iter_unpack(body)), written, covers)
+
+
+def _merge(files: Sequence[_IndexFile]) -> tuple[list[str], list[tuple[bytes, int, int, int]]]:
+    """One index of several files' entries (later files win, as they do in memory)."""
+    packs: dict[str, int] = {}
+    entries: dict[bytes, tuple[bytes, int, int, int]] = {}
+    for f in files:
+        for digest, pack, offset, length in f.entries:
+            number = packs.setdefault(f.packs[pack], len(packs))
+            entries[digest] = (digest, number, offset, length)
+    return list(packs), list(entries.values())
 
 
 class S3Blobs(BlobStore):
@@ -172,7 +191,8 @@ class S3Blobs(BlobStore):
         self._pool = pool
         self._cache = cache
         self._lock = threading.RLock()
-        self._files: dict[str, _IndexFile] = {}
+        self._files: dict[str, _IndexFile] = {}  # live index files (not covered by a merged one)
+        self._covered: set[str] = set()  # keys of index files a live merged file covers
         self._where: dict[bytes, tuple[str, int, int]] = {}  # digest → (pack key, offset, length)
         self._pack_objects: dict[str, list[tuple[int, int, bytes]]] = {}  # pack key → (offset, length, digest)
         self._memory = _FrameMemory(MEMORY_CACHE_BYTES)
@@ -185,14 +205,26 @@ class S3Blobs(BlobStore):
         listed = {
             item["Key"]: item["LastModified"].timestamp() for item in self._client.list_keys(self._prefix + "index/")
         }
-        new = [key for key in listed if key not in self._files]
-        loaded = [f for f in self._pool.map(lambda key: self._load_index(key, listed[key]), new) if f is not None]
         with self._lock:
-            gone = [key for key in self._files if key not in listed]
+            covered = set(self._covered)
+            new = [key for key in listed if key not in self._files and key not in covered]
+        loaded = []
+        for key in sorted((k for k in new if k.endswith(MERGED_SUFFIX)), reverse=True):  # newest first
+            if key not in covered:  # usually the newest merged file covers every other one
+                index_file = self._load_index(key, listed[key])
+                if index_file is not None:
+                    loaded.append(index_file)
+                    covered.update(self._prefix + name for name in index_file.covers)
+        rest = [key for key in new if not key.endswith(MERGED_SUFFIX) and key not in covered]
+        loaded += [f for f in self._pool.map(lambda key: self._load_index(key, listed[key]), rest) if f is not None]
+        with self._lock:
+            self._covered = (self._covered | covered) & set(listed)
+            gone = [key for key in self._files if key not in listed or key in self._covered]
             for key in gone:
                 del self._files[key]
             for index_file in loaded:
-                self._files[index_file.key] = index_file
+                if index_file.key not in self._covered:
+                    self._files[index_file.key] = index_file
             if gone:
                 self._where, self._pack_objects = {}, {}
                 for index_file in sorted(self._files.values(), key=lambda f: f.written):
@@ -242,37 +274,28 @@ class S3Blobs(BlobStore):
             for digest, stored in pack:
                 entries.append((digest, number, offset, len(stored)))
                 offset += len(stored)
-        data = encode_index(names, entries)
-        key = f"{self._prefix}index/{time.time_ns():020d}-{blake3.blake3(data).hexdigest(8)}.idx"
-        self._client.call("put_object", Key=key, Body=data)  # after every pack it names
-        index_file = _IndexFile(key, names, entries, time.time())
         with self._lock:
-            self._files[key] = index_file
-            self._add(index_file)
-            crowded = len(self._files) > CONSOLIDATE_AT
+            merged = sorted(self._files.values(), key=lambda f: f.written) if len(self._files) >= CONSOLIDATE_AT else []
+        if merged:
+            all_names, all_entries = _merge([*merged, _IndexFile("", names, entries, 0.0, [])])
+            covers = [f.key[len(self._prefix) :] for f in merged]
+            data = encode_index(all_names, all_entries, covers)
+            suffix = MERGED_SUFFIX
+        else:
+            data, suffix = encode_index(names, entries), ".idx"
+        key = f"{self._prefix}index/{time.time_ns():020d}-{blake3.blake3(data).hexdigest(8)}{suffix}"
+        self._client.call("put_object", Key=key, Body=data)  # after every pack it names
+        with self._lock:
+            if merged:
+                self._files[key] = _IndexFile(key, all_names, all_entries, time.time(), covers)
+                for f in merged:
+                    self._files.pop(f.key, None)
+                    self._covered.add(f.key)
+            else:
+                self._files[key] = _IndexFile(key, names, entries, time.time(), [])
+            self._add(_IndexFile(key, names, entries, 0.0, []))  # the merged part is in memory already
         if self._cache:
             self._cache.put_file(key, data)
-        if crowded:
-            self.consolidate()
-
-    def consolidate(self) -> None:
-        """Replace every index file by one: the merged file is written before any old one is deleted."""
-        with self._lock:
-            files = sorted(self._files.values(), key=lambda f: f.written)
-        if len(files) < 2:
-            return
-        packs: dict[str, int] = {}
-        entries: dict[bytes, tuple[bytes, int, int, int]] = {}
-        for f in files:  # later files win, as they do in memory
-            for digest, pack, offset, length in f.entries:
-                number = packs.setdefault(f.packs[pack], len(packs))
-                entries[digest] = (digest, number, offset, length)
-        data = encode_index(list(packs), list(entries.values()))
-        key = f"{self._prefix}index/{time.time_ns():020d}-{blake3.blake3(data).hexdigest(8)}.idx"
-        self._client.call("put_object", Key=key, Body=data)
-        for f in files:
-            self._client.call("delete_object", Key=f.key)  # deleting an already-deleted key succeeds
-        self.refresh()
 
     def _upload_pack(self, pack: list[tuple[bytes, bytes]]) -> str:
         body = b"".join(stored for _, stored in pack)
@@ -369,6 +392,10 @@ class S3Blobs(BlobStore):
         pack (new pack and index before anything is deleted), so their old pack can go.
         """
         self.refresh()
+        with self._lock:
+            covered = list(self._covered)
+        for key in covered:  # merged into a live file already: redundant
+            self._client.call("delete_object", Key=key)
         doomed = set(digests)
         with self._lock:
             doomed &= set(self._where)
