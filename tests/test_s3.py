@@ -18,7 +18,7 @@ from conftest import BUCKET
 from casstore import codec
 from casstore.errors import StorageConnectionError, StoragePermissionError, StoreNotFound
 from casstore.model import NetworkStore
-from casstore.store.s3 import PACK_BYTES, S3Client, S3Store
+from casstore.store.s3 import CONSOLIDATE_AT, MERGED_SUFFIX, PACK_BYTES, S3Client, S3Store
 from casstore.testing.network import rich_state
 from casstore.verify import verify
 
@@ -84,6 +84,31 @@ def test_second_open_reads_indexes_from_the_local_cache(mock_s3: None, tmp_path:
         assert again.client.requests["GetObject"] == 0, "objects came from the cache"
     with S3Store(BUCKET, "cached", cache=False, workers=1) as cold:
         assert cold.client.requests["GetObject"] == 10  # one per index file
+
+
+def test_index_files_merge_without_extra_requests_and_gc_removes_the_covered(mock_s3: None) -> None:
+    with S3Store(BUCKET, "merging", cache=False, workers=1) as store:
+        costs, written, datas = [], [], []
+        for i in range(CONSOLIDATE_AT * 2 + 3):
+            before = sum(store.client.requests.values())
+            datas += values(50, seed=i)
+            written += store.blobs.put_many(datas[-50:])
+            costs.append(sum(store.client.requests.values()) - before)
+        assert set(costs) == {2}, costs  # one pack and one index file, merging or not
+        keys = [item["Key"] for item in store.client.list_keys("merging/index/")]
+        merged = [key for key in keys if key.endswith(MERGED_SUFFIX)]
+        assert len(merged) == 2 and len(keys) == CONSOLIDATE_AT * 2 + 3
+    with S3Store(BUCKET, "merging", cache=False, workers=1) as cold:
+        assert cold.client.requests["GetObject"] <= 4, "a cold open skips covered index files"
+        assert cold.blobs.missing(written) == set()
+        assert cold.blobs.get_many(written[-100:]) == datas[-100:]
+        assert cold.blobs.delete_many(written[:10]) == 10
+        remaining = [item["Key"] for item in cold.client.list_keys("merging/index/")]
+        assert len(remaining) <= 4, remaining
+        assert cold.blobs.missing(written) == set(written[:10])
+    with S3Store(BUCKET, "merging", cache=False, workers=1) as after_gc:
+        assert after_gc.blobs.missing(written) == set(written[:10])
+        assert verify(after_gc).ok
 
 
 class _Raw:

@@ -276,9 +276,11 @@ class S3Blobs(BlobStore):
                 offset += len(stored)
         with self._lock:
             merged = sorted(self._files.values(), key=lambda f: f.written) if len(self._files) >= CONSOLIDATE_AT else []
+            covered = sorted(self._covered)
         if merged:
             all_names, all_entries = _merge([*merged, _IndexFile("", names, entries, 0.0, [])])
-            covers = [f.key[len(self._prefix) :] for f in merged]
+            # what the merged files covered is covered too: a reader never needs to load those to know
+            covers = [key[len(self._prefix) :] for key in [*covered, *(f.key for f in merged)]]
             data = encode_index(all_names, all_entries, covers)
             suffix = MERGED_SUFFIX
         else:
