@@ -84,3 +84,23 @@ def moto_server(_moto_server: str) -> str:
     if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
         client.create_bucket(Bucket=BUCKET)
     return _moto_server
+
+
+@pytest.fixture
+def cli(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run the CLI in-process in a fresh directory: ``cli(*args, input=None, code=0)`` returns click's Result."""
+    from click.testing import CliRunner
+
+    from casstore.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("CASSTORE_URL", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None, code: int = 0) -> Any:
+        result = runner.invoke(main, list(args), input=input, catch_exceptions=False)
+        assert result.exit_code == code, result.output + result.stderr
+        return result
+
+    return invoke

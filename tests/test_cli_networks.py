@@ -6,27 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-
-from casstore.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "sample-network.json"
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.delenv("CASSTORE_URL", raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str, input: str | None = None, code: int = 0) -> Result:
-        result = runner.invoke(main, list(args), input=input, catch_exceptions=False)
-        assert result.exit_code == code, result.output + result.stderr
-        return result
-
-    invoke("init")
-    return invoke
+def cli(cli):  # type: ignore[no-untyped-def]
+    """The shared CLI runner (conftest), in a directory with a fresh store."""
+    cli("init")
+    return cli
 
 
 def test_main_job(cli) -> None:  # type: ignore[no-untyped-def]

@@ -4,28 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner, Result
-
 import casstore
-from casstore.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "sample-network.json"
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.delenv("CASSTORE_URL", raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0) -> Result:
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        assert result.exit_code == code, result.output + result.stderr
-        return result
-
-    return invoke
 
 
 def test_remote_push_pull_and_clone(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
