@@ -366,6 +366,11 @@ def _replicate(
         if network_id not in src_heads:
             raise NetworkNotFound(f"network {network_id!r} not found in {src.url}")
 
+    snapshots: dict[str, list[tuple[str, bytes]]] = {}  # "networks/<id>/snapshots/" -> its snapshot refs
+    for ref, digest in src_refs.items():
+        head, sep, _ = ref.rpartition("/snapshots/")
+        if sep:
+            snapshots.setdefault(head + sep, []).append((ref, digest))
     roots: list[tuple[bytes, Kind]] = []
     updates: list[RefUpdate] = []
     agreed: dict[str, tuple[bytes | None, bytes]] = {}  # network -> (old base, new base) to record locally
@@ -376,9 +381,8 @@ def _replicate(
         base = local.refs.get(base_name)
         outcome = decide(source, target, base, force)
         report.networks[network_id] = outcome
-        prefix = snapshots_prefix(network_id)
-        for ref, digest in src_refs.items():
-            if ref.startswith(prefix) and ref not in dst_refs:
+        for ref, digest in snapshots.get(snapshots_prefix(network_id), ()):
+            if ref not in dst_refs:
                 roots.append((digest, "snap"))
                 updates.append(RefUpdate(ref, None, digest, required=False))
                 report.snapshots_copied += 1
