@@ -37,6 +37,7 @@ from casstore.errors import (
     InvalidArchive,
     InvalidId,
     InvalidStoreURL,
+    NetworkExists,
     NetworkNotFound,
     ObjectNotFound,
     SnapshotNotFound,
@@ -53,12 +54,6 @@ PART_BYTES = 8 << 20
 #: Frames held between the walk and the write while archiving; beyond this they are read again.
 ARCHIVE_HOLD_BYTES = 32 << 20
 _STAGE_BATCH = 4096
-
-
-class NetworkExists(StorageError):
-    """A restore would replace a network whose head differs from the image (pass ``force``)."""
-
-    code = "NETWORK_EXISTS"
 
 
 @dataclass

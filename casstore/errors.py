@@ -112,6 +112,12 @@ class NetworkNotFound(StorageError):
     code = "NETWORK_NOT_FOUND"
 
 
+class NetworkExists(StorageError):
+    """A restore would replace a network whose head differs from the image (pass ``force``)."""
+
+    code = "NETWORK_EXISTS"
+
+
 class GroupNotFound(StorageError):
     code = "GROUP_NOT_FOUND"
 

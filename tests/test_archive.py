@@ -15,7 +15,7 @@ from conftest import BUCKET
 
 import casstore
 from casstore import archive, codec
-from casstore.errors import InvalidArchive, NetworkNotFound, SnapshotNotFound
+from casstore.errors import InvalidArchive, NetworkExists, NetworkNotFound, SnapshotNotFound
 from casstore.model import NetworkState, NetworkStore
 from casstore.store.lmdb import LmdbStore
 from casstore.store.memory import MemoryStore
@@ -64,7 +64,7 @@ def test_archive_of_a_named_snapshot_and_restore_under_another_name(source: Netw
     into.save_network_state("net", NetworkState({"x": sample_group("x", 1)}, "x", "x"))
     report = archive.restore(into, str(tmp_path / "first.car"), "copy")
     assert report.network_id == "copy" and into.load_network_state("copy") == old
-    with pytest.raises(archive.NetworkExists) as info:
+    with pytest.raises(NetworkExists) as info:
         archive.restore(into, str(tmp_path / "first.car"))  # "net" exists there with another state
     assert info.value.code == "NETWORK_EXISTS"
     archive.restore(into, str(tmp_path / "first.car"), force=True)
