@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,26 @@ def test_index_files_merge_without_extra_requests_and_gc_removes_the_covered(moc
     with S3Store(BUCKET, "merging", cache=False, workers=1) as after_gc:
         assert after_gc.blobs.missing(written) == set(written[:10])
         assert verify(after_gc).ok
+
+
+def test_listing_refs_reads_only_the_changed_ones(mock_s3: None) -> None:
+    with (
+        S3Store(BUCKET, "listing", cache=False, workers=1) as one,
+        S3Store(BUCKET, "listing", cache=False, workers=1) as two,
+    ):
+        ids = one.blobs.put_many(values(30))
+        for i, digest in enumerate(ids[:20]):
+            one.refs.compare_and_swap(f"snaps/{i:02d}", None, digest)
+        assert len(two.refs.list("snaps/")) == 20
+        before = Counter(two.client.requests)
+        assert two.refs.list("snaps/") == {f"snaps/{i:02d}": d for i, d in enumerate(ids[:20])}
+        assert Counter(two.client.requests) - before == Counter({"ListObjectsV2": 1})
+        one.refs.compare_and_swap("snaps/03", ids[3], ids[25])  # another writer moves one
+        one.refs.delete("snaps/04", ids[4])
+        before = Counter(two.client.requests)
+        listed = two.refs.list("snaps/")
+        assert listed["snaps/03"] == ids[25] and "snaps/04" not in listed and len(listed) == 19
+        assert Counter(two.client.requests) - before == Counter({"ListObjectsV2": 1, "GetObject": 1})
 
 
 class _Raw:

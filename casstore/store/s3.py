@@ -540,9 +540,22 @@ class S3Refs(RefStore):
             raise
 
     def _list(self, prefix: str) -> dict[str, bytes]:
-        names = [item["Key"][len(self._prefix) :] for item in self._client.list_keys(self._prefix + prefix)]
-        values = self._pool.map(self._get, names)
-        return {name: value for name, value in zip(names, values, strict=True) if value is not None}
+        """One LIST; a GET only for refs whose ETag differs from the one remembered (every write's body
+        carries a unique token, so an unchanged ETag means an unchanged ref)."""
+        out: dict[str, bytes] = {}
+        stale = []
+        with self._seen_lock:
+            for item in self._client.list_keys(self._prefix + prefix):
+                name = item["Key"][len(self._prefix) :]
+                seen = self._seen.get(name)
+                if seen is not None and seen[1] == item.get("ETag"):
+                    out[name] = seen[0]
+                else:
+                    stale.append(name)
+        for name, value in zip(stale, self._pool.map(self._get, stale), strict=True):
+            if value is not None:
+                out[name] = value
+        return dict(sorted(out.items()))
 
 
 class _FrameMemory:
