@@ -41,7 +41,7 @@ BUCKET = "casstore-bench"
 
 def timed_push(src: casstore.NetworkStore, dst: casstore.NetworkStore) -> tuple[float, casstore.SyncReport]:
     start = time.perf_counter()
-    report = casstore.push(src, dst, remote="bench")
+    report = casstore.push(src, dst)  # each destination is tracked under its own (URL-derived) name
     return (time.perf_counter() - start) * 1000, report
 
 
@@ -153,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         s3.client.requests.clear()
         ms, noop_s3 = timed_push(src, s3_dst)
         result["noop_s3"] = figures(ms, noop_s3) | {"requests": dict(s3.client.requests)}
-        assert lmdb_dst.load_network_state("bench") == src.load_network_state("bench")
+        for dst in (lmdb_dst, s3_dst):
+            assert dst.load_network_state("bench") == src.load_network_state("bench")
+            assert dst.refs.get("networks/bench/head") == src.refs.get("networks/bench/head")
         for store in (src, lmdb_dst, s3_dst):
             store.close()
         git = git_step(work, state, changes)
