@@ -4,8 +4,8 @@ Same workload as tools/bench_network.py (100,000 contacts by default).  Pairs:
 LMDB→LMDB and LMDB→S3 (moto in-process; S3 requests counted by type).  Baselines
 measured in the same run: the naive alternative (copying the whole state, i.e. a
 full clone's bytes and time) and, if git is installed, ``git push`` of the same
-step from a git repository of the materialized state (one JSON file per group,
-``git gc`` first, pushed to a local bare repository).
+step from a git repository of the materialized state (a directory per group, a
+JSON file per contact; ``git gc`` first, pushed to a local bare repository).
 
     python tools/bench_sync.py [--contacts 100000] [--json PATH]
 """
@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -32,7 +33,7 @@ from moto import mock_aws
 
 import casstore
 from casstore.model import NetworkState
-from casstore.model.bassline_json import network_to_json
+from casstore.model.bassline_json import contact_to_json, network_to_json
 from casstore.store.lmdb import LmdbStore
 from casstore.store.s3 import S3Store
 
@@ -76,14 +77,21 @@ def git_step(workdir: Path, state: NetworkState, changes: list[tuple[str, str, A
     env["GIT_COMMITTER_EMAIL"] = "b@x"
 
     def git(*args: str, cwd: Path = repo) -> str:
-        return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+        done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
 
-    def write(groups: dict[str, Any]) -> None:
-        for gid, group in groups.items():
-            (repo / f"{gid}.json").write_text(json.dumps(group, sort_keys=True, indent=1))
+    def write_contact(gid: str, cid: str, contact: Any) -> None:
+        (repo / gid / f"{quote(cid, safe='')}.json").write_text(json.dumps(contact_to_json(contact), sort_keys=True))
 
     git("init", "-q", "-b", "main")
-    write(network_to_json(state)["groups"])
+    git("config", "gc.auto", "0")  # only the explicit gc below: no background gc racing it
+    for gid, group in network_to_json(state)["groups"].items():  # a directory per group, a file per contact
+        (repo / gid).mkdir()
+        (repo / gid / "group.json").write_text(json.dumps({**group, "contacts": None}, sort_keys=True, indent=1))
+        for cid, contact in state.groups[gid].contacts.items():
+            write_contact(gid, cid, contact)
     git("add", "-A")
     git("commit", "-qm", "state")
     git("gc", "-q")
@@ -95,16 +103,24 @@ def git_step(workdir: Path, state: NetworkState, changes: list[tuple[str, str, A
     full_bytes = sum(p.stat().st_size for p in (remote / "objects").rglob("*") if p.is_file())
     for gid, cid, value in changes:
         state.groups[gid].contacts[cid].content = value
-    write({gid: network_to_json(state)["groups"][gid] for gid in {g for g, _, _ in changes}})
+        write_contact(gid, cid, state.groups[gid].contacts[cid])
     git("commit", "-qam", "step")
-    before = sum(p.stat().st_size for p in (remote / "objects").rglob("*") if p.is_file())
+    # what `git push` sends: the thin pack of what the remote lacks (the receiver then completes it with
+    # the bases it has, so its disk grows by more than was sent)
+    thin_pack = subprocess.run(
+        ["git", "pack-objects", "--revs", "--thin", "--stdout", "-q"],
+        cwd=repo,
+        env=env,
+        input=b"main\n^dst/main\n",
+        capture_output=True,
+        check=True,
+    ).stdout
     start = time.perf_counter()
     git("push", "-q", "dst", "main")
     elapsed = time.perf_counter() - start
-    after = sum(p.stat().st_size for p in (remote / "objects").rglob("*") if p.is_file())
     return {
         "git_push_ms": round(elapsed * 1000, 1),
-        "git_push_bytes": after - before,  # what the push added on the receiving side (the pack it was sent)
+        "git_push_bytes": len(thin_pack),
         "git_full_push_s": round(full_s, 2),
         "git_full_bytes": full_bytes,
     }
@@ -185,11 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  git push of the whole state: {git['git_full_bytes']:,} B in {git['git_full_push_s']:.2f} s")
     else:
         print("  git push: skipped (git not installed)")
-    git_bytes = min(559_000, git["git_push_bytes"]) if git is not None else 559_000  # the issue's figure, or ours
     depth = result["tree_depth"]
     targets = [
         ("push_bytes_ratio <= 2", result["push_bytes_ratio"] <= 2),
-        (f"incremental_push_bytes < git ({git_bytes:,})", inc["bytes"] < git_bytes),
+        ("incremental_push_bytes < git's 559 KB quoted in the issue", inc["bytes"] < 559_000),
         (
             f"push_round_trips <= tree_depth + 3 ({depth + 3})",
             inc["round_trips"] <= depth + 3,
@@ -197,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         ("noop_push_round_trips <= 2", result["noop_push_round_trips"] <= 2),
         ("incremental_push_ms_lmdb <= 100", inc["ms"] <= 100),
     ]
+    if git is not None:
+        targets.append(("incremental_push_bytes < git push of the step, this run", inc["bytes"] < git["git_push_bytes"]))
     for label, ok in targets:
         print(f"  {label}: {'met' if ok else 'NOT met'}")
     print(json.dumps(result))
