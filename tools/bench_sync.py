@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         ("incremental_push_ms_lmdb <= 100", inc["ms"] <= 100),
     ]
     if git is not None:
-        targets.append(("incremental_push_bytes < git push of the step, this run", inc["bytes"] < git["git_push_bytes"]))
+        targets.append(("incremental_push_bytes < this run's git push", inc["bytes"] < git["git_push_bytes"]))
     for label, ok in targets:
         print(f"  {label}: {'met' if ok else 'NOT met'}")
     print(json.dumps(result))
