@@ -131,7 +131,7 @@ def human_bytes(n: float) -> str:
     envvar="CASSTORE_URL",
     default=DEFAULT_STORE,
     show_default=True,
-    help="Store URL: a path or lmdb:///path, file:///path, memory://. Env: CASSTORE_URL.",
+    help="Store URL: a path, lmdb:///p, file:///p, s3://bucket/prefix?endpoint_url=…, memory://. Env: CASSTORE_URL.",
 )
 @click.version_option(package_name="casstore")
 @click.pass_context
