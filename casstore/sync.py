@@ -418,6 +418,10 @@ def _replicate(
                     lost.add(owner)
                     report.networks[owner] = "diverged"
                     agreed.pop(owner, None)
+    if isinstance(dst, NetworkStore):  # the destination's subscribers hear of the heads that moved
+        for network_id, outcome in report.networks.items():
+            if outcome in ("created", "updated"):
+                dst.head_moved(network_id, dst_heads.get(network_id), src_heads[network_id])
     if agreed and not local_in_commit:
         trips(local)
         moves = [RefUpdate(tracking_ref(name, n), old, new, required=False) for n, (old, new) in agreed.items()]

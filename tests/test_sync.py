@@ -146,6 +146,17 @@ def test_store_sync_pulls_then_pushes(make: Callable[[str], NetworkStore]) -> No
     assert local.sync(remote).objects_sent == 0
 
 
+def test_a_pull_notifies_the_local_subscribers_of_the_groups_it_changed(make: Callable[[str], NetworkStore]) -> None:
+    local, remote = make("memory"), make("lmdb")
+    remote.save_network_state("net", rich_state())
+    casstore.pull(local, remote, remote="r")
+    heard: list[tuple[str, Any]] = []
+    local.subscribe("net", lambda state: heard.append((state.group.id, state.contacts["root-c3"].content)))
+    change(remote, "net", "new value")
+    assert casstore.pull(local, remote, remote="r").networks == {"net": "updated"}
+    assert heard == [("root", "new value")]
+
+
 def test_push_of_a_missing_network_is_a_clear_error(make: Callable[[str], NetworkStore]) -> None:
     a, b = make("memory"), make("memory")
     with pytest.raises(casstore.errors.NetworkNotFound) as info:

@@ -680,8 +680,7 @@ class NetworkStore(ObjectStore):
         changes: list[Change] = []
 
         def roots(kind: str) -> tuple[bytes, bytes]:
-            empty = self._readers[kind].empty(write=False)
-            return (old_root[kind] if old_root else empty), (new_root[kind] if new_root else empty)
+            return self._tree_pair(kind, old_root, new_root)
 
         for gid, old, new in self._readers["groups"].diff(*roots("groups")):
             change = self._group_change(gid, old, new)
@@ -701,6 +700,30 @@ class NetworkStore(ObjectStore):
             kind = "wire-added" if old_w is None else "wire-removed" if new_w is None else "wire-updated"
             changes.append(Change(kind, gid, wid, old_w, new_w))  # type: ignore[arg-type]
         return changes
+
+    def _tree_pair(self, kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> tuple[bytes, bytes]:
+        """The roots of one tree in two network roots (an absent network has empty trees)."""
+        empty = self._readers[kind].empty(write=False)
+        return (old[kind] if old else empty), (new[kind] if new else empty)
+
+    def changed_groups(self, old_head: bytes | None, new_head: bytes) -> list[str]:
+        """Ids of the groups whose own fields, contacts or wires differ between two network roots."""
+        old_root, new_root = (self.network_root(old_head) if old_head else None), self.network_root(new_head)
+        found = {gid for gid, _, _ in self._readers["groups"].diff(*self._tree_pair("groups", old_root, new_root))}
+        for kind in ("contacts", "wires"):
+            for key, _, _ in self._readers[kind].diff(*self._tree_pair(kind, old_root, new_root)):
+                found.add(records.split_member_key(key)[0])
+        return sorted(found)
+
+    def head_moved(self, network_id: str, old_head: bytes | None, new_head: bytes) -> None:
+        """Tell subscribers about a head moved from outside this object (a pull); free when nobody listens."""
+        with self._lock:
+            listening = any(
+                callbacks and (path == network_id or path.startswith(network_id + "/"))
+                for path, callbacks in self._subscribers.items()
+            )
+        if listening:
+            self._notify(network_id, self.changed_groups(old_head, new_head))
 
     def _group_change(self, gid: str, old: bytes | None, new: bytes | None) -> Change | None:
         old_body = self.body(records.decode_group_record(old)) if old else None
