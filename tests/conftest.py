@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -104,3 +106,37 @@ def cli(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         return result
 
     return invoke
+
+
+class _Body:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+    def read(self, *_: Any) -> bytes:
+        return self.body
+
+
+@contextmanager
+def s3_faults(client: Any, rate: float, seed: int) -> Iterator[list[str]]:
+    """Answer a fraction ``rate`` of an S3Client's requests with a throttle or a 500 (botocore event hook)."""
+    from botocore.awsrequest import AWSResponse
+
+    rnd = random.Random(seed)
+    injected: list[str] = []
+
+    def flaky(request: Any, **_: Any) -> Any:
+        if rnd.random() < rate:
+            status, code = rnd.choice([(503, "SlowDown"), (500, "InternalError")])
+            injected.append(code)
+            body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+            return AWSResponse(request.url, status, {}, _Body(body))
+        return None
+
+    client.s3.meta.events.register("before-send.s3", flaky)
+    try:
+        yield injected
+    finally:
+        client.s3.meta.events.unregister("before-send.s3", flaky)

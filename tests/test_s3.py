@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
-from conftest import BUCKET
+from conftest import BUCKET, s3_faults
 
 from casstore import codec
 from casstore.errors import StorageConnectionError, StoragePermissionError, StoreNotFound
@@ -132,36 +131,13 @@ def test_listing_refs_reads_only_the_changed_ones(mock_s3: None) -> None:
         assert Counter(two.client.requests) - before == Counter({"ListObjectsV2": 1, "GetObject": 1})
 
 
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Any:
-        yield self.body
-
-    def read(self, *_: Any) -> bytes:
-        return self.body
-
-
 def test_throttling_and_server_errors_are_retried(mock_s3: None) -> None:
     with S3Store(BUCKET, "faults", cache=False, workers=1) as store:
-        rnd = random.Random(3)
-        injected = []
-
-        def flaky(request: Any, **_: Any) -> AWSResponse | None:
-            if rnd.random() < 0.3:
-                status, code = rnd.choice([(503, "SlowDown"), (500, "InternalError")])
-                injected.append(code)
-                body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
-                return AWSResponse(request.url, status, {}, _Raw(body))
-            return None
-
-        store.client.s3.meta.events.register("before-send.s3", flaky)
-        datas = values(20_000, seed=4)
-        ids = store.blobs.put_many(datas)
-        store.refs.compare_and_swap("keep", None, ids[0])
-        assert store.blobs.get_many(ids[::97]) == datas[::97]
-        store.client.s3.meta.events.unregister("before-send.s3", flaky)
+        with s3_faults(store.client, rate=0.3, seed=3) as injected:
+            datas = values(20_000, seed=4)
+            ids = store.blobs.put_many(datas)
+            store.refs.compare_and_swap("keep", None, ids[0])
+            assert store.blobs.get_many(ids[::97]) == datas[::97]
         assert injected, "the hook injected faults"
         assert verify(store).ok
 

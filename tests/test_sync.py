@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUCKET
+from conftest import BUCKET, s3_faults
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -202,6 +202,22 @@ def test_an_interrupted_push_moves_no_ref_and_resumes(
     assert rest.objects_sent == full.objects_sent - failing.landed
     assert dst.load_network_state("net") == src.load_network_state("net")
     assert verify(dst).ok
+
+
+def test_push_and_pull_through_s3_faults(make: Callable[[str], NetworkStore]) -> None:
+    """Throttling and 500s on 30% of S3 requests (retried by botocore): the exchange completes, verify passes."""
+    local, remote = make("lmdb"), make("s3")
+    groups = {f"g{i}": sample_group(f"g{i}", 200) for i in range(10)}
+    local.save_network_state("net", NetworkState(groups, "g0", "g0"))
+    local.save_snapshot("net")
+    with s3_faults(remote.objects.client, rate=0.3, seed=5) as injected:  # type: ignore[attr-defined]
+        assert casstore.push(local, remote).networks == {"net": "created"}
+        remote.save_contact_content("net", "g1", "g1-c0", 7)
+        back = make("memory")
+        assert casstore.pull(back, remote).networks == {"net": "created"}
+    assert injected
+    assert back.load_network_state("net") == remote.load_network_state("net")
+    assert verify(remote).ok
 
 
 def test_a_source_missing_an_object_fails_before_any_ref_moves(make: Callable[[str], NetworkStore]) -> None:
