@@ -302,6 +302,16 @@ class TwoStores(RuleBasedStateMachine):
             assert a.refs.get(sync.tracking_ref("r", "n")) == source_head
         self.seen_snapshots[target] |= self.seen_snapshots[source]
 
+    @rule()
+    def sync_both_ways(self) -> None:
+        a, b = self.stores["a"], self.stores["b"]
+        report = a.sync(b, name="r")
+        if report.networks.get("n") in ("created", "updated", "up-to-date"):
+            assert self.head("a") == self.head("b")
+        if report.networks:
+            self.seen_snapshots["a"] |= self.seen_snapshots["b"]
+            self.seen_snapshots["b"] |= self.seen_snapshots["a"]
+
     @invariant()
     def no_snapshot_is_lost(self) -> None:
         for side, store in self.stores.items():
