@@ -35,12 +35,10 @@ import zstandard
 from casstore import codec
 from casstore.errors import (
     InvalidArchive,
-    InvalidId,
     InvalidStoreURL,
     NetworkExists,
     NetworkNotFound,
     ObjectNotFound,
-    SnapshotNotFound,
     StorageError,
 )
 from casstore.model import records
@@ -356,12 +354,7 @@ def archive(
         if not store.exists(network_id):
             raise NetworkNotFound(f"network {network_id!r} not found")
         snapshot_id = store.save_snapshot(network_id, "archive")
-    try:
-        digest = codec.parse_id(snapshot_id)
-    except InvalidId:
-        raise SnapshotNotFound(f"{snapshot_id!r} is not a snapshot id") from None
-    if store.refs.get(snapshots_prefix(network_id) + codec.format_id(digest)) != digest:
-        raise SnapshotNotFound(f"snapshot {snapshot_id} of network {network_id!r} not found")
+    digest, _ = store.find_snapshot(network_id, snapshot_id)
     with open_target(target) as out:
         out.write(header_bytes(digest))
         sink = _CarSink(out, target)
@@ -400,11 +393,10 @@ def restore(
                     stage.blobs.put_frames(codec.frame_many_hashed(batch))
                     batch = []
             stage.blobs.put_frames(codec.frame_many_hashed(batch))
-        snap_frame = stage.blobs.get_frames([snapshot])[0]
-        if snap_frame is None:
-            raise InvalidArchive(f"the image lacks its root, snapshot {codec.format_id(snapshot)}")
         try:
-            snap = records.decode_snapshot(codec.unframe(snap_frame, snapshot))
+            snap = records.decode_snapshot(stage.blobs.get(snapshot))
+        except ObjectNotFound:
+            raise InvalidArchive(f"the image lacks its root, snapshot {codec.format_id(snapshot)}") from None
         except StorageError:
             raise InvalidArchive("the image's root is not a casstore snapshot") from None
         network_id = network_id or snap["network"]

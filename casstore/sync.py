@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import unquote
 
 from casstore import codec
 from casstore.errors import InvalidRefName, NetworkNotFound, ObjectNotFound, RefConflict, RemoteExists, RemoteNotFound
@@ -44,7 +43,7 @@ __all__ = [
     "tracking_ref",
     "transfer",
 ]
-from casstore.model.network import NetworkStore, head_ref, snapshots_prefix, tip_ref
+from casstore.model.network import NetworkStore, head_ref, network_heads, snapshots_prefix, tip_ref
 from casstore.model.walk import Kind, children
 from casstore.store.base import ObjectStore, RefUpdate, validate_ref_name
 
@@ -302,24 +301,12 @@ def remotes(store: ObjectStore) -> dict[str, str]:
 
 def remote_name(store: ObjectStore) -> str:
     """The name a store is tracked under when no remote name is given: derived from its URL."""
-    url = store.url
-    if url == "memory://":  # every in-memory store has this URL; tell them apart by identity
-        url = f"memory://{id(_objects(store).blobs):x}"
-    return "url-" + codec.hash_bytes(url.encode()).hex()[:16]
+    return "url-" + codec.hash_bytes(store.url.encode()).hex()[:16]
 
 
 def tracking_ref(remote: str, network_id: str) -> str:
     """Where the local store keeps the head both sides agreed on at the last exchange with ``remote``."""
     return f"remotes/{remote}/{head_ref(network_id)}"
-
-
-def _network_ids(refs: dict[str, bytes]) -> dict[str, bytes]:
-    """network id -> head, from a listing of ``networks/``."""
-    return {
-        unquote(name[len("networks/") : -len("/head")]): digest
-        for name, digest in refs.items()
-        if name.endswith("/head") and name.count("/") == 2
-    }
 
 
 def decide(source: bytes, target: bytes | None, base: bytes | None, force: bool) -> Outcome:
@@ -359,8 +346,8 @@ def _replicate(
     src_refs = src.refs.list("networks/")
     trips(dst)
     dst_refs = dst.refs.list("networks/")
-    src_heads = _network_ids(src_refs)
-    dst_heads = _network_ids(dst_refs)
+    src_heads = network_heads(src_refs)
+    dst_heads = network_heads(dst_refs)
     wanted = sorted(src_heads) if networks is None else list(dict.fromkeys(networks))
     for network_id in wanted:
         if network_id not in src_heads:
@@ -374,11 +361,11 @@ def _replicate(
     roots: list[tuple[bytes, Kind]] = []
     updates: list[RefUpdate] = []
     agreed: dict[str, tuple[bytes | None, bytes]] = {}  # network -> (old base, new base) to record locally
+    trips(local)
+    bases = local.refs.list(f"remotes/{name}/networks/")
     for network_id in wanted:
         source, target = src_heads[network_id], dst_heads.get(network_id)
-        base_name = tracking_ref(name, network_id)
-        trips(local)
-        base = local.refs.get(base_name)
+        base = bases.get(tracking_ref(name, network_id))
         outcome = decide(source, target, base, force)
         report.networks[network_id] = outcome
         for ref, digest in snapshots.get(snapshots_prefix(network_id), ()):

@@ -74,6 +74,15 @@ def head_ref(network_id: str) -> str:
     return f"networks/{quote_network_id(network_id)}/head"
 
 
+def network_heads(refs: dict[str, bytes]) -> dict[str, bytes]:
+    """network id -> head, from a listing of refs under ``networks/``."""
+    return {
+        unquote(name[len("networks/") : -len("/head")]): digest
+        for name, digest in refs.items()
+        if name.startswith("networks/") and name.endswith("/head") and name.count("/") == 2
+    }
+
+
 def snapshots_prefix(network_id: str) -> str:
     return f"networks/{quote_network_id(network_id)}/snapshots/"
 
@@ -475,11 +484,7 @@ class NetworkStore(ObjectStore):
     # ---------------------------------------------------------------- reads
 
     def list_networks(self) -> list[str]:
-        return sorted(
-            unquote(name[len("networks/") : -len("/head")])
-            for name in self.refs.list("networks/")
-            if name.endswith("/head") and name.count("/") == 2
-        )
+        return sorted(network_heads(self.refs.list("networks/")))
 
     def exists(self, network_id: str) -> bool:
         return self.refs.get(head_ref(network_id)) is not None
@@ -619,7 +624,8 @@ class NetworkStore(ObjectStore):
         self.objects.commit(pending.frames(), updates)
         return snapshot_id
 
-    def _snapshot(self, network_id: str, snapshot_id: str) -> tuple[bytes, dict[str, Any]]:
+    def find_snapshot(self, network_id: str, snapshot_id: str) -> tuple[bytes, dict[str, Any]]:
+        """A snapshot's digest and decoded record; :class:`SnapshotNotFound` if ``network_id`` has no such snapshot."""
         try:
             digest = codec.parse_id(snapshot_id)
         except InvalidId:
@@ -630,7 +636,7 @@ class NetworkStore(ObjectStore):
         return digest, records.decode_snapshot(self.blobs.get(digest))
 
     def load_snapshot(self, network_id: str, snapshot_id: str) -> NetworkState:
-        _, snapshot = self._snapshot(network_id, snapshot_id)
+        _, snapshot = self.find_snapshot(network_id, snapshot_id)
         return self._state_at(snapshot["root"])
 
     def list_snapshots(self, network_id: str) -> list[SnapshotInfo]:
@@ -666,7 +672,7 @@ class NetworkStore(ObjectStore):
     def _root_of(self, network_id: str, which: str | None) -> dict[str, Any] | None:
         if which is None:
             return self._head(network_id)
-        _, snapshot = self._snapshot(network_id, which)
+        _, snapshot = self.find_snapshot(network_id, which)
         return self.network_root(snapshot["root"])
 
     def diff(self, network_id: str, a: str | None, b: str | None) -> list[Change]:

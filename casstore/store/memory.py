@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 
 from casstore.errors import RefConflict
@@ -77,6 +78,7 @@ class MemoryRefs(RefStore):
 
 class MemoryStore(ObjectStore):
     def __init__(self, url: str = "memory://") -> None:
-        self.url = url
+        # each in-memory store is its own store: its URL says which (sync tracks remotes by URL)
+        self.url = url if url.rstrip("/") != "memory:" else f"memory://{uuid.uuid4().hex[:12]}"
         self.blobs = MemoryBlobs()
         self.refs = MemoryRefs()

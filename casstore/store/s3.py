@@ -287,15 +287,16 @@ class S3Blobs(BlobStore):
             data, suffix = encode_index(names, entries), ".idx"
         key = f"{self._prefix}index/{time.time_ns():020d}-{blake3.blake3(data).hexdigest(8)}{suffix}"
         self._client.call("put_object", Key=key, Body=data)  # after every pack it names
+        own = _IndexFile(key, names, entries, time.time(), [])
         with self._lock:
             if merged:
-                self._files[key] = _IndexFile(key, all_names, all_entries, time.time(), covers)
+                self._files[key] = _IndexFile(key, all_names, all_entries, own.written, covers)
                 for f in merged:
                     self._files.pop(f.key, None)
                     self._covered.add(f.key)
             else:
-                self._files[key] = _IndexFile(key, names, entries, time.time(), [])
-            self._add(_IndexFile(key, names, entries, 0.0, []))  # the merged part is in memory already
+                self._files[key] = own
+            self._add(own)  # what the merged files held is in memory already
         if self._cache:
             self._cache.put_file(key, data)
 
