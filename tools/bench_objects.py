@@ -12,7 +12,6 @@ for gets (the same work casstore must do, since every read re-hashes).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import blake3
 import libipld
 import lmdb
+from bench_network import emit
 
 from casstore import codec
 from casstore.store.lmdb import LmdbStore
@@ -146,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  get  casstore {result['get_per_s']:>10,}/s   raw floor {result['raw_get_per_s']:>10,}/s"
         f"   ratio {result['get_ratio']:.2f}  (target >= 0.60)"
     )
-    print(json.dumps(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
     return 0
 
 

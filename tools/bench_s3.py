@@ -13,7 +13,6 @@ written to and read from a local file.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -26,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import boto3
-from bench_network import make_state, small_value
+from bench_network import emit, make_state, print_targets, small_value
 from moto import mock_aws
 
 import casstore
@@ -157,11 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{result[key + '_s']:.2f} s (local file: {result[key + '_local_s']:.2f} s)"
         )
     print(f"  image         {result['image_objects']:,} objects, {result['image_bytes']:,} B compressed")
-    for key, value, bound in targets:
-        print(f"  {key} <= {bound}: {'met' if value <= bound else 'NOT met'} ({value})")
-    print(json.dumps(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print_targets([(f"{key} <= {bound} ({value})", value <= bound) for key, value, bound in targets])
+    emit(result, args.json)
     return 0
 
 

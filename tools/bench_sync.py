@@ -28,7 +28,7 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import boto3
-from bench_network import make_state, small_value
+from bench_network import emit, make_state, print_targets, small_value
 from moto import mock_aws
 
 import casstore
@@ -214,11 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if git is not None:
         targets.append(("incremental_push_bytes < this run's git push", inc["bytes"] < git["git_push_bytes"]))
-    for label, ok in targets:
-        print(f"  {label}: {'met' if ok else 'NOT met'}")
-    print(json.dumps(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print_targets(targets)
+    emit(result, args.json)
     return 0
 
 
