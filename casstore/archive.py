@@ -241,10 +241,8 @@ def open_target(target: str) -> Iterator[IO[bytes]]:
 
 
 def _compressed(raw: IO[bytes], compress: bool) -> Iterator[IO[bytes]]:
-    if not compress:
-        buffered = io.BufferedWriter(raw, 1 << 20) if isinstance(raw, io.RawIOBase) else raw
-        yield buffered
-        buffered.flush()
+    if not compress:  # both targets buffer already (a file object; the multipart writer's parts)
+        yield raw
         return
     with zstandard.ZstdCompressor(level=9, threads=-1).stream_writer(raw, closefd=False) as writer:
         yield writer
