@@ -273,10 +273,10 @@ def open_source(source: str) -> Iterator[IO[bytes]]:
         try:
             raw: Any = _s3_client(bucket, query).call("get_object", Key=key)["Body"]
         except ClientError as exc:
-            raise ObjectNotFound(f"no image at {source}: {exc}") from None
+            raise ObjectNotFound(str(source), f"no image at {source}: {exc}") from None
     else:
         if not Path(source).is_file():
-            raise ObjectNotFound(f"no image at {source}")
+            raise ObjectNotFound(str(source), f"no image at {source}")
         raw = open(source, "rb")  # noqa: SIM115 - closed below
     try:
         if source.endswith(".zst"):

@@ -566,8 +566,9 @@ def summarise(report: sync.SyncReport, verb: str, other: str, hint: str = "") ->
     for network_id, outcome in sorted(report.networks.items()):
         table.add_row(network_id, f"[{styles[outcome]}]{outcome}[/]")
     out.print(table)
+    deltas = f" ({report.deltas:,} as deltas)" if report.deltas else ""
     out.print(
-        f"{report.objects_sent:,} objects ({human_bytes(report.bytes_sent)}) sent, "
+        f"{report.objects_sent:,} objects ({human_bytes(report.bytes_sent)}) sent{deltas}, "
         f"{report.objects_skipped:,} already there, {report.snapshots_copied:,} snapshots copied, "
         f"{report.round_trips:,} round trips",
         highlight=False,

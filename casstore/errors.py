@@ -55,8 +55,8 @@ class ObjectNotFound(StorageError, KeyError):
 
     code = "OBJECT_NOT_FOUND"
 
-    def __init__(self, object_id: str) -> None:
-        super().__init__(f"object {object_id} not found")
+    def __init__(self, object_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"object {object_id} not found")
         self.object_id = object_id
 
     def __str__(self) -> str:  # KeyError would repr() the message
@@ -136,6 +136,12 @@ class RemoteExists(StorageError):
     """``remote add`` of a name the store already knows, with another URL."""
 
     code = "REMOTE_EXISTS"
+
+
+class InvalidPack(StorageError):
+    """A sync pack (the byte stream a transfer sends) that is truncated or malformed."""
+
+    code = "INVALID_PACK"
 
 
 class InvalidArchive(StorageError):

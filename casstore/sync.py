@@ -21,7 +21,7 @@ See docs/sync.md for the protocol and its guarantees.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,7 +44,8 @@ __all__ = [
     "transfer",
 ]
 from casstore.model.network import NetworkStore, head_ref, network_heads, snapshots_prefix, tip_ref
-from casstore.model.walk import Kind, children
+from casstore.model.walk import Kind, children, paired_children
+from casstore.pack import PackBuilder, apply_pack
 from casstore.store.base import ObjectStore, RefUpdate, validate_ref_name
 
 Outcome = Literal["created", "updated", "up-to-date", "diverged"]
@@ -62,13 +63,20 @@ HOLD_BYTES = 256 << 20
 
 @dataclass
 class TransferStats:
-    """What one :func:`transfer` did.  ``round_trips`` counts batched calls to the remote store."""
+    """What one :func:`transfer` did.
+
+    ``bytes_sent`` counts the packs sent (see :mod:`casstore.pack`), or the
+    frames themselves to or from a passive remote (S3); ``round_trips`` counts
+    batched calls to the remote store.
+    """
 
     objects_sent: int = 0
     bytes_sent: int = 0
     objects_skipped: int = 0
     round_trips: int = 0
     levels: int = 0
+    #: objects sent as deltas against an object the destination held
+    deltas: int = 0
 
 
 @dataclass
@@ -89,6 +97,7 @@ class SyncReport(TransferStats):
         self.objects_skipped += other.objects_skipped
         self.round_trips += other.round_trips
         self.levels = max(self.levels, other.levels)
+        self.deltas += other.deltas
 
 
 def _objects(store: ObjectStore) -> ObjectStore:
@@ -141,6 +150,7 @@ def transfer(
     roots: Iterable[tuple[bytes, Kind]],
     *,
     remote: ObjectStore | None = None,
+    bases: Mapping[bytes, bytes] | None = None,
     progress: Progress | None = None,
     final_updates: Sequence[RefUpdate] = (),
     hold_bytes: int = HOLD_BYTES,
@@ -149,7 +159,11 @@ def transfer(
     """Copy to ``dst`` everything reachable from ``roots`` that it lacks; then apply ``final_updates``.
 
     ``roots`` are ``(digest, kind)`` pairs (kinds as in :mod:`casstore.model.walk`).
-    The last batch of objects and ``final_updates`` go to the destination in one
+    ``bases`` maps some of them to an object ``dst`` holds that is an older
+    version of the same network (its head, typically); objects below are then
+    sent as deltas against the objects in the same place under the base (see
+    :mod:`casstore.pack`), unless either store is a passive remote.  The last
+    batch of objects and ``final_updates`` go to the destination in one
     ``commit``, so a small push costs one write.  Raises
     :class:`~casstore.errors.ObjectNotFound` if the source lacks an object it
     names and :class:`~casstore.errors.CorruptObject` if one fails its hash;
@@ -159,6 +173,9 @@ def transfer(
     source, target = _objects(src), _objects(dst)
     stats = stats if stats is not None else TransferStats()
     trips = _Trips(remote if remote is not None else dst, stats)
+    use_deltas = bool(bases) and not (source.passive_remote or target.passive_remote)
+    local = target if trips.remote is source else source  # delta bases are read on this side
+    base_of: dict[bytes, bytes] = dict(bases or {}) if use_deltas else {}
     seen: set[bytes] = set()
     frontier: list[tuple[bytes, Kind]] = []
     for digest, kind in roots:
@@ -169,6 +186,7 @@ def transfer(
     order: list[bytes] = []  # missing objects, breadth-first
     kids: dict[bytes, list[bytes]] = {}  # missing object -> every object it links to
     held: dict[bytes, bytes] = {}
+    deltas: dict[bytes, tuple[bytes, bytes, bytes]] = {}  # object -> (its bytes, base, base's bytes)
     held_bytes = 0
     while frontier:
         stats.levels += 1
@@ -181,85 +199,134 @@ def transfer(
             chunk = todo[start : start + FETCH_BATCH]
             trips(source)
             frames = source.blobs.get_frames([digest for digest, _ in chunk])
+            base_data = _read_bases(local, [base_of[d] for d, _ in chunk if d in base_of])
             for (digest, kind), frame in zip(chunk, frames, strict=True):
                 if frame is None:
-                    raise ObjectNotFound(f"the source ({src.url}) lacks object {codec.format_id(digest)}")
+                    name = codec.format_id(digest)
+                    raise ObjectNotFound(name, f"the source ({src.url}) lacks object {name}")
                 data = codec.unframe(frame, digest)
                 order.append(digest)
+                base = base_of.pop(digest, None)
+                old = base_data.get(base) if base is not None else None
                 if held_bytes + len(frame) <= hold_bytes:
                     held[digest] = frame
                     held_bytes += len(frame)
-                links = [] if kind in ("data", "opaque") else list(children(kind, data))
-                kids[digest] = [child for child, _ in links]
-                for child, child_kind in links:
+                    if base is not None and old is not None and held_bytes + len(data) + len(old) <= hold_bytes:
+                        deltas[digest] = (data, base, old)
+                        held_bytes += len(data) + len(old)
+                if kind in ("data", "opaque"):
+                    links: list[tuple[bytes, Kind, bytes | None]] = []
+                elif old is not None:
+                    links = list(paired_children(kind, data, old))
+                else:
+                    links = [(child, child_kind, None) for child, child_kind in children(kind, data)]
+                kids[digest] = [child for child, _, _ in links]
+                for child, child_kind, child_base in links:
                     if child not in seen:
                         seen.add(child)
                         following.append((child, child_kind))
+                        if child_base is not None:
+                            base_of[child] = child_base
             if progress is not None:
                 progress(0, 0, len(order))
         frontier = following
 
-    _write_children_first(source, target, order, kids, held, final_updates, stats, trips, progress)
+    writer = _Writer(source, target, deltas if use_deltas else None, final_updates, stats, trips, progress)
+    writer.write(order, kids, held)
     return stats
 
 
-def _write_children_first(
-    source: ObjectStore,
-    target: ObjectStore,
-    order: list[bytes],
-    kids: dict[bytes, list[bytes]],
-    held: dict[bytes, bytes],
-    final_updates: Sequence[RefUpdate],
-    stats: TransferStats,
-    trips: _Trips,
-    progress: Progress | None,
-) -> None:
-    heights = _heights(order, kids)
-    by_height = sorted(order, key=heights.__getitem__)
-    total = len(by_height)
-    batch: list[tuple[bytes, bytes]] = []
-    batch_bytes = 0
+def _read_bases(local: ObjectStore, digests: list[bytes]) -> dict[bytes, bytes]:
+    """Canonical bytes of the delta bases ``local`` holds (re-hashed); absent ones are left out."""
+    if not digests:
+        return {}
+    wanted = list(dict.fromkeys(digests))
+    return {
+        digest: codec.unframe(frame, digest)
+        for digest, frame in zip(wanted, local.blobs.get_frames(wanted), strict=True)
+        if frame is not None
+    }
 
-    def flush(final: bool) -> None:
-        nonlocal batch, batch_bytes
-        trips(target)
+
+class _Writer:
+    """Writes the missing objects children-first, in packs (with deltas) or as plain frames."""
+
+    def __init__(
+        self,
+        source: ObjectStore,
+        target: ObjectStore,
+        deltas: dict[bytes, tuple[bytes, bytes, bytes]] | None,
+        final_updates: Sequence[RefUpdate],
+        stats: TransferStats,
+        trips: _Trips,
+        progress: Progress | None,
+    ) -> None:
+        self.source, self.target, self.deltas = source, target, deltas
+        self.final_updates, self.stats, self.trips, self.progress = final_updates, stats, trips, progress
+        self.total = 0
+        self.batch: list[tuple[bytes, bytes]] = []
+        self.batch_bytes = 0
+
+    def write(self, order: list[bytes], kids: dict[bytes, list[bytes]], held: dict[bytes, bytes]) -> None:
+        heights = _heights(order, kids)
+        by_height = sorted(order, key=heights.__getitem__)
+        self.total = len(by_height)
+        for start in range(0, self.total, FETCH_BATCH):
+            chunk = by_height[start : start + FETCH_BATCH]
+            refetch = [digest for digest in chunk if digest not in held]
+            again: dict[bytes, bytes | None] = {}
+            if refetch:
+                self.trips(self.source)
+                again = dict(zip(refetch, self.source.blobs.get_frames(refetch), strict=True))
+            for digest in chunk:
+                frame = held.pop(digest, None)
+                if frame is None:
+                    frame = again.get(digest)
+                    if frame is None:  # deleted from the source since the walk
+                        name = codec.format_id(digest)
+                        raise ObjectNotFound(name, f"the source lost object {name} during the transfer")
+                    codec.unframe(frame, digest)  # a second read is re-hashed too
+                self.batch.append((digest, frame))
+                self.batch_bytes += len(frame)
+                if self.batch_bytes >= WRITE_BYTES or len(self.batch) >= WRITE_OBJECTS:
+                    self.flush(final=False)
+        if self.batch or self.final_updates:
+            self.flush(final=True)
+
+    def _encode(self) -> tuple[list[tuple[bytes, bytes]], int]:
+        """The batch as the destination stores it, and the bytes that carried it."""
+        if self.deltas is None:
+            return self.batch, self.batch_bytes
+        builder = PackBuilder()
+        for digest, frame in self.batch:
+            delta = self.deltas.pop(digest, None)
+            if delta is None:
+                builder.add_frame(digest, frame)
+            else:
+                builder.add(digest, frame, *delta)
+        pack = builder.finish()
+        self.stats.deltas += builder.deltas
+        return apply_pack(self.target.blobs, pack), len(pack)
+
+    def flush(self, final: bool) -> None:
+        frames, sent = self._encode()
+        self.trips(self.target)
         try:
             if final:
-                target.commit(batch, final_updates)
+                self.target.commit(frames, self.final_updates)
             else:
-                target.blobs.put_frames(batch)
+                self.target.blobs.put_frames(frames)
         except RefConflict:
-            if batch:  # a transactional commit dropped the objects with the refs: the caller still needs them
-                trips(target)
-                target.blobs.put_frames(batch)
+            if frames:  # a transactional commit dropped the objects with the refs: the caller still needs them
+                self.trips(self.target)
+                self.target.blobs.put_frames(frames)
             raise
         finally:
-            stats.objects_sent += len(batch)
-            stats.bytes_sent += batch_bytes
-        if progress is not None:
-            progress(stats.objects_sent, stats.bytes_sent, total)
-        batch, batch_bytes = [], 0
-
-    for start in range(0, total, FETCH_BATCH):
-        chunk = by_height[start : start + FETCH_BATCH]
-        refetch = [digest for digest in chunk if digest not in held]
-        again: dict[bytes, bytes | None] = {}
-        if refetch:
-            trips(source)
-            again = dict(zip(refetch, source.blobs.get_frames(refetch), strict=True))
-        for digest in chunk:
-            frame = held.pop(digest, None)
-            if frame is None:
-                frame = again.get(digest)
-                if frame is None:  # deleted from the source since the walk
-                    raise ObjectNotFound(f"the source lost object {codec.format_id(digest)} during the transfer")
-                codec.unframe(frame, digest)  # a second read is re-hashed too
-            batch.append((digest, frame))
-            batch_bytes += len(frame)
-            if batch_bytes >= WRITE_BYTES or len(batch) >= WRITE_OBJECTS:
-                flush(final=False)
-    if batch or final_updates:
-        flush(final=True)
+            self.stats.objects_sent += len(frames)
+            self.stats.bytes_sent += sent
+        if self.progress is not None:
+            self.progress(self.stats.objects_sent, self.stats.bytes_sent, self.total)
+        self.batch, self.batch_bytes = [], 0
 
 
 # ---------------------------------------------------------------- remotes, kept in the store itself
@@ -359,6 +426,7 @@ def _replicate(
         if sep:
             snapshots.setdefault(head + sep, []).append((ref, digest))
     roots: list[tuple[bytes, Kind]] = []
+    delta_bases: dict[bytes, bytes] = {}  # new head -> the head it replaces, which the destination holds
     updates: list[RefUpdate] = []
     agreed: dict[str, tuple[bytes | None, bytes]] = {}  # network -> (old base, new base) to record locally
     trips(local)
@@ -375,6 +443,8 @@ def _replicate(
                 report.snapshots_copied += 1
         if outcome in ("created", "updated"):
             roots.append((source, "net"))
+            if target is not None:
+                delta_bases[source] = target
             updates.append(RefUpdate(head_ref(network_id), target, source))
             tip = src_refs.get(tip_ref(network_id))
             if tip is not None and dst_refs.get(tip_ref(network_id)) != tip:
@@ -386,7 +456,9 @@ def _replicate(
     if local_in_commit:  # a pull: the agreed heads move with the heads, in the same commit
         updates += [RefUpdate(tracking_ref(name, n), old, new, required=False) for n, (old, new) in agreed.items()]
     try:
-        transfer(src, dst, roots, remote=remote, progress=progress, final_updates=updates, stats=report)
+        transfer(
+            src, dst, roots, remote=remote, bases=delta_bases, progress=progress, final_updates=updates, stats=report
+        )
     except RefConflict:
         # a target head moved after we listed it (every object has landed): apply the moves one by one
         # and report the networks whose head moved under us as diverged

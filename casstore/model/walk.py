@@ -9,6 +9,7 @@ gc marks with this walk and sync transfers along it.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
 
 from casstore import codec
@@ -64,6 +65,30 @@ def children(kind: Kind, data: bytes) -> Iterator[tuple[bytes, Kind]]:
                     link = codec.decode(value).get("C")
                     if link is not None:
                         yield codec.link_digest(link), "data"
+
+
+def paired_children(kind: Kind, data: bytes, base_data: bytes) -> Iterator[tuple[bytes, Kind, bytes | None]]:
+    """:func:`children`, each with the child at the same place in ``base_data`` (or ``None``).
+
+    ``base_data`` is an older version of the same object (a network root, or
+    a tree node of the same tree and height).  The paired child covers the
+    same keys, so it is a good delta base: sync sends a rewritten leaf as its
+    difference from the leaf it replaced.
+    """
+    if kind == "net":
+        root, old = records.decode_network_root(data), records.decode_network_root(base_data)
+        for name in records.NETWORK_TREES:
+            yield root[name], f"tree:{name}", old[name]
+        return
+    if kind.startswith("tree:") and not data.startswith(LEAF_PREFIX) and not base_data.startswith(LEAF_PREFIX):
+        node, old_node = decode_node(data), decode_node(base_data)
+        if node.level == old_node.level and old_node.keys:
+            last = len(old_node.keys) - 1
+            for key, child in zip(node.keys, node.values, strict=True):  # children keyed by their last key
+                yield child, kind, old_node.values[min(bisect_left(old_node.keys, key), last)]
+            return
+    for child, child_kind in children(kind, data):
+        yield child, child_kind, None
 
 
 def walk(

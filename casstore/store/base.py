@@ -275,6 +275,9 @@ class ObjectStore:
     url: str
     #: Capability: :meth:`commit` applies objects and all ref moves in one transaction.
     atomic_commit = False
+    #: Capability: the objects live across a network on a service that runs no casstore code (S3), so
+    #: a transfer to or from this store moves whole frames; sync sends delta packs only between others.
+    passive_remote = False
 
     def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
         """Store ``frames`` (children first), then apply ``updates`` in order.

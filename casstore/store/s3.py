@@ -650,6 +650,7 @@ class S3Store(ObjectStore):
 
     blobs: S3Blobs
     refs: S3Refs
+    passive_remote = True
 
     def __init__(
         self,

@@ -1,0 +1,242 @@
+"""Packs: the byte stream one transfer batch sends, with objects in full or as deltas.
+
+A pack is what crosses between the sending side of a transfer and the side
+that stores into the destination.  Each entry is an object the destination
+lacks, either
+
+* in full: its stored frame (see :mod:`casstore.codec`), or
+* as a delta against a *base* object the destination already holds.  A
+  rewritten prolly leaf differs from the leaf it replaces by a few entries, so
+  its delta is a few hundred bytes where its frame is a kilobyte or more.
+
+A delta is a *splice* (``0x00 | prefix length | suffix length | middle``: the
+object is the base's first bytes, new middle bytes, the base's last bytes;
+found in a few microseconds, it covers the usual one-value change), or, where
+the new middle is large, a *zstd* frame (``0x01 | frame``) compressed with the
+base as a raw-content dictionary, whichever is smaller.
+
+Format (lengths are LEB128 varints)::
+
+    b"CASPACK\\x01"
+    entry*:  tag (0x00 full, 0x01 delta) | digest (32) | base digest (32, deltas only)
+             | payload length | payload
+
+The receiver (:func:`apply_pack`) reads every base from its own store,
+re-hashing it, rebuilds each object, checks it hashes to the digest the entry
+names and returns frames ready to store.  A digest that does not match, a
+truncated pack or a base the receiver lacks raises before anything is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import blake3
+import zstandard
+
+from casstore import codec
+from casstore.errors import CorruptObject, InvalidPack, ObjectNotFound
+from casstore.store.base import BlobStore
+
+__all__ = ["MAGIC", "Entry", "PackBuilder", "apply_delta", "apply_pack", "make_delta", "read_pack"]
+
+MAGIC = b"CASPACK\x01"
+FULL = 0
+DELTA = 1
+#: Delta methods.
+SPLICE = 0
+ZSTD = 1
+#: A splice whose new middle is at most this long is kept without trying zstd (it is small already).
+SPLICE_ENOUGH = 512
+_DIGEST = codec.DIGEST_SIZE
+#: A delta must rebuild to at most this many bytes (a guard against decompression bombs).
+MAX_OBJECT_BYTES = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One object in a pack: ``payload`` is a frame, or a delta against ``base`` when ``base`` is set."""
+
+    digest: bytes
+    base: bytes | None
+    payload: bytes
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while True:
+        low = number & 0x7F
+        number >>= 7
+        if number:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def _read_varint(data: bytes, at: int) -> tuple[int, int]:
+    """The LEB128 number at ``data[at]`` and the offset after it; IndexError if it runs off the end."""
+    number = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        number |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return number, at
+
+
+class PackBuilder:
+    """Accumulates entries; :meth:`finish` returns the pack's bytes."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = [MAGIC]
+        self.objects = 0
+        self.deltas = 0
+
+    def add_frame(self, digest: bytes, frame: bytes) -> None:
+        self._parts += (bytes([FULL]), digest, _varint(len(frame)), frame)
+        self.objects += 1
+
+    def add(self, digest: bytes, frame: bytes, data: bytes, base: bytes, base_data: bytes) -> None:
+        """Add an object as a delta against ``base`` if that is smaller than its frame, else in full."""
+        delta = make_delta(data, base_data)
+        if len(delta) + _DIGEST >= len(frame):
+            self.add_frame(digest, frame)
+            return
+        self._parts += (bytes([DELTA]), digest, base, _varint(len(delta)), delta)
+        self.objects += 1
+        self.deltas += 1
+
+    def finish(self) -> bytes:
+        return b"".join(self._parts)
+
+
+def read_pack(pack: bytes) -> Iterator[Entry]:
+    """The entries of ``pack``, in order; :class:`~casstore.errors.InvalidPack` if it is malformed."""
+    if not pack.startswith(MAGIC):
+        raise InvalidPack("not a casstore pack (bad magic)")
+    view = memoryview(pack)
+    at, end = len(MAGIC), len(pack)
+    while at < end:
+        tag = pack[at]
+        if tag not in (FULL, DELTA):
+            raise InvalidPack(f"unknown entry tag {tag:#x} at byte {at}")
+        at += 1
+        if at + (2 * _DIGEST if tag == DELTA else _DIGEST) > end:
+            raise InvalidPack("pack truncated inside an entry header")
+        digest = bytes(view[at : at + _DIGEST])
+        at += _DIGEST
+        base = None
+        if tag == DELTA:
+            base = bytes(view[at : at + _DIGEST])
+            at += _DIGEST
+        try:
+            length, at = _read_varint(pack, at)
+        except IndexError:
+            raise InvalidPack("pack truncated inside an entry header") from None
+        if at + length > end:
+            raise InvalidPack(f"pack truncated inside the entry for {codec.format_id(digest)}")
+        yield Entry(digest, base, bytes(view[at : at + length]))
+        at += length
+
+
+def apply_pack(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
+    """``(digest, frame)`` for every object in ``pack``, each rebuilt and re-hashed, in pack order.
+
+    Delta bases are read (and re-hashed) from ``blobs``, the store the objects
+    are for.  Raises :class:`~casstore.errors.InvalidPack`,
+    :class:`~casstore.errors.CorruptObject` (an entry that does not rebuild to
+    its digest) or :class:`~casstore.errors.ObjectNotFound` (a base ``blobs``
+    lacks); nothing is returned unless every entry checks out.
+    """
+    entries = list(read_pack(pack))
+    base_ids = list(dict.fromkeys(entry.base for entry in entries if entry.base is not None))
+    bases: dict[bytes, bytes] = {}
+    for digest, frame in zip(base_ids, blobs.get_frames(base_ids) if base_ids else [], strict=True):
+        if frame is None:
+            raise ObjectNotFound(
+                codec.format_id(digest),
+                f"delta base {codec.format_id(digest)} is gone from the destination; run the transfer again",
+            )
+        bases[digest] = codec.unframe(frame, digest)
+    out: list[tuple[bytes, bytes]] = []
+    rebuilt: list[tuple[bytes, bytes]] = []
+    for entry in entries:
+        if entry.base is None:
+            codec.unframe(entry.payload, entry.digest)
+            out.append((entry.digest, entry.payload))
+            continue
+        data = apply_delta(entry.payload, bases[entry.base], entry.digest)
+        if blake3.blake3(data).digest() != entry.digest:
+            raise CorruptObject(codec.format_id(entry.digest), "its delta does not rebuild it")
+        rebuilt.append((entry.digest, data))
+        out.append((entry.digest, b""))
+    frames = dict(codec.frame_many_hashed(rebuilt))
+    return [(digest, frame or frames[digest]) for digest, frame in out]
+
+
+def make_delta(data: bytes, base: bytes) -> bytes:
+    """A delta that rebuilds ``data`` from ``base`` (see the module docstring)."""
+    common = min(len(data), len(base))
+    prefix = _equal_run(data[:common], base[:common], "big")
+    limit = common - prefix
+    suffix = _equal_run(data[len(data) - limit :], base[len(base) - limit :], "little") if limit else 0
+    middle = data[prefix : len(data) - suffix]
+    splice = b"".join((bytes([SPLICE]), _varint(prefix), _varint(suffix), middle))
+    if len(middle) <= SPLICE_ENOUGH or 4 * len(middle) > 3 * len(data):
+        return splice  # small already; or mostly new bytes (a node of fresh links), which no dictionary shortens
+    dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    compressor = zstandard.ZstdCompressor(
+        level=codec.ZSTD_LEVEL, dict_data=dictionary, write_checksum=False, write_dict_id=False
+    )
+    packed = bytes([ZSTD]) + compressor.compress(data)
+    return packed if len(packed) < len(splice) else splice
+
+
+def _equal_run(a: bytes, b: bytes, order: Literal["big", "little"]) -> int:
+    """How many leading (``"big"``) or trailing (``"little"``) bytes two equal-length strings share.
+
+    Whole blocks are compared first (memcmp); inside the first block that
+    differs, the XOR of the two as integers is zero exactly where they agree and
+    its bit length locates the first difference.
+    """
+    size = len(a)
+    for done in range(0, size, _BLOCK):
+        start, stop = (
+            (done, min(size, done + _BLOCK)) if order == "big" else (max(0, size - done - _BLOCK), size - done)
+        )
+        x, y = a[start:stop], b[start:stop]
+        if x != y:
+            differ = int.from_bytes(x, order) ^ int.from_bytes(y, order)
+            return done + len(x) - (differ.bit_length() + 7) // 8
+    return size
+
+
+_BLOCK = 256
+
+
+def apply_delta(delta: bytes, base: bytes, digest: bytes) -> bytes:
+    """The bytes ``delta`` rebuilds from ``base`` (not yet re-hashed); ``digest`` names them in errors."""
+    method = delta[:1]
+    if method == bytes([SPLICE]):
+        try:
+            prefix, at = _read_varint(delta, 1)
+            suffix, at = _read_varint(delta, at)
+        except IndexError:
+            raise CorruptObject(codec.format_id(digest), "its delta is truncated") from None
+        if prefix + suffix > len(base):
+            raise CorruptObject(codec.format_id(digest), "its delta splices outside its base")
+        return base[:prefix] + delta[at:] + base[len(base) - suffix :]
+    if method != bytes([ZSTD]):
+        raise CorruptObject(codec.format_id(digest), f"unknown delta method {delta[:1].hex() or 'empty'}")
+    try:
+        size = zstandard.frame_content_size(delta[1:])
+        if not 0 <= size <= MAX_OBJECT_BYTES:
+            raise CorruptObject(codec.format_id(digest), "its delta has no valid content size")
+        dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+        return zstandard.ZstdDecompressor(dict_data=dictionary).decompress(delta[1:], max_output_size=size)
+    except zstandard.ZstdError as exc:
+        raise CorruptObject(codec.format_id(digest), f"its delta is unreadable ({exc})") from None
