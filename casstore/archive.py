@@ -65,19 +65,7 @@ class ArchiveReport:
     written: TransferStats | None = None
 
 
-# ---------------------------------------------------------------- varints and sections
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+# ---------------------------------------------------------------- sections
 
 
 def _read_exact(stream: IO[bytes], n: int, what: str) -> bytes:
@@ -110,12 +98,12 @@ def _read_varint(stream: IO[bytes], what: str) -> int | None:
 
 def header_bytes(snapshot: bytes) -> bytes:
     header = codec.encode({"roots": [codec.link(snapshot)], "version": 1})
-    return _varint(len(header)) + header
+    return codec.varint(len(header)) + header
 
 
 def section(digest: bytes, data: bytes) -> bytes:
     cid = codec.link(digest)
-    return _varint(len(cid) + len(data)) + cid + data
+    return codec.varint(len(cid) + len(data)) + cid + data
 
 
 def read_header(stream: IO[bytes]) -> bytes:

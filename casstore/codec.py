@@ -246,6 +246,34 @@ def _find_bad(value: Value, path: str) -> tuple[str, str] | None:
     return path, f"{type(value).__name__} is not in the data model{hint}"
 
 
+# ---------------------------------------------------------------- varints (unsigned LEB128, as in CAR and packs)
+
+
+def varint(number: int) -> bytes:
+    """``number`` (>= 0) as an unsigned LEB128 varint."""
+    out = bytearray()
+    while True:
+        low = number & 0x7F
+        number >>= 7
+        if number:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def read_varint(data: bytes, at: int) -> tuple[int, int]:
+    """The varint at ``data[at]`` and the offset after it; ``IndexError`` if it runs off the end."""
+    number = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        number |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return number, at
+
+
 # ---------------------------------------------------------------- frames
 
 _local = threading.local()

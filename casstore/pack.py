@@ -64,30 +64,6 @@ class Entry:
     payload: bytes
 
 
-def _varint(number: int) -> bytes:
-    out = bytearray()
-    while True:
-        low = number & 0x7F
-        number >>= 7
-        if number:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def _read_varint(data: bytes, at: int) -> tuple[int, int]:
-    """The LEB128 number at ``data[at]`` and the offset after it; IndexError if it runs off the end."""
-    number = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        number |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return number, at
-
-
 class PackBuilder:
     """Accumulates entries; :meth:`finish` returns the pack's bytes."""
 
@@ -97,7 +73,7 @@ class PackBuilder:
         self.deltas = 0
 
     def add_frame(self, digest: bytes, frame: bytes) -> None:
-        self._parts += (bytes([FULL]), digest, _varint(len(frame)), frame)
+        self._parts += (bytes([FULL]), digest, codec.varint(len(frame)), frame)
         self.objects += 1
 
     def add(self, digest: bytes, frame: bytes, data: bytes, base: bytes, base_data: bytes) -> None:
@@ -106,7 +82,7 @@ class PackBuilder:
         if len(delta) + _DIGEST >= len(frame):
             self.add_frame(digest, frame)
             return
-        self._parts += (bytes([DELTA]), digest, base, _varint(len(delta)), delta)
+        self._parts += (bytes([DELTA]), digest, base, codec.varint(len(delta)), delta)
         self.objects += 1
         self.deltas += 1
 
@@ -134,7 +110,7 @@ def read_pack(pack: bytes) -> Iterator[Entry]:
             base = bytes(view[at : at + _DIGEST])
             at += _DIGEST
         try:
-            length, at = _read_varint(pack, at)
+            length, at = codec.read_varint(pack, at)
         except IndexError:
             raise InvalidPack("pack truncated inside an entry header") from None
         if at + length > end:
@@ -185,7 +161,7 @@ def make_delta(data: bytes, base: bytes) -> bytes:
     limit = common - prefix
     suffix = _equal_run(data[len(data) - limit :], base[len(base) - limit :], "little") if limit else 0
     middle = data[prefix : len(data) - suffix]
-    splice = b"".join((bytes([SPLICE]), _varint(prefix), _varint(suffix), middle))
+    splice = b"".join((bytes([SPLICE]), codec.varint(prefix), codec.varint(suffix), middle))
     if len(middle) <= SPLICE_ENOUGH or 4 * len(middle) > 3 * len(data):
         return splice  # small already; or mostly new bytes (a node of fresh links), which no dictionary shortens
     dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
@@ -223,8 +199,8 @@ def apply_delta(delta: bytes, base: bytes, digest: bytes) -> bytes:
     method = delta[:1]
     if method == bytes([SPLICE]):
         try:
-            prefix, at = _read_varint(delta, 1)
-            suffix, at = _read_varint(delta, at)
+            prefix, at = codec.read_varint(delta, 1)
+            suffix, at = codec.read_varint(delta, at)
         except IndexError:
             raise CorruptObject(codec.format_id(digest), "its delta is truncated") from None
         if prefix + suffix > len(base):

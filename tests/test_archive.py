@@ -91,14 +91,8 @@ def _damage(data: bytes, how: str) -> bytes:
     # "missing": drop one block from the middle (sections are length-prefixed, so walk them)
     sections, at = [], 0
     while at < len(data):
-        length, shift, start = 0, 0, at
-        while True:
-            byte = data[at]
-            at += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
+        start = at
+        length, at = codec.read_varint(data, at)
         sections.append(data[start : at + length])
         at += length
     del sections[len(sections) // 2]
