@@ -65,9 +65,10 @@ HOLD_BYTES = 256 << 20
 class TransferStats:
     """What one :func:`transfer` did.
 
-    ``bytes_sent`` counts the packs sent (see :mod:`casstore.pack`), or the
-    frames themselves to or from a passive remote (S3); ``round_trips`` counts
-    batched calls to the remote store.
+    ``bytes_sent`` counts what travelled: the packs (see :mod:`casstore.pack`)
+    when objects could go as deltas, else the frames themselves (always to or
+    from a passive remote such as S3); ``round_trips`` counts batched calls to
+    the remote store.
     """
 
     objects_sent: int = 0
