@@ -10,6 +10,8 @@ Two parts:
   a present object implies its whole subtree is present.  The objects are then
   written children-first (by height), so at every instant the destination
   keeps that invariant, and an interrupted transfer leaves only valid objects.
+  An updated network's rewritten objects travel as deltas against the objects
+  they replace, which the destination holds (:mod:`casstore.pack`).
 * :func:`push` / :func:`pull` decide, network by network, whether the target's
   head may move (a lease, like git's ``--force-with-lease``) and move refs only
   after every object they name has landed.  The head both sides agreed on at
