@@ -42,7 +42,8 @@ from casstore.errors import (
     StorageError,
 )
 from casstore.model import records
-from casstore.model.network import NetworkStore, head_ref, snapshots_prefix, tip_ref
+from casstore.model.network import NetworkStore
+from casstore.model.refs import head_ref, snapshots_prefix, tip_ref
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefUpdate
 from casstore.store.lmdb import LmdbStore
 from casstore.sync import Progress, TransferStats, transfer

@@ -26,7 +26,7 @@ from casstore.errors import InvalidId, ObjectNotFound, RemoteNotFound, SnapshotN
 from casstore.gc import DEFAULT_GRACE_MINUTES, collect_garbage
 from casstore.model import Change, NetworkStore
 from casstore.model.bassline_json import NetworkJSONError, network_from_json, network_to_json
-from casstore.model.network import head_ref
+from casstore.model.refs import head_ref
 from casstore.store import open_object_store
 from casstore.verify import verify as verify_store
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from casstore.codec import format_id
-from casstore.model.walk import ref_kind, walk
+from casstore.model.refs import ref_kind
+from casstore.model.walk import walk
 from casstore.store.base import ObjectStore
 
 DEFAULT_GRACE_MINUTES = 60.0

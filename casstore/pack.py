@@ -31,14 +31,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import blake3
 import zstandard
 
 from casstore import codec
 from casstore.errors import CorruptObject, InvalidPack, ObjectNotFound
-from casstore.store.base import BlobStore
+
+if TYPE_CHECKING:  # annotations only: the store layer imports this module to receive packs
+    from casstore.store.base import BlobStore
 
 __all__ = ["MAGIC", "Entry", "PackBuilder", "apply_delta", "apply_pack", "make_delta", "read_pack"]
 

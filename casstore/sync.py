@@ -45,7 +45,8 @@ __all__ = [
     "tracking_ref",
     "transfer",
 ]
-from casstore.model.network import NetworkStore, head_ref, network_heads, snapshots_prefix, tip_ref
+from casstore.model.network import NetworkStore
+from casstore.model.refs import REMOTES_PREFIX, head_ref, network_heads, snapshots_prefix, tip_ref, tracking_ref
 from casstore.model.walk import Kind, children, paired_children
 from casstore.pack import PackBuilder, apply_pack
 from casstore.store.base import ObjectStore, RefUpdate, validate_ref_name
@@ -334,7 +335,7 @@ class _Writer:
 
 # ---------------------------------------------------------------- remotes, kept in the store itself
 
-REMOTES = "config/remotes/"
+REMOTES = REMOTES_PREFIX
 
 
 def add_remote(store: ObjectStore, name: str, url: str) -> None:
@@ -372,11 +373,6 @@ def remotes(store: ObjectStore) -> dict[str, str]:
 def remote_name(store: ObjectStore) -> str:
     """The name a store is tracked under when no remote name is given: derived from its URL."""
     return "url-" + codec.hash_bytes(store.url.encode()).hex()[:16]
-
-
-def tracking_ref(remote: str, network_id: str) -> str:
-    """Where the local store keeps the head both sides agreed on at the last exchange with ``remote``."""
-    return f"remotes/{remote}/{head_ref(network_id)}"
 
 
 def decide(source: bytes, target: bytes | None, base: bytes | None, force: bool) -> Outcome:

@@ -18,7 +18,8 @@ from itertools import islice
 
 from casstore.codec import format_id, unframe
 from casstore.errors import CorruptObject, SerializationError
-from casstore.model.walk import children, ref_kind
+from casstore.model.refs import ref_kind
+from casstore.model.walk import children
 from casstore.store.base import BlobStore, ObjectStore
 
 BATCH = 2048

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
 
 from casstore import codec
 from casstore.errors import (
@@ -32,6 +31,7 @@ from casstore.errors import (
     StorageError,
 )
 from casstore.model import records
+from casstore.model.refs import head_ref, network_heads, snapshots_prefix, tip_ref
 from casstore.model.types import (
     Change,
     Contact,
@@ -61,34 +61,6 @@ TREE_KINDS = tuple(VALUE_HINTS)
 
 def make_tree(store: NetworkStore, kind: str, pending: PendingWrites | None = None) -> ProllyTree:
     return ProllyTree(store.blobs, kind, store.cache, pending, value_hint=VALUE_HINTS[kind])
-
-
-def quote_network_id(network_id: str) -> str:
-    """A network id as one safe ref-name component (``%``-escaped; never starts with a dot)."""
-    check_id(network_id, "network_id")
-    text = quote(network_id, safe="")
-    return "%2E" + text[1:] if text.startswith(".") else text
-
-
-def head_ref(network_id: str) -> str:
-    return f"networks/{quote_network_id(network_id)}/head"
-
-
-def network_heads(refs: dict[str, bytes]) -> dict[str, bytes]:
-    """network id -> head, from a listing of refs under ``networks/``."""
-    return {
-        unquote(name[len("networks/") : -len("/head")]): digest
-        for name, digest in refs.items()
-        if name.startswith("networks/") and name.endswith("/head") and name.count("/") == 2
-    }
-
-
-def snapshots_prefix(network_id: str) -> str:
-    return f"networks/{quote_network_id(network_id)}/snapshots/"
-
-
-def tip_ref(network_id: str) -> str:
-    return f"networks/{quote_network_id(network_id)}/snapshot-tip"
 
 
 # ---------------------------------------------------------------- prepared groups and transactions

@@ -26,17 +26,6 @@ LEAF_PREFIX = b"\xa4\x61h\x00"
 LARGE_CONTENT_KEY = b"\x61C\xd8\x2a"
 
 
-def ref_kind(name: str) -> Kind:
-    parts = name.split("/")
-    if len(parts) >= 3 and parts[-3] == "networks" and parts[-1] == "head":
-        return "net"
-    if len(parts) >= 3 and parts[-3] == "networks" and parts[-1] == "snapshot-tip":
-        return "snap"
-    if len(parts) >= 4 and parts[-4] == "networks" and parts[-2] == "snapshots":
-        return "snap"
-    return "opaque"
-
-
 def _may_link(tree_kind: str, leaf: bytes) -> bool:
     """Whether a leaf can link to anything (by the node format, without decoding it)."""
     if tree_kind == "contacts":

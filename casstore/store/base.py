@@ -19,6 +19,7 @@ from typing import Self
 
 from casstore.codec import DIGEST_SIZE, format_id, frame_many, frame_many_hashed, hash_bytes, parse_id, unframe
 from casstore.errors import InvalidRefName, ObjectNotFound, RefConflict, StoreNotFound
+from casstore.pack import apply_pack
 
 #: Objects handed to a backend per write transaction by the batch helpers.
 BATCH = 4096
@@ -298,6 +299,36 @@ class ObjectStore:
             except RefConflict:
                 if update.required:
                     raise
+
+    def receive_pack(self, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
+        """Store every object of a transfer ``pack`` (see :mod:`casstore.pack`), then apply ``updates``.
+
+        The seam sync writes through: this default rebuilds and re-hashes each
+        entry against this store's own objects and hands the frames and ref moves
+        to :meth:`commit`; a store that fronts a casstore process elsewhere
+        overrides it to send the pack as it is.  Returns the number of objects
+        stored.  On a required :class:`~casstore.errors.RefConflict` the objects
+        are still stored (the caller retries with a new ref plan) and the
+        conflict is raised.
+        """
+        frames = apply_pack(self.blobs, pack)
+        try:
+            self.commit(frames, updates)
+        except RefConflict:
+            if frames and self.atomic_commit:  # the transaction dropped the objects with the refs
+                self.blobs.put_frames(frames)
+            raise
+        return len(frames)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by one of this store's calls, may succeed if retried.
+
+        :class:`~casstore.store.wrappers.RetryingStore` asks the backend; the
+        default treats nothing as transient.  Backends that talk to a service
+        override it (throttling, timeouts, dropped connections); permanent
+        errors (missing objects, conflicts, bad input) must answer ``False``.
+        """
+        return False
 
     def close(self) -> None:
         """Release files and handles. Idempotent."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from casstore.codec import DIGEST_SIZE, format_id, parse_id
 from casstore.errors import InvalidRefName, RefConflict, StorageError
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, require_store
+from casstore.store.registry import Backend, StoreLocation, register
 
 MARKER = "casstore-format"
 FORMAT_VERSION = "1\n"
@@ -216,3 +217,10 @@ class FileStore(ObjectStore):
             marker.write_text(FORMAT_VERSION)
         self.blobs = FileBlobs(self.path)
         self.refs = FileRefs(self.path)
+
+
+def _open(location: StoreLocation, create: bool) -> FileStore:
+    return FileStore(location.where, create=create)
+
+
+BACKEND = register(Backend(("file",), _open, summary="a plain directory of objects"))

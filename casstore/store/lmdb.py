@@ -32,6 +32,7 @@ from casstore.store.base import (
     require_store,
     validate_ref_name,
 )
+from casstore.store.registry import Backend, StoreLocation, register
 
 T = TypeVar("T")
 #: lmdb's stubs type every value as ``bytes | memoryview``; we never open buffer transactions,
@@ -335,3 +336,10 @@ class LmdbStore(ObjectStore):
 
     def close(self) -> None:
         self._env.close()
+
+
+def _open(location: StoreLocation, create: bool) -> LmdbStore:
+    return LmdbStore(location.where, create=create, map_size=location.int_option("map_size", DEFAULT_MAP_SIZE))
+
+
+BACKEND = register(Backend(("lmdb",), _open, frozenset({"map_size"}), summary="embedded LMDB (the default)"))

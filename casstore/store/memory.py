@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from casstore.errors import RefConflict
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore
+from casstore.store.registry import Backend, StoreLocation, register
 
 
 class MemoryBlobs(BlobStore):
@@ -82,3 +83,10 @@ class MemoryStore(ObjectStore):
         self.url = url if url.rstrip("/") != "memory:" else f"memory://{uuid.uuid4().hex[:12]}"
         self.blobs = MemoryBlobs()
         self.refs = MemoryRefs()
+
+
+def _open(location: StoreLocation, create: bool) -> MemoryStore:
+    return MemoryStore(location.url)
+
+
+BACKEND = register(Backend(("memory",), _open, needs_location=False, summary="in-process, gone at close"))

@@ -49,6 +49,7 @@ from botocore.exceptions import (
 from casstore.codec import format_id, parse_id
 from casstore.errors import (
     CorruptObject,
+    InvalidStoreURL,
     RefConflict,
     StorageConnectionError,
     StoragePermissionError,
@@ -56,6 +57,7 @@ from casstore.errors import (
 )
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore
 from casstore.store.file import FileBlobs
+from casstore.store.registry import Backend, StoreLocation, register
 
 PACK_BYTES = 8 << 20
 INDEX_MAGIC = b"CASIDX2\n"
@@ -689,3 +691,29 @@ class S3Store(ObjectStore):
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def _open(location: StoreLocation, create: bool) -> S3Store:
+    if not location.netloc:
+        raise InvalidStoreURL(f"store URL {location.url!r} names no bucket (e.g. s3://my-bucket/casstore)")
+    mb = location.options.get("cache_mb")
+    return S3Store(
+        location.netloc,
+        location.path,
+        endpoint_url=location.str_option("endpoint_url"),
+        region=location.str_option("region"),
+        create=create,
+        cache_dir=location.str_option("cache_dir"),
+        cache=location.bool_option("cache", True),
+        cache_bytes=DEFAULT_CACHE_BYTES if mb is None else location.int_option("cache_mb", 0) << 20,
+    )
+
+
+BACKEND = register(
+    Backend(
+        ("s3",),
+        _open,
+        frozenset({"endpoint_url", "region", "cache_dir", "cache", "cache_mb"}),
+        summary="an S3 bucket and prefix (packed objects, refs by conditional writes)",
+    )
+)
