@@ -1,0 +1,171 @@
+"""What every verb family shares: the consoles, error reporting, opening the store, progress bars,
+resolving ids and snapshot ids a user typed, and turning objects and sizes into text.
+
+Errors a user can cause print one line and exit non-zero (``fail``, ``user_errors``); they never
+show a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column
+
+from casstore import codec, sync
+from casstore.errors import InvalidId, ObjectNotFound, SnapshotNotFound, StorageError
+from casstore.model import NetworkStore
+from casstore.store import open_object_store
+
+__all__ = [
+    "MIN_PREFIX",
+    "PIPE_WIDTH",
+    "err",
+    "fail",
+    "human_bytes",
+    "opened",
+    "out",
+    "progress_bar",
+    "require_network",
+    "resolve_id",
+    "resolve_snapshot",
+    "to_json",
+    "transfer_progress",
+    "user_errors",
+]
+
+MIN_PREFIX = 8
+
+F = TypeVar("F", bound=Callable[..., Any])
+PIPE_WIDTH = 200  # tables written to a pipe or file keep whole ids instead of eliding them
+
+
+class _Console:
+    """A rich console made at use, so it sees the current streams (and their width) each time."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self.stderr = stderr
+
+    def __getattr__(self, name: str) -> Any:
+        stream = sys.stderr if self.stderr else sys.stdout
+        width = None if stream.isatty() else PIPE_WIDTH
+        return getattr(Console(stderr=self.stderr, width=width), name)
+
+
+out = _Console()
+err = _Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def user_errors(fn: F) -> F:
+    """Turn the errors a user can cause into one line and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StorageError as exc:
+            fail(f"{exc} [{exc.code}]")
+        except (OSError, ValueError) as exc:
+            fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def opened(ctx: click.Context, create: bool = False) -> Iterator[NetworkStore]:
+    store = NetworkStore(open_object_store(ctx.obj["url"], create=create))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def progress_bar(label: str) -> Progress:
+    columns = (TextColumn(label + " {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=Console(stderr=True), transient=True)
+
+
+def resolve_id(store: NetworkStore, text: str) -> bytes:
+    """A full id in any form, or a unique printable/hex prefix of at least 8 characters."""
+    try:
+        return codec.parse_id(text)
+    except InvalidId:
+        if len(text.strip()) < MIN_PREFIX:
+            raise InvalidId(f"{text!r} is neither an id nor a prefix of at least {MIN_PREFIX} characters") from None
+    low, high = codec.id_prefix_range(text)
+    matches = [d for d in store.blobs.iter_hashes() if low <= d <= high]
+    if not matches:
+        raise ObjectNotFound(text)
+    if len(matches) > 1:
+        raise InvalidId(f"prefix {text!r} is ambiguous: {len(matches)} objects match")
+    return matches[0]
+
+
+def to_json(value: Any) -> Any:
+    """A decoded object as JSON, bytes shown the DAG-JSON way (display only)."""
+    if isinstance(value, bytes):
+        if len(value) == codec.CID_SIZE and value.startswith(codec.CID_PREFIX):
+            return {"/": codec.format_id(codec.link_digest(value))}
+        return {"/": {"bytes": base64.b64encode(value).decode("ascii").rstrip("=")}}
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    return value
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def require_network(store: NetworkStore, network: str) -> None:
+    if not store.exists(network):
+        fail(f"network {network!r} not found in {store.url}")
+
+
+def resolve_snapshot(store: NetworkStore, network: str, text: str) -> str:
+    """A snapshot id of ``network`` from a full id or a unique prefix of at least 8 characters."""
+    ids = [info.id for info in store.list_snapshots(network)]
+    if text in ids:
+        return text
+    if len(text) < MIN_PREFIX:
+        raise SnapshotNotFound(f"{text!r} is not a snapshot id of {network!r} (give 8 or more characters)")
+    matches = [i for i in ids if i.startswith(text)]
+    if len(matches) != 1:
+        detail = "matches several snapshots" if matches else "matches no snapshot"
+        raise SnapshotNotFound(f"{text!r} {detail} of network {network!r}")
+    return matches[0]
+
+
+def transfer_progress(label: str) -> tuple[Progress, sync.Progress]:
+    """A progress bar of objects and bytes, and the callback that drives it."""
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("objects {task.fields[sent]}", table_column=Column(no_wrap=True)),
+        TimeRemainingColumn(),
+    )
+    progress = Progress(*columns, console=Console(stderr=True), transient=True)
+    task = progress.add_task(label, total=None, sent="0 B")
+
+    def advance(objects: int, sent_bytes: int, known: int) -> None:
+        progress.update(task, completed=objects, total=known, sent=human_bytes(sent_bytes))
+
+    return progress, advance
