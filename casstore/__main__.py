@@ -1,3 +1,6 @@
+"""``python -m casstore``: the ``casstore`` command line."""
+
 from casstore.cli import main
 
-main()
+if __name__ == "__main__":
+    main()
