@@ -1,0 +1,141 @@
+"""Reads of a prolly tree: point lookups (batched by level), range and prefix scans, node walks, level cursors.
+
+Each function takes the :class:`~casstore.prolly.tree.ProllyTree` first; the
+class binds them as its methods, so a call costs no more than a method did.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from casstore.prolly.node import Node
+
+if TYPE_CHECKING:
+    from casstore.prolly.tree import ProllyTree
+
+__all__ = ["LevelCursor", "get", "get_many", "items", "items_with_prefix", "node_digests"]
+
+
+def get_many(tree: ProllyTree, root: bytes, keys: Iterable[str]) -> dict[str, bytes]:
+    """Values of those ``keys`` present in the tree."""
+    wanted = sorted(set(keys))
+    out: dict[str, bytes] = {}
+    frontier: list[tuple[bytes, list[str]]] = [(root, wanted)] if wanted else []
+    while frontier:
+        nodes = tree.load_many([d for d, _ in frontier])
+        nxt: list[tuple[bytes, list[str]]] = []
+        for node, (_, ks) in zip(nodes, frontier, strict=True):
+            if node.level == 0:
+                for k in ks:
+                    i = bisect_left(node.keys, k)
+                    if i < len(node.keys) and node.keys[i] == k:
+                        out[k] = node.values[i]
+                continue
+            groups: dict[int, list[str]] = {}
+            for k in ks:
+                i = bisect_left(node.keys, k)
+                if i < len(node.keys):
+                    groups.setdefault(i, []).append(k)
+            nxt.extend((node.values[i], group) for i, group in groups.items())
+        frontier = nxt
+    return out
+
+
+def get(tree: ProllyTree, root: bytes, key: str) -> bytes | None:
+    """The value of ``key``, or ``None`` if the tree does not hold it."""
+    return get_many(tree, root, [key]).get(key)
+
+
+def items(tree: ProllyTree, root: bytes, start: str = "", stop: str | None = None) -> Iterator[tuple[str, bytes]]:
+    """Entries with ``start <= key < stop`` in key order, reading one path and then leaf by leaf."""
+    path: list[tuple[Node, int]] = []  # internal nodes and the index of the next child to visit
+    node = tree.load(root)
+    while node.level > 0:
+        i = bisect_left(node.keys, start)
+        if i >= len(node.keys):
+            return
+        path.append((node, i + 1))
+        node = tree.load(node.values[i])
+    position = bisect_left(node.keys, start)
+    while True:
+        for j in range(position, len(node.keys)):
+            key = node.keys[j]
+            if stop is not None and key >= stop:
+                return
+            yield key, node.values[j]
+        leaf = _next_leaf(tree, path, stop)
+        if leaf is None:
+            return
+        node, position = leaf, 0
+
+
+def items_with_prefix(tree: ProllyTree, root: bytes, prefix: str) -> Iterator[tuple[str, bytes]]:
+    """Entries whose key starts with ``prefix``, in key order."""
+    for key, value in items(tree, root, prefix):
+        if not key.startswith(prefix):
+            return
+        yield key, value
+
+
+def _next_leaf(tree: ProllyTree, path: list[tuple[Node, int]], stop: str | None) -> Node | None:
+    while path:
+        parent, k = path.pop()
+        if k < len(parent.keys):
+            if stop is not None and parent.keys[k - 1] >= stop:
+                return None  # every later key is past the stop
+            path.append((parent, k + 1))
+            node = tree.load(parent.values[k])
+            while node.level > 0:
+                path.append((node, 1))
+                node = tree.load(node.values[0])
+            return node
+    return None
+
+
+def node_digests(tree: ProllyTree, root: bytes) -> Iterator[tuple[bytes, Node]]:
+    """Every node of the tree, level by level, with batched reads."""
+    frontier = [root]
+    while frontier:
+        nodes = tree.load_many(frontier)
+        yield from zip(frontier, nodes, strict=True)
+        frontier = [child for node in nodes if node.level > 0 for child in node.values]
+
+
+class LevelCursor:
+    """Walks the level-``level`` nodes of a tree in order, starting at the one covering ``key``."""
+
+    def __init__(self, tree: ProllyTree, root_node: Node, level: int, key: str) -> None:
+        self.tree = tree
+        self.stack: list[list[object]] = []
+        node = root_node
+        while node.level > level:
+            i = min(bisect_left(node.keys, key), len(node.keys) - 1)
+            self.stack.append([node, i])
+            if node.level - 1 == level:
+                break
+            node = tree.load(node.values[i])
+
+    def current(self) -> tuple[str, bytes]:
+        node, i = self.stack[-1]
+        assert isinstance(node, Node) and isinstance(i, int)
+        return node.keys[i], node.values[i]
+
+    def has_next(self) -> bool:
+        return any(i + 1 < len(node.keys) for node, i in self.stack)  # type: ignore[attr-defined,operator]
+
+    def advance(self) -> None:
+        depth = len(self.stack) - 1
+        while depth >= 0:
+            node, i = self.stack[depth]
+            assert isinstance(node, Node) and isinstance(i, int)
+            if i + 1 < len(node.keys):
+                self.stack[depth][1] = i + 1
+                for d in range(depth + 1, len(self.stack)):
+                    parent, pi = self.stack[d - 1]
+                    assert isinstance(parent, Node) and isinstance(pi, int)
+                    self.stack[d] = [self.tree.load(parent.values[pi]), 0]
+                return
+            depth -= 1
+        raise IndexError("no next node at this level")
