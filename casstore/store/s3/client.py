@@ -1,0 +1,99 @@
+"""The S3 connection: one boto3 client per bucket, its errors translated and classified.
+
+:class:`S3Client` turns connection and permission failures into casstore's
+:class:`~casstore.errors.StorageError` subclasses and counts requests by
+operation; :func:`is_missing` and :func:`error_code` read a ``ClientError``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+
+from casstore.errors import StorageConnectionError, StoragePermissionError
+
+__all__ = [
+    "S3Client",
+    "error_code",
+    "is_missing",
+]
+
+_PERMISSION_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+
+
+class S3Client:
+    """A boto3 client for one bucket: errors translated, requests counted by operation."""
+
+    def __init__(self, bucket: str, endpoint_url: str | None, region: str | None) -> None:
+        self.bucket = bucket
+        config = Config(
+            retries={"mode": "standard", "max_attempts": 8},
+            max_pool_connections=32,
+            connect_timeout=5,
+            read_timeout=60,
+        )
+        try:
+            self.s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region or "us-east-1", config=config)
+        except BotoCoreError as exc:
+            raise StorageConnectionError(f"cannot set up S3 access to {bucket!r}: {exc}") from None
+        self.endpoint = self.s3.meta.endpoint_url
+        self.requests: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
+        self.s3.meta.events.register("before-call.s3", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        with self._count_lock:
+            self.requests[model.name] += 1
+
+    def call(self, operation: str, **kwargs: Any) -> Any:
+        """Run one S3 operation on the bucket; connection and permission failures become StorageErrors."""
+        try:
+            return getattr(self.s3, operation)(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            where = f"S3 bucket {self.bucket!r} at {self.endpoint}"
+            if code == "NoSuchBucket" or (operation == "head_bucket" and status == 404):
+                raise StorageConnectionError(f"{where}: the bucket does not exist") from None
+            if code in _PERMISSION_CODES or status == 403:
+                raise StoragePermissionError(f"{where}: permission denied ({code or status})") from None
+            raise
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise StoragePermissionError(f"S3 bucket {self.bucket!r} at {self.endpoint}: {exc}") from None
+        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
+            raise StorageConnectionError(f"S3 bucket {self.bucket!r} at {self.endpoint} unreachable: {exc}") from None
+
+    def list_keys(self, prefix: str) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Prefix": prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self.call("list_objects_v2", **kwargs)
+            yield from page.get("Contents", [])
+            if not page.get("IsTruncated"):
+                return
+            token = page["NextContinuationToken"]
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_missing(exc: ClientError) -> bool:
+    return error_code(exc) in ("NoSuchKey", "404", "NotFound")
