@@ -16,12 +16,14 @@ GETs, coalesced per pack and run in parallel.  Index files and fetched objects
 are cached in a local directory (bounded in size).  Throttling and 5xx answers
 are retried by botocore's "standard" retry mode; a precondition failure is
 permanent and becomes :class:`~casstore.errors.RefConflict`.
+:meth:`S3Store.is_transient` tells a retrying wrapper which errors that got
+past botocore's retries are worth another attempt.
 
-Modules: :mod:`.client` (the boto3 client, error translation),
-:mod:`.index` (the index file format, merging), :mod:`.cache` (frames in
-memory, the local directory), :mod:`.blobs` (:class:`S3Blobs`),
-:mod:`.refs` (:class:`S3Refs`) and :mod:`.store` (:class:`S3Store` and the
-registry's :data:`BACKEND`).
+Modules: :mod:`.client` (the boto3 client, error translation and
+classification), :mod:`.index` (the index file format, merging),
+:mod:`.cache` (frames in memory, the local directory), :mod:`.blobs`
+(:class:`S3Blobs`), :mod:`.refs` (:class:`S3Refs`) and :mod:`.store`
+(:class:`S3Store` and the registry's :data:`BACKEND`).
 """
 
 from casstore.store.s3.blobs import (
@@ -33,7 +35,7 @@ from casstore.store.s3.blobs import (
     S3Blobs,
 )
 from casstore.store.s3.cache import DEFAULT_CACHE_BYTES, default_cache_dir
-from casstore.store.s3.client import S3Client
+from casstore.store.s3.client import S3Client, is_transient_error
 from casstore.store.s3.index import INDEX_MAGIC, MERGED_SUFFIX, decode_index, encode_index
 from casstore.store.s3.refs import S3Refs
 from casstore.store.s3.store import BACKEND, S3Store
@@ -55,4 +57,5 @@ __all__ = [
     "decode_index",
     "default_cache_dir",
     "encode_index",
+    "is_transient_error",
 ]

@@ -2,7 +2,8 @@
 
 :class:`S3Client` turns connection and permission failures into casstore's
 :class:`~casstore.errors.StorageError` subclasses and counts requests by
-operation; :func:`is_missing` and :func:`error_code` read a ``ClientError``.
+operation; :func:`is_missing` and :func:`error_code` read a ``ClientError``;
+:func:`is_transient_error` says which failures may succeed if retried.
 """
 
 from __future__ import annotations
@@ -19,20 +20,46 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
     ReadTimeoutError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from casstore.errors import StorageConnectionError, StoragePermissionError
 
 __all__ = [
+    "THROTTLING_CODES",
+    "TRANSIENT_CODES",
+    "TRANSIENT_STATUSES",
     "S3Client",
     "error_code",
     "is_missing",
+    "is_transient_error",
 ]
 
 _PERMISSION_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+#: Error codes of a throttled request (S3's ``SlowDown`` and the ones botocore's retry mode knows).
+THROTTLING_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+    }
+)
+#: Error codes of a server-side failure or timeout that a later attempt may not meet.
+TRANSIENT_CODES = frozenset(
+    {"InternalError", "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
+)
+#: HTTP statuses of throttling (429) and server errors (5xx), whatever the error code says.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class S3Client:
@@ -97,3 +124,25 @@ def error_code(exc: ClientError) -> str:
 
 def is_missing(exc: ClientError) -> bool:
     return error_code(exc) in ("NoSuchKey", "404", "NotFound")
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by an S3 call, may succeed if the call is made again.
+
+    True for throttling and server errors (by code or HTTP status), timeouts and
+    dropped or refused connections, and a :class:`~casstore.errors.StorageConnectionError`
+    raised while handling one of those (:meth:`S3Client.call` raises it ``from None``,
+    so the original is its ``__context__``).  False for everything else: missing
+    keys, failed preconditions, denied access, conflicts, corrupt data, bad input.
+    These errors arrive after botocore's own retries (its "standard" mode) ran out.
+    """
+    if isinstance(exc, ClientError):
+        if error_code(exc) in THROTTLING_CODES or error_code(exc) in TRANSIENT_CODES:
+            return True
+        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in TRANSIENT_STATUSES
+    if isinstance(exc, BotoConnectionError | HTTPClientError):
+        return True  # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError, ...
+    if isinstance(exc, StorageConnectionError):
+        wrapped = exc.__cause__ or exc.__context__
+        return wrapped is not None and is_transient_error(wrapped)
+    return False

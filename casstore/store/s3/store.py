@@ -19,7 +19,7 @@ from casstore.store.base import ObjectStore
 from casstore.store.registry import Backend, StoreLocation, register
 from casstore.store.s3.blobs import S3Blobs
 from casstore.store.s3.cache import DEFAULT_CACHE_BYTES, LocalCache, default_cache_dir
-from casstore.store.s3.client import S3Client, error_code
+from casstore.store.s3.client import S3Client, error_code, is_transient_error
 from casstore.store.s3.refs import S3Refs
 
 __all__ = ["BACKEND", "S3Store"]
@@ -66,6 +66,10 @@ class S3Store(ObjectStore):
             local = LocalCache(root, cache_bytes)
         self.blobs = S3Blobs(self.client, self.prefix, self._pool, local)
         self.refs = S3Refs(self.client, self.prefix, self._pool)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Throttling, server errors, timeouts and dropped connections (see :func:`.client.is_transient_error`)."""
+        return is_transient_error(exc)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
