@@ -12,11 +12,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.stub import Stubber
 from conftest import BUCKET, s3_faults
 
 from casstore import codec
-from casstore.errors import StorageConnectionError, StoragePermissionError, StoreNotFound
+from casstore.errors import (
+    CorruptObject,
+    InvalidStoreURL,
+    ObjectNotFound,
+    RefConflict,
+    StorageConnectionError,
+    StoragePermissionError,
+    StoreNotFound,
+)
 from casstore.model import NetworkStore
 from casstore.store.s3 import CONSOLIDATE_AT, MERGED_SUFFIX, PACK_BYTES, S3Client, S3Store
 from casstore.testing.network import rich_state
@@ -54,6 +70,99 @@ def test_permission_denied_is_a_permission_error() -> None:
     assert info.value.code == "STORAGE_PERMISSION_ERROR" and BUCKET in str(info.value)
 
 
+def client_error(code: str, status: int, operation: str = "PutObject") -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": "test"}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
+    )
+
+
+def translated(error: Exception) -> Exception:
+    """What S3Client.call raises when botocore raises ``error`` (a hook raises it before anything is sent)."""
+    client = S3Client(BUCKET, "http://127.0.0.1:9", None)
+
+    def fail(**_: Any) -> None:
+        raise error
+
+    client.s3.meta.events.register("before-call.s3.HeadObject", fail)
+    with pytest.raises(Exception) as info:
+        client.call("head_object", Key="k")
+    return info.value
+
+
+def test_is_transient_classifies_errors(mock_s3: None) -> None:
+    endpoint = "http://127.0.0.1:9"
+    with S3Store(BUCKET, "transient", cache=False, workers=1) as store:
+        transient: list[BaseException] = [
+            client_error("SlowDown", 503),
+            client_error("Throttling", 400),
+            client_error("ThrottlingException", 400),
+            client_error("ServiceUnavailable", 503),
+            client_error("InternalError", 500),
+            client_error("", 503),  # a bare status, no code
+            client_error("", 500),
+            client_error("RequestTimeout", 400),
+            BotoConnectionError(error="connection reset by peer"),
+            EndpointConnectionError(endpoint_url=endpoint),
+            ConnectTimeoutError(endpoint_url=endpoint),
+            ReadTimeoutError(endpoint_url=endpoint),
+            ConnectionClosedError(endpoint_url=endpoint),
+        ]
+        wrapped = [
+            translated(EndpointConnectionError(endpoint_url=endpoint)),
+            translated(ReadTimeoutError(endpoint_url=endpoint)),
+        ]
+        assert all(type(e) is StorageConnectionError for e in wrapped), wrapped
+        # one that S3Client.call does not translate passes through as botocore raised it
+        assert isinstance(translated(ConnectionClosedError(endpoint_url=endpoint)), ConnectionClosedError)
+        for exc in [*transient, *wrapped]:
+            assert store.is_transient(exc), repr(exc)
+
+        with pytest.raises(ClientError) as no_key:
+            store.client.call("get_object", Key="transient/absent")
+        store.client.call("put_object", Key="transient/taken", Body=b"1")
+        with pytest.raises(ClientError) as precondition:
+            store.client.call("put_object", Key="transient/taken", Body=b"2", IfNoneMatch="*")
+        assert {no_key.value.response["Error"]["Code"], precondition.value.response["Error"]["Code"]} == {
+            "NoSuchKey",
+            "PreconditionFailed",
+        }
+        digest = store.blobs.put(codec.encode_value("one"))
+        store.refs.compare_and_swap("r", None, digest)
+        with pytest.raises(RefConflict) as conflict:
+            store.refs.compare_and_swap("r", None, digest)
+        with pytest.raises(ObjectNotFound) as not_found:
+            store.blobs.get(bytes(32))
+        no_bucket = S3Client(BUCKET, endpoint, None)
+        with Stubber(no_bucket.s3) as stub:
+            stub.add_client_error("head_bucket", "NoSuchBucket", "gone", 404)
+            with pytest.raises(StorageConnectionError) as bucket_gone:
+                no_bucket.call("head_bucket")
+        denied = S3Client(BUCKET, endpoint, None)
+        with Stubber(denied.s3) as stub:
+            stub.add_client_error("get_object", "AccessDenied", "no", 403)
+            with pytest.raises(StoragePermissionError) as access_denied:
+                denied.call("get_object", Key="k")
+        permanent: list[BaseException] = [
+            no_key.value,
+            precondition.value,
+            client_error("AccessDenied", 403),
+            client_error("NoSuchKey", 404, "GetObject"),
+            client_error("PreconditionFailed", 412),
+            client_error("InvalidArgument", 400),
+            conflict.value,
+            not_found.value,
+            bucket_gone.value,  # a StorageConnectionError, but the bucket will not come back by retrying
+            access_denied.value,
+            StorageConnectionError("no cause recorded"),
+            CorruptObject("k", "not a casstore pack index"),
+            InvalidStoreURL("s3://"),
+            ValueError("bad input"),
+            KeyError("k"),
+        ]
+        for exc in permanent:
+            assert not store.is_transient(exc), repr(exc)
+
+
 def test_a_large_write_costs_requests_per_pack_not_per_object(mock_s3: None, tmp_path: Path) -> None:
     with S3Store(BUCKET, "bulk", cache=False, workers=1) as store:
         datas = values(30_000)
@@ -77,10 +186,10 @@ def test_second_open_reads_indexes_from_the_local_cache(mock_s3: None, tmp_path:
         for start in range(0, 5000, 500):
             store.blobs.put_many(values(500, seed=start))
         ids = list(store.blobs.iter_hashes())
-        store.blobs.get_many(ids)
+        datas = store.blobs.get_many(ids)
     with S3Store(BUCKET, "cached", cache_dir=cache, workers=1) as again:
         assert again.client.requests["GetObject"] == 0, "index files came from the cache"
-        assert again.blobs.get_many(ids[:100]) is not None
+        assert again.blobs.get_many(ids[:100]) == datas[:100]
         assert again.client.requests["GetObject"] == 0, "objects came from the cache"
     with S3Store(BUCKET, "cached", cache=False, workers=1) as cold:
         assert cold.client.requests["GetObject"] == 10  # one per index file
