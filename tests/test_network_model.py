@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import settings
 
 from casstore.model import NetworkStore
@@ -24,3 +25,18 @@ TestNetworkModel = MemoryNetworkModel.TestCase
 TestNetworkModel.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestLmdbNetworkModel = LmdbNetworkModel.TestCase
 TestLmdbNetworkModel.settings = settings(max_examples=15, stateful_step_count=25, deadline=None)
+
+
+def test_a_machine_without_make_store_fails_when_the_class_is_made() -> None:
+    with pytest.raises(TypeError, match=r"Forgetful must define make_store\(\)"):
+
+        class Forgetful(NetworkStateMachine):
+            pass
+
+    class PartialBase(NetworkStateMachine, abstract=True):
+        pass
+
+    with pytest.raises(TypeError, match=r"StillForgetful must define make_store\(\)"):
+
+        class StillForgetful(PartialBase):
+            pass
