@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from backends import CASES, store_suite
+from backends import CASES, case_named, store_suite
 
 from casstore.store.base import ObjectStore
+from casstore.store.lmdb import LmdbStore
 from casstore.store.memory import MemoryStore
 from casstore.testing import StoreTests
 
@@ -62,3 +64,21 @@ def test_a_partial_base_is_not_checked_but_its_test_classes_are() -> None:
             pass
 
     assert TestDone.required_hooks() == ["make_store", "url", "corrupt_object"]
+
+
+def test_a_wrapped_case_opens_its_backend_through_each_wrapper_in_order(tmp_path: Path) -> None:
+    stacked: list[tuple[str, ObjectStore]] = []
+
+    def note(label: str) -> Callable[[ObjectStore], ObjectStore]:
+        def wrap(store: ObjectStore) -> ObjectStore:
+            stacked.append((label, store))
+            return store
+
+        return wrap
+
+    case = case_named("lmdb").wrapped("lmdb-a", "LmdbA", note("a")).wrapped("lmdb-ab", "LmdbAB", note("b"))
+    assert (case.name, case.title, case.persistent, case.url) == ("lmdb-ab", "LmdbAB", True, case_named("lmdb").url)
+    with case.open(tmp_path, {}) as store:
+        assert isinstance(store, LmdbStore)
+        assert [label for label, _ in stacked] == ["a", "b"] and all(inner is store for _, inner in stacked)
+    assert store_suite(case).__name__ == "TestLmdbABStore"
