@@ -14,7 +14,7 @@ from casstore.store import ObjectStore, open_object_store
 from casstore.sync import SyncReport, pull, push
 from casstore.verify import VerifyReport, verify
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is defined (pyproject.toml reads it from here)
 __all__ = [
     "Change",
     "Contact",

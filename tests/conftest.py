@@ -13,6 +13,9 @@ from typing import Any
 import boto3
 import pytest
 
+# The conformance suites' asserts report their values, as the tests' own do (must precede their import).
+pytest.register_assert_rewrite("casstore.testing")
+
 BUCKET = "casstore-test"
 
 for _name, _value in {

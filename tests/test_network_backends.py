@@ -1,71 +1,41 @@
-"""The network conformance suite against every built-in backend."""
+"""The network conformance suite against every backend case in ``tests/backends.py``: one class each."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from conftest import BUCKET
+from backends import CASES, network_suite
 
 from casstore.model import NetworkStore
-from casstore.store.file import FileStore
-from casstore.store.lmdb import LmdbStore
 from casstore.store.memory import MemoryStore
-from casstore.store.s3 import S3Store
 from casstore.testing.network import NetworkTests
 
-
-class TestMemoryNetworks(NetworkTests):
-    def make_store(self, path: Path) -> NetworkStore:
-        return NetworkStore(MemoryStore())
-
-
-class TestLmdbNetworks(NetworkTests):
-    persistent = True
-
-    def make_store(self, path: Path) -> NetworkStore:
-        return NetworkStore(LmdbStore(path / "lmdb"))
-
-    def url(self, path: Path) -> str:
-        return f"lmdb://{path / 'lmdb'}"
+for _case in CASES:
+    _suite = network_suite(_case)
+    globals()[_suite.__name__] = _suite
+del _case, _suite
 
 
-class TestFileNetworks(NetworkTests):
-    persistent = True
+def test_a_network_suite_missing_a_hook_fails_when_the_class_is_made() -> None:
+    with pytest.raises(TypeError, match=r"TestForgetful must define make_store \("):
 
-    def make_store(self, path: Path) -> NetworkStore:
-        return NetworkStore(FileStore(path / "files"))
+        class TestForgetful(NetworkTests):
+            pass
 
-    def url(self, path: Path) -> str:
-        return f"file://{path / 'files'}"
+    with pytest.raises(TypeError, match=r"TestNoUrl must define url \(persistent=True, shared=True\)"):
 
+        class TestNoUrl(NetworkTests):
+            persistent = True
 
-class TestS3Networks(NetworkTests):
-    """The whole network interface on moto's in-process S3."""
+            def make_store(self, path: Path) -> NetworkStore:
+                return NetworkStore(MemoryStore())
 
-    persistent = True
-    shared = False
-    threads = False  # moto in-process: concurrent requests from threads can fail inside moto
+    class TestUnshared(NetworkTests):  # persistent but not shared: no other process opens it, no url
+        persistent = True
+        shared = False
 
-    @pytest.fixture(autouse=True)
-    def _s3(self, mock_s3: None, tmp_path: Path) -> None:
-        self.cache = tmp_path / "s3-cache"
+        def make_store(self, path: Path) -> NetworkStore:
+            return NetworkStore(MemoryStore())
 
-    def make_store(self, path: Path) -> NetworkStore:
-        return NetworkStore(S3Store(BUCKET, f"n/{path.name}", cache_dir=self.cache, workers=1))
-
-
-class TestS3NetworksOverHTTP(NetworkTests):
-    """A moto server over real HTTP, so two processes can write one network."""
-
-    persistent = True
-
-    @pytest.fixture(autouse=True)
-    def _server(self, moto_server: str) -> None:
-        self.endpoint = moto_server
-
-    def make_store(self, path: Path) -> NetworkStore:
-        return NetworkStore(S3Store(BUCKET, f"nh/{path.name}", endpoint_url=self.endpoint, cache=False))
-
-    def url(self, path: Path) -> str:
-        return f"s3://{BUCKET}/nh/{path.name}?endpoint_url={self.endpoint}&cache=off"
+    assert TestUnshared.required_hooks() == ["make_store"]

@@ -1,208 +1,42 @@
-"""Hypothesis stateful test: the network interface against a plain-dict model of it."""
+"""The network-interface state machine (:mod:`casstore.testing.state_machine`) on memory and on LMDB."""
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 import pytest
 from hypothesis import settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from casstore.errors import GroupNotFound, NetworkNotFound
-from casstore.model import Contact, Group, GroupState, NetworkState, NetworkStore, Wire
+from casstore.model import NetworkStore
 from casstore.store.lmdb import LmdbStore
 from casstore.store.memory import MemoryStore
-
-NETS = st.sampled_from(["n1", "n2"])
-GIDS = st.sampled_from(["root", "g1", "g2", "g/3"])
-CIDS = st.sampled_from([f"c{i}" for i in range(8)])
-contents = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=5) | st.binary(max_size=4) | st.just("L" * 1500),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-    max_leaves=6,
-)
+from casstore.testing.state_machine import NetworkStateMachine
 
 
-@st.composite
-def group_states(draw: st.DrawFn, gid: str) -> GroupState:
-    cids = draw(st.lists(CIDS, unique=True, max_size=6))
-    contacts = {c: Contact(c, gid, draw(contents), draw(st.sampled_from(["accept-last", "merge"]))) for c in cids}
-    wires = {}
-    for i in range(draw(st.integers(0, 3))):
-        if len(cids) >= 2:
-            wires[f"w{i}"] = Wire(f"w{i}", gid, cids[0], cids[1], draw(st.sampled_from(["bidirectional", "directed"])))
-    attrs: dict[str, Any] = {}
-    if draw(st.booleans()):
-        attrs["bassline.type"] = draw(st.sampled_from(["a", "b"]))
-    if draw(st.booleans()):
-        attrs["bassline.tags"] = draw(st.lists(st.sampled_from(["x", "y", "z"]), unique=True, max_size=2))
-    group = Group(gid, draw(st.sampled_from(["one", "two"])), None, list(reversed(cids)), list(wires), [], [], attrs)
-    return GroupState(group, contacts, wires)
+class MemoryNetworkModel(NetworkStateMachine):
+    def make_store(self) -> NetworkStore:
+        return NetworkStore(MemoryStore())
 
 
-def model_diff(old: NetworkState | None, new: NetworkState | None) -> set[tuple[str, str, str]]:
-    out = set()
-    a = old.groups if old else {}
-    b = new.groups if new else {}
-    for gid in set(a) | set(b):
-        ga, gb = a.get(gid), b.get(gid)
-        if ga is None:
-            out.add(("group-added", gid, gid))
-        elif gb is None:
-            out.add(("group-removed", gid, gid))
-        else:
-            own = lambda g: (g.name, g.parent_id, g.subgroup_ids, g.boundary_contact_ids, g.attributes)  # noqa: E731
-            if own(ga.group) != own(gb.group):
-                out.add(("group-updated", gid, gid))
-        for kind, ma, mb in (
-            ("contact", ga and ga.contacts, gb and gb.contacts),
-            ("wire", ga and ga.wires, gb and gb.wires),
-        ):
-            ma, mb = ma or {}, mb or {}
-            for key in set(ma) | set(mb):
-                if key not in ma:
-                    out.add((f"{kind}-added", gid, key))
-                elif key not in mb:
-                    out.add((f"{kind}-removed", gid, key))
-                elif ma[key] != mb[key]:
-                    out.add((f"{kind}-updated", gid, key))
-    return out
+class LmdbNetworkModel(NetworkStateMachine):
+    def make_store(self) -> NetworkStore:
+        return NetworkStore(LmdbStore(self.scratch_path()))
 
 
-def set_model_content(group: GroupState, cid: str, content: Any) -> None:
-    """What save_contact_content does, on the plain model."""
-    if cid in group.contacts:
-        group.contacts[cid].content = copy.deepcopy(content)
-    else:
-        group.contacts[cid] = Contact(cid, group.group.id, copy.deepcopy(content))
-        group.group.contact_ids.append(cid)
-
-
-class NetworkModel(RuleBasedStateMachine):
-    make_objects = staticmethod(MemoryStore)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store = NetworkStore(self.make_objects())
-        self.model: dict[str, NetworkState] = {}
-        self.snapshots: dict[str, tuple[str, NetworkState]] = {}
-
-    def teardown(self) -> None:
-        self.store.close()
-
-    @rule(net=NETS, gid=GIDS, data=st.data())
-    def save_group_state(self, net: str, gid: str, data: st.DataObject) -> None:
-        state = data.draw(group_states(gid))
-        self.store.save_group_state(net, gid, state)
-        self.model.setdefault(net, NetworkState()).groups[gid] = copy.deepcopy(state)
-
-    @rule(net=NETS, gid=GIDS, cid=CIDS, content=contents)
-    def save_contact_content(self, net: str, gid: str, cid: str, content: Any) -> None:
-        state = self.model.get(net)
-        if state is None:
-            with pytest.raises(NetworkNotFound):
-                self.store.save_contact_content(net, gid, cid, content)
-            return
-        if gid not in state.groups:
-            with pytest.raises(GroupNotFound):
-                self.store.save_contact_content(net, gid, cid, content)
-            return
-        self.store.save_contact_content(net, gid, cid, content)
-        set_model_content(state.groups[gid], cid, content)
-
-    @rule(net=NETS, gid=GIDS, data=st.data())
-    def batch_of_contents(self, net: str, gid: str, data: st.DataObject) -> None:
-        state = self.model.get(net)
-        if state is None or gid not in state.groups:
-            return
-        writes = data.draw(st.lists(st.tuples(CIDS, contents), max_size=5))
-        with self.store.batch(net) as batch:
-            for cid, content in writes:
-                batch.save_contact_content(net, gid, cid, content)
-        for cid, content in writes:
-            set_model_content(state.groups[gid], cid, content)
-
-    @rule(net=NETS, gid=GIDS)
-    def delete_group(self, net: str, gid: str) -> None:
-        self.store.delete_group(net, gid)
-        if net in self.model:
-            self.model[net].groups.pop(gid, None)
-
-    @rule(net=NETS, data=st.data())
-    def save_network_state(self, net: str, data: st.DataObject) -> None:
-        gids = data.draw(st.lists(GIDS, unique=True, max_size=3))
-        state = NetworkState({gid: data.draw(group_states(gid)) for gid in gids}, "root", "root")
-        self.store.save_network_state(net, state)
-        self.model[net] = copy.deepcopy(state)
-
-    @rule(net=NETS)
-    def delete_network(self, net: str) -> None:
-        self.store.delete_network(net)
-        self.model.pop(net, None)
-        self.snapshots = {k: v for k, v in self.snapshots.items() if v[0] != net}
-
-    @precondition(lambda self: self.model)
-    @rule(data=st.data(), label=st.none() | st.text(max_size=4))
-    def save_snapshot(self, data: st.DataObject, label: str | None) -> None:
-        net = data.draw(st.sampled_from(sorted(self.model)))
-        sid = self.store.save_snapshot(net, label)
-        self.snapshots[sid] = (net, copy.deepcopy(self.model[net]))
-
-    @precondition(lambda self: self.snapshots)
-    @rule(data=st.data())
-    def load_old_snapshot(self, data: st.DataObject) -> None:
-        sid = data.draw(st.sampled_from(sorted(self.snapshots)))
-        net, state = self.snapshots[sid]
-        assert self.store.load_snapshot(net, sid) == state
-
-    @precondition(lambda self: self.snapshots)
-    @rule(data=st.data())
-    def diff_snapshot_against_current(self, data: st.DataObject) -> None:
-        sid = data.draw(st.sampled_from(sorted(self.snapshots)))
-        net, old = self.snapshots[sid]
-        got = {(c.kind, c.group_id, c.item_id) for c in self.store.diff(net, sid, None)}
-        assert got == model_diff(old, self.model.get(net))
-
-    @precondition(lambda self: self.snapshots)
-    @rule(data=st.data())
-    def delete_snapshot(self, data: st.DataObject) -> None:
-        sid = data.draw(st.sampled_from(sorted(self.snapshots)))
-        net, _ = self.snapshots.pop(sid)
-        self.store.delete_snapshot(net, sid)
-
-    @invariant()
-    def state_matches_model(self) -> None:
-        assert self.store.list_networks() == sorted(self.model)
-        for net, state in self.model.items():
-            assert self.store.load_network_state(net) == state
-        for net in ("n1", "n2"):
-            assert {i.id for i in self.store.list_snapshots(net)} == {
-                sid for sid, (n, _) in self.snapshots.items() if n == net
-            }
-
-    @invariant()
-    def type_queries_match_model(self) -> None:
-        for net, state in self.model.items():
-            expected = sorted(g for g, s in state.groups.items() if s.group.attributes.get("bassline.type") == "a")
-            assert sorted(s.group.id for s in self.store.query_groups(net, type="a")) == expected
-
-
-class LmdbNetworkModel(NetworkModel):
-    def __init__(self) -> None:
-        import tempfile
-
-        self._tmp = tempfile.TemporaryDirectory()
-        self.make_objects = lambda: LmdbStore(self._tmp.name)  # type: ignore[method-assign,assignment]
-        super().__init__()
-
-    def teardown(self) -> None:
-        super().teardown()
-        self._tmp.cleanup()
-
-
-TestNetworkModel = NetworkModel.TestCase
+TestNetworkModel = MemoryNetworkModel.TestCase
 TestNetworkModel.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestLmdbNetworkModel = LmdbNetworkModel.TestCase
 TestLmdbNetworkModel.settings = settings(max_examples=15, stateful_step_count=25, deadline=None)
+
+
+def test_a_machine_without_make_store_fails_when_the_class_is_made() -> None:
+    with pytest.raises(TypeError, match=r"Forgetful must define make_store\(\)"):
+
+        class Forgetful(NetworkStateMachine):
+            pass
+
+    class PartialBase(NetworkStateMachine, abstract=True):
+        pass
+
+    with pytest.raises(TypeError, match=r"StillForgetful must define make_store\(\)"):
+
+        class StillForgetful(PartialBase):
+            pass

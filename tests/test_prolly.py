@@ -86,7 +86,9 @@ ops = st.lists(st.tuples(st.integers(0, 400), st.one_of(st.none(), st.integers(0
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 1500), st.lists(ops, min_size=1, max_size=4), st.integers(0, 2**32))
-def test_history_independence_and_dict_model(initial: int, batches: list, seed: int) -> None:
+def test_history_independence_and_dict_model(
+    initial: int, batches: list[list[tuple[int, int | None]]], seed: int
+) -> None:
     rnd = random.Random(seed)
     tree = make_tree()
     model = {f"k{rnd.randrange(4000):05d}": val(i, rnd.randrange(10, 400)) for i in range(initial)}
@@ -110,7 +112,7 @@ def test_history_independence_and_dict_model(initial: int, batches: list, seed: 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 3000), ops, st.integers(0, 2**32))
-def test_diff_matches_dict_diff(initial: int, batch: list, seed: int) -> None:
+def test_diff_matches_dict_diff(initial: int, batch: list[tuple[int, int | None]], seed: int) -> None:
     rnd = random.Random(seed)
     tree = make_tree()
     model = {f"k{rnd.randrange(9000):05d}": val(i) for i in range(initial)}

@@ -262,12 +262,12 @@ def test_an_interrupted_write_leaves_refs_unmoved_and_verifies(mock_s3: None) ->
             if calls["n"] == 2:
                 raise ConnectionError("lost the network mid-upload")
 
-        store.objects.client.s3.meta.events.register("before-call.s3.PutObject", die_midway)
+        store.objects.client.s3.meta.events.register("before-call.s3.PutObject", die_midway)  # type: ignore[attr-defined]
         state = rich_state()
         state.groups["root"].contacts["root-c3"].content = "x" * 300_000
         with pytest.raises(ConnectionError):
             store.save_network_state("net", state)
-        store.objects.client.s3.meta.events.unregister("before-call.s3.PutObject", die_midway)
+        store.objects.client.s3.meta.events.unregister("before-call.s3.PutObject", die_midway)  # type: ignore[attr-defined]
         assert store.refs.get("networks/net/head") == head
         assert verify(store).ok
         assert store.load_network_state("net") == rich_state()
@@ -284,7 +284,7 @@ def test_gc_releases_packs_and_repacks_sparse_ones(mock_s3: None) -> None:
         report = collect_garbage(store, grace_minutes=0)
         assert report.swept > 0
         packs_after = store.blobs.stats().extra or {}
-        assert packs_after["packs"] < packs_before["packs"]
+        assert packs_after["packs"] < packs_before["packs"]  # type: ignore[operator]
         assert verify(store).ok
         assert store.load_contact_content("net", "root", "root-c3").startswith("value 5")
         assert store.load_network_state("net") is not None

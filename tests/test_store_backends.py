@@ -1,108 +1,84 @@
-"""The conformance suite against every built-in backend: each adds a subclass, not a copy."""
+"""The store conformance suite against every backend case in ``tests/backends.py``: one class each."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import BUCKET
+from backends import CASES, case_named, store_suite
 
 from casstore.store.base import ObjectStore
-from casstore.store.file import FileStore
 from casstore.store.lmdb import LmdbStore
 from casstore.store.memory import MemoryStore
-from casstore.store.s3 import S3Store
 from casstore.testing import StoreTests
 
-
-def flip_byte_in(path: Path, needle: bytes) -> None:
-    data = bytearray(path.read_bytes())
-    at = data.find(needle)
-    assert at >= 0, f"object bytes not found in {path}"
-    data[at + len(needle) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+for _case in CASES:
+    _suite = store_suite(_case)
+    globals()[_suite.__name__] = _suite
+del _case, _suite
 
 
-class TestMemoryStore(StoreTests):
-    def make_store(self, path: Path) -> ObjectStore:
-        return MemoryStore()
+def test_a_suite_missing_a_hook_fails_when_the_class_is_made() -> None:
+    with pytest.raises(TypeError, match=r"TestForgetful must define make_store \(persistent=False"):
+
+        class TestForgetful(StoreTests):
+            pass
+
+    with pytest.raises(TypeError, match=r"must define url, corrupt_object \(persistent=True, shared=True\)"):
+
+        class TestPersistentWithoutHooks(StoreTests):
+            persistent = True
+
+            def make_store(self, path: Path) -> ObjectStore:
+                return MemoryStore()
+
+    with pytest.raises(TypeError, match=r"must define corrupt_object \(persistent=True, shared=False\)"):
+
+        class TestUnsharedWithoutCorruption(StoreTests):  # not shared: no url needed, damage still is
+            persistent = True
+            shared = False
+
+            def make_store(self, path: Path) -> ObjectStore:
+                return MemoryStore()
 
 
-class TestLmdbStore(StoreTests):
-    persistent = True
+def test_a_partial_base_is_not_checked_but_its_test_classes_are() -> None:
+    class PersistentBase(StoreTests):
+        persistent = True
 
-    def make_store(self, path: Path) -> ObjectStore:
-        # A deliberately small map: the suite also exercises automatic growth.
-        return LmdbStore(path / "lmdb", map_size=1 << 20)
+        def make_store(self, path: Path) -> ObjectStore:
+            return MemoryStore()
 
-    def url(self, path: Path) -> str:
-        return f"lmdb://{path / 'lmdb'}?map_size={1 << 20}"
+    with pytest.raises(TypeError, match="TestHalfDone must define corrupt_object"):
 
-    def corrupt_object(self, path: Path, digest: bytes) -> None:
-        with LmdbStore(path / "lmdb") as store:
-            (frame,) = store.blobs.get_frames([digest])
-        assert frame is not None
-        flip_byte_in(path / "lmdb" / "data.mdb", frame)
+        class TestHalfDone(PersistentBase):
+            def url(self, path: Path) -> str:
+                return "memory://"
 
+    class TestDone(PersistentBase):
+        def url(self, path: Path) -> str:
+            return "memory://"
 
-class TestFileStore(StoreTests):
-    persistent = True
+        def corrupt_object(self, path: Path, digest: bytes) -> None:
+            pass
 
-    def make_store(self, path: Path) -> ObjectStore:
-        return FileStore(path / "files")
-
-    def url(self, path: Path) -> str:
-        return f"file://{path / 'files'}"
-
-    def corrupt_object(self, path: Path, digest: bytes) -> None:
-        hexid = digest.hex()
-        target = path / "files" / "objects" / hexid[:2] / hexid[2:]
-        flip_byte_in(target, target.read_bytes()[1:])
+    assert TestDone.required_hooks() == ["make_store", "url", "corrupt_object"]
 
 
-def flip_byte_in_s3(store: S3Store, digest: bytes) -> None:
-    """Damage one object inside its pack, in S3 itself."""
-    pack, offset, length = store.blobs._where[digest]
-    body = bytearray(store.client.call("get_object", Key=pack)["Body"].read())
-    body[offset + length // 2] ^= 0x01
-    store.client.call("put_object", Key=pack, Body=bytes(body))
+def test_a_wrapped_case_opens_its_backend_through_each_wrapper_in_order(tmp_path: Path) -> None:
+    stacked: list[tuple[str, ObjectStore]] = []
 
+    def note(label: str) -> Callable[[ObjectStore], ObjectStore]:
+        def wrap(store: ObjectStore) -> ObjectStore:
+            stacked.append((label, store))
+            return store
 
-class TestS3StoreInProcess(StoreTests):
-    """moto's in-process S3: the whole suite except what needs another process."""
+        return wrap
 
-    persistent = True
-    shared = False
-    threads = False  # moto in-process: concurrent requests from threads can fail inside moto
-
-    @pytest.fixture(autouse=True)
-    def _s3(self, mock_s3: None) -> None:
-        pass
-
-    def make_store(self, path: Path) -> ObjectStore:
-        # no local cache: a cached good copy would (rightly) hide the damage the corruption test makes
-        return S3Store(BUCKET, f"t/{path.name}", cache=False, workers=1)
-
-    def corrupt_object(self, path: Path, digest: bytes) -> None:
-        with S3Store(BUCKET, f"t/{path.name}", cache=False, workers=1) as store:
-            flip_byte_in_s3(store, digest)
-
-
-class TestS3StoreOverHTTP(StoreTests):
-    """A moto server over real HTTP: the whole suite, processes included."""
-
-    persistent = True
-
-    @pytest.fixture(autouse=True)
-    def _server(self, moto_server: str) -> None:
-        self.endpoint = moto_server
-
-    def make_store(self, path: Path) -> ObjectStore:
-        return S3Store(BUCKET, f"h/{path.name}", endpoint_url=self.endpoint, cache=False)
-
-    def url(self, path: Path) -> str:
-        return f"s3://{BUCKET}/h/{path.name}?endpoint_url={self.endpoint}&cache=off"
-
-    def corrupt_object(self, path: Path, digest: bytes) -> None:
-        with S3Store(BUCKET, f"h/{path.name}", endpoint_url=self.endpoint, cache=False) as store:
-            flip_byte_in_s3(store, digest)
+    case = case_named("lmdb").wrapped("lmdb-a", "LmdbA", note("a")).wrapped("lmdb-ab", "LmdbAB", note("b"))
+    assert (case.name, case.title, case.persistent, case.url) == ("lmdb-ab", "LmdbAB", True, case_named("lmdb").url)
+    with case.open(tmp_path, {}) as store:
+        assert isinstance(store, LmdbStore)
+        assert [label for label, _ in stacked] == ["a", "b"] and all(inner is store for _, inner in stacked)
+    assert store_suite(case).__name__ == "TestLmdbABStore"

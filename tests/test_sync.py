@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUCKET, s3_faults
+from backends import CASES, case_named
+from conftest import s3_faults
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -16,34 +17,22 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 import casstore
 from casstore import sync
 from casstore.model import Contact, GroupState, NetworkState, NetworkStore
-from casstore.store.file import FileStore
-from casstore.store.lmdb import LmdbStore
 from casstore.store.memory import MemoryStore
-from casstore.store.s3 import S3Store
 from casstore.testing.network import rich_state, sample_group
 from casstore.verify import verify
 
-KINDS = ["memory", "lmdb", "file", "s3"]
+KINDS = [case.name for case in CASES if case.sync_pairs]  # the backend cases of tests/backends.py
 
 
 @pytest.fixture
 def make(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], NetworkStore]]:
-    """A factory of fresh stores of any backend kind (S3: moto in-process, one bucket, a prefix each)."""
+    """A factory of fresh stores of any backend case in ``tests/backends.py``, by name (``"s3"``: moto in-process)."""
     opened: list[NetworkStore] = []
     counter = itertools.count()
 
     def make_store(kind: str) -> NetworkStore:
-        path = tmp_path / f"{kind}-{next(counter)}"
-        if kind == "memory":
-            objects: Any = MemoryStore()
-        elif kind == "lmdb":
-            objects = LmdbStore(path)
-        elif kind == "file":
-            objects = FileStore(path)
-        else:
-            request.getfixturevalue("mock_s3")
-            objects = S3Store(BUCKET, path.name, cache_dir=tmp_path / f"cache-{path.name}", workers=1)
-        store = NetworkStore(objects)
+        case = case_named(kind)
+        store = NetworkStore(case.open(tmp_path / f"{kind}-{next(counter)}", case.fixture_values(request)))
         opened.append(store)
         return store
 

@@ -10,6 +10,8 @@ from casstore import codec
 from casstore.errors import RefConflict
 from casstore.store.base import ObjectStore
 
+__all__ = ["bump_counter", "counter_value", "run_in_processes", "write_contacts", "write_objects"]
+
 
 def run_in_processes(target: Callable[..., None], arg_lists: list[tuple[Any, ...]], timeout: float = 180) -> None:
     """Run ``target(*args)`` for each args in its own spawned process, at once; all must exit cleanly."""
@@ -32,6 +34,7 @@ def _open(target: ObjectStore | str) -> tuple[ObjectStore, bool]:
 
 
 def counter_value(store: ObjectStore, ref: str) -> int:
+    """The counter behind ``ref`` (0 when the ref is absent)."""
     digest = store.refs.get(ref)
     return 0 if digest is None else int(codec.decode_value(store.blobs.get(digest)))
 
