@@ -6,7 +6,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -40,6 +40,7 @@ from casstore.testing import StoreTests
 from casstore.testing.network import NetworkTests, rich_state
 from casstore.verify import verify
 
+T = TypeVar("T")
 SMALL_MAP = 1 << 20
 #: Every wrapper the stack can add (read-only aside), as URL options: the suites run through all of them.
 FULL_STACK = "retries=2&retry_delay=0&metrics=on&frame_cache_mb=4&ref_ttl=30"
@@ -66,14 +67,21 @@ def metered(store: ObjectStore) -> ObjectStore:
     return MetricsStore(store)
 
 
+WRAPPERS: dict[str, Callable[[ObjectStore], ObjectStore]] = {
+    "retrying": retrying,
+    "metrics": metered,
+    "caching": caching,
+}
+
+
 # ---------------------------------------------------------------- the store suite through each wrapper
 
 
 class OnMemory(StoreTests):
-    wrap: ClassVar[Callable[[ObjectStore], ObjectStore]]
+    wrapper: ClassVar[str]
 
     def make_store(self, path: Path) -> ObjectStore:
-        store = type(self).wrap(MemoryStore())
+        store = WRAPPERS[self.wrapper](MemoryStore())
         assert isinstance(store, WrappedStore)
         return store
 
@@ -88,10 +96,10 @@ class OnLmdb(StoreTests):
     persistent = True
     #: the wrapper options of :meth:`url` (another process opens the same stack)
     options: ClassVar[str]
-    wrap: ClassVar[Callable[[ObjectStore], ObjectStore]]
+    wrapper: ClassVar[str]
 
     def make_store(self, path: Path) -> ObjectStore:
-        store = type(self).wrap(LmdbStore(path / "lmdb", map_size=SMALL_MAP))
+        store = WRAPPERS[self.wrapper](LmdbStore(path / "lmdb", map_size=SMALL_MAP))
         assert isinstance(store, WrappedStore)
         return store
 
@@ -106,29 +114,29 @@ class OnLmdb(StoreTests):
 
 
 class TestRetryingOnMemory(OnMemory):
-    wrap = staticmethod(retrying)
+    wrapper = "retrying"
 
 
 class TestRetryingOnLmdb(OnLmdb):
-    wrap = staticmethod(retrying)
+    wrapper = "retrying"
     options = "retries=2&retry_delay=0"
 
 
 class TestMetricsOnMemory(OnMemory):
-    wrap = staticmethod(metered)
+    wrapper = "metrics"
 
 
 class TestMetricsOnLmdb(OnLmdb):
-    wrap = staticmethod(metered)
+    wrapper = "metrics"
     options = "metrics=on"
 
 
 class TestCachingOnMemory(OnMemory):
-    wrap = staticmethod(caching)
+    wrapper = "caching"
 
 
 class TestCachingOnLmdb(OnLmdb):
-    wrap = staticmethod(caching)
+    wrapper = "caching"
     options = "frame_cache_mb=1&ref_ttl=30"
 
 
@@ -287,10 +295,10 @@ def exercise(store: ObjectStore) -> None:
     store.close()
 
 
-@pytest.mark.parametrize("wrap", [retrying, metered, caching], ids=["retrying", "metrics", "caching"])
-def test_every_call_and_capability_reaches_the_backend(wrap: Callable[[ObjectStore], ObjectStore]) -> None:
+@pytest.mark.parametrize("wrapper", list(WRAPPERS))
+def test_every_call_and_capability_reaches_the_backend(wrapper: str) -> None:
     backend = Recorder()
-    store = wrap(backend)
+    store = WRAPPERS[wrapper](backend)
     assert (store.atomic_commit, store.passive_remote, store.url) == (True, True, "recorder://here")
     exercise(store)
     assert sorted(set(backend.calls)) == sorted(EVERY_CALL)
@@ -462,7 +470,7 @@ class FlakyStore(MemoryStore):
         self.blobs = Blobs()
         self.refs = Refs()
 
-    def run(self, call: str, fn: Callable[[], Any]) -> Any:
+    def run(self, call: str, fn: Callable[[], T]) -> T:
         steps = self.script.get(call, [])
         step = steps.pop(0) if steps else "ok"
         self.made.append(call)
@@ -499,7 +507,7 @@ def test_transient_failures_are_retried_with_growing_backoff() -> None:
     assert store.blobs.get(digest) == codec.encode_value("v")
     assert backend.made.count("get_frames") == 3
     assert store.attempts_made == 1 + 3 and store.policy.retries_made == 2
-    assert sleeps == [pytest.approx(0.05), pytest.approx(0.1)]  # base, doubled; jitter 0 halves each
+    assert sleeps == pytest.approx([0.05, 0.1])  # base, doubled; jitter 0 halves each
 
 
 def test_permanent_failures_are_raised_at_once() -> None:

@@ -168,9 +168,7 @@ def _from_entry_point(scheme: str) -> Backend | None:
         backend = _load(point.value, f"entry point {point.name!r} of group {ENTRY_POINT_GROUP}")
         if scheme not in (s.lower() for s in backend.schemes):
             declared = ", ".join(backend.schemes)
-            raise InvalidStoreURL(
-                f"entry point {point.name!r} ({point.value}) is a backend for {declared}, not {scheme}"
-            )
+            raise InvalidStoreURL(f"entry point {point.name!r} ({point.value}) opens {declared}, not {scheme}")
         return register(backend)
     return None
 
