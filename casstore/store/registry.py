@@ -37,6 +37,7 @@ __all__ = [
     "backend_for",
     "known_schemes",
     "parse_location",
+    "redact_exception",
     "redact_url",
     "register",
 ]
@@ -242,7 +243,7 @@ def open_location(location: StoreLocation, *, create: bool, extra_options: froze
     try:
         store = backend.open(StoreLocation(url, location.scheme, location.netloc, location.path, own), create)
     except Exception as exc:
-        _scrub(exc, backend.redact)
+        redact_exception(exc, backend.redact)
         if backend.redact(str(exc)) != str(exc):  # a message the scrub could not reach (a custom __str__)
             raise StorageError(f"cannot open {shown!r}: {backend.redact(str(exc))}") from None
         raise
@@ -260,8 +261,12 @@ def _without_query_options(url: str, names: frozenset[str]) -> str:
     return base + ("?" + "&".join(kept) if kept else "") + hash_ + fragment
 
 
-def _scrub(exc: BaseException, redact: Callable[[str], str]) -> None:
-    """Redact secrets from the string arguments of ``exc`` and of the exceptions it chains to."""
+def redact_exception(exc: BaseException, redact: Callable[[str], str] = _redact_secrets) -> None:
+    """Redact secrets from the string arguments of ``exc`` and of the exceptions it chains to, in place.
+
+    Reaches every message built from its arguments (as casstore's errors are);
+    a class that builds its message otherwise is out of reach: check ``str(exc)``.
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

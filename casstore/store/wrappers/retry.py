@@ -31,7 +31,7 @@ from typing import TypeVar
 from casstore.errors import RefConflict, StorageConnectionError
 from casstore.pack import read_pack
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate, validate_digest
-from casstore.store.registry import redact_url
+from casstore.store.registry import redact_exception, redact_url
 from casstore.store.wrappers.base import WrappedBlobs, WrappedRefs, WrappedStore
 
 __all__ = ["DEFAULT_BASE_DELAY", "DEFAULT_MAX_DELAY", "RetriesExhausted", "RetryPolicy", "RetryingStore"]
@@ -138,6 +138,8 @@ class RetryPolicy:
         self.run(what, attempt)
 
     def exhausted(self, what: str, attempts: int, exc: BaseException) -> RetriesExhausted:
+        """The error raised when ``exc`` ended the last attempt (``exc`` becomes its cause, secrets redacted)."""
+        redact_exception(exc)
         detail = redact_url(str(exc)) or type(exc).__name__
         noun = "attempt" if attempts == 1 else "attempts"
         return RetriesExhausted(f"{what} on {self.url} failed after {attempts} {noun}: {detail}", what, attempts)
