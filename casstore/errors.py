@@ -148,3 +148,9 @@ class InvalidArchive(StorageError):
     """An archive (CAR image) that is truncated, malformed, or fails its hashes."""
 
     code = "INVALID_ARCHIVE"
+
+
+class StoreReadOnly(StorageError):
+    """A write to a store opened read-only (``read_only=on``); the message names the store and the call."""
+
+    code = "READ_ONLY"

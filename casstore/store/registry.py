@@ -4,10 +4,16 @@ A backend declares its schemes, the options it accepts (from the URL's query or
 keyword arguments), how it opens (or creates) a store, and how its URL prints
 without secrets.  Built-in backends are named below by ``module:attribute`` and
 imported only when their scheme is used; third-party packages add theirs
-through the ``casstore.backends`` entry-point group (see ``docs/backends.md``)::
+through the ``casstore.backends`` entry-point group, one entry point per scheme,
+named after it (see ``docs/backends.md``)::
 
     [project.entry-points."casstore.backends"]
     foo = "casstore_foo:BACKEND"
+
+Lookup order: a backend given to :func:`register` in this process, then the
+built-ins, then entry points (loaded only when their scheme is opened).  A
+store's ``url`` is printed, logged and used by sync as the store's identity,
+so :func:`open_location` strips secrets from it.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
-from casstore.errors import InvalidStoreURL
+from casstore.errors import InvalidStoreURL, StorageError
 from casstore.store.base import ObjectStore
 
 __all__ = [
@@ -31,6 +37,7 @@ __all__ = [
     "backend_for",
     "known_schemes",
     "parse_location",
+    "redact_exception",
     "redact_url",
     "register",
 ]
@@ -95,10 +102,19 @@ class StoreLocation:
         return None if value is None else str(value)
 
 
-def _redact_secrets(url: str) -> str:
-    """``url`` with any password (``user:password@``) and secret-named query values replaced by ``***``."""
-    text = re.sub(r"(://[^/@:?#]*):[^/@?#]*@", r"\1:***@", url)
-    return re.sub(r"(?i)([?&](?:password|secret|token|key)[^=&]*=)[^&#]*", r"\1***", text)
+_USERINFO_PASSWORD = re.compile(r"(://[^/@:?#\s]*):[^/@?#\s]*@")
+_SECRET_QUERY_VALUE = re.compile(r"(?i)([?&][^=&#\s]*(?:pass|secret|token|key|credential|signature)[^=&#\s]*=)[^&#\s]*")
+
+
+def _redact_secrets(text: str) -> str:
+    """``text`` (a URL, or a message quoting one) with each URL's password and secret-named query values as ``***``.
+
+    A password is the ``:password`` of ``scheme://user:password@host``; a query
+    value is secret when its name contains ``pass``, ``secret``, ``token``,
+    ``key``, ``credential`` or ``signature`` (``aws_secret_access_key=…``).
+    """
+    text = _USERINFO_PASSWORD.sub(r"\1:***@", text)
+    return _SECRET_QUERY_VALUE.sub(r"\1***", text)
 
 
 @dataclass(frozen=True)
@@ -121,7 +137,6 @@ class Backend:
 
 redact_url = _redact_secrets
 _registered: dict[str, Backend] = {}
-_entry_points_loaded = False
 
 
 def register(backend: Backend) -> Backend:
@@ -142,61 +157,119 @@ def _load(target: str, origin: str) -> Backend:
     return backend
 
 
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        register(_load(point.value, f"entry point {point.name!r}"))
+def _entry_points() -> list[EntryPoint]:
+    return list(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _from_entry_point(scheme: str) -> Backend | None:
+    """The backend an installed package declares for ``scheme`` (entry point named after it), registered."""
+    for point in _entry_points():
+        if point.name.lower() != scheme:
+            continue
+        backend = _load(point.value, f"entry point {point.name!r} of group {ENTRY_POINT_GROUP}")
+        if scheme not in (s.lower() for s in backend.schemes):
+            declared = ", ".join(backend.schemes)
+            raise InvalidStoreURL(f"entry point {point.name!r} ({point.value}) opens {declared}, not {scheme}")
+        return register(backend)
+    return None
 
 
 def known_schemes() -> list[str]:
-    _load_entry_points()
-    return sorted(set(BUILTIN) | set(_registered))
+    """Every scheme a URL may use: registered, built-in, or named by an installed entry point (not loaded)."""
+    return sorted(set(BUILTIN) | set(_registered) | {point.name.lower() for point in _entry_points()})
 
 
 def backend_for(scheme: str) -> Backend:
-    """The backend for ``scheme``: registered ones first, then entry points, then the built-ins."""
+    """The backend for ``scheme``: one registered in this process, else a built-in, else an entry point's.
+
+    A package's entry point is loaded only when its scheme is used, so a broken
+    or slow plugin never affects the other schemes.
+    """
     scheme = scheme.lower()
-    if scheme not in _registered:
-        _load_entry_points()
-    if scheme not in _registered and scheme in BUILTIN:
-        register(_load(BUILTIN[scheme], "built-in"))
-    try:
-        return _registered[scheme]
-    except KeyError:
-        raise InvalidStoreURL(f"unknown store scheme {scheme!r}; known: {', '.join(known_schemes())}") from None
+    backend = _registered.get(scheme)
+    if backend is None and scheme in BUILTIN:
+        backend = register(_load(BUILTIN[scheme], "built-in"))
+    if backend is None:
+        backend = _from_entry_point(scheme)
+    if backend is None:
+        raise InvalidStoreURL(f"unknown store scheme {scheme!r}; known: {', '.join(known_schemes())}")
+    return backend
 
 
 def parse_location(url: str | os.PathLike[str], options: Mapping[str, Any] | None = None) -> StoreLocation:
-    """Parse a store URL (a bare path means ``lmdb``); keyword ``options`` override the URL's query."""
+    """Parse a store URL (a bare path means ``lmdb``); keyword ``options`` override the URL's query.
+
+    A keyword option given as ``None`` counts as not given.
+    """
     try:
         text = os.fspath(url)
     except TypeError:
         raise InvalidStoreURL(f"store URL must be a string or path, not {url!r}") from None
     if not isinstance(text, str) or not text.strip():
         raise InvalidStoreURL(f"store URL must be a non-empty string, not {url!r}")
+    given = {name: value for name, value in (options or {}).items() if value is not None}
     if "://" not in text:
-        return StoreLocation(text, "lmdb", "", text, dict(options or {}))
+        return StoreLocation(text, "lmdb", "", text, given)
     try:
         parts = urlsplit(text)
         query = {k: v[-1] for k, v in parse_qs(parts.query, strict_parsing=bool(parts.query)).items()}
     except ValueError as exc:
         raise InvalidStoreURL(f"malformed store URL {redact_url(text)!r}: {exc}") from None
-    query.update(options or {})
+    query.update(given)
     return StoreLocation(text, parts.scheme.lower(), parts.netloc, parts.path, query)
 
 
 def open_location(location: StoreLocation, *, create: bool, extra_options: frozenset[str] = frozenset()) -> ObjectStore:
-    """Open ``location`` with its backend, refusing options neither it nor ``extra_options`` take."""
+    """Open ``location`` with its backend, refusing options neither it nor ``extra_options`` take.
+
+    ``extra_options`` (the wrappers') are kept from the backend: they leave
+    the option mapping and the URL it is handed.  The store's ``url`` and any
+    error raised while opening are stripped of secrets (``backend.redact``),
+    since both are printed.
+    """
     backend = backend_for(location.scheme)
     shown = backend.redact(location.url)
     if backend.needs_location and not location.where:
         raise InvalidStoreURL(f"store URL {shown!r} names no path (e.g. {location.scheme}:///var/lib/casstore)")
+    clash = backend.options & extra_options
+    if clash:
+        raise InvalidStoreURL(f"the {location.scheme} backend declares option(s) {sorted(clash)} reserved for wrappers")
     unknown = set(location.options) - backend.options - extra_options
     if unknown:
         accepted = ", ".join(sorted(backend.options)) or "no options"
         raise InvalidStoreURL(f"unknown option(s) {sorted(unknown)} in {shown!r} ({location.scheme} takes {accepted})")
     own = {k: v for k, v in location.options.items() if k in backend.options}
-    return backend.open(StoreLocation(location.url, location.scheme, location.netloc, location.path, own), create)
+    url = _without_query_options(location.url, extra_options) if extra_options else location.url
+    try:
+        store = backend.open(StoreLocation(url, location.scheme, location.netloc, location.path, own), create)
+    except Exception as exc:
+        redact_exception(exc, backend.redact)
+        if backend.redact(str(exc)) != str(exc):  # a message the scrub could not reach (a custom __str__)
+            raise StorageError(f"cannot open {shown!r}: {backend.redact(str(exc))}") from None
+        raise
+    store.url = backend.redact(store.url)
+    return store
+
+
+def _without_query_options(url: str, names: frozenset[str]) -> str:
+    """``url`` without the query parameters ``names`` (the others are kept as written)."""
+    if "://" not in url or "?" not in url:
+        return url
+    base, _, rest = url.partition("?")
+    query, hash_, fragment = rest.partition("#")
+    kept = [field for field in query.split("&") if unquote_plus(field.partition("=")[0]) not in names]
+    return base + ("?" + "&".join(kept) if kept else "") + hash_ + fragment
+
+
+def redact_exception(exc: BaseException, redact: Callable[[str], str] = _redact_secrets) -> None:
+    """Redact secrets from the string arguments of ``exc`` and of the exceptions it chains to, in place.
+
+    Reaches every message built from its arguments (as casstore's errors are);
+    a class that builds its message otherwise is out of reach: check ``str(exc)``.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in current.args)
+        current = current.__cause__ or current.__context__
