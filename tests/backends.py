@@ -5,9 +5,9 @@ the URL another process opens it by, its flags, how to damage one object on
 disk, and the pytest fixtures it needs.  From :data:`CASES` come the store
 suite classes (``tests/test_store_backends.py``), the network suite classes
 (``tests/test_network_backends.py``) and the backend kinds sync pairs up
-(``tests/test_sync.py``).  A case stacked under a wrapper is one more line::
-
-    CASES.append(LMDB.wrapped("lmdb-metrics", "LmdbMetrics", MetricsStore))
+(``tests/test_sync.py``).  A case stacked under wrappers is one more line of
+:data:`STACKS`: the same options build the stack in-process and in the URL
+another process opens, so the stack is tested as ``open_object_store`` builds it.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from conftest import BUCKET
 
 from casstore.model import NetworkStore
+from casstore.store import wrap_store
 from casstore.store.base import ObjectStore
 from casstore.store.file import FileStore
 from casstore.store.lmdb import LmdbStore
@@ -31,7 +33,7 @@ from casstore.store.s3 import S3Store
 from casstore.testing import StoreTests
 from casstore.testing.network import NetworkTests
 
-__all__ = ["CASES", "BackendCase", "case_named", "network_suite", "store_suite"]
+__all__ = ["CASES", "FULL_STACK", "STACKS", "BackendCase", "case_named", "network_suite", "store_suite"]
 
 #: The values of a case's fixtures, by fixture name.
 Fixtures = Mapping[str, Any]
@@ -68,11 +70,24 @@ class BackendCase:
     def fixture_values(self, request: pytest.FixtureRequest) -> dict[str, Any]:
         return {name: request.getfixturevalue(name) for name in self.fixtures}
 
-    def wrapped(self, name: str, title: str, wrap: Callable[[ObjectStore], ObjectStore]) -> BackendCase:
-        """This backend with ``wrap`` stacked over it (over any wrapper it already has)."""
-        inner = self.wrap
-        outer = wrap if inner is None else lambda store: wrap(inner(store))
-        return dataclasses.replace(self, name=name, title=title, wrap=outer)
+    def stacked(self, name: str, title: str, options: str, sync_pairs: bool = False) -> BackendCase:
+        """This backend under the wrappers the URL options ``options`` ask for (``wrap_store``)."""
+        parsed = dict(parse_qsl(options))
+        url = self.url
+
+        def stacked_url(path: Path, fixtures: Fixtures) -> str:
+            assert url is not None
+            base = url(path, fixtures)
+            return f"{base}{'&' if '?' in base else '?'}{options}"
+
+        return dataclasses.replace(
+            self,
+            name=name,
+            title=title,
+            wrap=lambda store: wrap_store(store, parsed),
+            url=None if url is None else stacked_url,
+            sync_pairs=sync_pairs,
+        )
 
 
 # ---------------------------------------------------------------- damaging one object
@@ -169,7 +184,27 @@ S3_OVER_HTTP = BackendCase(
     sync_pairs=False,  # the same backend as "s3": the pairs run on the in-process double, which is faster
 )
 
-CASES: list[BackendCase] = [MEMORY, LMDB, FILE, S3_IN_PROCESS, S3_OVER_HTTP]
+#: Every wrapper the stack can add (read-only aside, which the suites' writes cannot pass), as URL options.
+FULL_STACK = "retries=2&retry_delay=0&metrics=on&frame_cache_mb=4&ref_ttl=30"
+#: The wrapper stacks the suites run through, each over memory and LMDB: title -> URL options.
+STACKS = {
+    "Retrying": "retries=2&retry_delay=0",
+    "Metrics": "metrics=on",
+    # a long ref TTL: a ref read the cache failed to invalidate after its own write would show
+    "Caching": "frame_cache_mb=1&ref_ttl=30",
+    "FullStack": FULL_STACK,
+}
+
+CASES: list[BackendCase] = [MEMORY, LMDB, FILE, S3_IN_PROCESS, S3_OVER_HTTP] + [
+    base.stacked(
+        f"{base.name}-{title.lower()}",
+        f"{title}On{base.title}",
+        options,
+        sync_pairs=base is LMDB and title == "FullStack",
+    )
+    for base in (MEMORY, LMDB)
+    for title, options in STACKS.items()
+]
 
 
 def case_named(name: str) -> BackendCase:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from backends import CASES, case_named, store_suite
 
+from casstore.store import open_object_store
 from casstore.store.base import ObjectStore
 from casstore.store.lmdb import LmdbStore
 from casstore.store.memory import MemoryStore
+from casstore.store.wrappers import CachingStore, MetricsStore, WrappedStore
 from casstore.testing import StoreTests
 
 for _case in CASES:
@@ -66,19 +67,21 @@ def test_a_partial_base_is_not_checked_but_its_test_classes_are() -> None:
     assert TestDone.required_hooks() == ["make_store", "url", "corrupt_object"]
 
 
-def test_a_wrapped_case_opens_its_backend_through_each_wrapper_in_order(tmp_path: Path) -> None:
-    stacked: list[tuple[str, ObjectStore]] = []
+def test_a_stacked_case_builds_the_stack_its_url_opens(tmp_path: Path) -> None:
+    def layers(store: ObjectStore) -> list[type]:
+        out: list[type] = []
+        while isinstance(store, WrappedStore):
+            out.append(type(store))
+            store = store.unwrap()
+        return [*out, type(store)]
 
-    def note(label: str) -> Callable[[ObjectStore], ObjectStore]:
-        def wrap(store: ObjectStore) -> ObjectStore:
-            stacked.append((label, store))
-            return store
-
-        return wrap
-
-    case = case_named("lmdb").wrapped("lmdb-a", "LmdbA", note("a")).wrapped("lmdb-ab", "LmdbAB", note("b"))
-    assert (case.name, case.title, case.persistent, case.url) == ("lmdb-ab", "LmdbAB", True, case_named("lmdb").url)
+    case = case_named("lmdb").stacked("lmdb-mc", "LmdbMC", "metrics=on&frame_cache_mb=1")
+    assert (case.name, case.persistent, case.sync_pairs) == ("lmdb-mc", True, False)
+    assert case.url is not None
+    url = case.url(tmp_path, {})
+    assert url.endswith("&metrics=on&frame_cache_mb=1")
     with case.open(tmp_path, {}) as store:
-        assert isinstance(store, LmdbStore)
-        assert [label for label, _ in stacked] == ["a", "b"] and all(inner is store for _, inner in stacked)
-    assert store_suite(case).__name__ == "TestLmdbABStore"
+        assert layers(store) == [CachingStore, MetricsStore, LmdbStore]
+    with open_object_store(url) as again:
+        assert layers(again) == [CachingStore, MetricsStore, LmdbStore]
+    assert store_suite(case).__name__ == "TestLmdbMCStore"

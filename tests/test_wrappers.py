@@ -6,9 +6,10 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import pytest
+from backends import FULL_STACK
 
 import casstore
 from casstore import codec
@@ -36,22 +37,11 @@ from casstore.store.wrappers import (
     find_layer,
     innermost,
 )
-from casstore.testing import StoreTests
-from casstore.testing.network import NetworkTests, rich_state
+from casstore.testing.network import rich_state
 from casstore.verify import verify
 
 T = TypeVar("T")
 SMALL_MAP = 1 << 20
-#: Every wrapper the stack can add (read-only aside), as URL options: the suites run through all of them.
-FULL_STACK = "retries=2&retry_delay=0&metrics=on&frame_cache_mb=4&ref_ttl=30"
-
-
-def flip_byte_in(path: Path, needle: bytes) -> None:
-    data = bytearray(path.read_bytes())
-    at = data.find(needle)
-    assert at >= 0, f"object bytes not found in {path}"
-    data[at + len(needle) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
 
 
 def retrying(store: ObjectStore) -> ObjectStore:
@@ -74,108 +64,8 @@ WRAPPERS: dict[str, Callable[[ObjectStore], ObjectStore]] = {
 }
 
 
-# ---------------------------------------------------------------- the store suite through each wrapper
-
-
-class OnMemory(StoreTests):
-    wrapper: ClassVar[str]
-
-    def make_store(self, path: Path) -> ObjectStore:
-        store = WRAPPERS[self.wrapper](MemoryStore())
-        assert isinstance(store, WrappedStore)
-        return store
-
-    def url(self, path: Path) -> str:
-        raise NotImplementedError("an in-memory store cannot be opened from another process")
-
-    def corrupt_object(self, path: Path, digest: bytes) -> None:
-        raise NotImplementedError("an in-memory store has no disk to damage")
-
-
-class OnLmdb(StoreTests):
-    persistent = True
-    #: the wrapper options of :meth:`url` (another process opens the same stack)
-    options: ClassVar[str]
-    wrapper: ClassVar[str]
-
-    def make_store(self, path: Path) -> ObjectStore:
-        store = WRAPPERS[self.wrapper](LmdbStore(path / "lmdb", map_size=SMALL_MAP))
-        assert isinstance(store, WrappedStore)
-        return store
-
-    def url(self, path: Path) -> str:
-        return f"lmdb://{path / 'lmdb'}?map_size={SMALL_MAP}&{self.options}"
-
-    def corrupt_object(self, path: Path, digest: bytes) -> None:
-        with LmdbStore(path / "lmdb") as store:
-            (frame,) = store.blobs.get_frames([digest])
-        assert frame is not None
-        flip_byte_in(path / "lmdb" / "data.mdb", frame)
-
-
-class TestRetryingOnMemory(OnMemory):
-    wrapper = "retrying"
-
-
-class TestRetryingOnLmdb(OnLmdb):
-    wrapper = "retrying"
-    options = "retries=2&retry_delay=0"
-
-
-class TestMetricsOnMemory(OnMemory):
-    wrapper = "metrics"
-
-
-class TestMetricsOnLmdb(OnLmdb):
-    wrapper = "metrics"
-    options = "metrics=on"
-
-
-class TestCachingOnMemory(OnMemory):
-    wrapper = "caching"
-
-
-class TestCachingOnLmdb(OnLmdb):
-    wrapper = "caching"
-    options = "frame_cache_mb=1&ref_ttl=30"
-
-
-class TestFullStackOnMemory(StoreTests):
-    def make_store(self, path: Path) -> ObjectStore:
-        return open_object_store(f"memory://?{FULL_STACK}")
-
-    def url(self, path: Path) -> str:
-        raise NotImplementedError("an in-memory store cannot be opened from another process")
-
-    def corrupt_object(self, path: Path, digest: bytes) -> None:
-        raise NotImplementedError("an in-memory store has no disk to damage")
-
-
-class TestFullStackOnLmdb(OnLmdb):
-    """The whole stack, opened by URL, as another process opens it."""
-
-    options = FULL_STACK
-
-    def make_store(self, path: Path) -> ObjectStore:
-        return open_object_store(self.url(path))
-
-
-class TestNetworksOnFullStack(NetworkTests):
-    persistent = True
-
-    def make_store(self, path: Path) -> NetworkStore:
-        return NetworkStore(open_object_store(self.url(path)))
-
-    def url(self, path: Path) -> str:
-        return f"lmdb://{path / 'lmdb'}?{FULL_STACK}"
-
-
-class TestNetworksOnMemoryStack(NetworkTests):
-    def make_store(self, path: Path) -> NetworkStore:
-        return NetworkStore(open_object_store(f"memory://?{FULL_STACK}"))
-
-    def url(self, path: Path) -> str:
-        raise NotImplementedError("an in-memory store cannot be opened from another process")
+# The conformance suites run through each wrapper stack over memory and LMDB as cases of tests/backends.py
+# (STACKS); this file tests what each wrapper does on top of passing them.
 
 
 # ---------------------------------------------------------------- forwarding: no call or capability dropped
