@@ -28,7 +28,7 @@ import blake3
 import libipld
 import zstandard
 
-from casstore.errors import CorruptObject, InvalidId, SerializationError
+from casstore.errors import CorruptObject, InvalidId, RefConflict, SerializationError
 
 DIGEST_SIZE = 32
 #: CIDv1 header: version 1, codec dag-cbor (0x71), multihash blake3 (0x1e), length 32.
@@ -66,6 +66,15 @@ def hash_bytes(data: bytes) -> bytes:
 def format_id(digest: bytes) -> str:
     """Printable form of a raw digest: ``bafyr4i…`` (CIDv1, base32)."""
     return "b" + base64.b32encode(CID_PREFIX + digest).decode("ascii").lower().rstrip("=")
+
+
+def ref_conflict(name: str, expected: bytes | None, actual: bytes | None) -> RefConflict:
+    """The :class:`~casstore.errors.RefConflict` of ref ``name``, from raw digests (printed as ids)."""
+    return RefConflict(
+        name,
+        None if expected is None else format_id(expected),
+        None if actual is None else format_id(actual),
+    )
 
 
 def parse_id(text: str | bytes) -> bytes:

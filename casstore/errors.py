@@ -74,7 +74,11 @@ class CorruptObject(StorageError):
 
 
 class RefConflict(StorageError):
-    """A compare-and-swap found a ref at a value other than the expected one."""
+    """A compare-and-swap found a ref at a value other than the expected one.
+
+    ``expected`` and ``actual`` are printable ids (``None``: no ref); build one
+    from raw digests with :func:`casstore.codec.ref_conflict`.
+    """
 
     code = "REF_CONFLICT"
 
@@ -83,17 +87,6 @@ class RefConflict(StorageError):
         self.name = name
         self.expected = expected
         self.actual = actual
-
-    @classmethod
-    def of(cls, name: str, expected: bytes | None, actual: bytes | None) -> RefConflict:
-        """Build from raw digests (printed as ids)."""
-        from casstore.codec import format_id
-
-        return cls(
-            name,
-            None if expected is None else format_id(expected),
-            None if actual is None else format_id(actual),
-        )
 
 
 class StorageConnectionError(StorageError):

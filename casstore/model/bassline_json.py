@@ -15,8 +15,18 @@ from typing import Any
 from casstore.errors import StorageError
 from casstore.model.types import Contact, Group, GroupState, NetworkState, Wire
 
+__all__ = [
+    "NetworkJSONError",
+    "contact_to_json",
+    "group_state_to_json",
+    "network_from_json",
+    "network_to_json",
+]
+
 
 class NetworkJSONError(StorageError, ValueError):
+    """A JSON document that is not a Bassline network state; the message names the offending place."""
+
     code = "INVALID_NETWORK_JSON"
 
 

@@ -43,6 +43,40 @@ from casstore.model.types import (
 )
 from casstore.store.base import PendingWrites
 
+__all__ = [
+    "LARGE_CONTENT",
+    "NETWORK_TREES",
+    "NETWORK_VERSION",
+    "NULL",
+    "TAG_ATTRIBUTES",
+    "attribute_prefix",
+    "contact_entry_size",
+    "content_bytes",
+    "content_record",
+    "decode_contact",
+    "decode_group",
+    "decode_group_record",
+    "decode_network_root",
+    "decode_snapshot",
+    "decode_wire",
+    "encode_body",
+    "encode_contact",
+    "encode_group_record",
+    "encode_network_root",
+    "encode_snapshot",
+    "encode_wire",
+    "group_fields",
+    "index_keys",
+    "member_key",
+    "member_prefix",
+    "own_fields",
+    "record_content",
+    "split_member_key",
+    "tag_prefix",
+    "wire_entry_size",
+    "with_content",
+]
+
 #: Encoded contents larger than this are stored as their own object. A leaf
 #: targets ~4 KB, so an inline content of at most a quarter of it keeps leaves
 #: from being rewritten for one large value, and small values (the common

@@ -13,6 +13,27 @@ from typing import Any, Literal
 
 from casstore.errors import SerializationError
 
+__all__ = [
+    "BLEND_MODES",
+    "BOUNDARY_DIRECTIONS",
+    "WIRE_TYPES",
+    "BlendMode",
+    "BoundaryDirection",
+    "Change",
+    "ChangeKind",
+    "Contact",
+    "Group",
+    "GroupState",
+    "NetworkState",
+    "SnapshotInfo",
+    "Wire",
+    "WireType",
+    "check_attributes",
+    "check_id",
+    "check_id_list",
+    "check_str",
+]
+
 BlendMode = Literal["accept-last", "merge"]
 BoundaryDirection = Literal["input", "output"] | None
 WireType = Literal["bidirectional", "directed"]
@@ -24,6 +45,20 @@ WIRE_TYPES = ("bidirectional", "directed")
 
 @dataclass
 class Contact:
+    """A contact: one cell of a Bassline network, holding a value, owned by one group.
+
+    Fields:
+        id: the contact's id, unique within its group.
+        group_id: the id of the group it belongs to.
+        content: its value (any value of the data model; ``None`` for none yet).
+        blend_mode: how the Bassline runtime combines a new value with the old one:
+            ``"accept-last"`` (replace) or ``"merge"``.  Stored, not interpreted here.
+        is_boundary: whether it is one of its group's boundary contacts (its interface to the parent).
+        boundary_direction: for a boundary contact, ``"input"`` or ``"output"``; ``None`` otherwise or if unset.
+        name: an optional display name.
+        attributes: free-form metadata, name → value.
+    """
+
     id: str
     group_id: str
     content: Any = None
@@ -36,6 +71,18 @@ class Contact:
 
 @dataclass
 class Wire:
+    """A wire: a connection between two contacts, owned by one group.
+
+    Fields:
+        id: the wire's id, unique within its group.
+        group_id: the id of the group it belongs to.
+        from_id: the contact it runs from.
+        to_id: the contact it runs to.
+        type: ``"bidirectional"`` (values flow both ways) or ``"directed"`` (from ``from_id`` to
+            ``to_id``); stored, not interpreted here.
+        attributes: free-form metadata, name → value.
+    """
+
     id: str
     group_id: str
     from_id: str
@@ -46,6 +93,21 @@ class Wire:
 
 @dataclass
 class Group:
+    """A group's own fields: its name, place in the group tree, and the ids of what it holds.
+
+    Fields:
+        id: the group's id, unique within its network.
+        name: its display name.
+        parent_id: the enclosing group's id; ``None`` for a top-level (root) group.
+        contact_ids: its contacts' ids, in the group's order (new contacts are appended).
+        wire_ids: its wires' ids, in order.
+        subgroup_ids: the ids of the groups nested in it.
+        boundary_contact_ids: the ids of its boundary contacts (its interface to the parent).
+        attributes: free-form metadata, name → value; ``bassline.type``, ``bassline.author``
+            and ``bassline.tags`` (or unprefixed ``type``, ``author``, ``tags``) are what
+            :meth:`~casstore.model.NetworkStore.query_groups` filters on.
+    """
+
     id: str
     name: str
     parent_id: str | None = None
@@ -58,6 +120,14 @@ class Group:
 
 @dataclass
 class GroupState:
+    """One group with everything it owns.
+
+    Fields:
+        group: the group's own fields.
+        contacts: its contacts, by contact id.
+        wires: its wires, by wire id.
+    """
+
     group: Group
     contacts: dict[str, Contact] = field(default_factory=dict)
     wires: dict[str, Wire] = field(default_factory=dict)
@@ -65,6 +135,14 @@ class GroupState:
 
 @dataclass
 class NetworkState:
+    """A whole network: what :meth:`~casstore.model.NetworkStore.save_network_state` stores as one head.
+
+    Fields:
+        groups: every group's state, by group id.
+        current_group_id: the group Bassline treats as current (where it is working); stored as given.
+        root_group_id: the id of the outermost group.
+    """
+
     groups: dict[str, GroupState] = field(default_factory=dict)
     current_group_id: str = "root"
     root_group_id: str = "root"
@@ -72,6 +150,18 @@ class NetworkState:
 
 @dataclass(frozen=True)
 class SnapshotInfo:
+    """What :meth:`~casstore.model.NetworkStore.list_snapshots` tells about one snapshot.
+
+    Fields:
+        id: the snapshot's id (the printable id of its commit object), for ``load_snapshot``, ``diff``…
+        network_id: the network it belongs to.
+        label: the label given to ``save_snapshot``, or ``None``.
+        created_at: when it was taken (timezone-aware, UTC).
+        size: the network's logical size then, in bytes (group bodies, member keys and
+            records, large contents; see ``docs/format.md``).
+        root: the printable id of the network root it names.
+    """
+
     id: str
     network_id: str
     label: str | None
@@ -95,7 +185,15 @@ ChangeKind = Literal[
 
 @dataclass(frozen=True)
 class Change:
-    """One difference between two states. ``item_id`` is the contact/wire id (the group id for groups)."""
+    """One difference between two states, as :meth:`~casstore.model.NetworkStore.diff` reports it.
+
+    Fields:
+        kind: what changed: ``"<contact|wire|group>-<added|removed|updated>"``.
+        group_id: the group the item belongs to (the group itself for group changes).
+        item_id: the contact or wire id (the group id for group changes).
+        old: the item before (a :class:`Contact`, :class:`Wire` or :class:`Group`); ``None`` if added.
+        new: the item after; ``None`` if removed.
+    """
 
     kind: ChangeKind
     group_id: str

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from casstore.codec import DIGEST_SIZE, format_id, parse_id
-from casstore.errors import InvalidRefName, RefConflict, StorageError
+from casstore.codec import DIGEST_SIZE, format_id, parse_id, ref_conflict
+from casstore.errors import InvalidRefName, StorageError
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, require_store
 from casstore.store.registry import Backend, StoreLocation, register
 
@@ -170,7 +170,7 @@ class FileRefs(RefStore):
         with self._locked():
             actual = self._read(path)
             if actual != expected:
-                raise RefConflict.of(name, expected, actual)
+                raise ref_conflict(name, expected, actual)
             try:
                 if new is None:
                     if actual is not None:

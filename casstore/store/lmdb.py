@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import lmdb
 
-from casstore.codec import DIGEST_SIZE
+from casstore.codec import DIGEST_SIZE, ref_conflict
 from casstore.errors import RefConflict, StorageError
 from casstore.store.base import (
     BlobStats,
@@ -274,7 +274,7 @@ class LmdbRefs(RefStore):
         db = self._env.refs
         actual = txn.get(key, db=db)
         if actual != expected:
-            raise RefConflict.of(name, expected, actual)
+            raise ref_conflict(name, expected, actual)
         if new is None:
             txn.delete(key, db=db)
         else:

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 
-from casstore.errors import RefConflict
+from casstore.codec import ref_conflict
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore
 from casstore.store.registry import Backend, StoreLocation, register
 
@@ -66,7 +66,7 @@ class MemoryRefs(RefStore):
         with self._lock:
             actual = self._refs.get(name)
             if actual != expected:
-                raise RefConflict.of(name, expected, actual)
+                raise ref_conflict(name, expected, actual)
             if new is None:
                 self._refs.pop(name, None)
             else:

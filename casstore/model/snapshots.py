@@ -1,0 +1,109 @@
+"""Snapshots: save, find, load, list and delete the named past states of a network.
+
+A snapshot is a small commit object (the network root it names, its parent
+snapshot, a label, a time and a size; see :func:`casstore.model.records.encode_snapshot`)
+plus the ref ``networks/<id>/snapshots/<snapshot id>``.  The ref
+``networks/<id>/snapshot-tip`` names the newest one, as a hint for the next
+snapshot's parent.  Snapshot ids are the printable ids of the commit objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from casstore import codec
+from casstore.errors import InvalidId, NetworkNotFound, SnapshotNotFound
+from casstore.model import records
+from casstore.model.reads import NetworkReader
+from casstore.model.refs import head_ref, snapshot_ref, snapshots_prefix, tip_ref
+from casstore.model.types import NetworkState, SnapshotInfo
+from casstore.model.writes import delete_ref
+from casstore.store.base import ObjectStore, PendingWrites, RefUpdate
+
+__all__ = [
+    "delete_snapshot",
+    "find_snapshot",
+    "list_snapshots",
+    "load_snapshot",
+    "save_snapshot",
+    "state_root",
+]
+
+
+def save_snapshot(reader: NetworkReader, objects: ObjectStore, network_id: str, label: str | None = None) -> str:
+    """Record the network's current head as a snapshot (one commit: the object, its ref, the tip hint)."""
+    refs = reader.refs
+    head = refs.get(head_ref(network_id))
+    if head is None:
+        raise NetworkNotFound(f"network {network_id!r} not found")
+    tip = refs.get(tip_ref(network_id))
+    size = reader.network_root(head)["size"]
+    data = records.encode_snapshot(network_id, head, None if tip is None else codec.format_id(tip), label, size)
+    pending = PendingWrites()
+    digest = pending.add(data)
+    snapshot_id = codec.format_id(digest)
+    # the tip is only a hint for the next parent: a concurrent snapshot may have moved it
+    updates = [
+        RefUpdate(snapshot_ref(network_id, snapshot_id), None, digest),
+        RefUpdate(tip_ref(network_id), tip, digest, required=False),
+    ]
+    objects.commit(pending.frames(), updates)
+    return snapshot_id
+
+
+def find_snapshot(reader: NetworkReader, network_id: str, snapshot_id: str) -> tuple[bytes, dict[str, Any]]:
+    """A snapshot's digest and decoded record; :class:`SnapshotNotFound` if ``network_id`` has no such snapshot."""
+    try:
+        digest = codec.parse_id(snapshot_id)
+    except InvalidId:
+        raise SnapshotNotFound(f"{snapshot_id!r} is not a snapshot id") from None
+    name = snapshot_ref(network_id, codec.format_id(digest))
+    if reader.refs.get(name) != digest:
+        raise SnapshotNotFound(f"snapshot {snapshot_id} of network {network_id!r} not found")
+    return digest, records.decode_snapshot(reader.blobs.get(digest))
+
+
+def load_snapshot(reader: NetworkReader, network_id: str, snapshot_id: str) -> NetworkState:
+    """The whole network state a snapshot names."""
+    _, snapshot = find_snapshot(reader, network_id, snapshot_id)
+    return reader.state_at(snapshot["root"])
+
+
+def list_snapshots(reader: NetworkReader, network_id: str) -> list[SnapshotInfo]:
+    """Every snapshot of a network, newest first."""
+    refs = reader.refs.list(snapshots_prefix(network_id))
+    digests = list(refs.values())
+    infos = []
+    for digest, data in zip(digests, reader.blobs.get_many(digests), strict=True):
+        snap = records.decode_snapshot(data)
+        infos.append(
+            SnapshotInfo(
+                id=codec.format_id(digest),
+                network_id=network_id,
+                label=snap["label"],
+                created_at=snap["time"],
+                size=snap["size"],
+                root=codec.format_id(snap["root"]),
+            )
+        )
+    infos.sort(key=lambda info: (info.created_at, info.id), reverse=True)
+    return infos
+
+
+def delete_snapshot(reader: NetworkReader, network_id: str, snapshot_id: str) -> None:
+    """Remove a snapshot's ref (its objects stay until gc); a no-op for an unknown or malformed id."""
+    try:
+        digest = codec.parse_id(snapshot_id)
+    except InvalidId:
+        return
+    name = snapshot_ref(network_id, codec.format_id(digest))
+    if reader.refs.get(name) is not None:
+        delete_ref(reader.refs, name, digest)
+
+
+def state_root(reader: NetworkReader, network_id: str, which: str | None) -> dict[str, Any] | None:
+    """The decoded root of a state: a snapshot's (by id), or the current head's for ``None``."""
+    if which is None:
+        return reader.head_root(network_id)
+    _, snapshot = find_snapshot(reader, network_id, which)
+    return reader.network_root(snapshot["root"])

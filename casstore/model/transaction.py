@@ -1,0 +1,281 @@
+"""One write's changes on top of one network head, and the groups prepared for it.
+
+A :class:`Transaction` collects edits (contents set, groups put or deleted, a
+whole network replaced) against the head it was opened on and, in
+:meth:`Transaction.commit`, builds the new network root: each tree is updated
+in one batched pass, rewriting only the nodes on changed paths, and every new
+object is left in :attr:`Transaction.pending` (children first) for the write
+loop (:mod:`casstore.model.writes`) to store with the head move.  A
+:class:`PreparedGroup` is a group validated and encoded once, before that loop,
+so a retry on a newer head costs no re-encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from casstore import codec
+from casstore.errors import GroupNotFound, SerializationError
+from casstore.model import records
+from casstore.model.reads import TREE_KINDS, NetworkReader, make_tree
+from casstore.model.types import Contact, GroupState, Wire, check_id
+from casstore.prolly import Edit
+from casstore.store.base import PendingWrites
+
+__all__ = ["GroupEdit", "PreparedGroup", "Transaction", "prepare_group"]
+
+
+@dataclass
+class PreparedGroup:
+    """A group encoded in full (for save_group_state / save_network_state), reusable across retries."""
+
+    body: dict[str, Any]
+    body_bytes: bytes
+    contacts: list[tuple[str, bytes]]  # (member key, record), sorted
+    wires: list[tuple[str, bytes]]
+    size: int
+    objects: PendingWrites  # large contents
+
+
+@dataclass
+class GroupEdit:
+    """One group's pending changes. Its body is read only when its own fields change."""
+
+    gid: str
+    old_record: bytes | None
+    old_body_digest: bytes | None
+    body: dict[str, Any] | None = None
+    body_changed: bool = False
+    deleted: bool = False
+    #: contact ids in the order their content was first set, and those found absent (new contacts)
+    content_order: list[str] = field(default_factory=list)
+    created: set[str] = field(default_factory=set)
+
+
+_NO_EDIT = object()
+
+
+class Transaction:
+    """Changes to one network on top of one head; :meth:`commit` builds the new root, leaving every new
+    object in :attr:`pending` for the caller to write."""
+
+    def __init__(self, reader: NetworkReader, network_id: str, head: bytes | None) -> None:
+        self.reader = reader
+        self.network_id = network_id
+        self.pending = PendingWrites()
+        self.trees = {kind: make_tree(reader, kind, self.pending) for kind in TREE_KINDS}
+        if head is None:  # empty roots are written only if the commit leaves them empty (_write_root)
+            self.roots = {kind: tree.empty(write=False) for kind, tree in self.trees.items()}
+            self.current, self.root_group, self.size = "root", "root", 0
+        else:
+            root = reader.network_root(head)
+            self.roots = {kind: root[kind] for kind in TREE_KINDS}
+            self.current, self.root_group, self.size = root["current"], root["rootGroup"], root["size"]
+        self.groups: dict[str, GroupEdit] = {}
+        self.member_edits: dict[str, dict[str, Edit]] = {"contacts": {}, "wires": {}}
+        self.results: dict[str, bytes] = {}  # member key → record an edit function produced
+        self.replace_all: list[tuple[str, PreparedGroup]] | None = None
+
+    def group(self, gid: str) -> GroupEdit | None:
+        if gid in self.groups:
+            edit = self.groups[gid]
+            return None if edit.deleted else edit
+        if self.replace_all is not None:
+            return None
+        record = self.trees["groups"].get(self.roots["groups"], gid)
+        if record is None:
+            return None
+        edit = GroupEdit(gid, record, records.decode_group_record(record))
+        self.groups[gid] = edit
+        return edit
+
+    def prefetch_groups(self, gids: Iterable[str]) -> None:
+        """Look up many groups in one pass over the groups tree (a batch's groups, before its edits)."""
+        if self.replace_all is not None:
+            return
+        wanted = [gid for gid in set(gids) if gid not in self.groups]
+        for gid, record in self.trees["groups"].get_many(self.roots["groups"], wanted).items():
+            self.groups[gid] = GroupEdit(gid, record, records.decode_group_record(record))
+
+    def old_body(self, edit: GroupEdit) -> dict[str, Any] | None:
+        return None if edit.old_body_digest is None else self.reader.body(edit.old_body_digest)
+
+    # ---- operations
+
+    def set_content(self, gid: str, cid: str, data: bytes) -> None:
+        edit = self.group(gid)
+        if edit is None:
+            raise GroupNotFound(f"group {gid!r} not found in network {self.network_id!r}")
+        key = records.member_key(gid, cid)
+        edits = self.member_edits["contacts"]
+        prior = edits.get(key, _NO_EDIT)
+        pending, results = self.pending, self.results
+
+        def apply(old: bytes | None) -> bytes:
+            if prior is not _NO_EDIT:
+                old = prior(old) if callable(prior) else prior  # type: ignore[assignment]
+            if old is None:
+                edit.created.add(cid)
+                record = records.encode_contact(Contact(cid, gid), cid, gid, pending, content=data)
+            else:
+                record = records.with_content(old, data, pending)
+            results[key] = record
+            return record
+
+        if prior is _NO_EDIT:
+            edit.content_order.append(cid)
+        edits[key] = apply
+
+    def _clear_members(self, gid: str) -> None:
+        """Delete every contact and wire of a group (pending edits included)."""
+        prefix = records.member_prefix(gid)
+        for kind, edits in self.member_edits.items():
+            for key in [k for k in edits if k.startswith(prefix)]:
+                del edits[key]
+            for key, _ in self.trees[kind].items_with_prefix(self.roots[kind], prefix):
+                edits[key] = None
+
+    def put_group(self, gid: str, prepared: PreparedGroup) -> None:
+        old = self.group(gid)
+        self._clear_members(gid)
+        self.member_edits["contacts"].update(prepared.contacts)
+        self.member_edits["wires"].update(prepared.wires)
+        self.pending.absorb(prepared.objects)
+        self.groups[gid] = GroupEdit(
+            gid,
+            old.old_record if old else None,
+            old.old_body_digest if old else None,
+            body=prepared.body,
+            body_changed=True,
+        )
+
+    def delete_group(self, gid: str) -> None:
+        edit = self.group(gid)
+        if edit is not None:
+            self._clear_members(gid)
+            edit.deleted = True
+
+    def replace_network(self, groups: list[tuple[str, PreparedGroup]], current: str, root_group: str) -> None:
+        self.replace_all = groups
+        self.groups.clear()
+        for edits in self.member_edits.values():
+            edits.clear()
+        self.current, self.root_group = current, root_group
+
+    # ---- commit
+
+    def changed_groups(self) -> list[str]:
+        if self.replace_all is not None:
+            return [gid for gid, _ in self.replace_all]
+        return list(self.groups)
+
+    def commit(self) -> bytes:
+        if self.replace_all is not None:
+            return self._commit_replacement(self.replace_all)
+        size = self.size
+        for kind, edits in self.member_edits.items():
+            if not edits:
+                continue
+            self.roots[kind], old_values = self.trees[kind].update(self.roots[kind], edits)
+            entry_size = records.contact_entry_size if kind == "contacts" else records.wire_entry_size
+            for key, change in edits.items():
+                new = self.results.get(key) if callable(change) else change
+                if new is not None:
+                    size += entry_size(key, new)
+            for key, old in old_values.items():
+                size -= entry_size(key, old)
+        group_edits: dict[str, Edit] = {}
+        index_edits: dict[str, Edit] = {}
+        for gid, edit in self.groups.items():
+            created = [cid for cid in edit.content_order if cid in edit.created]
+            if not (edit.deleted or edit.body_changed or created):
+                continue
+            old_body = self.old_body(edit)
+            old_keys = records.index_keys(gid, old_body.get("a", {})) if old_body else set()
+            if old_body is not None:
+                size -= len(records.encode_body(old_body, gid))
+            if edit.deleted:
+                group_edits[gid] = None
+                index_edits.update(dict.fromkeys(old_keys))
+                continue
+            body = edit.body if edit.body is not None else dict(old_body or {})
+            if created:
+                body = {**body, "c": [*body.get("c", []), *created]}
+            body_bytes = records.encode_body(body, gid)
+            size += len(body_bytes)
+            body_digest = codec.hash_bytes(body_bytes)
+            self.pending.add_hashed(body_digest, body_bytes)
+            group_edits[gid] = records.encode_group_record(body_digest)
+            new_keys = records.index_keys(gid, body.get("a", {}))
+            index_edits.update(dict.fromkeys(old_keys - new_keys))
+            index_edits.update(dict.fromkeys(new_keys - old_keys, records.NULL))
+        self.roots["groups"], _ = self.trees["groups"].update(self.roots["groups"], group_edits)
+        self.roots["index"], _ = self.trees["index"].update(self.roots["index"], index_edits)
+        return self._write_root(size)
+
+    def _commit_replacement(self, groups: list[tuple[str, PreparedGroup]]) -> bytes:
+        entries: dict[str, list[tuple[str, bytes]]] = {"groups": [], "contacts": [], "wires": []}
+        index: set[str] = set()
+        size = 0
+        # member prefixes are prefix-free, so groups in prefix order give member keys in key order
+        for gid, prepared in sorted(groups, key=lambda item: records.member_prefix(item[0])):
+            self.pending.absorb(prepared.objects)
+            body_digest = codec.hash_bytes(prepared.body_bytes)
+            self.pending.add_hashed(body_digest, prepared.body_bytes)
+            entries["groups"].append((gid, records.encode_group_record(body_digest)))
+            entries["contacts"].extend(prepared.contacts)
+            entries["wires"].extend(prepared.wires)
+            index.update(records.index_keys(gid, prepared.body.get("a", {})))
+            size += prepared.size
+        entries["groups"].sort()
+        for kind, items in entries.items():
+            self.roots[kind] = self.trees[kind].build(items)
+        self.roots["index"] = self.trees["index"].build((key, records.NULL) for key in sorted(index))
+        return self._write_root(size)
+
+    def _write_root(self, size: int) -> bytes:
+        """The new network root's digest; it and everything new stay in :attr:`pending` for the caller."""
+        for kind, root in self.roots.items():
+            if root == self.trees[kind].empty(write=False):
+                self.trees[kind].empty()
+        data = records.encode_network_root(self.roots, self.current, self.root_group, size)
+        digest = self.pending.add(data)
+        self.reader.remember_root(digest, data)  # a snapshot of it will not have to read it back
+        return digest
+
+
+def prepare_group(gid: str, state: GroupState) -> PreparedGroup:
+    """Validate and encode a whole group once, before any retry (its large contents kept for the commit)."""
+    check_id(gid, "group_id")
+    objects = PendingWrites()
+    body = records.group_fields(state.group, gid)
+    body_bytes = records.encode_body(body, gid)
+    prefix = records.member_prefix(gid)
+    size = len(body_bytes)
+    contacts = []
+    for cid in sorted(state.contacts):
+        check_id(cid, "contact id")
+        contact = state.contacts[cid]
+        if not isinstance(contact, Contact):
+            raise SerializationError(f"contacts[{cid!r}] is a {type(contact).__name__}, not a Contact", cid)
+        try:
+            record = records.encode_contact(contact, cid, gid, objects)
+        except SerializationError as exc:
+            path = f"groups[{gid!r}].contacts[{cid!r}].{exc.path}"
+            raise SerializationError(f"{path}: {str(exc).split(': ', 1)[-1]}", path) from None
+        key = prefix + cid
+        size += records.contact_entry_size(key, record)
+        contacts.append((key, record))
+    wires = []
+    for wid in sorted(state.wires):
+        check_id(wid, "wire id")
+        wire = state.wires[wid]
+        if not isinstance(wire, Wire):
+            raise SerializationError(f"wires[{wid!r}] is a {type(wire).__name__}, not a Wire", wid)
+        key = prefix + wid
+        record = records.encode_wire(wire, wid, gid)
+        size += records.wire_entry_size(key, record)
+        wires.append((key, record))
+    return PreparedGroup(body, body_bytes, contacts, wires, size, objects)

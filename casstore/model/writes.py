@@ -1,0 +1,192 @@
+"""The write loop: each Bassline write is one compare-and-swap of a network's head; and batches.
+
+Every write reads the network's head, opens a
+:class:`~casstore.model.transaction.Transaction` on it, applies its edits, and
+hands the new objects (children first) and the head move to
+:meth:`ObjectStore.commit <casstore.store.base.ObjectStore.commit>` together,
+one transaction where the backend has them.  On a conflict the write is
+re-applied to the new head, so concurrent writers never lose an update; whole
+groups and networks are prepared once, before the loop, and reused by every
+attempt.  A :class:`Batch` collects several writes to one network into one
+new head.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from casstore.errors import NetworkNotFound, RefConflict, SerializationError, StorageError
+from casstore.model import records
+from casstore.model.events import Subscribers
+from casstore.model.reads import NetworkReader
+from casstore.model.refs import head_ref, snapshots_prefix, tip_ref
+from casstore.model.transaction import PreparedGroup, Transaction, prepare_group
+from casstore.model.types import GroupState, NetworkState, check_id
+from casstore.store.base import ObjectStore, PendingWrites, RefStore, RefUpdate
+
+__all__ = ["FLUSH_BYTES", "MAX_ATTEMPTS", "Batch", "NetworkWriter", "delete_ref"]
+
+MAX_ATTEMPTS = 64
+#: On import, large contents (leaves: nothing they link to) are written early once they pass this many bytes;
+#: the tree nodes follow in the commit.
+FLUSH_BYTES = 32 << 20
+
+
+class NetworkWriter:
+    """Writes to the networks of one store: the Bassline write calls, each one compare-and-swap of a head.
+
+    It shares the facade's :class:`~casstore.model.reads.NetworkReader` (so a root it builds is
+    cached for the next read) and tells its :class:`~casstore.model.events.Subscribers` of every commit.
+    """
+
+    def __init__(self, objects: ObjectStore, reader: NetworkReader, subscribers: Subscribers) -> None:
+        self.objects = objects
+        self.blobs = objects.blobs
+        self.refs = objects.refs
+        self.reader = reader
+        self.subscribers = subscribers
+
+    def write(self, network_id: str, apply: Callable[[Transaction], None], create: bool) -> None:
+        """Apply ``apply`` to a transaction on the network's head and move the head to the result.
+
+        On a conflicting concurrent write the transaction is rebuilt on the new head
+        and ``apply`` runs again (after a short random pause), up to :data:`MAX_ATTEMPTS` times.
+        """
+        ref = head_ref(network_id)
+        for attempt in range(MAX_ATTEMPTS):
+            head = self.refs.get(ref)
+            if head is None and not create:
+                raise NetworkNotFound(f"network {network_id!r} not found")
+            tx = Transaction(self.reader, network_id, head)
+            apply(tx)
+            new_head = tx.commit()
+            if new_head == head:
+                return
+            try:  # the new objects, then the head: one transaction where the backend has them
+                self.objects.commit(tx.pending.frames(), [RefUpdate(ref, head, new_head)])
+            except RefConflict:
+                time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+                continue
+            self.subscribers.notify(network_id, tx.changed_groups())
+            return
+        raise StorageError(f"network {network_id!r}: gave up after {MAX_ATTEMPTS} conflicting concurrent writes")
+
+    def save_contact_content(self, network_id: str, group_id: str, contact_id: str, content: Any) -> None:
+        check_id(group_id, "group_id")
+        check_id(contact_id, "contact_id")
+        data = records.content_bytes(content)
+        self.write(network_id, lambda tx: tx.set_content(group_id, contact_id, data), create=False)
+
+    def save_group_state(self, network_id: str, group_id: str, state: GroupState) -> None:
+        prepared = prepare_group(group_id, state)
+        self.write(network_id, lambda tx: tx.put_group(group_id, prepared), create=True)
+
+    def delete_group(self, network_id: str, group_id: str) -> None:
+        check_id(group_id, "group_id")
+        if self.reader.head_root(network_id) is not None:
+            self.write(network_id, lambda tx: tx.delete_group(group_id), create=False)
+
+    def save_network_state(self, network_id: str, state: NetworkState) -> None:
+        prepared, current, root_group = self.prepare_network(state)
+        self.write(network_id, lambda tx: tx.replace_network(prepared, current, root_group), create=True)
+
+    def prepare_network(self, state: NetworkState) -> tuple[list[tuple[str, PreparedGroup]], str, str]:
+        """Every group prepared; large contents are written at once, in batches, so a big import stays bounded."""
+        if not isinstance(state, NetworkState):
+            raise SerializationError(f"expected a NetworkState, got {type(state).__name__}")
+        prepared: list[tuple[str, PreparedGroup]] = []
+        unflushed = PendingWrites()
+        for gid, group_state in state.groups.items():
+            group = prepare_group(gid, group_state)
+            prepared.append((gid, group))
+            unflushed.absorb(group.objects)  # written here, whole groups only: children stay ahead of parents
+            if unflushed.nbytes > FLUSH_BYTES:
+                unflushed.write_to(self.blobs)
+        unflushed.write_to(self.blobs)
+        return prepared, state.current_group_id, state.root_group_id
+
+    @contextmanager
+    def batch(self, network_id: str) -> Iterator[Batch]:
+        """Collect writes to one network and apply them atomically (one new head) at exit."""
+        batch = Batch(self, network_id)
+        yield batch
+        batch.apply()
+
+    def delete_network(self, network_id: str) -> None:
+        ref = head_ref(network_id)
+        for name, value in self.refs.list(snapshots_prefix(network_id)).items():
+            delete_ref(self.refs, name, value)
+        for name in (tip_ref(network_id), ref):
+            current = self.refs.get(name)
+            if current is not None:
+                delete_ref(self.refs, name, current)
+
+
+def delete_ref(refs: RefStore, name: str, value: bytes) -> None:
+    """Delete ref ``name`` whatever it has moved to meanwhile (done once it is absent)."""
+    while True:
+        try:
+            refs.delete(name, value)
+            return
+        except RefConflict:
+            current = refs.get(name)
+            if current is None:
+                return
+            value = current
+
+
+class Batch:
+    """Writes collected by :meth:`NetworkStore.batch`; each is validated and encoded when called."""
+
+    def __init__(self, writer: NetworkWriter, network_id: str) -> None:
+        self.writer = writer
+        self.network_id = network_id
+        self._ops: list[Callable[[Transaction], None]] = []
+        self._groups: list[str] = []  # groups whose contents are set, looked up together at apply
+        self._create = False
+
+    def save_contact_content(self, network_id: str, group_id: str, contact_id: str, content: Any) -> None:
+        self._same_network(network_id)
+        check_id(group_id, "group_id")
+        check_id(contact_id, "contact_id")
+        data = records.content_bytes(content)
+        self._ops.append(lambda tx: tx.set_content(group_id, contact_id, data))
+        self._groups.append(group_id)
+
+    def save_group_state(self, network_id: str, group_id: str, state: GroupState) -> None:
+        self._same_network(network_id)
+        prepared = prepare_group(group_id, state)
+        self._ops.append(lambda tx: tx.put_group(group_id, prepared))
+        self._create = True
+
+    def delete_group(self, network_id: str, group_id: str) -> None:
+        self._same_network(network_id)
+        check_id(group_id, "group_id")
+        self._ops.append(lambda tx: tx.delete_group(group_id))
+
+    def save_network_state(self, network_id: str, state: NetworkState) -> None:
+        self._same_network(network_id)
+        prepared, current, root_group = self.writer.prepare_network(state)
+        self._ops.append(lambda tx: tx.replace_network(prepared, current, root_group))
+        self._create = True
+
+    def _same_network(self, network_id: str) -> None:
+        if network_id != self.network_id:
+            raise SerializationError(f"this batch writes network {self.network_id!r}, not {network_id!r}")
+
+    def apply(self) -> None:
+        if not self._ops:
+            return
+        ops = list(self._ops)
+        groups = list(self._groups)
+
+        def run(tx: Transaction) -> None:
+            tx.prefetch_groups(groups)
+            for op in ops:
+                op(tx)
+
+        self.writer.write(self.network_id, run, create=self._create)
