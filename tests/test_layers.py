@@ -42,8 +42,6 @@ LAYERS: dict[str, int] = {
 ALLOWED_UPWARD: dict[tuple[str, str], str] = {
     # NetworkStore.sync() is the model's one entry point into the sync layer, imported inside the method.
     ("casstore.model.network", "casstore.sync"): "NetworkStore.sync() calls the sync layer (documented upward call)",
-    # Removed when RefConflict construction moves below the codec (issue #10, item 5).
-    ("casstore.errors", "casstore.codec"): "RefConflict.of formats ids with codec.format_id",
 }
 
 

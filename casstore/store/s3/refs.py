@@ -12,8 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import ClientError
 
-from casstore.codec import format_id, parse_id
-from casstore.errors import RefConflict
+from casstore.codec import format_id, parse_id, ref_conflict
 from casstore.store.base import RefStore
 from casstore.store.s3.client import S3Client, error_code, is_missing
 
@@ -66,7 +65,7 @@ class S3Refs(RefStore):
         else:
             actual, etag, _ = self._read(name)
             if actual != expected:
-                raise RefConflict.of(name, expected, actual)
+                raise ref_conflict(name, expected, actual)
         key = self._prefix + name
         # The body carries a token unique to this write, so that a retried request can tell
         # its own earlier, answered-but-lost attempt from another writer's.
@@ -91,7 +90,7 @@ class S3Refs(RefStore):
                     # dropped connection), so botocore retried it against our own write.  (A delete
                     # that finds the ref gone is done either way.)
                     return
-                raise RefConflict.of(name, expected, now) from None
+                raise ref_conflict(name, expected, now) from None
             raise
 
     def _list(self, prefix: str) -> dict[str, bytes]:
