@@ -22,7 +22,7 @@ from pathlib import Path
 
 from casstore.codec import DIGEST_SIZE, format_id, parse_id
 from casstore.errors import InvalidRefName, RefConflict, StorageError
-from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, require_store
+from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, make_directory, os_error, require_store
 from casstore.store.registry import Backend, StoreLocation, register
 
 MARKER = "casstore-format"
@@ -212,9 +212,12 @@ class FileStore(ObjectStore):
         if self.path.exists() and not self.path.is_dir():
             raise StorageError(f"{self.path} exists and is not a directory")
         for sub in ("objects", "refs", "tmp"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
+            make_directory(self.path / sub)
         if not marker.exists():
-            marker.write_text(FORMAT_VERSION)
+            try:
+                marker.write_text(FORMAT_VERSION)
+            except OSError as exc:
+                raise os_error(exc, f"cannot create a store at {self.path}") from None
         self.blobs = FileBlobs(self.path)
         self.refs = FileRefs(self.path)
 

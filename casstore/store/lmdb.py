@@ -22,13 +22,14 @@ from typing import Any, TypeVar
 import lmdb
 
 from casstore.codec import DIGEST_SIZE
-from casstore.errors import RefConflict, StorageError
+from casstore.errors import InvalidStoreURL, RefConflict, StorageError
 from casstore.store.base import (
     BlobStats,
     BlobStore,
     ObjectStore,
     RefStore,
     RefUpdate,
+    make_directory,
     require_store,
     validate_ref_name,
 )
@@ -305,6 +306,8 @@ class LmdbStore(ObjectStore):
     atomic_commit = True
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True, map_size: int = DEFAULT_MAP_SIZE) -> None:
+        if type(map_size) is not int or map_size <= 0:
+            raise InvalidStoreURL(f"LMDB map_size must be a positive whole number of bytes, not {map_size!r}")
         self.path = Path(path)
         self.url = f"lmdb://{self.path.resolve()}"
         exists = (self.path / "data.mdb").exists()
@@ -312,7 +315,7 @@ class LmdbStore(ObjectStore):
             require_store(exists, self.url)
         if self.path.exists() and not self.path.is_dir():
             raise StorageError(f"{self.path} exists and is not a directory")
-        self.path.mkdir(parents=True, exist_ok=True)
+        make_directory(self.path)
         self._env = _Env(self.path, map_size)
         self._env.write(lambda txn: txn.put(FORMAT_KEY, FORMAT_VERSION, db=self._env.meta, overwrite=False))
         self.blobs = LmdbBlobs(self._env)
