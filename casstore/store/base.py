@@ -183,7 +183,8 @@ class PendingWrites:
 
 
 _REF_COMPONENT = re.compile(r"[A-Za-z0-9_%+=@:,~-][A-Za-z0-9_.%+=@:,~-]*")
-MAX_REF_NAME = 1024
+#: Long enough for a network id of 1,024 UTF-8 bytes, %-escaped, inside a tracking ref.
+MAX_REF_NAME = 4096
 
 
 def validate_ref_name(name: str) -> str:
