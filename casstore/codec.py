@@ -167,11 +167,41 @@ def encode_value(value: Value, path: str = "value") -> bytes:
     """
     try:
         data = libipld.encode_dag_cbor(value)
+    except RecursionError:
+        raise _too_deep(path) from None
     except (ValueError, TypeError, OverflowError) as exc:
         raise _explain(value, path, exc) from None
+    if len(data) > MAX_DEPTH and _depth_exceeds(value, MAX_DEPTH):  # each level costs at least one byte
+        raise _too_deep(path)
     if data.startswith(_ESCAPE_PREFIX) or (_LINK_PATTERN.search(data) and _holds_cid_bytes(value)):
         data = libipld.encode_dag_cbor([_ESCAPE_MARK, _escape(value)])
     return data
+
+
+#: The deepest nesting of lists and maps a value may have (every read path handles it: JSON, show, diff).
+MAX_DEPTH = 256
+
+
+def _too_deep(path: str) -> SerializationError:
+    return SerializationError(f"{path}: nested more than {MAX_DEPTH} levels deep (the limit)", path)
+
+
+def _depth_exceeds(value: Value, limit: int) -> bool:
+    """Whether ``value`` nests lists/maps more than ``limit`` levels deep (iterative: no recursion)."""
+    level: list[Value] = [value]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        nested: list[Value] = []
+        for item in level:
+            if isinstance(item, list):
+                nested.extend(v for v in item if isinstance(v, (list, dict)))
+            elif isinstance(item, dict):
+                nested.extend(v for v in item.values() if isinstance(v, (list, dict)))
+        level = nested
+    return False
 
 
 def decode_value(data: bytes) -> Value:
@@ -303,6 +333,42 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
+#: The largest object casstore reads back (a frame declaring more is corrupt).
+MAX_OBJECT_BYTES = 1 << 30
+#: Frames declaring more than this are decompressed in steps, so memory follows the bytes actually
+#: produced, not what a damaged header claims.
+_ONE_SHOT_BYTES = 64 << 20
+
+
+def _decompress_bounded(packed: bytes, digest: bytes) -> bytes:
+    """The content of a zstd frame, never allocating more than its real size (or MAX_OBJECT_BYTES)."""
+    try:
+        declared = zstandard.get_frame_parameters(packed).content_size
+        if declared < 0 or declared > MAX_OBJECT_BYTES:  # unknown (-1) never occurs in frames we write
+            raise CorruptObject(format_id(digest), f"zstd frame declares an impossible size ({declared})")
+        if declared <= _ONE_SHOT_BYTES:
+            data: bytes = _decompressor().decompress(packed)
+        else:
+            data = _decompress_in_steps(packed, declared, digest)
+    except zstandard.ZstdError as exc:
+        raise CorruptObject(format_id(digest), f"zstd frame unreadable ({exc})") from None
+    if len(data) != declared:
+        raise CorruptObject(format_id(digest), "zstd frame size does not match its header")
+    return data
+
+
+def _decompress_in_steps(packed: bytes, declared: int, digest: bytes) -> bytes:
+    reader = zstandard.ZstdDecompressor().stream_reader(packed, read_across_frames=False)
+    parts: list[bytes] = []
+    total = 0
+    while chunk := reader.read(1 << 20):
+        total += len(chunk)
+        if total > declared:
+            raise CorruptObject(format_id(digest), "zstd frame holds more than its header declares")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def unframe(stored: bytes, digest: bytes) -> bytes:
     """Canonical bytes of a stored frame, re-hashed against ``digest``.
 
@@ -313,10 +379,7 @@ def unframe(stored: bytes, digest: bytes) -> bytes:
     if kind == b"\x00":
         data = stored[1:]
     elif kind == b"\x01":
-        try:
-            data = _decompressor().decompress(stored[1:])
-        except zstandard.ZstdError as exc:
-            raise CorruptObject(format_id(digest), f"zstd frame unreadable ({exc})") from None
+        data = _decompress_bounded(stored[1:], digest)
     else:
         raise CorruptObject(format_id(digest), f"unknown frame header {stored[:1].hex() or 'empty'}")
     if blake3.blake3(data).digest() != digest:

@@ -19,7 +19,7 @@ class SerializationError(StorageError, ValueError):
     ``path`` names the offending part, e.g. ``content["a"][3]``.
     """
 
-    code = "SERIALIZATION_ERROR"
+    code = "STORAGE_SERIALIZATION_ERROR"
 
     def __init__(self, message: str, path: str = "") -> None:
         super().__init__(message)
@@ -66,7 +66,7 @@ class ObjectNotFound(StorageError, KeyError):
 class CorruptObject(StorageError):
     """Stored bytes that do not hash to their id, or cannot be unframed."""
 
-    code = "CORRUPT_OBJECT"
+    code = "STORAGE_CORRUPTION_ERROR"
 
     def __init__(self, object_id: str, reason: str = "content does not match its id") -> None:
         super().__init__(f"object {object_id} is corrupt: {reason}")

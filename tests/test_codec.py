@@ -149,7 +149,7 @@ def test_bad_values_name_their_path(value: Any, path: str, words: str) -> None:
         codec.encode_value(value, "content")
     assert info.value.path == path
     assert path in str(info.value) and words in str(info.value)
-    assert info.value.code == "SERIALIZATION_ERROR"
+    assert info.value.code == "STORAGE_SERIALIZATION_ERROR"
 
 
 def test_id_forms() -> None:

@@ -99,7 +99,7 @@ def test_a_delta_that_does_not_rebuild_its_object_is_corrupt() -> None:
     at = pack.index(entries[0].payload) + len(entries[0].payload) - 1  # the last byte of the delta's new middle
     with pytest.raises(CorruptObject) as info:
         apply_pack(store.blobs, pack[:at] + bytes([pack[at] ^ 1]) + pack[at + 1 :])
-    assert codec.format_id(data_id) in str(info.value) and info.value.code == "CORRUPT_OBJECT"
+    assert codec.format_id(data_id) in str(info.value) and info.value.code == "STORAGE_CORRUPTION_ERROR"
 
 
 def test_a_delta_whose_base_the_receiver_lacks_names_it() -> None:

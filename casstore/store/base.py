@@ -10,15 +10,24 @@ Ids inside this layer are raw 32-byte BLAKE3 digests (see :mod:`casstore.codec`)
 
 from __future__ import annotations
 
+import errno
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from casstore.codec import DIGEST_SIZE, format_id, frame_many, frame_many_hashed, hash_bytes, parse_id, unframe
-from casstore.errors import InvalidRefName, ObjectNotFound, RefConflict, StoreNotFound
+from casstore.errors import (
+    InvalidRefName,
+    ObjectNotFound,
+    RefConflict,
+    StorageError,
+    StoragePermissionError,
+    StoreNotFound,
+)
 from casstore.pack import apply_pack
 
 #: Objects handed to a backend per write transaction by the batch helpers.
@@ -174,7 +183,8 @@ class PendingWrites:
 
 
 _REF_COMPONENT = re.compile(r"[A-Za-z0-9_%+=@:,~-][A-Za-z0-9_.%+=@:,~-]*")
-MAX_REF_NAME = 1024
+#: Long enough for a network id of 1,024 UTF-8 bytes, %-escaped, inside a tracking ref.
+MAX_REF_NAME = 4096
 
 
 def validate_ref_name(name: str) -> str:
@@ -343,6 +353,21 @@ class ObjectStore:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"
+
+
+def os_error(exc: OSError, doing: str) -> StorageError:
+    """A filesystem failure as a StorageError: permission problems get their own code."""
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoragePermissionError(f"{doing}: {exc.strerror or exc}")
+    return StorageError(f"{doing}: {exc.strerror or exc}")
+
+
+def make_directory(path: Path) -> None:
+    """``mkdir -p`` for a store's directory, failing with a StorageError that names it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_error(exc, f"cannot create directory {path}") from None
 
 
 def require_store(exists: bool, url: str) -> None:

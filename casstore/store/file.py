@@ -20,12 +20,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import blake3
+
 from casstore.codec import DIGEST_SIZE, format_id, parse_id, ref_conflict
 from casstore.errors import InvalidRefName, StorageError
-from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, require_store
+from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, make_directory, os_error, require_store
 from casstore.store.registry import Backend, StoreLocation, register
 
 MARKER = "casstore-format"
+#: Ref-name components longer than this (in UTF-8) are stored under a stand-in name (see FileRefs._path).
+MAX_COMPONENT_BYTES = 200
+LONG_COMPONENT = ".L"
+NAME_SUFFIX = ".name"
 FORMAT_VERSION = "1\n"
 _HEX = frozenset("0123456789abcdef")
 
@@ -162,12 +168,38 @@ class FileRefs(RefStore):
             raise StorageError(f"ref file {path} is unreadable: {exc}") from None
         return parse_id(text.strip())
 
+    def _path(self, name: str, create: bool = False) -> Path:
+        """Where a ref lives: a component too long for a file name becomes ``.L<hash>`` (never a real
+        component: those cannot start with a dot) with the component itself in ``.L<hash>.name`` beside it."""
+        path = self._root
+        for component in name.split("/"):
+            if len(component.encode()) <= MAX_COMPONENT_BYTES:
+                path = path / component
+                continue
+            stand_in = LONG_COMPONENT + blake3.blake3(component.encode()).hexdigest()[:40]
+            if create and not (path / (stand_in + NAME_SUFFIX)).exists():
+                path.mkdir(parents=True, exist_ok=True)
+                _write_atomic(self._tmp, path / (stand_in + NAME_SUFFIX), component.encode())
+            path = path / stand_in
+        return path
+
+    def _real_name(self, directory: str, entry: str) -> str | None:
+        """The ref-name component a directory entry stands for (``None``: not a ref, e.g. a ``.name`` file)."""
+        if not entry.startswith(LONG_COMPONENT):
+            return entry
+        if entry.endswith(NAME_SUFFIX):
+            return None
+        try:
+            return (Path(directory) / (entry + NAME_SUFFIX)).read_bytes().decode()
+        except (OSError, UnicodeDecodeError):
+            return None
+
     def _get(self, name: str) -> bytes | None:
-        return self._read(self._root / name)
+        return self._read(self._path(name))
 
     def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
-        path = self._root / name
         with self._locked():
+            path = self._path(name, create=new is not None)
             actual = self._read(path)
             if actual != expected:
                 raise ref_conflict(name, expected, actual)
@@ -186,13 +218,24 @@ class FileRefs(RefStore):
 
     def _list(self, prefix: str) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
-        for directory, _, files in os.walk(self._root):
-            rel = os.path.relpath(directory, self._root)
-            base = "" if rel == "." else rel + "/"
+        bases = {str(self._root): ""}  # directory -> the ref-name prefix it stands for
+        for directory, subdirs, files in os.walk(self._root):
+            base = bases.pop(directory)
             if not (base.startswith(prefix) or prefix.startswith(base)):
+                subdirs.clear()
                 continue
+            kept = []
+            for sub in subdirs:
+                real = self._real_name(directory, sub)
+                if real is not None:
+                    bases[os.path.join(directory, sub)] = base + real + "/"
+                    kept.append(sub)
+            subdirs[:] = kept
             for filename in files:
-                name = base + filename
+                real = self._real_name(directory, filename)
+                if real is None:
+                    continue
+                name = base + real
                 if name.startswith(prefix):
                     value = self._read(Path(directory) / filename)
                     if value is not None:
@@ -212,9 +255,12 @@ class FileStore(ObjectStore):
         if self.path.exists() and not self.path.is_dir():
             raise StorageError(f"{self.path} exists and is not a directory")
         for sub in ("objects", "refs", "tmp"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
+            make_directory(self.path / sub)
         if not marker.exists():
-            marker.write_text(FORMAT_VERSION)
+            try:
+                marker.write_text(FORMAT_VERSION)
+            except OSError as exc:
+                raise os_error(exc, f"cannot create a store at {self.path}") from None
         self.blobs = FileBlobs(self.path)
         self.refs = FileRefs(self.path)
 

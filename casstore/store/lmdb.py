@@ -19,16 +19,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import blake3
 import lmdb
 
 from casstore.codec import DIGEST_SIZE, ref_conflict
-from casstore.errors import RefConflict, StorageError
+from casstore.errors import InvalidStoreURL, RefConflict, StorageError
 from casstore.store.base import (
     BlobStats,
     BlobStore,
     ObjectStore,
     RefStore,
     RefUpdate,
+    make_directory,
     require_store,
     validate_ref_name,
 )
@@ -257,28 +259,44 @@ def _file_size(path: Path) -> int:
         return 0
 
 
+#: LMDB's largest key. A longer ref name is kept under ``LONG_KEY + blake3(name)`` with the name after
+#: the digest in the value; such keys sort after every printable name.
+MAX_KEY_BYTES = 511
+LONG_KEY = b"\xff"
+
+
+def _ref_key(name: str) -> tuple[bytes, bytes]:
+    """The LMDB key of a ref name, and what follows the digest in its value (the name, for long names)."""
+    raw = name.encode()
+    if len(raw) <= MAX_KEY_BYTES:
+        return raw, b""
+    return LONG_KEY + blake3.blake3(raw).digest(), raw
+
+
 class LmdbRefs(RefStore):
     def __init__(self, env: _Env) -> None:
         self._env = env
 
     def _get(self, name: str) -> bytes | None:
-        value: bytes | None = self._env.read(lambda txn: txn.get(name.encode(), db=self._env.refs))
-        return value
+        key, _ = _ref_key(name)
+        value: bytes | None = self._env.read(lambda txn: txn.get(key, db=self._env.refs))
+        return None if value is None else value[:DIGEST_SIZE]
 
     def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
         self._env.write(lambda txn: self.swap(txn, name, expected, new))
 
     def swap(self, txn: Txn, name: str, expected: bytes | None, new: bytes | None) -> None:
         """Compare-and-swap inside the caller's write transaction."""
-        key = name.encode()
+        key, suffix = _ref_key(name)
         db = self._env.refs
-        actual = txn.get(key, db=db)
+        stored = txn.get(key, db=db)
+        actual = None if stored is None else stored[:DIGEST_SIZE]
         if actual != expected:
             raise ref_conflict(name, expected, actual)
         if new is None:
             txn.delete(key, db=db)
         else:
-            txn.put(key, new, db=db)
+            txn.put(key, new + suffix, db=db)
 
     def _list(self, prefix: str) -> dict[str, bytes]:
         start = prefix.encode()
@@ -289,9 +307,14 @@ class LmdbRefs(RefStore):
             out: dict[str, bytes] = {}
             if cursor.set_range(start):
                 for key, value in cursor.iternext():
-                    if not key.startswith(start):
+                    if not key.startswith(start) or key.startswith(LONG_KEY):
                         break
                     out[key.decode()] = value
+            if cursor.set_range(LONG_KEY):
+                for value in cursor.iternext(keys=False, values=True):
+                    name = bytes(value[DIGEST_SIZE:]).decode()
+                    if name.startswith(prefix):
+                        out[name] = bytes(value[:DIGEST_SIZE])
             return out
 
         return self._env.read(txn_fn)
@@ -305,6 +328,8 @@ class LmdbStore(ObjectStore):
     atomic_commit = True
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True, map_size: int = DEFAULT_MAP_SIZE) -> None:
+        if type(map_size) is not int or map_size <= 0:
+            raise InvalidStoreURL(f"LMDB map_size must be a positive whole number of bytes, not {map_size!r}")
         self.path = Path(path)
         self.url = f"lmdb://{self.path.resolve()}"
         exists = (self.path / "data.mdb").exists()
@@ -312,7 +337,7 @@ class LmdbStore(ObjectStore):
             require_store(exists, self.url)
         if self.path.exists() and not self.path.is_dir():
             raise StorageError(f"{self.path} exists and is not a directory")
-        self.path.mkdir(parents=True, exist_ok=True)
+        make_directory(self.path)
         self._env = _Env(self.path, map_size)
         self._env.write(lambda txn: txn.put(FORMAT_KEY, FORMAT_VERSION, db=self._env.meta, overwrite=False))
         self.blobs = LmdbBlobs(self._env)

@@ -157,7 +157,7 @@ class StoreTests(ConformanceSuite):
         store.blobs.put_frames([(digest, b"\x00" + codec.encode_value("evil"))])
         with pytest.raises(CorruptObject) as info:
             store.blobs.get_many([digest])
-        assert info.value.code == "CORRUPT_OBJECT"
+        assert info.value.code == "STORAGE_CORRUPTION_ERROR"
 
     # ------------------------------------------------------------ refs
 
