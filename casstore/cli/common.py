@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -50,10 +51,14 @@ def opened(ctx: click.Context, create: bool = False) -> Iterator[NetworkStore]:
         store.close()
 
 
+def _progress_off() -> bool:
+    return quiet_mode() or json_mode() or not sys.stderr.isatty()
+
+
 def progress_bar() -> Progress:
     """A bar per task on stderr, labelled by the task's description; off under ``--quiet`` and ``--json``."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    return Progress(*columns, console=Console(stderr=True), transient=True, disable=quiet_mode() or json_mode())
+    return Progress(*columns, console=Console(stderr=True), transient=True, disable=_progress_off())
 
 
 def resolve_id(store: NetworkStore, text: str) -> bytes:
@@ -121,7 +126,7 @@ def transfer_progress(label: str) -> tuple[Progress, sync.Progress]:
         TextColumn("objects {task.fields[sent]}", table_column=Column(no_wrap=True)),
         TimeRemainingColumn(),
     )
-    progress = Progress(*columns, console=Console(stderr=True), transient=True, disable=quiet_mode() or json_mode())
+    progress = Progress(*columns, console=Console(stderr=True), transient=True, disable=_progress_off())
     task = progress.add_task(label, total=None, sent="0 B")
 
     def advance(objects: int, sent_bytes: int, known: int) -> None:

@@ -105,8 +105,8 @@ def say(message: str) -> None:
         out.print(message, highlight=False, soft_wrap=True)
 
 
-def _report_error(code: str, message: str, **extra: Any) -> None:
-    if json_mode():
+def _report_error(code: str, message: str, as_json: bool | None = None, **extra: Any) -> None:
+    if json_mode() if as_json is None else as_json:
         click.echo(json.dumps({"error": {"code": code, "message": message, **extra}}, ensure_ascii=False), err=True)
     else:
         err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
@@ -200,12 +200,13 @@ class CasstoreGroup(click.Group):
             if not standalone:
                 raise
             if _json_in_argv(argv):
-                _report_error("USAGE_ERROR", exc.format_message())
+                _report_error("USAGE_ERROR", exc.format_message(), as_json=True)
             else:
                 exc.show()
             sys.exit(exc.exit_code)
         except (KeyboardInterrupt, click.Abort):
             if not standalone:
                 raise
-            _report_error("INTERRUPTED", "interrupted: nothing was committed", committed=False)
+            message = "interrupted: nothing was committed"
+            _report_error("INTERRUPTED", message, as_json=_json_in_argv(argv), committed=False)
             sys.exit(EXIT_INTERRUPTED)

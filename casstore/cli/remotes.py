@@ -65,7 +65,7 @@ def remote_list(ctx: click.Context) -> None:
 
     def render() -> None:
         for name, url in known.items():
-            out.print(f"{name}\t{url}", highlight=False, soft_wrap=True)
+            click.echo(f"{name}\t{url}")  # a real tab, for cut and read
 
     emit({"remotes": known}, render)
 
@@ -97,11 +97,14 @@ def resolve_remote(store: NetworkStore, text: str, verb_name: str = "push") -> t
 
 
 def _not_a_remote(store: NetworkStore, text: str, verb_name: str, known: dict[str, str]) -> None:
-    network = f"; {text!r} is a network here" if store.exists(text) else ""
-    remotes = f"remotes: {', '.join(sorted(known))}" if known else "no remotes yet (`casstore remote add origin URL`)"
-    first = sorted(known)[0] if known else "origin"
+    network = f" ({text!r} is a network here)" if store.exists(text) else ""
+    if known:
+        remotes = f"the remotes are {', '.join(sorted(known))}"
+    else:
+        remotes = "this store has no remotes yet: add one with `casstore remote add origin URL`"
+    first = "origin" if "origin" in known or not known else sorted(known)[0]
     fail(
-        f"{text!r} is neither a remote nor a store ({remotes}){network}; "
+        f"{text!r} is neither a remote nor a store{network}; {remotes}; "
         f"to {verb_name} network {text}, name the remote first: `casstore {verb_name} {first} {text}`",
         "REMOTE_NOT_FOUND",
     )
