@@ -164,7 +164,9 @@ def test_replication_image_and_delete_verbs_json(tmp_path: Path) -> None:
     said = run(tmp_path, "--store", "b", "delete", "group", "t", "controller", "--yes").stdout
     assert "deleted group t/controller (3 contacts, 1 wires)" in said
     assert doc(tmp_path, "--store", "b", "delete", "network", "t2", "--yes")["deleted"]["kind"] == "network"
-    assert "deleted network t3 and 1 snapshot(s)" in run(tmp_path, "--store", "b", "delete", "network", "t3", "-y").stdout
+    assert (
+        "deleted network t3 and 1 snapshot(s)" in run(tmp_path, "--store", "b", "delete", "network", "t3", "-y").stdout
+    )
     with casstore.open_store(tmp_path / "b", create=False) as store:
         assert store.list_networks() == ["t"]
         assert snap not in [s.id for s in store.list_snapshots("t")]
