@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -195,25 +197,6 @@ def test_ctrl_c_after_a_commit_exits_130_and_says_so(net, monkeypatch: pytest.Mo
         assert store.load_contact_content("t", "sensors", "temperature") == 7
 
 
-def test_ctrl_c_in_a_subprocess_exits_130_saying_nothing_was_committed(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    subprocess.run([sys.executable, "-m", "casstore", "init"], cwd=tmp_path, env=env, check=True, timeout=120)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "casstore", "put", "-"],  # waits for stdin, as a user forgetting the file would
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(3)  # let it start and block on stdin
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == EXIT_INTERRUPTED, (stdout, stderr)
-    assert "interrupted: nothing was committed" in stderr and "Aborted" not in stderr and "Traceback" not in stderr
-
-
 def test_progress_label_is_not_doubled(net, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     screen = io.StringIO()
     monkeypatch.setattr("casstore.cli.common._progress_off", lambda: False)
@@ -250,3 +233,50 @@ def test_every_verb_has_an_example_and_json(cli) -> None:  # type: ignore[no-unt
         assert "--json" in text, path
     completion = CliRunner().invoke(main, [], prog_name="casstore", env={"_CASSTORE_COMPLETE": "bash_source"})
     assert completion.exit_code == 0 and "_casstore_completion" in completion.stdout
+
+
+def _read_until(fd: int, wanted: bytes, timeout: float = 120) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if ready:
+            seen += os.read(fd, 4096)
+    return seen
+
+
+def test_delete_asks_on_a_real_terminal_and_ctrl_c_exits_130(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    base = [sys.executable, "-m", "casstore"]
+    subprocess.run([*base, "init"], cwd=tmp_path, env=env, check=True, timeout=120, capture_output=True)
+    subprocess.run([*base, "import", "t", str(SAMPLE)], cwd=tmp_path, env=env, check=True, timeout=120)
+    prompt = b"delete network t and its 0 snapshot(s)? [y/N]"
+    for answer in (None, b"y\n"):  # first Ctrl-C at the prompt, then a yes
+        controller, terminal = pty.openpty()
+        try:
+            proc = subprocess.Popen(
+                [*base, "delete", "network", "t"],
+                cwd=tmp_path,
+                env=env,
+                stdin=terminal,
+                stdout=subprocess.PIPE,
+                stderr=terminal,
+            )
+            assert prompt in _read_until(controller, prompt)
+            if answer is None:
+                proc.send_signal(signal.SIGINT)
+                assert proc.wait(timeout=120) == EXIT_INTERRUPTED
+                said = _read_until(controller, b"committed", timeout=10).decode()
+                assert "interrupted: nothing was committed" in said and "Aborted" not in said
+                assert "Traceback" not in said
+            else:
+                os.write(controller, answer)
+                assert proc.wait(timeout=120) == 0
+                assert proc.stdout is not None and "deleted network t" in proc.stdout.read().decode()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        finally:
+            os.close(controller)
+            os.close(terminal)
+        with casstore.open_store(tmp_path / ".casstore", create=False) as store:
+            assert store.list_networks() == ([] if answer else ["t"])
