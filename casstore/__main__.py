@@ -3,4 +3,4 @@
 from casstore.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="casstore")  # so help and shell completion say casstore, not python -m casstore

@@ -5,22 +5,38 @@ modules by family: ``objects`` (the store and its objects), ``networks``, ``remo
 (replication) and ``images`` (CAR archives), with what they share in ``common``.
 
 The store is chosen by ``--store URL`` (before the verb) or ``CASSTORE_URL``,
-default ``./.casstore`` (LMDB).  Errors a user can cause print one line and
-exit non-zero; they never show a traceback.
+default ``./.casstore`` (LMDB).  ``--json`` (before or after the verb) prints one JSON
+document; ``--quiet`` drops progress bars and chatter.  Errors a user can cause print one
+line and exit non-zero; they never show a traceback (see ``output``).  ``docs/cli.md``
+documents every verb and its JSON.
 """
 
 from __future__ import annotations
 
 import click
 
-from casstore.cli import images, networks, objects, remotes
+from casstore.cli import deletes, images, networks, objects, remotes, snapshots
+from casstore.cli.output import CasstoreGroup
 
 __all__ = ["DEFAULT_STORE", "main"]
 
 DEFAULT_STORE = "./.casstore"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EPILOG = """\b
+Examples:
+  casstore init
+  casstore import thermostat docs/examples/sample-network.json
+  casstore --json log thermostat
+  casstore --store s3://bucket/prefix?endpoint_url=http://localhost:9000 networks
+
+\b
+Shell completion (bash; zsh and fish alike, see docs/cli.md):
+  eval "$(_CASSTORE_COMPLETE=bash_source casstore)"
+"""
+
+
+@click.group(cls=CasstoreGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.option(
     "--store",
     "url",
@@ -29,11 +45,13 @@ DEFAULT_STORE = "./.casstore"
     show_default=True,
     help="Store URL: a path, lmdb:///p, file:///p, s3://bucket/prefix?endpoint_url=…, memory://. Env: CASSTORE_URL.",
 )
+@click.option("--json", "json_output", is_flag=True, help="Print one JSON document (also accepted after the verb).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or chatter; data and ids still print.")
 @click.version_option(package_name="casstore")
 @click.pass_context
-def main(ctx: click.Context, url: str) -> None:
+def main(ctx: click.Context, url: str, json_output: bool, quiet: bool) -> None:
     """casstore: a content-addressed store for Bassline network state."""
-    ctx.obj = {"url": url}
+    ctx.obj = {"url": url, "json": json_output, "quiet": quiet}
 
 
 # click lists verbs sorted by name, so this order is for the reader only.
@@ -46,12 +64,15 @@ for _verb in (
     objects.gc,
     networks.networks,
     networks.show,
+    networks.get,
+    networks.query,
     networks.set_content,
     networks.import_network,
     networks.export_network,
-    networks.snapshot,
-    networks.log,
-    networks.diff,
+    snapshots.snapshot,
+    snapshots.log,
+    snapshots.diff,
+    deletes.delete,
     remotes.remote,
     remotes.push,
     remotes.pull,

@@ -1,18 +1,15 @@
-"""What every verb family shares: the consoles, error reporting, opening the store, progress bars,
-resolving ids and snapshot ids a user typed, and turning objects and sizes into text.
-
-Errors a user can cause print one line and exit non-zero (``fail``, ``user_errors``); they never
-show a traceback.
+"""What every verb family shares: opening the store, progress bars, resolving ids and snapshot ids a
+user typed, and turning objects, records and sizes into text or JSON.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
+import dataclasses
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
@@ -20,81 +17,48 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column
 
 from casstore import codec, sync
-from casstore.errors import InvalidId, ObjectNotFound, SnapshotNotFound, StorageError
-from casstore.model import NetworkStore
+from casstore.cli.locations import check_store_url
+from casstore.cli.output import fail, json_mode, quiet_mode
+from casstore.errors import InvalidId, ObjectNotFound, SnapshotNotFound
+from casstore.model import NetworkStore, SnapshotInfo
 from casstore.store import open_object_store
 
 __all__ = [
     "MIN_PREFIX",
-    "PIPE_WIDTH",
-    "err",
-    "fail",
     "human_bytes",
     "opened",
-    "out",
     "progress_bar",
+    "record_json",
     "require_network",
     "resolve_id",
     "resolve_snapshot",
+    "snapshot_json",
     "to_json",
     "transfer_progress",
-    "user_errors",
 ]
 
 MIN_PREFIX = 8
 
-F = TypeVar("F", bound=Callable[..., Any])
-PIPE_WIDTH = 200  # tables written to a pipe or file keep whole ids instead of eliding them
-
-
-class _Console:
-    """A rich console made at use, so it sees the current streams (and their width) each time."""
-
-    def __init__(self, stderr: bool = False) -> None:
-        self.stderr = stderr
-
-    def __getattr__(self, name: str) -> Any:
-        stream = sys.stderr if self.stderr else sys.stdout
-        width = None if stream.isatty() else PIPE_WIDTH
-        return getattr(Console(stderr=self.stderr, width=width), name)
-
-
-out = _Console()
-err = _Console(stderr=True)
-
-
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    sys.exit(code)
-
-
-def user_errors(fn: F) -> F:
-    """Turn the errors a user can cause into one line and a non-zero exit."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except StorageError as exc:
-            fail(f"{exc} [{exc.code}]")
-        except (OSError, ValueError) as exc:
-            fail(str(exc))
-
-    return wrapper  # type: ignore[return-value]
-
 
 @contextmanager
 def opened(ctx: click.Context, create: bool = False) -> Iterator[NetworkStore]:
-    store = NetworkStore(open_object_store(ctx.obj["url"], create=create))
+    url = ctx.find_root().obj["url"]
+    check_store_url(url, create=create)
+    store = NetworkStore(open_object_store(url, create=create))
     try:
         yield store
     finally:
         store.close()
 
 
-def progress_bar(label: str) -> Progress:
-    columns = (TextColumn(label + " {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    return Progress(*columns, console=Console(stderr=True), transient=True)
+def _progress_off() -> bool:
+    return quiet_mode() or json_mode() or not sys.stderr.isatty()
+
+
+def progress_bar() -> Progress:
+    """A bar per task on stderr, labelled by the task's description; off under ``--quiet`` and ``--json``."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=Console(stderr=True), transient=True, disable=_progress_off())
 
 
 def resolve_id(store: NetworkStore, text: str) -> bytes:
@@ -136,7 +100,7 @@ def human_bytes(n: float) -> str:
 
 def require_network(store: NetworkStore, network: str) -> None:
     if not store.exists(network):
-        fail(f"network {network!r} not found in {store.url}")
+        fail(f"network {network!r} not found in {store.url}", "NETWORK_NOT_FOUND")
 
 
 def resolve_snapshot(store: NetworkStore, network: str, text: str) -> str:
@@ -162,10 +126,26 @@ def transfer_progress(label: str) -> tuple[Progress, sync.Progress]:
         TextColumn("objects {task.fields[sent]}", table_column=Column(no_wrap=True)),
         TimeRemainingColumn(),
     )
-    progress = Progress(*columns, console=Console(stderr=True), transient=True)
+    progress = Progress(*columns, console=Console(stderr=True), transient=True, disable=_progress_off())
     task = progress.add_task(label, total=None, sent="0 B")
 
     def advance(objects: int, sent_bytes: int, known: int) -> None:
         progress.update(task, completed=objects, total=known, sent=human_bytes(sent_bytes))
 
     return progress, advance
+
+
+def record_json(record: Any) -> Any:
+    """A model record (a dataclass: ``Contact``, ``Wire``, ``Group``…) as JSON, its Python field names as keys."""
+    return to_json(dataclasses.asdict(record))
+
+
+def snapshot_json(info: SnapshotInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "network": info.network_id,
+        "label": info.label,
+        "created_at": info.created_at.isoformat(),
+        "size": info.size,
+        "root": info.root,
+    }

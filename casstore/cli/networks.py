@@ -1,4 +1,4 @@
-"""Verbs on networks: ``networks``, ``show``, ``set``, ``import``, ``export``, ``snapshot``, ``log`` and ``diff``."""
+"""Verbs on a network's current state: ``networks``, ``show``, ``get``, ``query``, ``set``, ``import``, ``export``."""
 
 from __future__ import annotations
 
@@ -6,15 +6,27 @@ import json
 from typing import Any, TextIO
 
 import click
-from rich.table import Column, Table
+from rich.table import Table
 
 from casstore import codec
-from casstore.cli.common import fail, human_bytes, opened, out, require_network, resolve_snapshot, to_json, user_errors
-from casstore.model import Change
+from casstore.cli.common import human_bytes, opened, record_json, require_network, resolve_snapshot, to_json
+from casstore.cli.output import committing, emit, fail, out, say, verb
+from casstore.model import GroupState
 from casstore.model.bassline_json import NetworkJSONError, network_from_json, network_to_json
 from casstore.model.refs import head_ref
 
-__all__ = ["diff", "export_network", "import_network", "log", "networks", "set_content", "show", "snapshot"]
+__all__ = [
+    "export_network",
+    "get",
+    "group_summary",
+    "import_network",
+    "networks",
+    "parse_json_argument",
+    "preview",
+    "query",
+    "set_content",
+    "show",
+]
 
 
 def preview(value: Any, width: int = 48) -> str:
@@ -22,30 +34,77 @@ def preview(value: Any, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-@click.command()
+def parse_json_argument(text: str, what: str, string_flag: str | None = None) -> Any:
+    """``text`` as JSON, or a one-line error that shows how to pass plain text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        quoted = json.dumps(text, ensure_ascii=False)
+        hint = f"to store text, quote it as JSON: '{quoted}'"
+        if string_flag:
+            hint += f", or pass {string_flag}"
+        fail(f"{what} is not valid JSON ({exc}); {hint}", "INVALID_JSON")
+
+
+def group_summary(gid: str, state: GroupState) -> dict[str, Any]:
+    """One group as a row of ``show``/``query --json``."""
+    return {
+        "id": gid,
+        "name": state.group.name,
+        "contacts": len(state.contacts),
+        "wires": len(state.wires),
+        "attributes": to_json(state.group.attributes),
+    }
+
+
+def _groups_table(title: str, groups: dict[str, GroupState]) -> Table:
+    table = Table("group", "name", "contacts", "wires", "type", "author", "tags", title=title)
+    for gid, gs in groups.items():
+        attrs = gs.group.attributes
+        table.add_row(
+            gid,
+            gs.group.name,
+            str(len(gs.contacts)),
+            str(len(gs.wires)),
+            str(attrs.get("bassline.type", attrs.get("type", ""))),
+            str(attrs.get("bassline.author", attrs.get("author", ""))),
+            ", ".join(map(str, attrs.get("bassline.tags", attrs.get("tags", [])))),
+        )
+    return table
+
+
+@verb("casstore networks\ncasstore networks --json | jq -r '.networks[].id'")
 @click.pass_context
-@user_errors
 def networks(ctx: click.Context) -> None:
     """List the networks in the store."""
     with opened(ctx) as store:
-        table = Table("network", "head", "logical size", "snapshots")
+        rows: list[dict[str, Any]] = []
         for network in store.list_networks():
             head = store.refs.get(head_ref(network))
             root = store.network_root(head) if head else {"size": 0}
-            table.add_row(
-                network,
-                codec.format_id(head)[:16] if head else "-",
-                human_bytes(root["size"]),
-                str(len(store.list_snapshots(network))),
+            rows.append(
+                {
+                    "id": network,
+                    "head": codec.format_id(head) if head else None,
+                    "size": root["size"],
+                    "snapshots": len(store.list_snapshots(network)),
+                }
             )
+
+    def render() -> None:
+        table = Table("network", "head", "logical size", "snapshots")
+        for row in rows:
+            head = row["head"][:16] if row["head"] else "-"
+            table.add_row(row["id"], head, human_bytes(row["size"]), str(row["snapshots"]))
         out.print(table)
 
+    emit({"networks": rows}, render)
 
-@click.command()
+
+@verb("casstore show thermostat\ncasstore show thermostat --group sensors --json")
 @click.argument("network")
 @click.option("--group", "group_id", help="Show one group's contacts and wires.")
 @click.pass_context
-@user_errors
 def show(ctx: click.Context, network: str, group_id: str | None) -> None:
     """Show a network's groups, or one group in detail."""
     with opened(ctx) as store:
@@ -53,33 +112,26 @@ def show(ctx: click.Context, network: str, group_id: str | None) -> None:
         if group_id is None:
             state = store.load_network_state(network)
             assert state is not None
-            table = Table(
-                "group",
-                "name",
-                "contacts",
-                "wires",
-                "type",
-                "author",
-                "tags",
-                title=f"{network} (current group {state.current_group_id})",
-            )
-            for gid, gs in state.groups.items():
-                attrs = gs.group.attributes
-                table.add_row(
-                    gid,
-                    gs.group.name,
-                    str(len(gs.contacts)),
-                    str(len(gs.wires)),
-                    str(attrs.get("bassline.type", attrs.get("type", ""))),
-                    str(attrs.get("bassline.author", attrs.get("author", ""))),
-                    ", ".join(map(str, attrs.get("bassline.tags", attrs.get("tags", [])))),
-                )
-            out.print(table)
+            document: dict[str, Any] = {
+                "network": network,
+                "current_group_id": state.current_group_id,
+                "root_group_id": state.root_group_id,
+                "groups": [group_summary(gid, gs) for gid, gs in state.groups.items()],
+            }
+            title = f"{network} (current group {state.current_group_id})"
+            emit(document, lambda: out.print(_groups_table(title, state.groups)))
             return
         one = store.load_group_state(network, group_id)
-        if one is None:
-            fail(f"group {group_id!r} not found in network {network!r}")
-        assert one is not None
+    if one is None:
+        fail(f"group {group_id!r} not found in network {network!r}", "GROUP_NOT_FOUND")
+    group_document: dict[str, Any] = {
+        "network": network,
+        "group": record_json(one.group),
+        "contacts": {cid: record_json(c) for cid, c in one.contacts.items()},
+        "wires": {wid: record_json(w) for wid, w in one.wires.items()},
+    }
+
+    def render() -> None:
         table = Table("contact", "blend", "content", title=f"{network}/{group_id}: {one.group.name}")
         for cid in one.group.contact_ids or list(one.contacts):
             contact = one.contacts.get(cid)
@@ -92,116 +144,135 @@ def show(ctx: click.Context, network: str, group_id: str | None) -> None:
                 wires.add_row(wid, wire.from_id, wire.to_id, wire.type)
             out.print(wires)
 
+    emit(group_document, render)
 
-@click.command("set")
+
+@verb("casstore get thermostat sensors temperature\ncasstore get thermostat sensors temperature --full")
+@click.argument("network")
+@click.argument("group_id", metavar="GROUP")
+@click.argument("contact_id", metavar="CONTACT")
+@click.option("--full", is_flag=True, help="The whole contact record, not only its content.")
+@click.pass_context
+def get(ctx: click.Context, network: str, group_id: str, contact_id: str, full: bool) -> None:
+    """Print one contact's content as JSON (--full: the whole contact record)."""
+    with opened(ctx) as store:
+        require_network(store, network)
+        # the whole group is read so that a missing contact and a null content can be told apart
+        group = store.load_group_state(network, group_id)
+    if group is None:
+        fail(f"group {group_id!r} not found in network {network!r}", "GROUP_NOT_FOUND")
+    contact = group.contacts.get(contact_id)
+    if contact is None:
+        fail(f"contact {contact_id!r} not found in group {group_id!r} of network {network!r}", "CONTACT_NOT_FOUND")
+    record = record_json(contact)
+    shown = record if full else record["content"]
+    document = (
+        {"network": network, **record}
+        if full
+        else {
+            "network": network,
+            "group_id": group_id,
+            "id": contact_id,
+            "content": record["content"],
+        }
+    )
+    emit(document, lambda: click.echo(json.dumps(shown, indent=2, ensure_ascii=False)))
+
+
+def _attribute_filters(pairs: tuple[str, ...]) -> dict[str, Any]:
+    filters: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--attr takes KEY=JSON (e.g. --attr 'bassline.author=\"bob\"'), not {pair!r}", "INVALID_INPUT")
+        filters[key] = parse_json_argument(value, f"the value of --attr {key}")
+    return filters
+
+
+@verb("casstore query thermostat --type sensor-bank\ncasstore query thermostat --tag hvac --attr 'floor=2' --json")
+@click.argument("network")
+@click.option("--type", "type_", metavar="T", help="Groups whose type (bassline.type or type) is T.")
+@click.option("--author", metavar="A", help="Groups whose author (bassline.author or author) is A.")
+@click.option("--tag", "tags", multiple=True, metavar="X", help="Groups tagged X (repeat: every tag).")
+@click.option("--attr", "attrs", multiple=True, metavar="KEY=JSON", help="Groups whose attribute KEY equals JSON.")
+@click.pass_context
+def query(
+    ctx: click.Context,
+    network: str,
+    type_: str | None,
+    author: str | None,
+    tags: tuple[str, ...],
+    attrs: tuple[str, ...],
+) -> None:
+    """Groups matching every filter given (through the attribute index), in group-id order."""
+    attributes = _attribute_filters(attrs)
+    with opened(ctx) as store:
+        require_network(store, network)
+        found = store.query_groups(
+            network, attributes=attributes or None, author=author, tags=list(tags) or None, type=type_
+        )
+    groups = {state.group.id: state for state in found}
+    document = {"network": network, "groups": [group_summary(gid, gs) for gid, gs in groups.items()]}
+    emit(document, lambda: out.print(_groups_table(f"{network}: {len(groups)} group(s) match", groups)))
+
+
+@verb(
+    "casstore set thermostat sensors temperature '{\"celsius\": 23.5}'\n"
+    "casstore set thermostat room note --string 'Now in NYC'",
+    name="set",
+)
 @click.argument("network")
 @click.argument("group_id", metavar="GROUP")
 @click.argument("contact_id", metavar="CONTACT")
 @click.argument("value")
+@click.option("--string", "as_string", is_flag=True, help="Store VALUE as a text string, not JSON.")
 @click.pass_context
-@user_errors
-def set_content(ctx: click.Context, network: str, group_id: str, contact_id: str, value: str) -> None:
-    """Set a contact's content to the JSON VALUE."""
-    try:
-        content = json.loads(value)
-    except json.JSONDecodeError as exc:
-        fail(f"VALUE is not valid JSON: {exc}")
-    with opened(ctx) as store:
+def set_content(ctx: click.Context, network: str, group_id: str, contact_id: str, value: str, as_string: bool) -> None:
+    """Set a contact's content to the JSON VALUE (--string: to the text VALUE)."""
+    content = value if as_string else parse_json_argument(value, "VALUE", "--string")
+    with opened(ctx) as store, committing(f"{network}/{group_id}/{contact_id} set"):
         store.save_contact_content(network, group_id, contact_id, content)
+    emit(
+        {"network": network, "group_id": group_id, "id": contact_id, "content": to_json(content)},
+        lambda: say(f"set {network}/{group_id}/{contact_id}"),
+    )
 
 
-@click.command()
-@click.argument("network")
-@click.option("-m", "--label", help="A label for the snapshot.")
-@click.pass_context
-@user_errors
-def snapshot(ctx: click.Context, network: str, label: str | None) -> None:
-    """Snapshot a network's current state; prints the snapshot id."""
-    with opened(ctx) as store:
-        click.echo(store.save_snapshot(network, label))
-
-
-@click.command()
-@click.argument("network")
-@click.pass_context
-@user_errors
-def log(ctx: click.Context, network: str) -> None:
-    """List a network's snapshots, newest first."""
-    with opened(ctx) as store:
-        require_network(store, network)
-        table = Table("snapshot", "label", "created (UTC)", "logical size", title=f"snapshots of {network}")
-        for info in store.list_snapshots(network):
-            table.add_row(
-                info.id, info.label or "", info.created_at.strftime("%Y-%m-%d %H:%M:%S"), human_bytes(info.size)
-            )
-        out.print(table)
-
-
-@click.command()
-@click.argument("network")
-@click.argument("a")
-@click.argument("b", required=False)
-@click.pass_context
-@user_errors
-def diff(ctx: click.Context, network: str, a: str, b: str | None) -> None:
-    """Changes from snapshot A to snapshot B (default: the current state)."""
-    with opened(ctx) as store:
-        require_network(store, network)
-        old = resolve_snapshot(store, network, a)
-        new = resolve_snapshot(store, network, b) if b else None
-        changes = store.diff(network, old, new)
-        table = Table(
-            Column("change", no_wrap=True),
-            Column("group", no_wrap=True),
-            "item",
-            "old",
-            "new",
-            title=f"{network}: {old[:16]}… → {(new[:16] + '…') if new else 'current'}",
-        )
-        for change in changes:
-            table.add_row(change.kind, change.group_id, change.item_id, *_change_values(change))
-        out.print(table)
-        out.print(f"{len(changes)} change(s)", highlight=False)
-
-
-def _change_values(change: Change) -> tuple[str, str]:
-    def show_one(item: Any) -> str:
-        if item is None:
-            return ""
-        return preview(item.content) if hasattr(item, "content") else preview(getattr(item, "name", ""))
-
-    return show_one(change.old), show_one(change.new)
-
-
-@click.command("import")
+@verb(
+    "casstore import thermostat docs/examples/sample-network.json\ncat net.json | casstore import thermostat -",
+    name="import",
+)
 @click.argument("network")
 @click.argument("source", type=click.File("r", encoding="utf-8"))
 @click.pass_context
-@user_errors
 def import_network(ctx: click.Context, network: str, source: TextIO) -> None:
     """Replace NETWORK's current state with SOURCE (Bassline JSON; - for stdin)."""
     name = getattr(source, "name", "input")
     try:
         doc = json.load(source)
     except json.JSONDecodeError as exc:
-        fail(f"{name} is not valid JSON: {exc}")
+        fail(f"{name} is not valid JSON: {exc}", "INVALID_JSON")
     try:
         state = network_from_json(doc)
     except NetworkJSONError as exc:
-        fail(f"{name}: {exc}")
-    with opened(ctx) as store:
+        fail(f"{name}: {exc}", "INVALID_NETWORK_JSON")
+    with opened(ctx) as store, committing(f"network {network} replaced"):
         store.save_network_state(network, state)
-        contacts = sum(len(g.contacts) for g in state.groups.values())
-        out.print(f"imported {len(state.groups):,} groups, {contacts:,} contacts into {network}", highlight=False)
+    contacts = sum(len(g.contacts) for g in state.groups.values())
+    emit(
+        {"network": network, "groups": len(state.groups), "contacts": contacts},
+        lambda: say(f"imported {len(state.groups):,} groups, {contacts:,} contacts into {network}"),
+    )
 
 
-@click.command("export")
+@verb(
+    "casstore export thermostat > thermostat.json\ncasstore export thermostat --snapshot bafyr4iabc123de", name="export"
+)
 @click.argument("network")
 @click.option("--snapshot", "snapshot_id", help="Export this snapshot instead of the current state.")
 @click.pass_context
-@user_errors
 def export_network(ctx: click.Context, network: str, snapshot_id: str | None) -> None:
-    """Write NETWORK (or one of its snapshots) as Bassline JSON to stdout."""
+    """Write NETWORK (or one of its snapshots) as Bassline JSON to stdout (with or without --json)."""
     with opened(ctx) as store:
         require_network(store, network)
         if snapshot_id:

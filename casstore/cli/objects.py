@@ -3,102 +3,133 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, TextIO
 
 import click
 from rich.table import Table
 
 from casstore import codec
-from casstore.cli.common import err, fail, human_bytes, opened, out, progress_bar, resolve_id, to_json, user_errors
+from casstore.cli.common import human_bytes, opened, progress_bar, resolve_id, to_json
+from casstore.cli.locations import local_kind
+from casstore.cli.output import committing, emit, err, fail, json_mode, out, say, verb
 from casstore.gc import DEFAULT_GRACE_MINUTES, collect_garbage
+from casstore.store.registry import parse_location
 from casstore.verify import verify as verify_store
 
 __all__ = ["cat", "gc", "init", "put", "stats", "verify"]
 
 
-@click.command()
+@verb("casstore init\ncasstore init /var/lib/casstore\ncasstore --store file:///srv/casstore init")
 @click.argument("path", required=False)
 @click.pass_context
-@user_errors
 def init(ctx: click.Context, path: str | None) -> None:
     """Create a store at PATH (default: the --store URL)."""
     if path:
         ctx.obj["url"] = path
+    location = parse_location(ctx.obj["url"])
+    existed = location.scheme in ("lmdb", "file") and local_kind(Path(location.where)) == location.scheme
     with opened(ctx, create=True) as store:
-        out.print(f"initialised {store.url}", highlight=False)
+        emit(
+            {"store": store.url, "created": not existed},
+            lambda: say(f"{'reinitialised existing' if existed else 'initialised'} {store.url}"),
+        )
 
 
-@click.command()
+@verb("casstore stats\ncasstore stats --json")
 @click.pass_context
-@user_errors
 def stats(ctx: click.Context) -> None:
     """Show what the store holds."""
     with opened(ctx) as store:
         st = store.blobs.stats()
         refs = store.refs.list()
-        table = Table(show_header=False)
-        table.add_row("store", store.url)
-        table.add_row("objects", f"{st.objects:,}")
-        table.add_row("stored bytes", human_bytes(st.stored_bytes))
-        for key, value in (st.extra or {}).items():
-            shown = human_bytes(value) if isinstance(value, int) and key.endswith(("bytes", "size")) else str(value)
-            table.add_row(key.replace("_", " "), shown)
-        table.add_row("refs", f"{len(refs):,}")
-        out.print(table)
+        document = {
+            "store": store.url,
+            "objects": st.objects,
+            "stored_bytes": st.stored_bytes,
+            "extra": dict(st.extra or {}),
+            "refs": len(refs),
+        }
+
+        def render() -> None:
+            table = Table(show_header=False)
+            table.add_row("store", store.url)
+            table.add_row("objects", f"{st.objects:,}")
+            table.add_row("stored bytes", human_bytes(st.stored_bytes))
+            for key, value in (st.extra or {}).items():
+                shown = human_bytes(value) if isinstance(value, int) and key.endswith(("bytes", "size")) else str(value)
+                table.add_row(key.replace("_", " "), shown)
+            table.add_row("refs", f"{len(refs):,}")
+            out.print(table)
+
+        emit(document, render)
 
 
-@click.command()
+@verb("casstore verify\ncasstore --quiet verify && echo intact")
 @click.pass_context
-@user_errors
 def verify(ctx: click.Context) -> None:
     """Re-hash every object; exit 1 if any is corrupt."""
     with opened(ctx) as store:
         total = store.blobs.stats().objects
-        with progress_bar("verifying") as progress:
-            task = progress.add_task("verify", total=total)
+        with progress_bar() as progress:
+            task = progress.add_task("verifying", total=total)
             report = verify_store(store, progress=lambda n: progress.advance(task, n))
-        for object_id in report.corrupt:
-            err.print(f"[red]corrupt[/] {object_id}", highlight=False)
-        for object_id in report.missing:
-            err.print(f"[red]missing[/] {object_id} (named by a reachable object)", highlight=False)
+        document = {
+            "ok": report.ok,
+            "objects": report.objects,
+            "bytes": report.bytes,
+            "reachable": report.reachable,
+            "corrupt": report.corrupt,
+            "missing": report.missing,
+        }
         summary = f"{report.objects:,} objects, {human_bytes(report.bytes)} checked"
+        if json_mode():
+            emit(document, lambda: None)
+        else:
+            for object_id in report.corrupt:
+                err.print(f"[red]corrupt[/] {object_id}", highlight=False)
+            for object_id in report.missing:
+                err.print(f"[red]missing[/] {object_id} (named by a reachable object)", highlight=False)
         if not report.ok:
-            fail(f"{summary}: {len(report.corrupt)} corrupt, {len(report.missing)} missing")
-        out.print(f"ok: {summary}", highlight=False)
+            fail(f"{summary}: {len(report.corrupt)} corrupt, {len(report.missing)} missing", "VERIFY_FAILED")
+        say(f"ok: {summary}")
 
 
-@click.command()
+@verb("casstore put value.json\necho '{\"celsius\": 21.5}' | casstore put -")
 @click.argument("source", type=click.File("r", encoding="utf-8"))
 @click.pass_context
-@user_errors
 def put(ctx: click.Context, source: TextIO) -> None:
     """Store a JSON value from SOURCE (a file, or - for stdin) and print its id."""
     try:
         value = json.load(source)
     except json.JSONDecodeError as exc:
-        fail(f"{getattr(source, 'name', 'input')} is not valid JSON: {exc}")
+        fail(f"{getattr(source, 'name', 'input')} is not valid JSON: {exc}", "INVALID_JSON")
     data = codec.encode_value(value)
-    with opened(ctx) as store:
-        click.echo(codec.format_id(store.blobs.put(data)))
+    with opened(ctx) as store, committing("the object was stored"):
+        object_id = codec.format_id(store.blobs.put(data))
+    emit({"id": object_id}, lambda: click.echo(object_id))
 
 
-@click.command()
+@verb("casstore cat bafyr4iabc123de\ncasstore cat --json bafyr4iabc123de | jq .value")
 @click.argument("object_id")
 @click.pass_context
-@user_errors
 def cat(ctx: click.Context, object_id: str) -> None:
     """Pretty-print the object OBJECT_ID (a full id or a unique prefix of 8+ characters)."""
     with opened(ctx) as store:
         digest = resolve_id(store, object_id)
         value = codec.decode_value(store.blobs.get(digest))
-    text = json.dumps(to_json(value), indent=2, ensure_ascii=False)
-    if out.is_terminal:
-        out.print_json(text)
-    else:
-        click.echo(text)
+
+    def render() -> None:
+        text = json.dumps(to_json(value), indent=2, ensure_ascii=False)
+        if out.is_terminal:
+            out.print_json(text)
+        else:
+            click.echo(text)
+
+    emit({"id": codec.format_id(digest), "value": to_json(value)}, render)
 
 
-@click.command()
+@verb("casstore gc --dry-run\ncasstore gc --grace 0", partial="objects swept so far stay deleted; refs are untouched")
 @click.option(
     "--grace",
     type=float,
@@ -108,26 +139,38 @@ def cat(ctx: click.Context, object_id: str) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Report what would be swept; delete nothing.")
 @click.pass_context
-@user_errors
 def gc(ctx: click.Context, grace: float, dry_run: bool) -> None:
     """Delete objects no ref reaches (older than the grace period)."""
     with opened(ctx) as store:
         total = store.blobs.stats().objects
-        with progress_bar("gc") as progress:
+        with progress_bar() as progress:
             tasks: dict[str, Any] = {}
 
             def advance(phase: str, n: int) -> None:
                 if phase not in tasks:
-                    tasks[phase] = progress.add_task(phase, total=total)
+                    tasks[phase] = progress.add_task(f"gc: {phase}", total=total)
                 progress.advance(tasks[phase], n)
 
             report = collect_garbage(store, grace_minutes=grace, dry_run=dry_run, progress=advance)
-        verb = "would sweep" if dry_run else "swept"
-        out.print(
-            f"{report.reachable:,} reachable, {report.unreachable:,} unreachable "
-            f"({report.kept_recent:,} kept within the {grace:g}-minute grace period); "
-            f"{verb} {report.swept:,} objects, {human_bytes(report.swept_bytes)}",
-            highlight=False,
+        document = {
+            "dry_run": dry_run,
+            "grace_minutes": grace,
+            "reachable": report.reachable,
+            "unreachable": report.unreachable,
+            "kept_recent": report.kept_recent,
+            "swept": report.swept,
+            "swept_bytes": report.swept_bytes,
+            "missing": report.missing,
+        }
+        verb_text = "would sweep" if dry_run else "swept"
+        emit(
+            document,
+            lambda: say(
+                f"{report.reachable:,} reachable, {report.unreachable:,} unreachable "
+                f"({report.kept_recent:,} kept within the {grace:g}-minute grace period); "
+                f"{verb_text} {report.swept:,} objects, {human_bytes(report.swept_bytes)}"
+            ),
         )
         if report.missing:
-            fail(f"{len(report.missing)} reachable objects are missing, e.g. {report.missing[0]}; run verify")
+            missing = f"{len(report.missing)} reachable objects are missing, e.g. {report.missing[0]}"
+            fail(f"{missing}; run verify", "MISSING_OBJECTS")

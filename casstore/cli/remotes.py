@@ -12,12 +12,16 @@ import click
 from rich.table import Table
 
 from casstore import sync
-from casstore.cli.common import err, human_bytes, opened, out, transfer_progress, user_errors
-from casstore.errors import RemoteNotFound
+from casstore.cli.common import human_bytes, opened, transfer_progress
+from casstore.cli.locations import check_store_url, looks_like_url
+from casstore.cli.output import committing, emit, err, fail, json_mode, out, say, verb
+from casstore.errors import RemoteNotFound, StoreNotFound
 from casstore.model import NetworkStore
 from casstore.store import open_object_store
 
-__all__ = ["clone", "pull", "push", "remote"]
+__all__ = ["canonical_url", "clone", "pull", "push", "remote", "report_json", "resolve_remote"]
+
+_PARTIAL = "each network that finished moved whole (objects first, then its head); run it again to finish"
 
 
 @click.group()
@@ -25,123 +29,175 @@ def remote() -> None:
     """Remotes: other stores this one pushes to and pulls from (kept in the store itself)."""
 
 
-@remote.command("add")
+@verb(
+    "casstore remote add origin lmdb:///srv/casstore\ncasstore remote add backup 's3://bucket/casstore?region=eu-west-1'",
+    group=remote,
+    name="add",
+)
 @click.argument("name")
 @click.argument("url")
 @click.pass_context
-@user_errors
 def remote_add(ctx: click.Context, name: str, url: str) -> None:
     """Remember URL as remote NAME."""
     with opened(ctx) as store:
         url = canonical_url(url)
-        sync.add_remote(store, name, url)
-        out.print(f"remote {name} → {url}", highlight=False)
+        with committing(f"remote {name} added"):
+            sync.add_remote(store, name, url)
+    emit({"name": name, "url": url}, lambda: say(f"remote {name} → {url}"))
 
 
-@remote.command("remove")
+@verb("casstore remote remove backup", group=remote, name="remove")
 @click.argument("name")
 @click.pass_context
-@user_errors
 def remote_remove(ctx: click.Context, name: str) -> None:
     """Forget remote NAME."""
-    with opened(ctx) as store:
+    with opened(ctx) as store, committing(f"remote {name} removed"):
         sync.remove_remote(store, name)
+    emit({"removed": name}, lambda: say(f"removed remote {name}"))
 
 
-@remote.command("list")
+@verb("casstore remote list\ncasstore remote list --json", group=remote, name="list")
 @click.pass_context
-@user_errors
 def remote_list(ctx: click.Context) -> None:
     """Show the remotes."""
     with opened(ctx) as store:
-        for name, url in sorted(sync.remotes(store).items()):
-            out.print(f"{name}\t{url}", highlight=False)
+        known = dict(sorted(sync.remotes(store).items()))
+
+    def render() -> None:
+        for name, url in known.items():
+            click.echo(f"{name}\t{url}")  # a real tab, for cut and read
+
+    emit({"remotes": known}, render)
 
 
 def canonical_url(url: str) -> str:
     """Check that ``url`` opens; a local path becomes absolute so it means the same from any directory."""
+    check_store_url(url, create=False)
     with open_object_store(url, create=False) as other:  # a typo fails now, not at the first push
         return other.url if other.url.startswith(("lmdb://", "file://")) else url
 
 
-def resolve_remote(store: NetworkStore, text: str) -> tuple[str, str]:
+def resolve_remote(store: NetworkStore, text: str, verb_name: str = "push") -> tuple[str, str]:
     """``(tracking name, url)`` for a remote name or a URL (a URL of a known remote uses its name)."""
     known = sync.remotes(store)
     if text in known:
         return text, known[text]
     if text == "origin":
         raise RemoteNotFound("no remote named 'origin': pass a URL or run `casstore remote add origin URL`")
-    url = canonical_url(text)
+    try:
+        url = canonical_url(text)
+    except StoreNotFound:
+        if looks_like_url(text):
+            raise
+        _not_a_remote(store, text, verb_name, known)
     for name, known_url in known.items():
         if known_url == url:
             return name, url
     return "", url
 
 
-def summarise(report: sync.SyncReport, verb: str, other: str, hint: str = "") -> None:
-    table = Table(title=f"{verb} {other}", title_justify="left")
-    table.add_column("network", overflow="fold")
-    table.add_column("result")
-    styles = {"created": "green", "updated": "green", "up-to-date": "dim", "diverged": "bold red"}
-    for network_id, outcome in sorted(report.networks.items()):
-        table.add_row(network_id, f"[{styles[outcome]}]{outcome}[/]")
-    out.print(table)
-    deltas = f" ({report.deltas:,} as deltas)" if report.deltas else ""
-    out.print(
-        f"{report.objects_sent:,} objects ({human_bytes(report.bytes_sent)}) sent{deltas}, "
-        f"{report.objects_skipped:,} already there, {report.snapshots_copied:,} snapshots copied, "
-        f"{report.round_trips:,} round trips",
-        highlight=False,
+def _not_a_remote(store: NetworkStore, text: str, verb_name: str, known: dict[str, str]) -> None:
+    network = f" ({text!r} is a network here)" if store.exists(text) else ""
+    if known:
+        remotes = f"the remotes are {', '.join(sorted(known))}"
+    else:
+        remotes = "this store has no remotes yet: add one with `casstore remote add origin URL`"
+    first = "origin" if "origin" in known or not known else sorted(known)[0]
+    fail(
+        f"{text!r} is neither a remote nor a store{network}; {remotes}; "
+        f"to {verb_name} network {text}, name the remote first: `casstore {verb_name} {first} {text}`",
+        "REMOTE_NOT_FOUND",
     )
-    if "diverged" in report.networks.values():
-        err.print(f"some networks diverged: their heads did not move; {hint}", highlight=False)
+
+
+def report_json(report: sync.SyncReport, verb_name: str, remote_name: str, url: str) -> dict[str, Any]:
+    return {
+        "verb": verb_name,
+        "remote": remote_name or None,
+        "url": url,
+        "networks": dict(sorted(report.networks.items())),
+        "objects_sent": report.objects_sent,
+        "bytes_sent": report.bytes_sent,
+        "deltas": report.deltas,
+        "objects_skipped": report.objects_skipped,
+        "snapshots_copied": report.snapshots_copied,
+        "round_trips": report.round_trips,
+    }
+
+
+def summarise(report: sync.SyncReport, verb_name: str, remote_name: str, url: str, hint: str = "") -> None:
+    def render() -> None:
+        # the title is a line of its own, not a table title, so a long URL is never broken mid-URL
+        out.print(f"{verb_name} {remote_name or url}", highlight=False, soft_wrap=True)
+        table = Table()
+        table.add_column("network", overflow="fold")
+        table.add_column("result")
+        styles = {"created": "green", "updated": "green", "up-to-date": "dim", "diverged": "bold red"}
+        for network_id, outcome in sorted(report.networks.items()):
+            table.add_row(network_id, f"[{styles[outcome]}]{outcome}[/]")
+        out.print(table)
+        deltas = f" ({report.deltas:,} as deltas)" if report.deltas else ""
+        say(
+            f"{report.objects_sent:,} objects ({human_bytes(report.bytes_sent)}) sent{deltas}, "
+            f"{report.objects_skipped:,} already there, {report.snapshots_copied:,} snapshots copied, "
+            f"{report.round_trips:,} round trips"
+        )
+
+    emit(report_json(report, verb_name, remote_name, url), render)
+    diverged = sorted(n for n, outcome in report.networks.items() if outcome == "diverged")
+    if diverged:
+        message = f"diverged: {', '.join(diverged)}: their heads did not move; {hint}"
+        if json_mode():
+            fail(message, "DIVERGED")
+        err.print(message, highlight=False, soft_wrap=True)
         sys.exit(1)
 
 
-def exchange(ctx: click.Context, verb: str, target: str, networks: tuple[str, ...], force: bool) -> None:
+def exchange(ctx: click.Context, verb_name: str, target: str, networks: tuple[str, ...], force: bool) -> None:
     with opened(ctx) as store:
-        name, url = resolve_remote(store, target)
+        name, url = resolve_remote(store, target, verb_name)
         with NetworkStore(open_object_store(url, create=False)) as other:
-            progress, advance = transfer_progress(f"{verb}ing")
+            progress, advance = transfer_progress(f"{verb_name}ing")
             kwargs: dict[str, Any] = {"networks": networks or None, "force": force, "progress": advance}
             with progress:
-                if verb == "push":
+                if verb_name == "push":
                     report = sync.push(store, other, remote=name or None, **kwargs)
                 else:
                     report = sync.pull(store, other, remote=name or None, **kwargs)
-        hint = "pull first, or push --force" if verb == "push" else "push first, or pull --force"
-        summarise(report, verb, name or url, hint)
+        hint = "pull first, or push --force" if verb_name == "push" else "push first, or pull --force"
+        summarise(report, verb_name, name, url, hint)
 
 
-@click.command()
+@verb("casstore push\ncasstore push origin thermostat\ncasstore push lmdb:///mnt/backup --json", partial=_PARTIAL)
 @click.argument("target", default="origin", metavar="[REMOTE|URL]")
 @click.argument("networks", nargs=-1)
 @click.option("--force", is_flag=True, help="Move diverged heads too (the destination's changes are dropped).")
 @click.pass_context
-@user_errors
 def push(ctx: click.Context, target: str, networks: tuple[str, ...], force: bool) -> None:
     """Send NETWORKS (default: all) and their snapshots to a remote (default: origin)."""
     exchange(ctx, "push", target, networks, force)
 
 
-@click.command()
+@verb("casstore pull\ncasstore pull origin thermostat", partial=_PARTIAL)
 @click.argument("target", default="origin", metavar="[REMOTE|URL]")
 @click.argument("networks", nargs=-1)
 @click.option("--force", is_flag=True, help="Move diverged heads too (this store's changes are dropped).")
 @click.pass_context
-@user_errors
 def pull(ctx: click.Context, target: str, networks: tuple[str, ...], force: bool) -> None:
     """Fetch NETWORKS (default: all of the remote's) and their snapshots from a remote (default: origin)."""
     exchange(ctx, "pull", target, networks, force)
 
 
-@click.command()
+@verb(
+    "casstore clone lmdb:///srv/casstore ./copy\ncasstore clone 's3://bucket/casstore?region=eu-west-1' ./local",
+    partial=_PARTIAL,
+)
 @click.argument("url")
 @click.argument("path")
-@user_errors
 def clone(url: str, path: str) -> None:
     """Copy every network and snapshot of the store at URL into a new store at PATH (remote: origin)."""
     url = canonical_url(url)  # first: a bad URL creates nothing
+    check_store_url(path, create=True)
     source = NetworkStore(open_object_store(url, create=False))
     with source, NetworkStore(open_object_store(path, create=True)) as store:
         if store.refs.list():
@@ -150,4 +206,4 @@ def clone(url: str, path: str) -> None:
         progress, advance = transfer_progress("cloning")
         with progress:
             report = sync.pull(store, source, remote="origin", progress=advance)
-    summarise(report, "cloned", url)
+    summarise(report, "cloned", "", url)
