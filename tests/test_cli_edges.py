@@ -38,7 +38,7 @@ def net(cli):  # type: ignore[no-untyped-def]
 
 
 def one_line(result: Any) -> str:
-    text = result.stderr.strip()
+    text: str = result.stderr.strip()
     assert len(text.splitlines()) == 1 and "Traceback" not in text, text
     return text
 
