@@ -42,9 +42,11 @@ from casstore.errors import CorruptObject, InvalidPack, ObjectNotFound
 if TYPE_CHECKING:  # annotations only: the store layer imports this module to receive packs
     from casstore.store.base import BlobStore
 
-__all__ = ["MAGIC", "Entry", "PackBuilder", "apply_delta", "apply_pack", "make_delta", "read_pack"]
+__all__ = ["EMPTY_PACK", "MAGIC", "Entry", "PackBuilder", "apply_delta", "apply_pack", "make_delta", "read_pack"]
 
 MAGIC = b"CASPACK\x01"
+#: A pack of no objects, for a ``receive_pack`` that only moves refs.
+EMPTY_PACK = MAGIC
 FULL = 0
 DELTA = 1
 #: Delta methods.
