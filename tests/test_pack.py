@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from casstore import codec
 from casstore.errors import CorruptObject, InvalidPack, ObjectNotFound
-from casstore.pack import MAGIC, SPLICE, ZSTD, PackBuilder, apply_delta, apply_pack, make_delta, read_pack
+from casstore.pack import EMPTY_PACK, MAGIC, SPLICE, ZSTD, PackBuilder, apply_delta, apply_pack, make_delta, read_pack
+from casstore.store.base import RefUpdate
 from casstore.store.memory import MemoryStore
 
 
@@ -120,3 +121,12 @@ def test_a_corrupt_base_is_never_used() -> None:
     with pytest.raises(CorruptObject) as info:
         apply_pack(store.blobs, pack)
     assert codec.format_id(base_id) in str(info.value)
+
+
+def test_an_empty_pack_moves_refs_alone() -> None:
+    store = MemoryStore()
+    assert PackBuilder().finish() == EMPTY_PACK and apply_pack(store.blobs, EMPTY_PACK) == []
+    digest = store.blobs.put(EXTRA)
+    objects = store.blobs.stats().objects
+    assert store.receive_pack(EMPTY_PACK, [RefUpdate("config/x", None, digest)]) == 0
+    assert store.refs.get("config/x") == digest and store.blobs.stats().objects == objects
