@@ -23,7 +23,9 @@ Format (lengths are LEB128 varints)::
 
 The receiver (:func:`apply_pack`) reads every base from its own store,
 re-hashing it, rebuilds each object, checks it hashes to the digest the entry
-names and returns frames ready to store.  A digest that does not match, a
+names and returns frames ready to store (whole frames are re-hashed too,
+unless the pack is a :class:`VerifiedPack` this process built from frames it
+had re-hashed already).  A digest that does not match, a
 truncated pack or a base the receiver lacks raises before anything is stored.
 """
 
@@ -42,7 +44,17 @@ from casstore.errors import CorruptObject, InvalidPack, ObjectNotFound
 if TYPE_CHECKING:  # annotations only: the store layer imports this module to receive packs
     from casstore.store.base import BlobStore
 
-__all__ = ["EMPTY_PACK", "MAGIC", "Entry", "PackBuilder", "apply_delta", "apply_pack", "make_delta", "read_pack"]
+__all__ = [
+    "EMPTY_PACK",
+    "MAGIC",
+    "Entry",
+    "PackBuilder",
+    "VerifiedPack",
+    "apply_delta",
+    "apply_pack",
+    "make_delta",
+    "read_pack",
+]
 
 MAGIC = b"CASPACK\x01"
 #: A pack of no objects, for a ``receive_pack`` that only moves refs.
@@ -68,13 +80,31 @@ class Entry:
     payload: bytes
 
 
-class PackBuilder:
-    """Accumulates entries; :meth:`finish` returns the pack's bytes."""
+class VerifiedPack(bytes):
+    """A pack this process built from frames it had already re-hashed (``PackBuilder(verified=True)``).
 
-    def __init__(self) -> None:
+    :func:`apply_pack` skips re-hashing its whole-frame entries a second time;
+    deltas are rebuilt and re-hashed as always.  The mark cannot travel: a pack
+    that crossed a process or a network arrives as plain ``bytes`` (and so does
+    any slice or copy of one), and is checked in full.
+    """
+
+    __slots__ = ()
+
+
+class PackBuilder:
+    """Accumulates entries; :meth:`finish` returns the pack's bytes.
+
+    With ``verified=True`` the caller vouches that every frame it adds was
+    re-hashed against its digest in this process (sync re-hashes each frame it
+    reads from the source), and :meth:`finish` returns a :class:`VerifiedPack`.
+    """
+
+    def __init__(self, *, verified: bool = False) -> None:
         self._parts: list[bytes] = [MAGIC]
         self.objects = 0
         self.deltas = 0
+        self.verified = verified
 
     def add_frame(self, digest: bytes, frame: bytes) -> None:
         self._parts += (bytes([FULL]), digest, codec.varint(len(frame)), frame)
@@ -91,7 +121,8 @@ class PackBuilder:
         self.deltas += 1
 
     def finish(self) -> bytes:
-        return b"".join(self._parts)
+        pack = b"".join(self._parts)
+        return VerifiedPack(pack) if self.verified else pack
 
 
 def read_pack(pack: bytes) -> Iterator[Entry]:
@@ -133,6 +164,7 @@ def apply_pack(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
     lacks); nothing is returned unless every entry checks out.
     """
     entries = list(read_pack(pack))
+    checked = isinstance(pack, VerifiedPack)  # its whole frames were re-hashed in this process already
     base_ids = list(dict.fromkeys(entry.base for entry in entries if entry.base is not None))
     bases: dict[bytes, bytes] = {}
     for digest, frame in zip(base_ids, blobs.get_frames(base_ids) if base_ids else [], strict=True):
@@ -146,7 +178,8 @@ def apply_pack(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
     rebuilt: list[tuple[bytes, bytes]] = []
     for entry in entries:
         if entry.base is None:
-            codec.unframe(entry.payload, entry.digest)
+            if not checked:
+                codec.unframe(entry.payload, entry.digest)
             out.append((entry.digest, entry.payload))
             continue
         data = apply_delta(entry.payload, bases[entry.base], entry.digest)

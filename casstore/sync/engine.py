@@ -212,7 +212,7 @@ class _Writer:
         a clone, a passive remote) every entry is a whole frame and the frames
         are what counts, as if they travelled bare.
         """
-        builder = PackBuilder()
+        builder = PackBuilder(verified=True)  # every frame was re-hashed when read from the source
         if self.deltas is None:
             for digest, frame in self.batch:
                 builder.add_frame(digest, frame)
