@@ -31,9 +31,8 @@ truncated pack or a base the receiver lacks raises before anything is stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import blake3
 import zstandard
@@ -67,12 +66,12 @@ ZSTD = 1
 #: A splice whose new middle is at most this long is kept without trying zstd (it is small already).
 SPLICE_ENOUGH = 512
 _DIGEST = codec.DIGEST_SIZE
+_FULL_TAG, _DELTA_TAG = bytes([FULL]), bytes([DELTA])
 #: A delta must rebuild to at most this many bytes (a guard against decompression bombs).
 MAX_OBJECT_BYTES = 1 << 30
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One object in a pack: ``payload`` is a frame, or a delta against ``base`` when ``base`` is set."""
 
     digest: bytes
@@ -83,13 +82,15 @@ class Entry:
 class VerifiedPack(bytes):
     """A pack this process built from frames it had already re-hashed (``PackBuilder(verified=True)``).
 
-    :func:`apply_pack` skips re-hashing its whole-frame entries a second time;
+    :func:`apply_pack` skips re-hashing its whole-frame entries a second time
+    and takes its :attr:`entries` as built instead of parsing the bytes again;
     deltas are rebuilt and re-hashed as always.  The mark cannot travel: a pack
     that crossed a process or a network arrives as plain ``bytes`` (and so does
     any slice or copy of one), and is checked in full.
     """
 
-    __slots__ = ()
+    #: the entries the pack was built from, in order (``None``: read them from the bytes)
+    entries: list[Entry] | None = None
 
 
 class PackBuilder:
@@ -102,13 +103,24 @@ class PackBuilder:
 
     def __init__(self, *, verified: bool = False) -> None:
         self._parts: list[bytes] = [MAGIC]
+        self._entries: list[Entry] | None = [] if verified else None
         self.objects = 0
         self.deltas = 0
-        self.verified = verified
 
     def add_frame(self, digest: bytes, frame: bytes) -> None:
-        self._parts += (bytes([FULL]), digest, codec.varint(len(frame)), frame)
+        self._parts += (_FULL_TAG, digest, codec.varint(len(frame)), frame)
+        if self._entries is not None:
+            self._entries.append(Entry(digest, None, frame))
         self.objects += 1
+
+    def add_frames(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """:meth:`add_frame` for each ``(digest, frame)``, in one loop (a clone's batches are all whole frames)."""
+        parts, entries, varint = self._parts, self._entries, codec.varint
+        for digest, frame in items:
+            parts += (_FULL_TAG, digest, varint(len(frame)), frame)
+            if entries is not None:
+                entries.append(Entry(digest, None, frame))
+        self.objects += len(items)
 
     def add(self, digest: bytes, frame: bytes, data: bytes, base: bytes, base_data: bytes) -> None:
         """Add an object as a delta against ``base`` if that is smaller than its frame, else in full."""
@@ -116,20 +128,24 @@ class PackBuilder:
         if len(delta) + _DIGEST >= len(frame):
             self.add_frame(digest, frame)
             return
-        self._parts += (bytes([DELTA]), digest, base, codec.varint(len(delta)), delta)
+        self._parts += (_DELTA_TAG, digest, base, codec.varint(len(delta)), delta)
+        if self._entries is not None:
+            self._entries.append(Entry(digest, base, delta))
         self.objects += 1
         self.deltas += 1
 
     def finish(self) -> bytes:
-        pack = b"".join(self._parts)
-        return VerifiedPack(pack) if self.verified else pack
+        if self._entries is None:
+            return b"".join(self._parts)
+        pack = VerifiedPack(b"".join(self._parts))
+        pack.entries = self._entries
+        return pack
 
 
 def read_pack(pack: bytes) -> Iterator[Entry]:
     """The entries of ``pack``, in order; :class:`~casstore.errors.InvalidPack` if it is malformed."""
     if not pack.startswith(MAGIC):
         raise InvalidPack("not a casstore pack (bad magic)")
-    view = memoryview(pack)
     at, end = len(MAGIC), len(pack)
     while at < end:
         tag = pack[at]
@@ -138,11 +154,11 @@ def read_pack(pack: bytes) -> Iterator[Entry]:
         at += 1
         if at + (2 * _DIGEST if tag == DELTA else _DIGEST) > end:
             raise InvalidPack("pack truncated inside an entry header")
-        digest = bytes(view[at : at + _DIGEST])
+        digest = pack[at : at + _DIGEST]
         at += _DIGEST
         base = None
         if tag == DELTA:
-            base = bytes(view[at : at + _DIGEST])
+            base = pack[at : at + _DIGEST]
             at += _DIGEST
         try:
             length, at = codec.read_varint(pack, at)
@@ -150,7 +166,7 @@ def read_pack(pack: bytes) -> Iterator[Entry]:
             raise InvalidPack("pack truncated inside an entry header") from None
         if at + length > end:
             raise InvalidPack(f"pack truncated inside the entry for {codec.format_id(digest)}")
-        yield Entry(digest, base, bytes(view[at : at + length]))
+        yield Entry(digest, base, pack[at : at + length])
         at += length
 
 
@@ -163,8 +179,9 @@ def apply_pack(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
     its digest) or :class:`~casstore.errors.ObjectNotFound` (a base ``blobs``
     lacks); nothing is returned unless every entry checks out.
     """
-    entries = list(read_pack(pack))
     checked = isinstance(pack, VerifiedPack)  # its whole frames were re-hashed in this process already
+    built = pack.entries if isinstance(pack, VerifiedPack) else None
+    entries = built if built is not None else list(read_pack(pack))
     base_ids = list(dict.fromkeys(entry.base for entry in entries if entry.base is not None))
     bases: dict[bytes, bytes] = {}
     for digest, frame in zip(base_ids, blobs.get_frames(base_ids) if base_ids else [], strict=True):

@@ -166,3 +166,16 @@ def test_a_delta_in_a_verified_pack_is_still_rebuilt_and_re_hashed() -> None:
     with pytest.raises(CorruptObject) as info:
         apply_pack(store.blobs, VerifiedPack(pack[:at] + bytes([pack[at] ^ 1]) + pack[at + 1 :]))
     assert codec.format_id(data_id) in str(info.value)
+
+
+def test_add_frames_builds_what_add_frame_does() -> None:
+    items = codec.frame_many([BASE, DATA, EXTRA])
+    one, many = PackBuilder(), PackBuilder()
+    for digest, frame in items:
+        one.add_frame(digest, frame)
+    many.add_frames(items)
+    assert one.finish() == many.finish() and one.objects == many.objects == 3
+    verified = PackBuilder(verified=True)
+    verified.add_frames(items)
+    pack = verified.finish()
+    assert isinstance(pack, VerifiedPack) and pack == one.finish() and pack.entries == list(read_pack(pack))

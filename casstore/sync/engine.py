@@ -214,8 +214,7 @@ class _Writer:
         """
         builder = PackBuilder(verified=True)  # every frame was re-hashed when read from the source
         if self.deltas is None:
-            for digest, frame in self.batch:
-                builder.add_frame(digest, frame)
+            builder.add_frames(self.batch)
             return builder.finish(), self.batch_bytes
         for digest, frame in self.batch:
             delta = self.deltas.pop(digest, None)
