@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from casstore import codec
 from casstore.errors import InvalidRefName, RemoteExists, RemoteNotFound
-from casstore.model.refs import REMOTES_PREFIX, remote_config_ref
+from casstore.model.refs import REMOTES_PREFIX, remote_config_ref, remote_of_config_ref
 from casstore.store.base import ObjectStore, validate_ref_name
 
 __all__ = ["add_remote", "remote_name", "remotes", "remove_remote"]
@@ -38,8 +38,7 @@ def remotes(store: ObjectStore) -> dict[str, str]:
     names = list(found)
     values = store.blobs.get_many([found[name] for name in names])
     return {
-        name.removeprefix(REMOTES_PREFIX): codec.decode_value(data)["url"]
-        for name, data in zip(names, values, strict=True)
+        remote_of_config_ref(name): codec.decode_value(data)["url"] for name, data in zip(names, values, strict=True)
     }
 
 

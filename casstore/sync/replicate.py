@@ -14,7 +14,15 @@ from collections.abc import Iterable, Iterator
 
 from casstore.errors import NetworkNotFound, RefConflict
 from casstore.model.network import NetworkStore
-from casstore.model.refs import NETWORKS_PREFIX, head_ref, network_heads, snapshots_prefix, tip_ref, tracking_ref
+from casstore.model.refs import (
+    NETWORKS_PREFIX,
+    head_ref,
+    network_heads,
+    snapshots_prefix,
+    tip_ref,
+    tracking_prefix,
+    tracking_ref,
+)
 from casstore.model.walk import Kind
 from casstore.pack import EMPTY_PACK
 from casstore.store.base import ObjectStore, RefUpdate
@@ -42,12 +50,6 @@ def decide(source: bytes, target: bytes | None, base: bytes | None, force: bool)
     if source == base:
         return "up-to-date"
     return "diverged"
-
-
-def _tracking_prefix(remote: str) -> str:
-    """The prefix every :func:`tracking_ref` of ``remote`` starts with (built from the ref layout's own parts)."""
-    sample = "n"
-    return tracking_ref(remote, sample).removesuffix(head_ref(sample)) + NETWORKS_PREFIX
 
 
 def _under(names: list[str], prefix: str) -> Iterator[str]:
@@ -89,7 +91,7 @@ def _replicate(
     updates: list[RefUpdate] = []
     agreed: dict[str, tuple[bytes | None, bytes]] = {}  # network -> (old base, new base) to record locally
     trips(local)
-    bases = local.refs.list(_tracking_prefix(name))
+    bases = local.refs.list(tracking_prefix(name))
     for network_id in wanted:
         source, target = src_heads[network_id], dst_heads.get(network_id)
         base = bases.get(tracking_ref(name, network_id))
