@@ -120,7 +120,7 @@ def check_trial(tmp_path: Path, scheme: str, seed: int, after: float) -> None:
     casstore.open_store(mirror).close()
     done = run_and_kill(url, mirror, seed, tmp_path / "log", after)
     heads = expected_heads(seed)
-    allowed = {None} if done < 0 else {heads[done]}
+    allowed: set[bytes | None] = {None} if done < 0 else {heads[done]}
     if done + 1 < len(heads):
         allowed.add(heads[done + 1])  # the operation running at the kill may or may not have committed
     for where in (url, mirror):
