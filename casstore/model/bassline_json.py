@@ -136,7 +136,7 @@ def contact_to_json(c: Contact) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": c.id,
         "groupId": c.group_id,
-        "content": _to_json_value(c.content),
+        "content": _to_json_value(c.content, MAX_DEPTH),
         "blendMode": c.blend_mode,
     }
     if c.is_boundary:
