@@ -33,8 +33,8 @@ def nested(depth: int) -> Any:
     return value
 
 
-def group_state(gid: str = "g", **contacts: Any) -> GroupState:
-    members = {cid: Contact(cid, gid, content) for cid, content in contacts.items()}
+def group_state(gid: str = "g", contents: dict[str, Any] | None = None, **contacts: Any) -> GroupState:
+    members = {cid: Contact(cid, gid, content) for cid, content in {**(contents or {}), **contacts}.items()}
     return GroupState(Group(gid, "G", contact_ids=list(members)), members)
 
 
@@ -76,8 +76,9 @@ def test_case_4_attributes_and_extra_fields_take_values_as_deep_as_contents(stor
         for where in ("group", "contact", "wire"):
             bad = group_state(c=1)
             bad.wires["w"], bad.group.wire_ids = Wire("w", "g", "c", "c"), ["w"]
-            target = {"group": bad.group, "contact": bad.contacts["c"], "wire": bad.wires["w"]}[where]
-            target.attributes = {"deep": too_deep}
+            targets: dict[str, Group | Contact | Wire] = {"group": bad.group, "contact": bad.contacts["c"]}
+            targets["wire"] = bad.wires["w"]
+            targets[where].attributes = {"deep": too_deep}
             with pytest.raises(SerializationError, match="levels deep"):
                 store.save_group_state("n", "g", bad)
         check()
@@ -132,6 +133,7 @@ def test_case_4_cli_reads_values_at_the_limit(cli: Cli) -> None:
 
 def test_case_5_wrong_python_types_are_storage_errors_naming_the_argument(store: NetworkStore) -> None:
     check = unchanged(store)
+    empty = Group("g", "G")
     calls: list[tuple[str, Callable[[], object]]] = [
         ("group_id", lambda: store.load_contact_content("n", 1.5, "c")),  # type: ignore[arg-type]
         ("contact_id", lambda: store.load_contact_content("n", "g", None)),  # type: ignore[arg-type]
@@ -139,9 +141,9 @@ def test_case_5_wrong_python_types_are_storage_errors_naming_the_argument(store:
         ("network_id", lambda: store.load_network_state(7)),  # type: ignore[arg-type]
         ("network_id", lambda: store.batch(b"n")),  # type: ignore[arg-type]
         ("group_id", lambda: store.delete_group("n", 3)),  # type: ignore[arg-type]
-        ("contacts key 1", lambda: store.save_group_state("n", "g", GroupState(Group("g", "G"), {1: Contact("1", "g")}))),  # type: ignore[dict-item]
-        ("contacts['c']", lambda: store.save_group_state("n", "g", GroupState(Group("g", "G"), {"c": "x"}))),  # type: ignore[dict-item]
-        ("wires", lambda: store.save_group_state("n", "g", GroupState(Group("g", "G"), {}, []))),  # type: ignore[arg-type]
+        ("contacts key 1", lambda: store.save_group_state("n", "g", GroupState(empty, {1: Contact("1", "g")}))),  # type: ignore[dict-item]
+        ("contacts['c']", lambda: store.save_group_state("n", "g", GroupState(empty, {"c": "x"}))),  # type: ignore[dict-item]
+        ("wires", lambda: store.save_group_state("n", "g", GroupState(empty, {}, []))),  # type: ignore[arg-type]
         ("groups['g']", lambda: store.save_group_state("n", "g", "state")),  # type: ignore[arg-type]
         ("groups['g'].group", lambda: store.save_group_state("n", "g", GroupState({"id": "g"}))),  # type: ignore[arg-type]
         ("groups['g']", lambda: store.save_network_state("n", NetworkState({"g": Group("g", "G")}))),  # type: ignore[dict-item]
@@ -187,15 +189,16 @@ def test_case_6_the_id_limit_is_1024_utf8_bytes(store: NetworkStore) -> None:
     assert len(LONG_ID.encode()) == MAX_ID_BYTES
     check = unchanged(store)
     over = LONG_ID + "y"
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: store.save_contact_content(over, "g", "c", 1),
         lambda: store.save_contact_content("n", over, "c", 1),
         lambda: store.save_contact_content("n", "g", over, 1),
         lambda: store.save_group_state("n", over, group_state(over)),
-        lambda: store.save_group_state("n", "g", group_state(**{over: 1})),
+        lambda: store.save_group_state("n", "g", group_state("g", {over: 1})),
         lambda: store.load_network_state(over),
         lambda: store.save_group_state("n", "g", GroupState(Group("g", "G", subgroup_ids=["x" * 1025]))),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(InvalidId, match="1,024") as info:
             call()
         assert info.value.code == "INVALID_ID"
@@ -276,7 +279,7 @@ def test_case_11_ids_differing_from_their_place_are_refused_naming_the_path(stor
     wrong_wire.wires = {"w": Wire("w", "other", "a", "b")}
     wrong_wire_key = group_state()
     wrong_wire_key.wires = {"w": Wire("v", "g", "a", "b")}
-    cases = [
+    cases: list[tuple[str, Callable[[], object]]] = [
         ("groups['g'].contacts['c'].group_id", lambda: store.save_group_state("n", "g", wrong_group)),
         ("groups['g'].contacts['c'].id", lambda: store.save_group_state("n", "g", wrong_key)),
         ("wires['w'].group_id", lambda: store.save_group_state("n", "g", wrong_wire)),
@@ -329,7 +332,7 @@ def test_case_12_contacts_not_listed_are_listed_and_listed_ids_need_a_contact(st
 
 def _tree() -> NetworkState:
     def group(gid: str, parent: str | None, *subgroups: str) -> GroupState:
-        state = group_state(gid, **{f"{gid}-c": gid})
+        state = group_state(gid, {f"{gid}-c": gid})
         state.group.parent_id, state.group.subgroup_ids = parent, list(subgroups)
         return state
 

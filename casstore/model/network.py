@@ -118,7 +118,11 @@ class NetworkStore(ObjectStore):
         self._writer.save_group_state(network_id, group_id, state)
 
     def delete_group(self, network_id: str, group_id: str) -> None:
-        """Remove a group with its contacts and wires; a no-op if the network or group does not exist."""
+        """Remove a group with its contacts and wires; a no-op if the network or group does not exist.
+
+        Its subgroups move up: the parent lists them in its place in ``subgroup_ids`` and each gets
+        the deleted group's ``parent_id`` (see docs/format.md, "A network's shape").
+        """
         self._writer.delete_group(network_id, group_id)
 
     def save_network_state(self, network_id: str, state: NetworkState) -> None:
