@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from casstore.errors import SerializationError
 from casstore.model import diff as diffs
 from casstore.model import query, snapshots
 from casstore.model.events import Subscribers
@@ -35,6 +34,7 @@ from casstore.model.types import (
     GroupState,
     NetworkState,
     SnapshotInfo,
+    check_callable,
     check_id,
     check_network_state,
     check_str,
@@ -246,8 +246,7 @@ class NetworkStore(ObjectStore):
         thread after the head moved; one that raises is logged and ignored.
         """
         check_str(path, "path")
-        if not callable(callback):
-            raise SerializationError(f"callback: expected a function, got {type(callback).__name__}", "callback")
+        check_callable(callback, "callback")
         return self._subscribers.subscribe(path, callback)
 
     def head_moved(self, network_id: str, old_head: bytes | None, new_head: bytes) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "Wire",
     "WireType",
     "check_attributes",
+    "check_callable",
     "check_extra",
     "check_group_state",
     "check_id",
@@ -269,6 +270,11 @@ def check_id_list(value: object, path: str) -> None:
 def check_attributes(value: object, path: str) -> None:
     if type(value) is not dict and not isinstance(value, dict):
         raise SerializationError(f"{path}: expected a dict, got {type(value).__name__}", path)
+
+
+def check_callable(value: object, path: str) -> None:
+    if not callable(value):
+        raise SerializationError(f"{path}: expected a function, got {type(value).__name__}", path)
 
 
 def check_extra(value: object, path: str, modelled: frozenset[str]) -> None:
