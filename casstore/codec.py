@@ -155,8 +155,12 @@ def decode(data: bytes) -> Value:
         raise SerializationError(f"not canonical DAG-CBOR: {exc}") from None
 
 
-def encode_value(value: Value, path: str = "value") -> bytes:
+def encode_value(value: Value, path: str = "value", max_depth: int | None = None) -> bytes:
     """Canonical bytes of user data; never contains a link (tag 42).
+
+    ``value`` may nest lists and maps :data:`MAX_DEPTH` levels deep, or ``max_depth`` for a
+    record that embeds user values a few levels down (a group body holds its attributes' values
+    two levels down, and allows ``MAX_DEPTH + 2``).
 
     The fast path is one ``libipld`` call. Only when its output holds what a link
     looks like (tag 42 then a byte-string header), or already looks like an
@@ -171,7 +175,8 @@ def encode_value(value: Value, path: str = "value") -> bytes:
         raise _too_deep(path) from None
     except (ValueError, TypeError, OverflowError) as exc:
         raise _explain(value, path, exc) from None
-    if len(data) > MAX_DEPTH and _depth_exceeds(value, MAX_DEPTH):  # each level costs at least one byte
+    limit = MAX_DEPTH if max_depth is None else max_depth
+    if len(data) > limit and _depth_exceeds(value, limit):  # each level costs at least one byte
         raise _too_deep(path)
     if data.startswith(_ESCAPE_PREFIX) or (_LINK_PATTERN.search(data) and _holds_cid_bytes(value)):
         data = libipld.encode_dag_cbor([_ESCAPE_MARK, _escape(value)])

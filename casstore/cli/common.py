@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -26,6 +27,7 @@ from casstore.store import open_object_store
 __all__ = [
     "MIN_PREFIX",
     "human_bytes",
+    "load_json",
     "opened",
     "progress_bar",
     "record_json",
@@ -88,6 +90,22 @@ def to_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: to_json(v) for k, v in value.items()}
     return value
+
+
+def load_json(text: str, what: str) -> Any:
+    """``text`` parsed as JSON; ``json.JSONDecodeError`` if it is not JSON, and a one-line
+    ``STORAGE_SERIALIZATION_ERROR`` if it nests too deep for the parser (far past the depth limit)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        _too_deep(what)
+
+
+def _too_deep(what: str) -> NoReturn:
+    fail(
+        f"{what} nests lists and maps more than {codec.MAX_DEPTH} levels deep (the limit)",
+        "STORAGE_SERIALIZATION_ERROR",
+    )
 
 
 def human_bytes(n: float) -> str:

@@ -9,7 +9,15 @@ import click
 from rich.table import Table
 
 from casstore import codec
-from casstore.cli.common import human_bytes, opened, record_json, require_network, resolve_snapshot, to_json
+from casstore.cli.common import (
+    human_bytes,
+    load_json,
+    opened,
+    record_json,
+    require_network,
+    resolve_snapshot,
+    to_json,
+)
 from casstore.cli.output import committing, emit, fail, out, say, verb
 from casstore.model import GroupState
 from casstore.model.bassline_json import NetworkJSONError, network_from_json, network_to_json
@@ -37,7 +45,7 @@ def preview(value: Any, width: int = 48) -> str:
 def parse_json_argument(text: str, what: str, string_flag: str | None = None) -> Any:
     """``text`` as JSON, or a one-line error that shows how to pass plain text."""
     try:
-        return json.loads(text)
+        return load_json(text, what)
     except json.JSONDecodeError as exc:
         quoted = json.dumps(text, ensure_ascii=False)
         hint = f"to store text, quote it as JSON: '{quoted}'"
@@ -249,7 +257,7 @@ def import_network(ctx: click.Context, network: str, source: TextIO) -> None:
     """Replace NETWORK's current state with SOURCE (Bassline JSON; - for stdin)."""
     name = getattr(source, "name", "input")
     try:
-        doc = json.load(source)
+        doc = load_json(source.read(), name)
     except json.JSONDecodeError as exc:
         fail(f"{name} is not valid JSON: {exc}", "INVALID_JSON")
     try:

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from casstore import codec
-from casstore.cli.common import human_bytes, opened, progress_bar, resolve_id, to_json
+from casstore.cli.common import human_bytes, load_json, opened, progress_bar, resolve_id, to_json
 from casstore.cli.locations import local_kind
 from casstore.cli.output import committing, emit, err, fail, json_mode, out, say, verb
 from casstore.gc import DEFAULT_GRACE_MINUTES, collect_garbage
@@ -101,7 +101,7 @@ def verify(ctx: click.Context) -> None:
 def put(ctx: click.Context, source: TextIO) -> None:
     """Store a JSON value from SOURCE (a file, or - for stdin) and print its id."""
     try:
-        value = json.load(source)
+        value = load_json(source.read(), getattr(source, "name", "input"))
     except json.JSONDecodeError as exc:
         fail(f"{getattr(source, 'name', 'input')} is not valid JSON: {exc}", "INVALID_JSON")
     data = codec.encode_value(value)

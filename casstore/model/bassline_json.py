@@ -3,7 +3,11 @@
 ``{"groups": {"<gid>": {"group": {...}, "contacts": {"<cid>": {...}}, "wires": {...}}},
 "currentGroupId": "root", "rootGroupId": "root"}``.  Bytes inside contents are
 written the DAG-JSON way, ``{"/": {"bytes": "<base64>"}}``, and read back as
-bytes.  A malformed document raises :class:`NetworkJSONError` naming the place.
+bytes.  A malformed document raises :class:`NetworkJSONError` naming the place;
+a value nested deeper than :data:`casstore.codec.MAX_DEPTH` levels raises
+:class:`~casstore.errors.SerializationError` (neither direction recurses
+further than that).  Fields of a contact, wire or group that casstore does not
+model are kept in its ``extra`` and written back unchanged.
 """
 
 from __future__ import annotations
@@ -12,8 +16,18 @@ import base64
 import binascii
 from typing import Any
 
-from casstore.errors import StorageError
-from casstore.model.types import Contact, Group, GroupState, NetworkState, Wire
+from casstore.codec import MAX_DEPTH
+from casstore.errors import SerializationError, StorageError
+from casstore.model.types import (
+    CONTACT_FIELDS,
+    GROUP_FIELDS,
+    WIRE_FIELDS,
+    Contact,
+    Group,
+    GroupState,
+    NetworkState,
+    Wire,
+)
 
 __all__ = [
     "NetworkJSONError",
@@ -21,6 +35,7 @@ __all__ = [
     "group_state_to_json",
     "network_from_json",
     "network_to_json",
+    "wire_to_json",
 ]
 
 
@@ -30,17 +45,28 @@ class NetworkJSONError(StorageError, ValueError):
     code = "INVALID_NETWORK_JSON"
 
 
-def _to_json_value(value: Any) -> Any:
+def _too_deep(path: str) -> SerializationError:
+    shown = path if len(path) <= 120 else path[:120] + "…"
+    return SerializationError(f"{shown}: nested more than {MAX_DEPTH} levels deep (the limit)", shown)
+
+
+def _to_json_value(value: Any, depth: int = MAX_DEPTH + 1) -> Any:
+    """``value`` with bytes written the DAG-JSON way (``depth``: as in :func:`_from_json_value`)."""
     if isinstance(value, bytes):
         return {"/": {"bytes": base64.b64encode(value).decode("ascii").rstrip("=")}}
+    if isinstance(value, (list, dict)) and depth <= 0:
+        raise _too_deep("value")
     if isinstance(value, list):
-        return [_to_json_value(v) for v in value]
+        return [_to_json_value(v, depth - 1) for v in value]
     if isinstance(value, dict):
-        return {k: _to_json_value(v) for k, v in value.items()}
+        return {k: _to_json_value(v, depth - 1) for k, v in value.items()}
     return value
 
 
-def _from_json_value(value: Any, path: str) -> Any:
+def _from_json_value(value: Any, path: str, depth: int = MAX_DEPTH) -> Any:
+    """``value`` with DAG-JSON bytes decoded; ``depth`` is how many more levels of lists and maps it may nest."""
+    if isinstance(value, (dict, list)) and depth <= 0:
+        raise _too_deep(path)
     if isinstance(value, dict):
         if len(value) == 1 and isinstance(value.get("/"), dict) and set(value["/"]) == {"bytes"}:
             text = value["/"]["bytes"]
@@ -48,10 +74,28 @@ def _from_json_value(value: Any, path: str) -> Any:
                 return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
             except (binascii.Error, TypeError):
                 raise NetworkJSONError(f"{path}: bad base64 in a bytes value") from None
-        return {k: _from_json_value(v, f"{path}.{k}") for k, v in value.items()}
+        return {k: _from_json_value(v, f"{path}.{k}", depth - 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_from_json_value(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_from_json_value(v, f"{path}[{i}]", depth - 1) for i, v in enumerate(value)]
     return value
+
+
+def _from_json_map(value: dict[str, Any], path: str) -> dict[str, Any]:
+    """A map of named values (attributes, extra fields): each value may nest :data:`MAX_DEPTH` levels."""
+    return _from_json_value(value, path, MAX_DEPTH + 1)  # type: ignore[no-any-return]
+
+
+def _extra(doc: dict[str, Any], modelled: frozenset[str], path: str) -> dict[str, Any]:
+    """The fields of ``doc`` casstore does not model, kept as they are."""
+    if modelled.issuperset(doc):
+        return {}
+    return _from_json_map({k: v for k, v in doc.items() if k not in modelled}, path)
+
+
+def _with_extra(out: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    if extra:
+        out.update((k, v) for k, v in _to_json_value(extra).items() if k not in out)
+    return out
 
 
 def network_to_json(state: NetworkState) -> dict[str, Any]:
@@ -64,37 +108,35 @@ def network_to_json(state: NetworkState) -> dict[str, Any]:
 
 def group_state_to_json(state: GroupState) -> dict[str, Any]:
     g = state.group
-    return {
-        "group": {
-            "id": g.id,
-            "name": g.name,
-            "parentId": g.parent_id,
-            "contactIds": g.contact_ids,
-            "wireIds": g.wire_ids,
-            "subgroupIds": g.subgroup_ids,
-            "boundaryContactIds": g.boundary_contact_ids,
-            "attributes": _to_json_value(g.attributes),
-        },
-        "contacts": {cid: contact_to_json(c) for cid, c in state.contacts.items()},
-        "wires": {
-            wid: {
-                "id": w.id,
-                "groupId": w.group_id,
-                "fromId": w.from_id,
-                "toId": w.to_id,
-                "type": w.type,
-                **({"attributes": _to_json_value(w.attributes)} if w.attributes else {}),
-            }
-            for wid, w in state.wires.items()
-        },
+    group = {
+        "id": g.id,
+        "name": g.name,
+        "parentId": g.parent_id,
+        "contactIds": g.contact_ids,
+        "wireIds": g.wire_ids,
+        "subgroupIds": g.subgroup_ids,
+        "boundaryContactIds": g.boundary_contact_ids,
+        "attributes": _to_json_value(g.attributes),
     }
+    return {
+        "group": _with_extra(group, g.extra),
+        "contacts": {cid: contact_to_json(c) for cid, c in state.contacts.items()},
+        "wires": {wid: wire_to_json(w) for wid, w in state.wires.items()},
+    }
+
+
+def wire_to_json(w: Wire) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": w.id, "groupId": w.group_id, "fromId": w.from_id, "toId": w.to_id, "type": w.type}
+    if w.attributes:
+        out["attributes"] = _to_json_value(w.attributes)
+    return _with_extra(out, w.extra)
 
 
 def contact_to_json(c: Contact) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": c.id,
         "groupId": c.group_id,
-        "content": _to_json_value(c.content),
+        "content": _to_json_value(c.content, MAX_DEPTH),
         "blendMode": c.blend_mode,
     }
     if c.is_boundary:
@@ -105,7 +147,7 @@ def contact_to_json(c: Contact) -> dict[str, Any]:
         out["name"] = c.name
     if c.attributes:
         out["attributes"] = _to_json_value(c.attributes)
-    return out
+    return _with_extra(out, c.extra)
 
 
 def _obj(value: Any, path: str) -> dict[str, Any]:
@@ -153,7 +195,8 @@ def network_from_json(doc: Any) -> NetworkState:
             wire_ids=_ids(gdoc, "wireIds", gpath),
             subgroup_ids=_ids(gdoc, "subgroupIds", gpath),
             boundary_contact_ids=_ids(gdoc, "boundaryContactIds", gpath),
-            attributes=_from_json_value(_field(gdoc, "attributes", gpath, dict, {}), f"{gpath}.attributes"),
+            attributes=_from_json_map(_field(gdoc, "attributes", gpath, dict, {}), f"{gpath}.attributes"),
+            extra=_extra(gdoc, GROUP_FIELDS, gpath),
         )
         contacts = {}
         for cid, c_doc in _obj(_field(gs, "contacts", path, dict, {}), f"{path}.contacts").items():
@@ -167,7 +210,8 @@ def network_from_json(doc: Any) -> NetworkState:
                 is_boundary=_field(c, "isBoundary", cpath, bool, False),
                 boundary_direction=_field(c, "boundaryDirection", cpath, str, None),
                 name=_field(c, "name", cpath, str, None),
-                attributes=_from_json_value(_field(c, "attributes", cpath, dict, {}), f"{cpath}.attributes"),
+                attributes=_from_json_map(_field(c, "attributes", cpath, dict, {}), f"{cpath}.attributes"),
+                extra=_extra(c, CONTACT_FIELDS, cpath),
             )
         wires = {}
         for wid, w_doc in _obj(_field(gs, "wires", path, dict, {}), f"{path}.wires").items():
@@ -179,7 +223,8 @@ def network_from_json(doc: Any) -> NetworkState:
                 from_id=_field(w, "fromId", wpath, str),
                 to_id=_field(w, "toId", wpath, str),
                 type=_field(w, "type", wpath, str, "bidirectional"),
-                attributes=_from_json_value(_field(w, "attributes", wpath, dict, {}), f"{wpath}.attributes"),
+                attributes=_from_json_map(_field(w, "attributes", wpath, dict, {}), f"{wpath}.attributes"),
+                extra=_extra(w, WIRE_FIELDS, wpath),
             )
         groups[gid] = GroupState(group, contacts, wires)
     return NetworkState(

@@ -30,7 +30,16 @@ from casstore.model import diff as diffs
 from casstore.model import query, snapshots
 from casstore.model.events import Subscribers
 from casstore.model.reads import NetworkReader
-from casstore.model.types import Change, GroupState, NetworkState, SnapshotInfo
+from casstore.model.types import (
+    Change,
+    GroupState,
+    NetworkState,
+    SnapshotInfo,
+    check_callable,
+    check_id,
+    check_network_state,
+    check_str,
+)
 from casstore.model.writes import Batch, NetworkWriter
 from casstore.store.base import ObjectStore, RefUpdate
 
@@ -56,8 +65,10 @@ class NetworkStore(ObjectStore):
 
     Thread-safe; several processes may share a persistent store.  ``objects`` is
     the wrapped store, ``blobs`` and ``refs`` its protocols.  Ids (network,
-    group, contact, wire) are non-empty strings; contents and attribute values
-    are any value of the object format's data model.
+    group, contact, wire) are non-empty strings of at most 1,024 UTF-8 bytes;
+    contents and attribute values are any value of the object format's data
+    model.  An argument of the wrong type raises a
+    :class:`~casstore.errors.StorageError` subclass naming it.
     """
 
     def __init__(self, objects: ObjectStore, cache_nodes: int = 200_000) -> None:
@@ -119,11 +130,16 @@ class NetworkStore(ObjectStore):
         self._writer.save_group_state(network_id, group_id, state)
 
     def delete_group(self, network_id: str, group_id: str) -> None:
-        """Remove a group with its contacts and wires; a no-op if the network or group does not exist."""
+        """Remove a group with its contacts and wires; a no-op if the network or group does not exist.
+
+        Its subgroups move up: the parent lists them in its place in ``subgroup_ids`` and each gets
+        the deleted group's ``parent_id`` (see docs/format.md, "A network's shape").
+        """
         self._writer.delete_group(network_id, group_id)
 
     def save_network_state(self, network_id: str, state: NetworkState) -> None:
         """Replace a whole network with ``state`` (creating it if absent), as one new head."""
+        check_network_state(state)
         self._writer.save_network_state(network_id, state)
 
     def batch(self, network_id: str) -> AbstractContextManager[Batch]:
@@ -133,6 +149,7 @@ class NetworkStore(ObjectStore):
         ``delete_group`` and ``save_network_state`` with the same signatures; each
         is validated when called, and nothing is written if the block raises.
         """
+        check_id(network_id, "network_id")
         return self._writer.batch(network_id)
 
     def delete_network(self, network_id: str) -> None:
@@ -151,10 +168,13 @@ class NetworkStore(ObjectStore):
 
     def load_contact_content(self, network_id: str, group_id: str, contact_id: str) -> Any:
         """One contact's content, or ``None`` if the network, group or contact does not exist."""
+        check_id(group_id, "group_id")
+        check_id(contact_id, "contact_id")
         return self._reader.load_contact_content(network_id, group_id, contact_id)
 
     def load_group_state(self, network_id: str, group_id: str) -> GroupState | None:
         """One group with its contacts and wires, or ``None`` if the network or group does not exist."""
+        check_id(group_id, "group_id")
         return self._reader.load_group_state(network_id, group_id)
 
     def load_network_state(self, network_id: str) -> NetworkState | None:
@@ -237,6 +257,8 @@ class NetworkStore(ObjectStore):
         Returns a function that unsubscribes.  Callbacks run in the writing
         thread after the head moved; one that raises is logged and ignored.
         """
+        check_str(path, "path")
+        check_callable(callback, "callback")
         return self._subscribers.subscribe(path, callback)
 
     def head_moved(self, network_id: str, old_head: bytes | None, new_head: bytes) -> None:

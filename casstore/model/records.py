@@ -4,13 +4,16 @@
   "index": link, "current": str, "rootGroup": str, "size": int}`` — the Merkle root of a network's state.
 * **Groups tree** (prolly, kind ``groups``): group id → *group record* ``{"b": link(body)}``.
   The **body** is a separate object holding the group's own fields (user data,
-  encoded with ``encode_value``).
+  encoded with ``encode_value``; ``"x"``: its extra, unmodelled fields).  Records
+  written before the shape checks may carry ``"i"``/``"g"`` (an id or group id
+  differing from the key); they are still read.
 * **Contacts tree** (kind ``contacts``): *member key* ``"<len(group id)>:<group id><contact id>"``
   → *contact record*, so each group's contacts are one key range and a content
   change rewrites only its leaf's path.  The content is inline (``"c"``: its
   canonical bytes) up to :data:`LARGE_CONTENT` bytes, else a separate object
   (``"C"``: link, ``"z"``: its size), deduplicated across contacts, networks and
-  stores.  Fields at their default are omitted.
+  stores.  Fields at their default are omitted; ``"x"`` holds the contact's
+  extra (unmodelled) fields, encoded with ``encode_value``.
 * **Wires tree** (kind ``wires``): member key → *wire record*.
 * **Index tree** (kind ``index``): ``"a" + H(name, value) + group id`` for every
   attribute and ``"t" + H(tag) + group id`` for every tag; values are CBOR null.
@@ -32,11 +35,17 @@ from casstore.errors import SerializationError
 from casstore.model.types import (
     BLEND_MODES,
     BOUNDARY_DIRECTIONS,
+    CONTACT_FIELDS,
+    GROUP_FIELDS,
+    WIRE_FIELDS,
     WIRE_TYPES,
     Contact,
     Group,
+    GroupState,
     Wire,
     check_attributes,
+    check_extra,
+    check_group_state,
     check_id,
     check_id_list,
     check_str,
@@ -66,6 +75,7 @@ __all__ = [
     "encode_snapshot",
     "encode_wire",
     "group_fields",
+    "group_state_fields",
     "index_keys",
     "member_key",
     "member_prefix",
@@ -84,6 +94,11 @@ __all__ = [
 LARGE_CONTENT = 1024
 NULL = codec.encode(None)
 NETWORK_VERSION = 1
+#: How deep a record holds the user values it embeds: an attribute's value sits one level down in a
+#: contact's or wire's attributes map, two in a group body (``{"a": {name: value}}``); each value
+#: may nest :data:`codec.MAX_DEPTH` levels itself.
+_MEMBER_DEPTH = codec.MAX_DEPTH + 1
+_BODY_DEPTH = codec.MAX_DEPTH + 2
 
 
 def _choice(value: object, choices: tuple[object, ...], path: str) -> None:
@@ -101,11 +116,19 @@ def content_bytes(content: Any, path: str = "content") -> bytes:
 def encode_contact(
     contact: Contact, key: str, group_id: str, blobs_out: PendingWrites, content: bytes | None = None
 ) -> bytes:
-    """A contact record; a large content is added to ``blobs_out``."""
-    if contact.id != key:  # the key itself was checked by the caller
-        check_id(contact.id, "contact.id")
+    """A contact record; a large content is added to ``blobs_out``.
+
+    The contact's ``id`` must be its key and its ``group_id`` the group holding it (the key and
+    the group id themselves were checked by the caller).
+    """
+    if contact.id != key:
+        check_id(contact.id, "id")
+        raise SerializationError(f"id: {contact.id!r} differs from its key in the contacts map ({key!r})", "id")
     if contact.group_id != group_id:
-        check_id(contact.group_id, "contact.group_id")
+        check_id(contact.group_id, "group_id")
+        raise SerializationError(
+            f"group_id: {contact.group_id!r} is not the group holding the contact ({group_id!r})", "group_id"
+        )
     if contact.blend_mode != "accept-last":
         _choice(contact.blend_mode, BLEND_MODES, f"contacts[{key!r}].blend_mode")
     if not isinstance(contact.is_boundary, bool):
@@ -114,6 +137,8 @@ def encode_contact(
         _choice(contact.boundary_direction, BOUNDARY_DIRECTIONS[1:], f"contacts[{key!r}].boundary_direction")
     check_str(contact.name, f"contacts[{key!r}].name", optional=True)
     check_attributes(contact.attributes, f"contacts[{key!r}].attributes")
+    if contact.extra:
+        check_extra(contact.extra, f"contacts[{key!r}].extra", CONTACT_FIELDS)
     data = content if content is not None else content_bytes(contact.content)
     record = content_record(data, blobs_out)
     if contact.blend_mode != "accept-last":
@@ -124,17 +149,15 @@ def encode_contact(
         record["d"] = contact.boundary_direction
     if contact.name is not None:
         record["n"] = contact.name
-    return _encode_member(record, contact, key, group_id)
+    return _encode_member(record, contact)
 
 
-def _encode_member(record: dict[str, Any], item: Contact | Wire, key: str, group_id: str) -> bytes:
+def _encode_member(record: dict[str, Any], item: Contact | Wire) -> bytes:
     """Add the fields contacts and wires share (at their defaults they are left out) and encode."""
     if item.attributes:
-        record["a"] = codec.encode_value(item.attributes, "attributes")
-    if item.id != key:
-        record["i"] = item.id
-    if item.group_id != group_id:
-        record["g"] = item.group_id
+        record["a"] = codec.encode_value(item.attributes, "attributes", _MEMBER_DEPTH)
+    if item.extra:
+        record["x"] = codec.encode_value(item.extra, "extra", _MEMBER_DEPTH)
     return codec.encode(record)
 
 
@@ -176,6 +199,7 @@ def decode_contact(record_bytes: bytes, key: str, group_id: str, fetch: Callable
         boundary_direction=record.get("d"),
         name=record.get("n"),
         attributes=codec.decode_value(record["a"]) if "a" in record else {},
+        extra=codec.decode_value(record["x"]) if "x" in record else {},
     )
 
 
@@ -191,19 +215,26 @@ def contact_entry_size(key: str, record_bytes: bytes) -> int:
 
 
 def encode_wire(wire: Wire, key: str, group_id: str) -> bytes:
-    if wire.id != key:  # the key itself was checked by the caller
-        check_id(wire.id, "wire.id")
+    """A wire record; like a contact, its ``id`` must be its key and its ``group_id`` the group holding it."""
+    if wire.id != key:
+        check_id(wire.id, f"wires[{key!r}].id")
+        raise SerializationError(f"wires[{key!r}].id: {wire.id!r} differs from its key in the wires map", "id")
     if wire.group_id != group_id:
-        check_id(wire.group_id, "wire.group_id")
+        check_id(wire.group_id, f"wires[{key!r}].group_id")
+        raise SerializationError(
+            f"wires[{key!r}].group_id: {wire.group_id!r} is not the group holding the wire ({group_id!r})", "group_id"
+        )
     check_id(wire.from_id, f"wires[{key!r}].from_id")
     check_id(wire.to_id, f"wires[{key!r}].to_id")
     if wire.type != "bidirectional":
         _choice(wire.type, WIRE_TYPES, f"wires[{key!r}].type")
     check_attributes(wire.attributes, f"wires[{key!r}].attributes")
+    if wire.extra:
+        check_extra(wire.extra, f"wires[{key!r}].extra", WIRE_FIELDS)
     record: dict[str, Any] = {"f": wire.from_id, "t": wire.to_id}
     if wire.type != "bidirectional":
         record["y"] = wire.type
-    return _encode_member(record, wire, key, group_id)
+    return _encode_member(record, wire)
 
 
 def decode_wire(record_bytes: bytes, key: str, group_id: str) -> Wire:
@@ -215,15 +246,44 @@ def decode_wire(record_bytes: bytes, key: str, group_id: str) -> Wire:
         to_id=record["t"],
         type=record.get("y", "bidirectional"),
         attributes=codec.decode_value(record["a"]) if "a" in record else {},
+        extra=codec.decode_value(record["x"]) if "x" in record else {},
     )
 
 
 # ---------------------------------------------------------------- groups
 
 
-def group_fields(group: Group, key: str) -> dict[str, Any]:
-    """The body of a group as a plain dict (validated); ``encode_value`` of it is the body object."""
+def group_state_fields(state: GroupState, key: str) -> dict[str, Any]:
+    """The body of a whole group state (validated, its shape included); ``encode_value`` of it is the body.
+
+    ``state`` must be a :class:`GroupState` whose maps are keyed by ids.  Its ``contact_ids`` and
+    contacts are made to agree: an id listed with no contact is refused; contacts not listed
+    are appended, in the contacts map's order.
+    """
+    path = f"groups[{key!r}]"
+    check_group_state(state, path)
+    group = state.group
+    check_id_list(group.contact_ids, f"{path}.contact_ids")
+    contacts = state.contacts
+    listed = set(group.contact_ids)
+    for index, cid in enumerate(group.contact_ids):
+        if cid not in contacts:
+            where = f"{path}.contact_ids[{index}]"
+            raise SerializationError(f"{where}: {cid!r} is listed but the group has no such contact", where)
+    if len(listed) < len(contacts):
+        return group_fields(group, key, [*group.contact_ids, *(cid for cid in contacts if cid not in listed)])
+    return group_fields(group, key)
+
+
+def group_fields(group: Group, key: str, contact_ids: list[str] | None = None) -> dict[str, Any]:
+    """The body of a group as a plain dict (validated); ``encode_value`` of it is the body object.
+
+    ``group.id`` must be ``key``; ``contact_ids``, if given, replaces the group's own list.
+    """
     check_id(group.id, "group.id")
+    if group.id != key:
+        where = f"groups[{key!r}].id"
+        raise SerializationError(f"{where}: {group.id!r} differs from its key ({key!r})", where)
     check_str(group.name, f"groups[{key!r}].name")
     check_str(group.parent_id, f"groups[{key!r}].parent_id", optional=True)
     for name in ("contact_ids", "wire_ids", "subgroup_ids", "boundary_contact_ids"):
@@ -233,7 +293,7 @@ def group_fields(group: Group, key: str) -> dict[str, Any]:
     if group.parent_id is not None:
         body["p"] = group.parent_id
     for field_key, ids in (
-        ("c", group.contact_ids),
+        ("c", group.contact_ids if contact_ids is None else contact_ids),
         ("w", group.wire_ids),
         ("s", group.subgroup_ids),
         ("b", group.boundary_contact_ids),
@@ -242,13 +302,14 @@ def group_fields(group: Group, key: str) -> dict[str, Any]:
             body[field_key] = list(ids)
     if group.attributes:
         body["a"] = group.attributes
-    if group.id != key:
-        body["i"] = group.id
+    if group.extra:
+        check_extra(group.extra, f"groups[{key!r}].extra", GROUP_FIELDS)
+        body["x"] = group.extra
     return body
 
 
 def encode_body(body: dict[str, Any], key: str) -> bytes:
-    return codec.encode_value(body, f"groups[{key!r}]")
+    return codec.encode_value(body, f"groups[{key!r}]", _BODY_DEPTH)
 
 
 def decode_group(body: dict[str, Any], key: str) -> Group:
@@ -261,6 +322,7 @@ def decode_group(body: dict[str, Any], key: str) -> Group:
         subgroup_ids=list(body.get("s", [])),
         boundary_contact_ids=list(body.get("b", [])),
         attributes=body.get("a", {}),
+        extra=body.get("x", {}),
     )
 
 

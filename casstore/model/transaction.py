@@ -152,10 +152,45 @@ class Transaction:
         )
 
     def delete_group(self, gid: str) -> None:
+        """Delete a group with its contacts and wires; its subgroups move up to its parent.
+
+        The parent (the group's ``parent_id``, if stored) lists the group's ``subgroup_ids`` in its
+        place; each stored subgroup gets the deleted group's ``parent_id``.  Nothing else changes.
+        """
         edit = self.group(gid)
-        if edit is not None:
-            self._clear_members(gid)
-            edit.deleted = True
+        if edit is None:
+            return
+        body = self._current_body(edit)
+        parent_id, children = body.get("p"), body.get("s", [])
+        if parent_id == gid:
+            parent_id = None
+        self._clear_members(gid)
+        edit.deleted = True
+        parent = None if parent_id is None else self.group(parent_id)
+        if parent is not None:
+            siblings = self._current_body(parent).get("s", [])
+            moved = [child for child in children if child != parent_id and child not in siblings]
+            at = siblings.index(gid) if gid in siblings else len(siblings)
+            self._edit_body(parent, "s", [*siblings[:at], *moved, *siblings[at + 1 :]])
+        for child_id in children:
+            child = None if child_id in (gid, parent_id) else self.group(child_id)
+            if child is not None:
+                self._edit_body(child, "p", parent_id)
+
+    def _current_body(self, edit: GroupEdit) -> dict[str, Any]:
+        """A group's body as this transaction has it so far (not to be mutated)."""
+        if edit.body is not None:
+            return edit.body
+        return self.old_body(edit) or {}
+
+    def _edit_body(self, edit: GroupEdit, name: str, value: Any) -> None:
+        """Set one field of a group's body (left out when empty, as records.group_fields writes it)."""
+        body = dict(self._current_body(edit))  # a prepared body is shared by every retry: copy it
+        if value:
+            body[name] = value
+        else:
+            body.pop(name, None)
+        edit.body, edit.body_changed = body, True
 
     def replace_network(self, groups: list[tuple[str, PreparedGroup]], current: str, root_group: str) -> None:
         self.replace_all = groups
@@ -250,7 +285,7 @@ def prepare_group(gid: str, state: GroupState) -> PreparedGroup:
     """Validate and encode a whole group once, before any retry (its large contents kept for the commit)."""
     check_id(gid, "group_id")
     objects = PendingWrites()
-    body = records.group_fields(state.group, gid)
+    body = records.group_state_fields(state, gid)
     body_bytes = records.encode_body(body, gid)
     prefix = records.member_prefix(gid)
     size = len(body_bytes)

@@ -2,7 +2,11 @@
 
 Contents and attribute values may be any value of the object format's data
 model; anything else raises :class:`~casstore.errors.SerializationError`
-naming the path, before anything is stored.
+naming the path, before anything is stored.  Ids are non-empty strings of at
+most :data:`MAX_ID_BYTES` UTF-8 bytes (longer ones raise
+:class:`~casstore.errors.InvalidId`).  ``extra`` on a contact, wire or group
+holds the fields of a Bassline document that casstore does not model (by their
+JSON name): they are stored and exported unchanged.
 """
 
 from __future__ import annotations
@@ -11,11 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from casstore.errors import SerializationError
+from casstore.errors import InvalidId, SerializationError
 
 __all__ = [
     "BLEND_MODES",
     "BOUNDARY_DIRECTIONS",
+    "CONTACT_FIELDS",
+    "GROUP_FIELDS",
+    "MAX_ID_BYTES",
+    "WIRE_FIELDS",
     "WIRE_TYPES",
     "BlendMode",
     "BoundaryDirection",
@@ -29,8 +37,12 @@ __all__ = [
     "Wire",
     "WireType",
     "check_attributes",
+    "check_callable",
+    "check_extra",
+    "check_group_state",
     "check_id",
     "check_id_list",
+    "check_network_state",
     "check_str",
 ]
 
@@ -41,6 +53,19 @@ WireType = Literal["bidirectional", "directed"]
 BLEND_MODES = ("accept-last", "merge")
 BOUNDARY_DIRECTIONS = (None, "input", "output")
 WIRE_TYPES = ("bidirectional", "directed")
+
+#: The JSON names of the fields each record models; any other field of a document goes to ``extra``.
+CONTACT_FIELDS = frozenset(
+    {"id", "groupId", "content", "blendMode", "isBoundary", "boundaryDirection", "name", "attributes"}
+)
+WIRE_FIELDS = frozenset({"id", "groupId", "fromId", "toId", "type", "attributes"})
+GROUP_FIELDS = frozenset(
+    {"id", "name", "parentId", "contactIds", "wireIds", "subgroupIds", "boundaryContactIds", "attributes"}
+)
+
+#: The longest id (network, group, contact, wire), in UTF-8 bytes: every backend stores it and
+#: every transfer carries it (a network id %-escaped into a ref name stays under MAX_REF_NAME).
+MAX_ID_BYTES = 1024
 
 
 @dataclass
@@ -57,6 +82,8 @@ class Contact:
         boundary_direction: for a boundary contact, ``"input"`` or ``"output"``; ``None`` otherwise or if unset.
         name: an optional display name.
         attributes: free-form metadata, name → value.
+        extra: fields of an imported document casstore does not model, by JSON name → value
+            (kept and exported unchanged).
     """
 
     id: str
@@ -67,6 +94,7 @@ class Contact:
     boundary_direction: BoundaryDirection = None
     name: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,6 +109,7 @@ class Wire:
         type: ``"bidirectional"`` (values flow both ways) or ``"directed"`` (from ``from_id`` to
             ``to_id``); stored, not interpreted here.
         attributes: free-form metadata, name → value.
+        extra: fields casstore does not model, by JSON name → value (kept and exported unchanged).
     """
 
     id: str
@@ -89,6 +118,7 @@ class Wire:
     to_id: str
     type: WireType = "bidirectional"
     attributes: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -106,6 +136,7 @@ class Group:
         attributes: free-form metadata, name → value; ``bassline.type``, ``bassline.author``
             and ``bassline.tags`` (or unprefixed ``type``, ``author``, ``tags``) are what
             :meth:`~casstore.model.NetworkStore.query_groups` filters on.
+        extra: fields casstore does not model, by JSON name → value (kept and exported unchanged).
     """
 
     id: str
@@ -116,6 +147,7 @@ class Group:
     subgroup_ids: list[str] = field(default_factory=list)
     boundary_contact_ids: list[str] = field(default_factory=list)
     attributes: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -216,12 +248,16 @@ def check_str(value: object, path: str, optional: bool = False) -> None:
 
 
 def check_id(value: object, path: str) -> None:
-    if type(value) is str and value and value.isascii():
+    """A non-empty valid-Unicode string of at most :data:`MAX_ID_BYTES` UTF-8 bytes, else an error naming ``path``."""
+    if type(value) is str and value and value.isascii() and len(value) <= MAX_ID_BYTES:
         return
     check_str(value, path)
     assert isinstance(value, str)
     if not value:
         raise SerializationError(f"{path}: ids must be non-empty strings", path)
+    size = len(value.encode())
+    if size > MAX_ID_BYTES:
+        raise InvalidId(f"{path}: id of {size:,} UTF-8 bytes is over the limit of {MAX_ID_BYTES:,}")
 
 
 def check_id_list(value: object, path: str) -> None:
@@ -234,3 +270,54 @@ def check_id_list(value: object, path: str) -> None:
 def check_attributes(value: object, path: str) -> None:
     if type(value) is not dict and not isinstance(value, dict):
         raise SerializationError(f"{path}: expected a dict, got {type(value).__name__}", path)
+
+
+def check_callable(value: object, path: str) -> None:
+    if not callable(value):
+        raise SerializationError(f"{path}: expected a function, got {type(value).__name__}", path)
+
+
+def check_extra(value: object, path: str, modelled: frozenset[str]) -> None:
+    """``extra`` fields: a dict of str keys, none of them a field casstore models (``modelled``, JSON names)."""
+    check_attributes(value, path)
+    assert isinstance(value, dict)
+    for key in value:
+        check_str(key, f"{path} key")
+        if key in modelled:
+            raise SerializationError(f"{path}[{key!r}]: {key!r} is a modelled field, not an extra one", path)
+
+
+def _check_map(value: object, path: str, kind: type) -> None:
+    """A dict of ids to ``kind`` instances (the keys checked as ids, before anything sorts them)."""
+    if not isinstance(value, dict):
+        raise SerializationError(f"{path}: expected a dict of {kind.__name__}s, got {type(value).__name__}", path)
+    for key, item in value.items():
+        check_id(key, f"{path} key {key!r}")
+        if not isinstance(item, kind):
+            raise SerializationError(f"{path}[{key!r}] is a {type(item).__name__}, not a {kind.__name__}", path)
+
+
+def check_group_state(state: object, path: str, members: bool = True) -> None:
+    """``state`` is a :class:`GroupState` of a :class:`Group` and (if ``members``) dicts of contacts and
+    wires keyed by ids."""
+    if not isinstance(state, GroupState):
+        raise SerializationError(f"{path}: expected a GroupState, got {type(state).__name__}", path)
+    if not isinstance(state.group, Group):
+        raise SerializationError(f"{path}.group: expected a Group, got {type(state.group).__name__}", path)
+    if members:
+        _check_map(state.contacts, f"{path}.contacts", Contact)
+        _check_map(state.wires, f"{path}.wires", Wire)
+
+
+def check_network_state(state: object) -> None:
+    """``state`` is a :class:`NetworkState` whose groups are :class:`GroupState` values keyed by ids
+    (their members are checked as each group is encoded)."""
+    if not isinstance(state, NetworkState):
+        raise SerializationError(f"state: expected a NetworkState, got {type(state).__name__}", "state")
+    if not isinstance(state.groups, dict):
+        raise SerializationError(f"state.groups: expected a dict, got {type(state.groups).__name__}", "groups")
+    for gid, group_state in state.groups.items():
+        check_id(gid, f"groups key {gid!r}")
+        check_group_state(group_state, f"groups[{gid!r}]", members=False)
+    check_str(state.current_group_id, "current_group_id")
+    check_str(state.root_group_id, "root_group_id")

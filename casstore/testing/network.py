@@ -225,6 +225,7 @@ class NetworkTests(ConformanceSuite):
         root = state.groups["root"]
         root.contacts["root-c3"].content = "updated"
         del root.contacts["root-c1"]
+        root.group.contact_ids.remove("root-c1")  # an id listed with no contact is refused (#11, case 12)
         root.contacts["added"] = Contact("added", "root", 1)
         root.group.contact_ids.append("added")  # membership only: not a group update
         del root.wires["root-w1"]

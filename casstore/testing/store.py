@@ -196,6 +196,29 @@ class StoreTests(ConformanceSuite):
         assert set(store.refs.list("networks/a")) == {"networks/a/head", "networks/a/snapshots/s1", "networks/ab/head"}
         assert store.refs.list("nothing/") == {}
 
+    def test_ref_names_of_4000_characters(self, store: ObjectStore) -> None:
+        a, b = store.blobs.put_many([codec.encode_value("a"), codec.encode_value("b")])
+        stem = "networks/" + "%E2%9C%93" * 440  # a long network id, %-escaped, as the model writes it
+        head = stem + "x" * (4000 - len(stem) - len("/head")) + "/head"
+        other = head[: -len("/head")] + "/tip1"  # the same 3,995 first characters
+        assert len(head) == len(other) == 4000
+        refs = store.refs
+        refs.compare_and_swap(head, None, a)
+        refs.compare_and_swap(other, None, b)
+        with pytest.raises(RefConflict):
+            refs.compare_and_swap(head, None, b)
+        assert refs.get(head) == a and refs.get(other) == b
+        refs.compare_and_swap(head, a, b)
+        assert refs.get(head) == b
+        assert refs.list() == {head: b, other: b}
+        assert refs.list(stem) == {head: b, other: b}
+        assert refs.list(head[:3990]) == {head: b, other: b}
+        assert refs.list(head[:-2]) == {head: b}
+        refs.delete(head, b)
+        assert refs.get(head) is None and refs.list() == {other: b}
+        refs.delete(other, b)
+        assert refs.list() == {}
+
     @pytest.mark.parametrize(
         "name", ["", "/abs", "a//b", "../escape", "a/../../b", "a/./b", ".hidden", "a/", "sp ace", "nul\x00", "a\\b"]
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
@@ -22,7 +23,7 @@ from casstore.store.s3.cache import DEFAULT_CACHE_BYTES, LocalCache, default_cac
 from casstore.store.s3.client import S3Client, error_code, is_transient_error
 from casstore.store.s3.refs import S3Refs
 
-__all__ = ["BACKEND", "S3Store"]
+__all__ = ["BACKEND", "S3Store", "check_endpoint"]
 
 
 class S3Store(ObjectStore):
@@ -47,7 +48,11 @@ class S3Store(ObjectStore):
     ) -> None:
         prefix = prefix.strip("/")
         self.prefix = prefix + "/" if prefix else ""
-        self.client = S3Client(bucket, endpoint_url, region)
+        check_endpoint(endpoint_url)
+        try:
+            self.client = S3Client(bucket, endpoint_url, region)
+        except ValueError as exc:  # botocore's "Invalid endpoint", a bad region name
+            raise InvalidStoreURL(f"s3://{bucket}: {exc}") from None
         self.url = f"s3://{bucket}/{prefix}"
         self.client.call("head_bucket")
         marker = self.prefix + "casstore-format"
@@ -73,6 +78,22 @@ class S3Store(ObjectStore):
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def check_endpoint(endpoint_url: object) -> None:
+    """An ``endpoint_url`` is ``None`` or an ``http://`` / ``https://`` URL naming a host, else
+    :class:`~casstore.errors.InvalidStoreURL`."""
+    if endpoint_url is None:
+        return
+    if not isinstance(endpoint_url, str):
+        raise InvalidStoreURL(f"endpoint_url must be a URL string, not {type(endpoint_url).__name__}")
+    try:
+        parts = urlsplit(endpoint_url)
+        host, _ = parts.hostname, parts.port  # .port raises on a malformed port
+    except ValueError as exc:
+        raise InvalidStoreURL(f"endpoint_url {endpoint_url!r} is malformed ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidStoreURL(f"endpoint_url {endpoint_url!r} is not an http:// or https:// URL naming a host")
 
 
 def _open(location: StoreLocation, create: bool) -> S3Store:
