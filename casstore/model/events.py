@@ -13,10 +13,10 @@ import logging
 import threading
 from collections.abc import Callable
 
-from casstore.errors import InvalidId, SerializationError
+from casstore.errors import InvalidId
 from casstore.model.diff import changed_groups
 from casstore.model.reads import NetworkReader
-from casstore.model.types import GroupState, check_str
+from casstore.model.types import GroupState, check_callable, check_str
 
 __all__ = ["Subscribers"]
 
@@ -36,8 +36,7 @@ class Subscribers:
         check_str(path, "path")
         if not path:
             raise InvalidId("path: a subscription names a network, or network/group")
-        if not callable(callback):
-            raise SerializationError(f"callback: expected a function, got {type(callback).__name__}", "callback")
+        check_callable(callback, "callback")
         with self._lock:
             self._subscribers.setdefault(path, []).append(callback)
 

@@ -35,10 +35,8 @@ from casstore.model.types import (
     GroupState,
     NetworkState,
     SnapshotInfo,
-    check_callable,
     check_id,
     check_network_state,
-    check_str,
 )
 from casstore.model.writes import Batch, NetworkWriter
 from casstore.store.base import ObjectStore, RefUpdate
@@ -257,8 +255,6 @@ class NetworkStore(ObjectStore):
         Returns a function that unsubscribes.  Callbacks run in the writing
         thread after the head moved; one that raises is logged and ignored.
         """
-        check_str(path, "path")
-        check_callable(callback, "callback")
         return self._subscribers.subscribe(path, callback)
 
     def head_moved(self, network_id: str, old_head: bytes | None, new_head: bytes) -> None:
