@@ -19,6 +19,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import psycopg
 import psycopg_pool
@@ -91,12 +92,17 @@ def _is_connection_loss(exc: BaseException) -> bool:
 
 
 class Database:
-    """One PostgreSQL database reached through a pool (see the module docstring)."""
+    """One PostgreSQL database reached through a pool (see the module docstring).
+
+    The connection parameters are the URL's (its libpq query parameters
+    included; other query parameters are casstore's and ignored here), then
+    ``libpq`` (which wins).
+    """
 
     def __init__(
         self,
         url: str,
-        libpq: Mapping[str, Any],
+        libpq: Mapping[str, Any] | None = None,
         *,
         pool_size: int = 4,
         pool_timeout: float = 30.0,
@@ -104,9 +110,11 @@ class Database:
     ) -> None:
         if pool_size < 1:
             raise InvalidStoreURL(f"pool_size in {redact_url(url)} must be at least 1, not {pool_size}")
-        base = url.split("?", 1)[0].split("#", 1)[0]
+        base, _, query = url.split("#", 1)[0].partition("?")
+        given = {k: v for k, v in parse_qsl(query) if k in LIBPQ_OPTIONS}  # the URL's own libpq parameters
+        given.update((k, str(v)) for k, v in (libpq or {}).items())
         try:
-            self.conninfo = pg_conninfo.make_conninfo(base, **{k: str(v) for k, v in libpq.items()})
+            self.conninfo = pg_conninfo.make_conninfo(base, **given)
             params = pg_conninfo.conninfo_to_dict(self.conninfo)
         except psycopg.ProgrammingError as exc:
             raise InvalidStoreURL(f"malformed PostgreSQL URL {redact_url(url)!r}: {exc}") from None
