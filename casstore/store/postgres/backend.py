@@ -13,23 +13,10 @@ from __future__ import annotations
 
 from casstore.errors import StorageError
 from casstore.store.base import ObjectStore
+from casstore.store.postgres.options import LIBPQ_OPTIONS, STORE_OPTIONS
 from casstore.store.registry import Backend, StoreLocation, register
 
 __all__ = ["BACKEND", "LIBPQ_OPTIONS", "STORE_OPTIONS"]
-
-#: The options that are casstore's, not libpq's.
-STORE_OPTIONS = frozenset({"schema", "pool_size", "pool_timeout", "synchronous_commit", "insert"})
-
-#: libpq connection parameters a URL's query (or a keyword option) may give, as libpq documents them.
-LIBPQ_OPTIONS = frozenset(
-    {
-        "host", "hostaddr", "port", "dbname", "user", "password", "passfile", "channel_binding",
-        "connect_timeout", "client_encoding", "options", "application_name", "keepalives",
-        "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout", "sslmode",
-        "sslcert", "sslkey", "sslpassword", "sslrootcert", "sslcrl", "sslcompression", "requiressl",
-        "gssencmode", "krbsrvname", "service", "target_session_attrs", "load_balance_hosts",
-    }
-)  # fmt: skip
 
 
 def _open(location: StoreLocation, create: bool) -> ObjectStore:

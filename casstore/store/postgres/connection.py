@@ -33,7 +33,7 @@ from casstore.errors import (
     StorageError,
     StoragePermissionError,
 )
-from casstore.store.postgres.backend import LIBPQ_OPTIONS
+from casstore.store.postgres.options import LIBPQ_OPTIONS
 from casstore.store.registry import redact_url
 
 __all__ = ["LIBPQ_OPTIONS", "Database", "is_transient_error"]
