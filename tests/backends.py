@@ -5,7 +5,8 @@ the URL another process opens it by, its flags, how to damage one object on
 disk, and the pytest fixtures it needs.  From :data:`CASES` come the store
 suite classes (``tests/test_store_backends.py``), the network suite classes
 (``tests/test_network_backends.py``) and the backend kinds sync pairs up
-(``tests/test_sync.py``).  A case stacked under wrappers is one more line of
+(``tests/test_sync.py``: every ``sync_pairs`` case with every other, plus each
+case with its ``sync_partners``, both ways).  A case stacked under wrappers is one more line of
 :data:`STACKS`: the same options build the stack in-process and in the URL
 another process opens, so the stack is tested as ``open_object_store`` builds it.
 """
@@ -24,7 +25,7 @@ import pytest
 from conftest import BUCKET
 
 from casstore.model import NetworkStore
-from casstore.store import wrap_store
+from casstore.store import open_object_store, wrap_store
 from casstore.store.base import ObjectStore
 from casstore.store.file import FileStore
 from casstore.store.lmdb import LmdbStore
@@ -62,6 +63,8 @@ class BackendCase:
     wrap: Callable[[ObjectStore], ObjectStore] | None = None
     #: Whether the sync tests pair this case with every other one.
     sync_pairs: bool = True
+    #: Cases the sync tests pair this one with, both ways, when it is not paired with every case.
+    sync_partners: tuple[str, ...] = ()
 
     def open(self, path: Path, fixtures: Fixtures) -> ObjectStore:
         store = self.make(path, fixtures)
@@ -120,6 +123,20 @@ def flip_byte_in_s3(store: S3Store, digest: bytes) -> None:
     body = bytearray(store.client.call("get_object", Key=pack)["Body"].read())
     body[offset + length // 2] ^= 0x01
     store.client.call("put_object", Key=pack, Body=bytes(body))
+
+
+def corrupt_postgres(path: Path, digest: bytes, fixtures: Fixtures) -> None:
+    """Flip one bit in the middle of the stored frame, in the table itself."""
+    import psycopg
+
+    server = fixtures["postgres_server"]
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        changed = conn.execute(
+            f'UPDATE "{server.schema_for(path)}".objects'
+            " SET frame = set_byte(frame, length(frame) / 2, get_byte(frame, length(frame) / 2) # 1) WHERE id = %s",
+            (digest,),
+        ).rowcount
+    assert changed == 1, "the object to damage is not stored"
 
 
 # ---------------------------------------------------------------- the cases
@@ -184,6 +201,18 @@ S3_OVER_HTTP = BackendCase(
     sync_pairs=False,  # the same backend as "s3": the pairs run on the in-process double, which is faster
 )
 
+POSTGRES = BackendCase(
+    "postgres",
+    "Postgres",
+    lambda path, fx: open_object_store(fx["postgres_server"].store_url(path)),
+    url=lambda path, fx: fx["postgres_server"].store_url(path),
+    corrupt=corrupt_postgres,
+    persistent=True,
+    fixtures=("postgres_server",),
+    sync_pairs=False,  # paired with LMDB and S3 only (both ways), not with every case
+    sync_partners=("lmdb", "s3"),
+)
+
 #: Every wrapper the stack can add (read-only aside, which the suites' writes cannot pass), as URL options.
 FULL_STACK = "retries=2&retry_delay=0&metrics=on&frame_cache_mb=4&ref_ttl=30"
 #: The wrapper stacks the suites run through, each over memory and LMDB: title -> URL options.
@@ -195,7 +224,7 @@ STACKS = {
     "FullStack": FULL_STACK,
 }
 
-CASES: list[BackendCase] = [MEMORY, LMDB, FILE, S3_IN_PROCESS, S3_OVER_HTTP] + [
+CASES: list[BackendCase] = [MEMORY, LMDB, FILE, S3_IN_PROCESS, S3_OVER_HTTP, POSTGRES] + [
     base.stacked(
         f"{base.name}-{title.lower()}",
         f"{title}On{base.title}",

@@ -1,4 +1,9 @@
-"""Shared fixtures: fake AWS credentials, an in-process S3 (moto's mock_aws) and a moto server over HTTP."""
+"""Shared fixtures: fake AWS credentials, an in-process S3 (moto's mock_aws), a moto server over HTTP, PostgreSQL.
+
+PostgreSQL (``postgres_server``): the server ``$CASSTORE_PG_URL`` names, else a
+throwaway cluster started for the session when PostgreSQL's binaries are
+installed; without either the PostgreSQL tests skip, naming what is missing,
+except in CI (``CI=true``), where they fail instead."""
 
 from __future__ import annotations
 
@@ -6,8 +11,11 @@ import os
 import random
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -143,3 +151,73 @@ def s3_faults(client: Any, rate: float, seed: int) -> Iterator[list[str]]:
         yield injected
     finally:
         client.s3.meta.events.unregister("before-send.s3", flaky)
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip with ``reason`` (a developer's machine), or fail with it in CI, where every test must run."""
+    if in_ci():
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@dataclass(frozen=True)
+class PgTestServer:
+    """The session's PostgreSQL server: a base URL (a database, no schema) and this session's schema names."""
+
+    url: str
+    #: Distinguishes this session's schemas from any other run's on the same server.
+    token: str
+
+    def schema_for(self, path: Path) -> str:
+        """The schema of the store "at" ``path``: the same path, the same store (as for the file backends)."""
+        import blake3
+
+        return f"t{self.token}_{blake3.blake3(str(path).encode()).hexdigest()[:20]}"
+
+    def store_url(self, path: Path, **options: str) -> str:
+        extra = "".join(f"&{key}={value}" for key, value in options.items())
+        return f"{self.url}{'&' if '?' in self.url else '?'}schema={self.schema_for(path)}{extra}"
+
+    def fresh_url(self, **options: str) -> str:
+        return self.store_url(Path(uuid.uuid4().hex), **options)
+
+
+def _drop_schemas(url: str, token: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (f"t{token}\\_%",)).fetchall()
+        for (name,) in rows:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PgTestServer]:
+    """``$CASSTORE_PG_URL``'s server, or a throwaway cluster for this session (see the module docstring)."""
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        skip_or_fail("psycopg / psycopg_pool are not installed (pip install -e '.[test]')")
+    token = uuid.uuid4().hex[:8]
+    given = os.environ.get("CASSTORE_PG_URL")
+    if given:
+        yield PgTestServer(given, token)
+        _drop_schemas(given, token)
+        return
+    from casstore.store.postgres.throwaway import find_bin_dir, start_cluster
+
+    if find_bin_dir() is None:
+        skip_or_fail("no PostgreSQL server: CASSTORE_PG_URL is unset and initdb is not installed")
+    cluster = start_cluster()
+    try:
+        yield PgTestServer(cluster.url(), token)
+    finally:
+        cluster.stop()

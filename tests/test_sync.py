@@ -26,6 +26,9 @@ from casstore.testing.network import rich_state, sample_group
 from casstore.verify import verify
 
 KINDS = [case.name for case in CASES if case.sync_pairs]  # the backend cases of tests/backends.py
+PAIRS = list(itertools.product(KINDS, KINDS)) + [
+    pair for case in CASES for partner in case.sync_partners for pair in ((case.name, partner), (partner, case.name))
+]
 
 
 @pytest.fixture
@@ -53,7 +56,7 @@ def snapshots(store: NetworkStore, network: str) -> set[str]:
     return {info.id for info in store.list_snapshots(network)}
 
 
-@pytest.mark.parametrize(("src_kind", "dst_kind"), list(itertools.product(KINDS, KINDS)))
+@pytest.mark.parametrize(("src_kind", "dst_kind"), PAIRS)
 def test_push_then_pull_back_between_every_pair(
     make: Callable[[str], NetworkStore], src_kind: str, dst_kind: str
 ) -> None:

@@ -50,6 +50,8 @@ BUILTIN: dict[str, str] = {
     "lmdb": "casstore.store.lmdb:BACKEND",
     "file": "casstore.store.file:BACKEND",
     "s3": "casstore.store.s3:BACKEND",
+    "postgresql": "casstore.store.postgres:BACKEND",
+    "postgres": "casstore.store.postgres:BACKEND",
 }
 
 

@@ -1,0 +1,82 @@
+"""Refs in ``refs (name text primary key, value bytea)``, each move one conditional statement.
+
+create = ``INSERT … ON CONFLICT DO NOTHING``, move = ``UPDATE … WHERE name = %s
+AND value = %s``, delete = ``DELETE … WHERE name = %s AND value = %s``: the
+move happened iff one row changed.  Under READ COMMITTED a concurrent move of
+the same row makes the second statement wait for the first, then re-check its
+``WHERE`` against the committed row, so exactly one of two racing moves from
+the same value wins.  No ``SELECT … FOR UPDATE`` (it locks nothing when the row
+is absent).  A failed move reads the ref once more, for the conflict's message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from casstore.codec import ref_conflict
+from casstore.store.base import RefStore
+from casstore.store.postgres.connection import Database
+
+__all__ = ["PostgresRefs"]
+
+
+class PostgresRefs(RefStore):
+    def __init__(self, db: Database, schema: str) -> None:
+        self._db = db
+        t = f"{schema}.refs"
+        self._get_sql = f"SELECT value FROM {t} WHERE name = %s"
+        self._create = f"INSERT INTO {t} (name, value) VALUES (%s, %b) ON CONFLICT (name) DO NOTHING"
+        self._move = f"UPDATE {t} SET value = %b WHERE name = %s AND value = %b"
+        self._remove = f"DELETE FROM {t} WHERE name = %s AND value = %b"
+        self._list_all = f"SELECT name, value FROM {t}"
+        self._list_prefix = f"SELECT name, value FROM {t} WHERE name LIKE %s"
+
+    def _get(self, name: str) -> bytes | None:
+        return self._db.run("refs.get", lambda conn: self.read(conn, name))
+
+    def read(self, conn: psycopg.Connection[Any], name: str) -> bytes | None:
+        with conn.cursor(binary=True) as cur:
+            cur.execute(self._get_sql, (name,))
+            row = cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
+        self._db.run("refs.compare_and_swap", lambda conn: self.swap(conn, name, expected, new))
+
+    def swap(self, conn: psycopg.Connection[Any], name: str, expected: bytes | None, new: bytes | None) -> None:
+        """Compare-and-swap on ``conn`` (inside the caller's transaction, if any); RefConflict if it did not move."""
+        with conn.cursor() as cur:
+            if expected is None and new is None:  # "delete if absent": nothing to do unless it exists
+                changed = self.read(conn, name) is None
+            else:
+                if expected is None:
+                    cur.execute(self._create, (name, new))
+                elif new is None:
+                    cur.execute(self._remove, (name, expected))
+                else:
+                    cur.execute(self._move, (new, name, expected))
+                changed = cur.rowcount == 1
+        if not changed:
+            raise ref_conflict(name, expected, self.read(conn, name))
+
+    def _list(self, prefix: str) -> dict[str, bytes]:
+        def body(conn: psycopg.Connection[Any]) -> dict[str, bytes]:
+            with conn.cursor(binary=True) as cur:
+                if prefix:
+                    cur.execute(self._list_prefix, (_like_prefix(prefix),))
+                else:
+                    cur.execute(self._list_all)
+                return {_text(name): bytes(value) for name, value in cur.fetchall()}
+
+        return self._db.run("refs.list", body)
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching names that start with ``prefix`` (its ``\\``, ``%`` and ``_`` escaped)."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _text(value: Any) -> str:
+    return bytes(value).decode() if isinstance(value, bytes | memoryview) else str(value)
