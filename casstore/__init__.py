@@ -10,6 +10,9 @@ import os
 
 from casstore.errors import StorageError
 from casstore.model import Change, Contact, Group, GroupState, NetworkState, NetworkStore, SnapshotInfo, Wire
+from casstore.model.bassline_json import NetworkJSONError, network_from_json, network_to_json
+from casstore.model.history import HistoryEntry
+from casstore.model.stats import NetworkStats
 from casstore.store import ObjectStore, open_object_store
 from casstore.sync import SyncReport, pull, push
 from casstore.verify import VerifyReport, verify
@@ -20,7 +23,10 @@ __all__ = [
     "Contact",
     "Group",
     "GroupState",
+    "HistoryEntry",
+    "NetworkJSONError",
     "NetworkState",
+    "NetworkStats",
     "NetworkStore",
     "ObjectStore",
     "SnapshotInfo",
@@ -29,6 +35,8 @@ __all__ = [
     "VerifyReport",
     "Wire",
     "__version__",
+    "network_from_json",
+    "network_to_json",
     "open_store",
     "pull",
     "push",
