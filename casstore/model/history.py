@@ -31,7 +31,7 @@ from casstore.prolly import ProllyTree
 __all__ = ["HistoryEntry", "contact_history", "load_contact", "lookup_across"]
 
 #: Snapshots looked up together in the first batch; each later batch is twice as large, up to the cap.
-FIRST_BATCH, MAX_BATCH = 32, 1024
+FIRST_BATCH, MAX_BATCH = 16, 1024
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class HistoryEntry:
             after it (not yet in any snapshot).
         created_at: that snapshot's time (UTC); ``None`` for the current state.
         label: that snapshot's label, if any.
-        contact: the whole record; ``None`` if the contact did not exist then (not yet created, or deleted).
+        contact: the whole record; ``None`` if the contact did not exist then (it had been deleted).
     """
 
     snapshot_id: str | None
@@ -103,8 +103,9 @@ def contact_history(
 
     The current state comes first when it differs from the newest snapshot.  Consecutive snapshots
     holding the same record collapse into one entry, attributed to the oldest of them (where the
-    change appeared).  A snapshot where the contact did not exist gives an entry whose ``contact``
-    is ``None``.  ``limit`` keeps the newest entries only, and walks only as many snapshots as it
+    change appeared).  Snapshots where the contact did not exist (it had been deleted) give an entry
+    whose ``contact`` is ``None``; those before it first existed give none, so a contact that never
+    existed has no history.  ``limit`` keeps the newest entries only, and walks only as many snapshots as it
     needs (in batches).  An absent network has no history (``[]``).
     """
     check_id(group_id, "group_id")
@@ -131,9 +132,11 @@ def contact_history(
         if limit is not None and len(runs) > limit:
             break  # the limit-th run is closed: the next one has begun
         batch = min(batch * 2, MAX_BATCH)
+    ends = [*runs[1:], len(values)]
+    if len(values) == len(states) and runs and values[runs[-1]] is None:
+        runs.pop()  # before the contact first existed: not a value it had
     entries = []
-    for number, start in enumerate(runs[:limit]):
-        end = runs[number + 1] if number + 1 < len(runs) else len(values)
+    for start, end in zip(runs[:limit], ends, strict=False):
         oldest, _ = states[end - 1]  # the oldest state of the run: where the value appeared
         record = values[start]
         contact = None if record is None else records.decode_contact(record, contact_id, group_id, reader.blobs.get)
