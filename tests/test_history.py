@@ -37,9 +37,7 @@ operations = st.lists(
 )
 
 
-def expected_history(
-    store: NetworkStore, current: Any, at_snapshot: dict[str, Any]
-) -> list[tuple[str | None, Any]]:
+def expected_history(store: NetworkStore, current: Any, at_snapshot: dict[str, Any]) -> list[tuple[str | None, Any]]:
     """``(snapshot id, value)`` per run of the model's sequence (``ABSENT`` where the contact was not)."""
     sequence: list[tuple[str | None, Any]] = [(None, current)]
     sequence += [(info.id, at_snapshot[info.id]) for info in store.list_snapshots("n")]
