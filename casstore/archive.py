@@ -12,10 +12,14 @@ bounded: blocks are streamed, and what is held per object is its digest and link
 (about 100 bytes), not its bytes.
 
 Restore is staged: the image is read into a scratch LMDB store, every block
-re-hashed and the snapshot's whole DAG checked present; only then are the
-missing objects copied into the target (:func:`casstore.sync.transfer`,
-children-first) and, last, the target's refs moved.  A damaged image raises
-:class:`~casstore.errors.InvalidArchive` before the target changes at all.
+re-hashed; then the objects the target lacks are copied into it
+(:func:`casstore.sync.transfer`: it walks down from the snapshot, skipping
+what the target already holds, and writes children-first through the
+target's ``receive_pack``), the target's refs moving with the last batch.  The
+walk finishes before anything is written, so a damaged or incomplete image
+raises :class:`~casstore.errors.InvalidArchive` before the target changes at
+all.  Archiving is a transfer too, into a write-only sink whose
+``receive_pack`` appends each pack's objects to the image.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import zstandard
 from casstore import codec
 from casstore.errors import (
     InvalidArchive,
+    InvalidPack,
     InvalidStoreURL,
     NetworkExists,
     NetworkNotFound,
@@ -43,10 +48,13 @@ from casstore.errors import (
 )
 from casstore.model import records
 from casstore.model.network import NetworkStore
-from casstore.model.refs import head_ref, snapshots_prefix, tip_ref
+from casstore.model.refs import head_ref, snapshot_ref, tip_ref
+from casstore.pack import read_pack
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefUpdate
 from casstore.store.lmdb import LmdbStore
 from casstore.sync import Progress, TransferStats, transfer
+
+__all__ = ["ArchiveReport", "archive", "open_source", "open_target", "read_header", "read_sections", "restore"]
 
 #: Bytes per multipart upload part (S3's minimum is 5 MiB).
 PART_BYTES = 8 << 20
@@ -315,6 +323,8 @@ class _CarBlocks(BlobStore):
 
 
 class _CarSink(ObjectStore):
+    """The destination of an archive's transfer: every pack it receives is appended to the image, in order."""
+
     blobs: _CarBlocks
 
     def __init__(self, out: IO[bytes], name: str) -> None:
@@ -323,6 +333,16 @@ class _CarSink(ObjectStore):
 
     def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
         self.blobs.put_frames(frames)
+
+    def receive_pack(self, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
+        """Append the pack's objects (whole frames: nothing is held to delta against); an image has no refs."""
+        frames = []
+        for entry in read_pack(pack):
+            if entry.base is not None:
+                raise InvalidPack(f"an image takes whole objects, not a delta ({codec.format_id(entry.digest)})")
+            frames.append((entry.digest, entry.payload))
+        self.blobs.put_frames(frames)  # re-hashes each frame as it writes its block
+        return len(frames)
 
 
 def archive(
@@ -396,7 +416,7 @@ def restore(
             )
         tip = store.refs.get(tip_ref(network_id))
         updates = [
-            RefUpdate(snapshots_prefix(network_id) + codec.format_id(snapshot), None, snapshot, required=False),
+            RefUpdate(snapshot_ref(network_id, codec.format_id(snapshot)), None, snapshot, required=False),
             RefUpdate(head_ref(network_id), head, root),
             RefUpdate(tip_ref(network_id), tip, snapshot, required=False),
         ]

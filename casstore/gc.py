@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 
 from casstore.codec import format_id
 from casstore.model.refs import ref_kind
-from casstore.model.walk import walk
+from casstore.model.walk import Reached, walk
 from casstore.store.base import ObjectStore
+
+__all__ = ["DEFAULT_GRACE_MINUTES", "GcReport", "collect_garbage", "mark"]
 
 DEFAULT_GRACE_MINUTES = 60.0
 _BATCH = 4096
@@ -40,13 +42,14 @@ def mark(store: ObjectStore, progress: Callable[[int], None] | None = None) -> t
     roots = [(digest, ref_kind(name)) for name, digest in store.refs.list().items()]
     marked: set[bytes] = set()
     missing: list[str] = []
-    for digest, _, data in walk(store.blobs, roots):
-        if data is None:
-            missing.append(format_id(digest))
-        else:
-            marked.add(digest)
-        if progress and len(marked) % _BATCH == 0:
-            progress(_BATCH)
+
+    def visit(level: list[Reached]) -> None:
+        for item in level:
+            marked.add(item.digest)
+            if progress and len(marked) % _BATCH == 0:
+                progress(_BATCH)
+
+    walk(store.blobs.get_frames, roots, visit=visit, on_missing=lambda digest, _: missing.append(format_id(digest)))
     return marked, missing
 
 

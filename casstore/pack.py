@@ -23,15 +23,16 @@ Format (lengths are LEB128 varints)::
 
 The receiver (:func:`apply_pack`) reads every base from its own store,
 re-hashing it, rebuilds each object, checks it hashes to the digest the entry
-names and returns frames ready to store.  A digest that does not match, a
+names and returns frames ready to store (whole frames are re-hashed too,
+unless the pack is a :class:`VerifiedPack` this process built from frames it
+had re-hashed already).  A digest that does not match, a
 truncated pack or a base the receiver lacks raises before anything is stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import blake3
 import zstandard
@@ -42,9 +43,21 @@ from casstore.errors import CorruptObject, InvalidPack, ObjectNotFound
 if TYPE_CHECKING:  # annotations only: the store layer imports this module to receive packs
     from casstore.store.base import BlobStore
 
-__all__ = ["MAGIC", "Entry", "PackBuilder", "apply_delta", "apply_pack", "make_delta", "read_pack"]
+__all__ = [
+    "EMPTY_PACK",
+    "MAGIC",
+    "Entry",
+    "PackBuilder",
+    "VerifiedPack",
+    "apply_delta",
+    "apply_pack",
+    "make_delta",
+    "read_pack",
+]
 
 MAGIC = b"CASPACK\x01"
+#: A pack of no objects, for a ``receive_pack`` that only moves refs.
+EMPTY_PACK = MAGIC
 FULL = 0
 DELTA = 1
 #: Delta methods.
@@ -53,12 +66,12 @@ ZSTD = 1
 #: A splice whose new middle is at most this long is kept without trying zstd (it is small already).
 SPLICE_ENOUGH = 512
 _DIGEST = codec.DIGEST_SIZE
+_FULL_TAG, _DELTA_TAG = bytes([FULL]), bytes([DELTA])
 #: A delta must rebuild to at most this many bytes (a guard against decompression bombs).
 MAX_OBJECT_BYTES = 1 << 30
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One object in a pack: ``payload`` is a frame, or a delta against ``base`` when ``base`` is set."""
 
     digest: bytes
@@ -66,17 +79,48 @@ class Entry:
     payload: bytes
 
 
-class PackBuilder:
-    """Accumulates entries; :meth:`finish` returns the pack's bytes."""
+class VerifiedPack(bytes):
+    """A pack this process built from frames it had already re-hashed (``PackBuilder(verified=True)``).
 
-    def __init__(self) -> None:
+    :func:`apply_pack` skips re-hashing its whole-frame entries a second time
+    and takes its :attr:`entries` as built instead of parsing the bytes again;
+    deltas are rebuilt and re-hashed as always.  The mark cannot travel: a pack
+    that crossed a process or a network arrives as plain ``bytes`` (and so does
+    any slice or copy of one), and is checked in full.
+    """
+
+    #: the entries the pack was built from, in order (``None``: read them from the bytes)
+    entries: list[Entry] | None = None
+
+
+class PackBuilder:
+    """Accumulates entries; :meth:`finish` returns the pack's bytes.
+
+    With ``verified=True`` the caller vouches that every frame it adds was
+    re-hashed against its digest in this process (sync re-hashes each frame it
+    reads from the source), and :meth:`finish` returns a :class:`VerifiedPack`.
+    """
+
+    def __init__(self, *, verified: bool = False) -> None:
         self._parts: list[bytes] = [MAGIC]
+        self._entries: list[Entry] | None = [] if verified else None
         self.objects = 0
         self.deltas = 0
 
     def add_frame(self, digest: bytes, frame: bytes) -> None:
-        self._parts += (bytes([FULL]), digest, codec.varint(len(frame)), frame)
+        self._parts += (_FULL_TAG, digest, codec.varint(len(frame)), frame)
+        if self._entries is not None:
+            self._entries.append(Entry(digest, None, frame))
         self.objects += 1
+
+    def add_frames(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """:meth:`add_frame` for each ``(digest, frame)``, in one loop (a clone's batches are all whole frames)."""
+        parts, entries, varint = self._parts, self._entries, codec.varint
+        for digest, frame in items:
+            parts += (_FULL_TAG, digest, varint(len(frame)), frame)
+            if entries is not None:
+                entries.append(Entry(digest, None, frame))
+        self.objects += len(items)
 
     def add(self, digest: bytes, frame: bytes, data: bytes, base: bytes, base_data: bytes) -> None:
         """Add an object as a delta against ``base`` if that is smaller than its frame, else in full."""
@@ -84,19 +128,24 @@ class PackBuilder:
         if len(delta) + _DIGEST >= len(frame):
             self.add_frame(digest, frame)
             return
-        self._parts += (bytes([DELTA]), digest, base, codec.varint(len(delta)), delta)
+        self._parts += (_DELTA_TAG, digest, base, codec.varint(len(delta)), delta)
+        if self._entries is not None:
+            self._entries.append(Entry(digest, base, delta))
         self.objects += 1
         self.deltas += 1
 
     def finish(self) -> bytes:
-        return b"".join(self._parts)
+        if self._entries is None:
+            return b"".join(self._parts)
+        pack = VerifiedPack(b"".join(self._parts))
+        pack.entries = self._entries
+        return pack
 
 
 def read_pack(pack: bytes) -> Iterator[Entry]:
     """The entries of ``pack``, in order; :class:`~casstore.errors.InvalidPack` if it is malformed."""
     if not pack.startswith(MAGIC):
         raise InvalidPack("not a casstore pack (bad magic)")
-    view = memoryview(pack)
     at, end = len(MAGIC), len(pack)
     while at < end:
         tag = pack[at]
@@ -105,11 +154,11 @@ def read_pack(pack: bytes) -> Iterator[Entry]:
         at += 1
         if at + (2 * _DIGEST if tag == DELTA else _DIGEST) > end:
             raise InvalidPack("pack truncated inside an entry header")
-        digest = bytes(view[at : at + _DIGEST])
+        digest = pack[at : at + _DIGEST]
         at += _DIGEST
         base = None
         if tag == DELTA:
-            base = bytes(view[at : at + _DIGEST])
+            base = pack[at : at + _DIGEST]
             at += _DIGEST
         try:
             length, at = codec.read_varint(pack, at)
@@ -117,7 +166,7 @@ def read_pack(pack: bytes) -> Iterator[Entry]:
             raise InvalidPack("pack truncated inside an entry header") from None
         if at + length > end:
             raise InvalidPack(f"pack truncated inside the entry for {codec.format_id(digest)}")
-        yield Entry(digest, base, bytes(view[at : at + length]))
+        yield Entry(digest, base, pack[at : at + length])
         at += length
 
 
@@ -130,7 +179,9 @@ def apply_pack(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
     its digest) or :class:`~casstore.errors.ObjectNotFound` (a base ``blobs``
     lacks); nothing is returned unless every entry checks out.
     """
-    entries = list(read_pack(pack))
+    checked = isinstance(pack, VerifiedPack)  # its whole frames were re-hashed in this process already
+    built = pack.entries if isinstance(pack, VerifiedPack) else None
+    entries = built if built is not None else list(read_pack(pack))
     base_ids = list(dict.fromkeys(entry.base for entry in entries if entry.base is not None))
     bases: dict[bytes, bytes] = {}
     for digest, frame in zip(base_ids, blobs.get_frames(base_ids) if base_ids else [], strict=True):
@@ -144,7 +195,8 @@ def apply_pack(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
     rebuilt: list[tuple[bytes, bytes]] = []
     for entry in entries:
         if entry.base is None:
-            codec.unframe(entry.payload, entry.digest)
+            if not checked:
+                codec.unframe(entry.payload, entry.digest)
             out.append((entry.digest, entry.payload))
             continue
         data = apply_delta(entry.payload, bases[entry.base], entry.digest)

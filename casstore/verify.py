@@ -1,7 +1,7 @@
 """Integrity check: read every object back, re-hash it, and report (never raise).
 
 Two passes that together read each object once: first a walk from every ref
-along casstore's schema, which re-hashes what it reads and notes objects that
+along casstore's schema (:func:`casstore.model.walk.walk`), which re-hashes what it reads and notes objects that
 are named but absent (the invariant "a present object implies its whole
 subtree is present"); then every object the walk did not reach, read in
 batches and hashed on a small thread pool (zstd decompression and BLAKE3 on
@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from casstore.codec import format_id, unframe
-from casstore.errors import CorruptObject, SerializationError
+from casstore.errors import CorruptObject
 from casstore.model.refs import ref_kind
-from casstore.model.walk import children
+from casstore.model.walk import Kind, Reached, walk
 from casstore.store.base import BlobStore, ObjectStore
+
+__all__ = ["VerifyReport", "verify"]
 
 BATCH = 2048
 
@@ -102,54 +104,35 @@ def verify(store: ObjectStore, progress: Callable[[int], None] | None = None, th
     return report
 
 
-def _unframe_or_none(stored: bytes, digest: bytes) -> bytes | None:
-    try:
-        return unframe(stored, digest)
-    except CorruptObject:
-        return None
-
-
-def _links(kind: str, data: bytes | None) -> list[tuple[bytes, str]] | None:
-    """The links of one object by its schema; ``None`` if it is corrupt or not of its schema."""
-    if data is None:
-        return None
-    try:
-        return list(children(kind, data)) if kind not in ("data", "opaque") else []
-    except (SerializationError, KeyError, TypeError, ValueError):
-        return None
-
-
 def _walk_refs(store: ObjectStore, report: VerifyReport, progress: Callable[[int], None] | None) -> set[bytes]:
     """Re-hash everything the refs reach, by schema; returns the digests read (or found corrupt)."""
     seen: set[bytes] = set()
-    frontier = [(digest, ref_kind(name)) for name, digest in store.refs.list().items()]
-    queued = {digest for digest, _ in frontier}
-    while frontier:
-        following: list[tuple[bytes, str]] = []
-        for start in range(0, len(frontier), BATCH):
-            chunk = frontier[start : start + BATCH]
-            present = []
-            for (digest, kind), stored in zip(chunk, store.blobs.get_frames([d for d, _ in chunk]), strict=True):
-                if stored is None:
-                    report.missing.append(format_id(digest))
-                else:
-                    present.append((digest, kind, stored))
-            # serial on purpose: splitting this Python-heavy loop across threads measured slower (GIL)
-            for digest, kind, stored in present:
-                data = _unframe_or_none(stored, digest)
-                seen.add(digest)
-                report.objects += 1
-                links = _links(kind, data)
-                if data is None or links is None:
-                    report.corrupt.append(format_id(digest))
-                    continue
-                report.bytes += len(data)
-                report.reachable += 1
-                for child, child_kind in links:
-                    if child not in queued:
-                        queued.add(child)
-                        following.append((child, child_kind))
-            if progress:
-                progress(len(chunk))
-        frontier = following
+    roots = [(digest, ref_kind(name)) for name, digest in store.refs.list().items()]
+    unvisited = 0  # objects of the current chunk the walk reported as missing or corrupt
+
+    def on_missing(digest: bytes, kind: Kind) -> None:
+        nonlocal unvisited
+        unvisited += 1
+        report.missing.append(format_id(digest))
+
+    def on_corrupt(digest: bytes, kind: Kind, exc: Exception) -> None:
+        nonlocal unvisited
+        unvisited += 1
+        seen.add(digest)
+        report.objects += 1
+        report.corrupt.append(format_id(digest))
+
+    # serial on purpose: splitting this Python-heavy walk across threads measured slower (GIL)
+    def visit(level: list[Reached]) -> None:
+        nonlocal unvisited
+        for item in level:
+            seen.add(item.digest)
+            report.objects += 1
+            report.bytes += len(item.data)
+            report.reachable += 1
+        if progress:
+            progress(len(level) + unvisited)
+        unvisited = 0
+
+    walk(store.blobs.get_frames, roots, batch=BATCH, visit=visit, on_missing=on_missing, on_corrupt=on_corrupt)
     return seen

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import boto3
@@ -15,8 +17,10 @@ from conftest import BUCKET
 
 import casstore
 from casstore import archive, codec
-from casstore.errors import InvalidArchive, NetworkExists, NetworkNotFound, SnapshotNotFound
+from casstore.errors import InvalidArchive, InvalidPack, NetworkExists, NetworkNotFound, SnapshotNotFound
 from casstore.model import NetworkState, NetworkStore
+from casstore.pack import PackBuilder, read_pack
+from casstore.store.base import RefUpdate
 from casstore.store.lmdb import LmdbStore
 from casstore.store.memory import MemoryStore
 from casstore.testing.network import rich_state, sample_group
@@ -142,6 +146,36 @@ def test_an_interrupted_s3_archive_leaves_no_image(
     client = boto3.client("s3")
     assert "Contents" not in client.list_objects_v2(Bucket=BUCKET, Prefix="images/")
     assert client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+def test_an_archive_is_written_through_the_sinks_receive_pack(
+    source: NetworkStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    received: list[bytes] = []
+    original = archive._CarSink.receive_pack
+
+    def recording(self: archive._CarSink, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
+        received.append(pack)
+        return original(self, pack, updates)
+
+    monkeypatch.setattr(archive._CarSink, "receive_pack", recording)
+    report = archive.archive(source, "net", str(tmp_path / "image.car"))
+    entries = [entry for pack in received for entry in read_pack(pack)]
+    assert received and len(entries) == report.objects and all(entry.base is None for entry in entries)
+    _, blocks = libipld.decode_car((tmp_path / "image.car").read_bytes())
+    assert {codec.link(entry.digest) for entry in entries} == set(blocks)
+
+
+def test_the_image_sink_refuses_a_delta() -> None:
+    base, data = codec.encode({"v": "x" * 200}), codec.encode({"v": "x" * 199 + "y"})
+    [(digest, frame)] = codec.frame_many([data])
+    builder = PackBuilder()
+    builder.add(digest, frame, data, codec.hash_bytes(base), base)
+    assert builder.deltas == 1
+    out = io.BytesIO()
+    with pytest.raises(InvalidPack):
+        archive._CarSink(out, "image.car").receive_pack(builder.finish())
+    assert out.getvalue() == b""
 
 
 def test_end_to_end_over_http_with_the_cli(moto_server: str, tmp_path: Path) -> None:

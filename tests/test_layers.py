@@ -39,10 +39,7 @@ LAYERS: dict[str, int] = {
 }
 
 #: Upward imports tolerated, each with why; they are also left out of the circle check.
-ALLOWED_UPWARD: dict[tuple[str, str], str] = {
-    # NetworkStore.sync() is the model's one entry point into the sync layer, imported inside the method.
-    ("casstore.model.network", "casstore.sync"): "NetworkStore.sync() calls the sync layer (documented upward call)",
-}
+ALLOWED_UPWARD: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

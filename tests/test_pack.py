@@ -8,7 +8,19 @@ from hypothesis import strategies as st
 
 from casstore import codec
 from casstore.errors import CorruptObject, InvalidPack, ObjectNotFound
-from casstore.pack import MAGIC, SPLICE, ZSTD, PackBuilder, apply_delta, apply_pack, make_delta, read_pack
+from casstore.pack import (
+    EMPTY_PACK,
+    MAGIC,
+    SPLICE,
+    ZSTD,
+    PackBuilder,
+    VerifiedPack,
+    apply_delta,
+    apply_pack,
+    make_delta,
+    read_pack,
+)
+from casstore.store.base import RefUpdate
 from casstore.store.memory import MemoryStore
 
 
@@ -120,3 +132,50 @@ def test_a_corrupt_base_is_never_used() -> None:
     with pytest.raises(CorruptObject) as info:
         apply_pack(store.blobs, pack)
     assert codec.format_id(base_id) in str(info.value)
+
+
+def test_an_empty_pack_moves_refs_alone() -> None:
+    store = MemoryStore()
+    assert PackBuilder().finish() == EMPTY_PACK and apply_pack(store.blobs, EMPTY_PACK) == []
+    digest = store.blobs.put(EXTRA)
+    objects = store.blobs.stats().objects
+    assert store.receive_pack(EMPTY_PACK, [RefUpdate("config/x", None, digest)]) == 0
+    assert store.refs.get("config/x") == digest and store.blobs.stats().objects == objects
+
+
+def test_only_a_pack_built_here_from_checked_frames_skips_the_second_hash_of_whole_frames() -> None:
+    store = MemoryStore()
+    [(extra_id, extra_frame)] = codec.frame_many([EXTRA])
+    bad_frame = extra_frame[:-1] + bytes([extra_frame[-1] ^ 1])
+    assert not isinstance(PackBuilder().finish(), VerifiedPack)
+    builder = PackBuilder(verified=True)
+    builder.add_frame(extra_id, bad_frame)  # a caller that breaks its promise: the mark is all that is trusted
+    vouched = builder.finish()
+    assert isinstance(vouched, VerifiedPack) and apply_pack(store.blobs, vouched) == [(extra_id, bad_frame)]
+    for travelled in (bytes(vouched), vouched[:], b"" + vouched):  # what arrives from elsewhere is plain bytes
+        assert type(travelled) is bytes
+        with pytest.raises(CorruptObject):
+            apply_pack(store.blobs, travelled)
+
+
+def test_a_delta_in_a_verified_pack_is_still_rebuilt_and_re_hashed() -> None:
+    store = MemoryStore()
+    pack, data_id, _ = pack_of(store, BASE, DATA, EXTRA)
+    entries = list(read_pack(pack))
+    at = pack.index(entries[0].payload) + len(entries[0].payload) - 1
+    with pytest.raises(CorruptObject) as info:
+        apply_pack(store.blobs, VerifiedPack(pack[:at] + bytes([pack[at] ^ 1]) + pack[at + 1 :]))
+    assert codec.format_id(data_id) in str(info.value)
+
+
+def test_add_frames_builds_what_add_frame_does() -> None:
+    items = codec.frame_many([BASE, DATA, EXTRA])
+    one, many = PackBuilder(), PackBuilder()
+    for digest, frame in items:
+        one.add_frame(digest, frame)
+    many.add_frames(items)
+    assert one.finish() == many.finish() and one.objects == many.objects == 3
+    verified = PackBuilder(verified=True)
+    verified.add_frames(items)
+    pack = verified.finish()
+    assert isinstance(pack, VerifiedPack) and pack == one.finish() and pack.entries == list(read_pack(pack))

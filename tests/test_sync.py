@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 import casstore
 from casstore import sync
 from casstore.model import Contact, GroupState, NetworkState, NetworkStore
+from casstore.model.refs import head_ref, tip_ref
+from casstore.pack import read_pack
+from casstore.store.base import RefUpdate
 from casstore.store.memory import MemoryStore
+from casstore.sync import engine
 from casstore.testing.network import rich_state, sample_group
 from casstore.verify import verify
 
@@ -154,18 +158,19 @@ def test_push_of_a_missing_network_is_a_clear_error(make: Callable[[str], Networ
 
 
 class FailAfter:
-    """Makes a store's ``put_frames`` raise once ``limit`` objects have landed."""
+    """Makes a store's ``receive_pack`` (sync's one write) raise once ``limit`` objects have landed."""
 
     def __init__(self, store: NetworkStore, limit: int) -> None:
         self.limit, self.landed = limit, 0
-        self.original = store.blobs.put_frames
-        store.blobs.put_frames = self  # type: ignore[method-assign]
+        self.original = store.objects.receive_pack
+        store.objects.receive_pack = self  # type: ignore[method-assign]
 
-    def __call__(self, items: Any) -> None:
+    def __call__(self, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
         if self.landed >= self.limit:
             raise ConnectionError("connection lost")
-        self.original(items)
-        self.landed += len(items)
+        stored = self.original(pack, updates)
+        self.landed += stored
+        return stored
 
 
 @pytest.mark.parametrize("dst_kind", ["lmdb", "file", "s3"])
@@ -177,7 +182,7 @@ def test_an_interrupted_push_moves_no_ref_and_resumes(
     src.save_network_state("net", NetworkState(groups, "g0", "g0"))
     src.save_snapshot("net")
     full = casstore.push(src, make("memory"))
-    monkeypatch.setattr(sync, "WRITE_OBJECTS", 5)
+    monkeypatch.setattr(engine, "WRITE_OBJECTS", 5)
     failing = FailAfter(dst, full.objects_sent // 2)
     with pytest.raises(ConnectionError):
         casstore.push(src, dst)
@@ -185,7 +190,7 @@ def test_an_interrupted_push_moves_no_ref_and_resumes(
     assert failing.landed >= full.objects_sent // 2
     report = verify(dst)
     assert report.ok and report.objects == failing.landed
-    dst.blobs.put_frames = failing.original  # type: ignore[method-assign]
+    dst.objects.receive_pack = failing.original  # type: ignore[method-assign]
     rest = casstore.push(src, dst)
     assert rest.networks == {"net": "created"}
     assert rest.objects_sent == full.objects_sent - failing.landed
@@ -217,6 +222,79 @@ def test_a_source_missing_an_object_fails_before_any_ref_moves(make: Callable[[s
     with pytest.raises(casstore.errors.StorageError):
         casstore.push(src, dst)
     assert dst.refs.list() == {}
+    assert verify(dst).ok
+
+
+class RecordingStore(MemoryStore):
+    """Records every ``receive_pack`` call, and every object or ref write that does not come through one."""
+
+    def __init__(self, passive_remote: bool) -> None:
+        super().__init__()
+        self.passive_remote = passive_remote
+        self.received: list[tuple[bytes, list[RefUpdate]]] = []
+        self.bypassing: list[str] = []
+        self.inside = False
+        for target, method in ((self.blobs, "put_frames"), (self.refs, "compare_and_swap"), (self.refs, "delete")):
+            setattr(target, method, self._watch(method, getattr(target, method)))
+
+    def _watch(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def watched(*args: Any) -> Any:
+            if not self.inside:
+                self.bypassing.append(name)
+            return call(*args)
+
+        return watched
+
+    def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
+        if not self.inside:
+            self.bypassing.append("commit")
+        super().commit(frames, updates)
+
+    def receive_pack(self, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
+        self.received.append((pack, list(updates)))
+        self.inside = True
+        try:
+            return super().receive_pack(pack, updates)
+        finally:
+            self.inside = False
+
+
+@pytest.mark.parametrize("passive_remote", [False, True])
+def test_every_batch_of_a_push_arrives_through_receive_pack(
+    monkeypatch: pytest.MonkeyPatch, passive_remote: bool
+) -> None:
+    src = NetworkStore(MemoryStore())
+    src.save_network_state("net", NetworkState({f"g{i}": sample_group(f"g{i}", 300) for i in range(4)}, "g0", "g0"))
+    src.save_snapshot("net")
+    recorder = RecordingStore(passive_remote)
+    dst = NetworkStore(recorder)
+    monkeypatch.setattr(engine, "WRITE_OBJECTS", 7)
+    for update in (False, True):
+        if update:
+            step(src, 4, "changed")
+            src.save_snapshot("net")
+        before, old_head = set(recorder.blobs.iter_hashes()), recorder.refs.get(head_ref("net"))
+        recorder.received.clear()
+        report = casstore.push(src, dst)
+        assert report.networks == {"net": "updated" if update else "created"}
+        calls = recorder.received
+        entries = [entry for pack, _ in calls for entry in read_pack(pack)]
+        # batches of 7 objects, then the last (maybe empty) batch, with the ref moves
+        assert len(calls) == report.objects_sent // 7 + 1 and len(entries) == report.objects_sent
+        assert {entry.digest for entry in entries} == set(recorder.blobs.iter_hashes()) - before
+        assert all(not updates for _, updates in calls[:-1])  # the ref moves ride with the last batch only
+        moved = {u.name: (u.expected, u.new) for u in calls[-1][1]}
+        assert moved[head_ref("net")] == (old_head, src.refs.get(head_ref("net")))
+        assert moved[tip_ref("net")][1] == src.refs.get(tip_ref("net"))
+        assert recorder.refs.list() == src.refs.list("networks/")
+        deltas = sum(entry.base is not None for entry in entries)
+        assert deltas == report.deltas
+        if update and not passive_remote:
+            assert deltas > 0 and report.bytes_sent == sum(len(pack) for pack, _ in calls)
+        else:  # whole frames only (nothing to delta against, or a passive remote); bytes_sent counts the frames
+            assert deltas == 0 and report.bytes_sent == sum(len(entry.payload) for entry in entries)
+    assert recorder.bypassing == []
+    assert dst.load_network_state("net") == src.load_network_state("net")
     assert verify(dst).ok
 
 

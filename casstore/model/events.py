@@ -13,9 +13,10 @@ import logging
 import threading
 from collections.abc import Callable
 
+from casstore.errors import InvalidId, SerializationError
 from casstore.model.diff import changed_groups
 from casstore.model.reads import NetworkReader
-from casstore.model.types import GroupState
+from casstore.model.types import GroupState, check_str
 
 __all__ = ["Subscribers"]
 
@@ -32,6 +33,11 @@ class Subscribers:
 
     def subscribe(self, path: str, callback: Callable[[GroupState], None]) -> Callable[[], None]:
         """Register ``callback`` for ``path``; returns the function that unsubscribes it."""
+        check_str(path, "path")
+        if not path:
+            raise InvalidId("path: a subscription names a network, or network/group")
+        if not callable(callback):
+            raise SerializationError(f"callback: expected a function, got {type(callback).__name__}", "callback")
         with self._lock:
             self._subscribers.setdefault(path, []).append(callback)
 

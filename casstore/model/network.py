@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from casstore.errors import StorageError
 from casstore.model import diff as diffs
 from casstore.model import history, query, snapshots, stats
 from casstore.model.events import Subscribers
@@ -38,7 +39,18 @@ from casstore.store.base import ObjectStore, RefUpdate
 if TYPE_CHECKING:
     from casstore.sync import SyncReport
 
-__all__ = ["Batch", "NetworkStore"]
+__all__ = ["Batch", "NetworkStore", "install_replication"]
+
+#: ``NetworkStore.sync``'s implementation. Replication is a layer above this one, so it is not imported
+#: here: :mod:`casstore.sync` installs itself when loaded, and importing any casstore module loads it
+#: (``casstore/__init__.py`` does).
+_replicate: Callable[..., SyncReport] | None = None
+
+
+def install_replication(replicate: Callable[..., SyncReport]) -> None:
+    """Called by :mod:`casstore.sync` on import: ``NetworkStore.sync`` delegates to ``replicate``."""
+    global _replicate
+    _replicate = replicate
 
 
 class NetworkStore(ObjectStore):
@@ -180,9 +192,9 @@ class NetworkStore(ObjectStore):
 
     def sync(self, remote: ObjectStore, *, name: str | None = None, force: bool = False) -> SyncReport:
         """Pull every network of ``remote``, then push every network of this store (see :mod:`casstore.sync`)."""
-        from casstore.sync import sync  # the sync layer sits above this one; only this entry point reaches up
-
-        return sync(self, remote, name=name, force=force)
+        if _replicate is None:  # never: importing casstore (the parent package of this one) installs it
+            raise StorageError("casstore.sync is not loaded")
+        return _replicate(self, remote, name=name, force=force)
 
     # ---------------------------------------------------------------- snapshots
 

@@ -23,9 +23,11 @@ __all__ = [
     "quote_network_id",
     "ref_kind",
     "remote_config_ref",
+    "remote_of_config_ref",
     "snapshot_ref",
     "snapshots_prefix",
     "tip_ref",
+    "tracking_prefix",
     "tracking_ref",
 ]
 
@@ -71,9 +73,19 @@ def network_heads(refs: dict[str, bytes]) -> dict[str, bytes]:
     }
 
 
+def tracking_prefix(remote: str) -> str:
+    """The prefix of every :func:`tracking_ref` of ``remote``."""
+    return f"remotes/{remote}/{NETWORKS_PREFIX}"
+
+
 def tracking_ref(remote: str, network_id: str) -> str:
     """Where sync records the head last agreed with ``remote`` for ``network_id``."""
     return f"remotes/{remote}/{head_ref(network_id)}"
+
+
+def remote_of_config_ref(name: str) -> str:
+    """The remote a ``config/remotes/<name>`` ref configures."""
+    return name.removeprefix(REMOTES_PREFIX)
 
 
 def remote_config_ref(name: str) -> str:

@@ -4,21 +4,33 @@ The kind of an object is known from where it was reached: refs under
 ``networks/<id>/head`` name network roots, refs under
 ``networks/<id>/snapshots/`` and ``snapshot-tip`` name snapshots, any other ref
 names an opaque object.  From there each kind says what its links point to.
-gc marks with this walk and sync transfers along it.
+
+:func:`walk` is the one descent over the DAG, level by level with batched
+reads and hooks (prune, visit, on-missing, on-corrupt): gc marks with it,
+verify checks with it and sync transfers along it.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import NamedTuple
 
 from casstore import codec
+from casstore.errors import CorruptObject, ObjectNotFound, SerializationError
 from casstore.model import records
 from casstore.prolly import Node, decode_node
-from casstore.store.base import BlobStore
+
+__all__ = ["DECODE_ERRORS", "Fetch", "Kind", "Link", "Reached", "children", "paired_children", "walk"]
 
 #: Kinds: "net", "snap", "tree:<kind>", and "data" / "opaque" (no links).
 Kind = str
+#: A link: the child's digest, its kind, and the older version paired with it (``None`` when unpaired).
+Link = tuple[bytes, Kind, bytes | None]
+#: Reads a batch of objects: their frames in order, ``None`` where absent (as ``BlobStore.get_frames``).
+Fetch = Callable[[list[bytes]], Sequence[bytes | None]]
+#: What decoding a damaged object by its schema raises (beyond :class:`~casstore.errors.CorruptObject`).
+DECODE_ERRORS = (SerializationError, KeyError, TypeError, ValueError)
 #: Every leaf node starts with these bytes: a 4-entry map whose first key (canonical order) is "h", value 0.
 LEAF_PREFIX = b"\xa4\x61h\x00"
 #: A contact record's large-content link as encoded: key "C" then tag 42. User data never encodes a tag 42
@@ -99,35 +111,114 @@ def paired_children(kind: Kind, data: bytes, base_data: bytes) -> Iterator[tuple
         yield child, child_kind, None
 
 
-def walk(
-    blobs: BlobStore, roots: list[tuple[bytes, Kind]], skip: set[bytes] | None = None, batch: int = 2048
-) -> Iterator[tuple[bytes, Kind, bytes | None]]:
-    """Breadth-first over everything reachable from ``roots``: ``(digest, kind, canonical bytes or None if absent)``.
+class Reached(NamedTuple):
+    """An object :func:`walk` read, re-hashed and decoded, as the ``visit`` hook receives it."""
 
-    Objects in ``skip`` are not visited (nor their subtrees).  Reads are batched
-    and re-hashed; a corrupt object raises :class:`~casstore.errors.CorruptObject`.
+    digest: bytes
+    kind: Kind
+    #: its canonical bytes (re-hashed)
+    data: bytes
+    #: its frame, as stored
+    frame: bytes
+    #: every object it links to: ``(digest, kind, paired base or None)``
+    links: list[Link]
+    #: the older version it was paired with, and that version's canonical bytes (``None`` if unpaired or not held)
+    base: bytes | None
+    base_data: bytes | None
+
+
+def walk(
+    fetch: Fetch,
+    roots: Iterable[tuple[bytes, Kind]],
+    *,
+    batch: int = 2048,
+    prune: Callable[[list[bytes]], Collection[bytes]] | None = None,
+    visit: Callable[[list[Reached]], None] | None = None,
+    on_missing: Callable[[bytes, Kind], None] | None = None,
+    on_corrupt: Callable[[bytes, Kind, Exception], None] | None = None,
+    bases: Mapping[bytes, bytes] | None = None,
+    fetch_bases: Fetch | None = None,
+) -> None:
+    """Breadth-first, one DAG level at a time, over everything reachable from ``roots`` by schema.
+
+    Each object is reached once, the first time something links to it.  Per level:
+
+    1. ``prune`` gets the level's digests in one call and returns those to skip,
+       with their subtrees (sync: what the destination already holds);
+    2. the rest are read with ``fetch`` (``BlobStore.get_frames``, or a wrapper
+       that counts calls) in chunks of ``batch``, one call per chunk;
+    3. in each chunk, an absent object goes to ``on_missing(digest, kind)``, and
+       one that does not re-hash, or whose links do not decode by its schema,
+       to ``on_corrupt(digest, kind, exc)``; neither is descended into.  Without
+       these hooks the walk raises (:class:`~casstore.errors.ObjectNotFound`,
+       or the error itself).  ``visit`` then gets every other object of the
+       chunk as a :class:`Reached` (it is called for every chunk, even when
+       that list is empty), before their links are followed.
+
+    Pairing, for sync's deltas: ``bases`` maps roots to an older version of
+    them, and ``fetch_bases`` reads from the store that holds those versions.
+    Each chunk's bases are then read in one call and re-hashed, and a paired
+    object's links are paired too (:func:`paired_children`); a base that store
+    lacks pairs nothing below it.
     """
-    seen: set[bytes] = set(skip or ())
-    frontier = []
+    pairs = bases if bases is not None and fetch_bases is not None else {}
+    seen: set[bytes] = set()
+    frontier: list[tuple[bytes, Kind, bytes | None]] = []
     for digest, kind in roots:
         if digest not in seen:
             seen.add(digest)
-            frontier.append((digest, kind))
+            frontier.append((digest, kind, pairs.get(digest)))
     while frontier:
-        following: list[tuple[bytes, Kind]] = []
+        if prune is not None:
+            skip = prune([digest for digest, _, _ in frontier])
+            if skip:
+                frontier = [entry for entry in frontier if entry[0] not in skip]
+        following: list[tuple[bytes, Kind, bytes | None]] = []
         for start in range(0, len(frontier), batch):
             chunk = frontier[start : start + batch]
-            frames = blobs.get_frames([d for d, _ in chunk])
-            for (digest, kind), stored in zip(chunk, frames, strict=True):
-                if stored is None:
-                    yield digest, kind, None
+            frames = fetch([digest for digest, _, _ in chunk])
+            base_data: dict[bytes, bytes] = {}
+            if fetch_bases is not None:
+                base_data = _read_bases(fetch_bases, [base for _, _, base in chunk if base is not None])
+            reached: list[Reached] = []
+            for (digest, kind, base), frame in zip(chunk, frames, strict=True):
+                if frame is None:
+                    if on_missing is None:
+                        raise ObjectNotFound(codec.format_id(digest))
+                    on_missing(digest, kind)
                     continue
-                data = codec.unframe(stored, digest)
-                yield digest, kind, data
-                if kind in ("data", "opaque"):
+                try:
+                    data = codec.unframe(frame, digest)
+                    old = base_data.get(base) if base is not None else None
+                    if kind in ("data", "opaque"):
+                        links: list[Link] = []
+                    elif old is not None:
+                        links = list(paired_children(kind, data, old))
+                    else:
+                        links = [(child, child_kind, None) for child, child_kind in children(kind, data)]
+                except (CorruptObject, *DECODE_ERRORS) as exc:
+                    if on_corrupt is None:
+                        raise
+                    on_corrupt(digest, kind, exc)
                     continue
-                for child, child_kind in children(kind, data):
+                reached.append(Reached(digest, kind, data, frame, links, base, old))
+            if visit is not None:
+                visit(reached)
+            for item in reached:
+                for child, child_kind, child_base in item.links:
                     if child not in seen:
                         seen.add(child)
-                        following.append((child, child_kind))
+                        following.append((child, child_kind, child_base))
         frontier = following
+
+
+def _read_bases(fetch: Fetch, digests: list[bytes]) -> dict[bytes, bytes]:
+    """Canonical bytes of the bases ``fetch`` finds (re-hashed); absent ones are left out."""
+    if not digests:
+        return {}
+    wanted = list(dict.fromkeys(digests))
+    return {
+        digest: codec.unframe(frame, digest)
+        for digest, frame in zip(wanted, fetch(wanted), strict=True)
+        if frame is not None
+    }

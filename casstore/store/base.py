@@ -315,7 +315,8 @@ class ObjectStore:
 
         The seam sync writes through: this default rebuilds and re-hashes each
         entry against this store's own objects and hands the frames and ref moves
-        to :meth:`commit`; a store that fronts a casstore process elsewhere
+        to :meth:`commit` (the whole frames of a :class:`~casstore.pack.VerifiedPack`, built in this
+        process from frames already re-hashed, are not hashed again); a store that fronts a casstore process elsewhere
         overrides it to send the pack as it is.  Returns the number of objects
         stored.  On a required :class:`~casstore.errors.RefConflict` the objects
         are still stored (the caller retries with a new ref plan) and the

@@ -1,0 +1,234 @@
+"""The transfer engine: copy to a store everything reachable from some roots that it lacks, children-first.
+
+:func:`transfer` walks the DAG level by level (:func:`casstore.model.walk.walk`),
+asks the destination ``missing()`` once per level for the whole frontier,
+fetches only the missing objects from the source (re-hashing each), and
+descends only into objects that were missing: a present object implies its
+whole subtree is present.  The objects are then written children-first (by
+height), so at every instant the destination keeps that invariant, and an
+interrupted transfer leaves only valid objects.  Every batch reaches the
+destination as a pack through its one write seam,
+:meth:`~casstore.store.base.ObjectStore.receive_pack`; an updated network's
+rewritten objects travel in it as deltas against the objects they replace,
+which the destination holds (:mod:`casstore.pack`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from casstore import codec
+from casstore.errors import ObjectNotFound
+from casstore.model.walk import Kind, Reached, walk
+from casstore.pack import PackBuilder
+from casstore.store.base import ObjectStore, RefUpdate
+from casstore.sync.report import Progress, TransferStats
+
+__all__ = ["FETCH_BATCH", "HOLD_BYTES", "WRITE_BYTES", "WRITE_OBJECTS", "transfer"]
+
+#: Objects fetched from the source per ``get_frames`` call.
+FETCH_BATCH = 8192
+#: Bytes written to the destination per ``receive_pack`` call (and objects, whichever comes first).
+WRITE_BYTES = 16 << 20
+WRITE_OBJECTS = 65536
+#: Frames held in memory between the walk and the write; beyond this they are fetched again when written.
+HOLD_BYTES = 256 << 20
+
+
+class _Trips:
+    """Counts, in ``stats.round_trips``, the batched calls made to the remote side of an exchange."""
+
+    def __init__(self, remote: ObjectStore, stats: TransferStats) -> None:
+        self.remote = remote
+        self.stats = stats
+
+    def __call__(self, store: ObjectStore) -> None:
+        if store is self.remote:
+            self.stats.round_trips += 1
+
+
+def _heights(order: Sequence[bytes], kids: dict[bytes, list[bytes]]) -> dict[bytes, int]:
+    """Longest path down to a sink inside the missing subgraph (the keys of ``kids``).
+
+    Every missing child then has a smaller height than its parents, so writing
+    by ascending height is children-first even where subtrees are shared.
+    """
+    heights: dict[bytes, int] = {}
+    for start in reversed(order):  # reversed BFS order visits most children before their parents
+        stack = [start]
+        while stack:
+            node = stack[-1]
+            if node in heights:
+                stack.pop()
+                continue
+            inside = [child for child in kids[node] if child in kids]
+            pending = [child for child in inside if child not in heights]
+            if pending:
+                stack.extend(pending)  # content addressing makes the graph acyclic
+                continue
+            heights[node] = 1 + max((heights[child] for child in inside), default=-1)
+            stack.pop()
+    return heights
+
+
+def transfer(
+    src: ObjectStore,
+    dst: ObjectStore,
+    roots: Iterable[tuple[bytes, Kind]],
+    *,
+    remote: ObjectStore | None = None,
+    bases: Mapping[bytes, bytes] | None = None,
+    progress: Progress | None = None,
+    final_updates: Sequence[RefUpdate] = (),
+    hold_bytes: int = HOLD_BYTES,
+    stats: TransferStats | None = None,
+) -> TransferStats:
+    """Copy to ``dst`` everything reachable from ``roots`` that it lacks; then apply ``final_updates``.
+
+    ``roots`` are ``(digest, kind)`` pairs (kinds as in :mod:`casstore.model.walk`).
+    ``bases`` maps some of them to an object ``dst`` holds that is an older
+    version of the same network (its head, typically); objects below are then
+    sent as deltas against the objects in the same place under the base (see
+    :mod:`casstore.pack`), unless either store is a passive remote.  Every
+    batch goes to ``dst.receive_pack``; the last one carries ``final_updates``,
+    so a small push costs one write.  Raises
+    :class:`~casstore.errors.ObjectNotFound` if the source lacks an object it
+    names and :class:`~casstore.errors.CorruptObject` if one fails its hash;
+    either way nothing that names a missing object was written.  Figures are
+    added to ``stats`` if given (so they survive an exception), else to a new one.
+    """
+    source, target = src, dst
+    stats = stats if stats is not None else TransferStats()
+    trips = _Trips(remote if remote is not None else dst, stats)
+    use_deltas = bool(bases) and not (source.passive_remote or target.passive_remote)
+    local = target if trips.remote is source else source  # delta bases are read on this side
+
+    order: list[bytes] = []  # missing objects, breadth-first
+    kids: dict[bytes, list[bytes]] = {}  # missing object -> every object it links to
+    held: dict[bytes, bytes] = {}
+    deltas: dict[bytes, tuple[bytes, bytes, bytes]] = {}  # object -> (its bytes, base, base's bytes)
+    held_bytes = 0
+
+    def present(digests: list[bytes]) -> set[bytes]:
+        """One ``missing()`` call per level: the objects the destination holds are skipped with their subtrees."""
+        stats.levels += 1
+        trips(target)
+        absent = set(target.blobs.missing(digests))
+        stats.objects_skipped += len(digests) - len(absent)
+        return {digest for digest in digests if digest not in absent}
+
+    def fetch(digests: list[bytes]) -> list[bytes | None]:
+        trips(source)
+        return source.blobs.get_frames(digests)
+
+    def lacking(digest: bytes, kind: Kind) -> None:
+        name = codec.format_id(digest)
+        raise ObjectNotFound(name, f"the source ({src.url}) lacks object {name}")
+
+    def visit(level: list[Reached]) -> None:
+        nonlocal held_bytes
+        for digest, _, data, frame, links, base, old in level:
+            order.append(digest)
+            if held_bytes + len(frame) <= hold_bytes:
+                held[digest] = frame
+                held_bytes += len(frame)
+                if base is not None and old is not None and held_bytes + len(data) + len(old) <= hold_bytes:
+                    deltas[digest] = (data, base, old)
+                    held_bytes += len(data) + len(old)
+            kids[digest] = [child for child, _, _ in links]
+        if progress is not None:
+            progress(0, 0, len(order))
+
+    walk(
+        fetch,
+        roots,
+        batch=FETCH_BATCH,
+        prune=present,
+        visit=visit,
+        on_missing=lacking,
+        bases=bases if use_deltas else None,
+        fetch_bases=local.blobs.get_frames if use_deltas else None,
+    )
+    writer = _Writer(source, target, deltas if use_deltas else None, final_updates, stats, trips, progress)
+    writer.write(order, kids, held)
+    return stats
+
+
+class _Writer:
+    """Writes the missing objects children-first, in packs handed to the destination's ``receive_pack``."""
+
+    def __init__(
+        self,
+        source: ObjectStore,
+        target: ObjectStore,
+        deltas: dict[bytes, tuple[bytes, bytes, bytes]] | None,
+        final_updates: Sequence[RefUpdate],
+        stats: TransferStats,
+        trips: _Trips,
+        progress: Progress | None,
+    ) -> None:
+        self.source, self.target, self.deltas = source, target, deltas
+        self.final_updates, self.stats, self.trips, self.progress = final_updates, stats, trips, progress
+        self.total = 0
+        self.batch: list[tuple[bytes, bytes]] = []
+        self.batch_bytes = 0
+
+    def write(self, order: list[bytes], kids: dict[bytes, list[bytes]], held: dict[bytes, bytes]) -> None:
+        heights = _heights(order, kids)
+        by_height = sorted(order, key=heights.__getitem__)
+        self.total = len(by_height)
+        for start in range(0, self.total, FETCH_BATCH):
+            chunk = by_height[start : start + FETCH_BATCH]
+            refetch = [digest for digest in chunk if digest not in held]
+            again: dict[bytes, bytes | None] = {}
+            if refetch:
+                self.trips(self.source)
+                again = dict(zip(refetch, self.source.blobs.get_frames(refetch), strict=True))
+            for digest in chunk:
+                frame = held.pop(digest, None)
+                if frame is None:
+                    frame = again.get(digest)
+                    if frame is None:  # deleted from the source since the walk
+                        name = codec.format_id(digest)
+                        raise ObjectNotFound(name, f"the source lost object {name} during the transfer")
+                    codec.unframe(frame, digest)  # a second read is re-hashed too
+                self.batch.append((digest, frame))
+                self.batch_bytes += len(frame)
+                if self.batch_bytes >= WRITE_BYTES or len(self.batch) >= WRITE_OBJECTS:
+                    self.flush(final=False)
+        if self.batch or self.final_updates:
+            self.flush(final=True)
+
+    def _encode(self) -> tuple[bytes, int]:
+        """The batch as a pack, and the bytes that count as sent.
+
+        With deltas in play that is the pack itself; otherwise (a new network,
+        a clone, a passive remote) every entry is a whole frame and the frames
+        are what counts, as if they travelled bare.
+        """
+        builder = PackBuilder(verified=True)  # every frame was re-hashed when read from the source
+        if self.deltas is None:
+            builder.add_frames(self.batch)
+            return builder.finish(), self.batch_bytes
+        for digest, frame in self.batch:
+            delta = self.deltas.pop(digest, None)
+            if delta is None:
+                builder.add_frame(digest, frame)
+            else:
+                builder.add(digest, frame, *delta)
+        pack = builder.finish()
+        self.stats.deltas += builder.deltas
+        return pack, len(pack)
+
+    def flush(self, final: bool) -> None:
+        pack, sent = self._encode()
+        self.trips(self.target)
+        try:
+            # on a RefConflict the objects are stored all the same (receive_pack's contract): the caller needs them
+            self.target.receive_pack(pack, self.final_updates if final else ())
+        finally:
+            self.stats.objects_sent += len(self.batch)
+            self.stats.bytes_sent += sent
+        if self.progress is not None:
+            self.progress(self.stats.objects_sent, self.stats.bytes_sent, self.total)
+        self.batch, self.batch_bytes = [], 0
