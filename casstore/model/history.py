@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from casstore import codec
 from casstore.errors import SerializationError
 from casstore.model import records
 from casstore.model.reads import NetworkReader
-from casstore.model.refs import head_ref
-from casstore.model.snapshots import list_snapshots
-from casstore.model.types import Contact, SnapshotInfo, check_id
+from casstore.model.refs import head_ref, snapshots_prefix
+from casstore.model.types import Contact, check_id
 from casstore.prolly import ProllyTree
 
 __all__ = ["HistoryEntry", "contact_history", "load_contact", "lookup_across"]
@@ -115,9 +113,8 @@ def contact_history(
     if limit == 0:
         return []
     head = reader.refs.get(head_ref(network_id))
-    states: list[tuple[SnapshotInfo | None, bytes]] = [] if head is None else [(None, head)]
-    for info in list_snapshots(reader, network_id):
-        states.append((info, codec.parse_id(info.root)))
+    states: list[tuple[_Snapshot | None, bytes]] = [] if head is None else [(None, head)]
+    states += [(snapshot, snapshot.root) for snapshot in _snapshots_newest_first(reader, network_id)]
     key = records.member_key(group_id, contact_id)
     values: list[bytes | None] = []
     runs: list[int] = []  # the index in ``states`` where each run of equal values starts
@@ -143,8 +140,32 @@ def contact_history(
         if oldest is None:
             entries.append(HistoryEntry(None, None, None, contact))
         else:
-            entries.append(HistoryEntry(oldest.id, oldest.created_at, oldest.label, contact))
+            entries.append(HistoryEntry(oldest.id, oldest.time, oldest.label, contact))
     return entries
+
+
+@dataclass(frozen=True, order=True)
+class _Snapshot:
+    """What the history needs of a snapshot; ordered as ``list_snapshots`` orders (by time, then id)."""
+
+    time: datetime
+    id: str
+    root: bytes
+    label: str | None
+
+
+def _snapshots_newest_first(reader: NetworkReader, network_id: str) -> list[_Snapshot]:
+    """The network's snapshots in ``list_snapshots`` order, the ids taken from the ref names (which are
+    their printable ids), so that a long chain costs no id formatting."""
+    prefix = snapshots_prefix(network_id)
+    refs = reader.refs.list(prefix)
+    names = list(refs)
+    found = []
+    for name, data in zip(names, reader.blobs.get_many([refs[name] for name in names]), strict=True):
+        snapshot = records.decode_snapshot(data)
+        found.append(_Snapshot(snapshot["time"], name[len(prefix) :], snapshot["root"], snapshot["label"]))
+    found.sort(reverse=True)
+    return found
 
 
 def _contacts_roots(reader: NetworkReader, network_roots: list[bytes]) -> list[bytes]:
