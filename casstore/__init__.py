@@ -14,13 +14,14 @@ from casstore.model.bassline_json import NetworkJSONError, network_from_json, ne
 from casstore.model.history import HistoryEntry
 from casstore.model.stats import NetworkStats
 from casstore.store import ObjectStore, open_object_store
-from casstore.sync import SyncReport, pull, push
+from casstore.sync import Divergence, SyncReport, clone, pull, push
 from casstore.verify import VerifyReport, verify
 
 __version__ = "0.1.0"  # the one place the version is defined (pyproject.toml reads it from here)
 __all__ = [
     "Change",
     "Contact",
+    "Divergence",
     "Group",
     "GroupState",
     "HistoryEntry",
@@ -35,6 +36,7 @@ __all__ = [
     "VerifyReport",
     "Wire",
     "__version__",
+    "clone",
     "network_from_json",
     "network_to_json",
     "open_store",

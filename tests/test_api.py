@@ -282,3 +282,61 @@ def test_network_stats_counts_a_tree_of_many_leaves() -> None:
     store.save_network_state("big", NetworkState(groups, "g000", "g000"))
     figures = store.network_stats("big")
     assert (figures.groups, figures.contacts, figures.wires) == (120, 6000, 840)
+
+
+# ---------------------------------------------------------------- push, pull, clone by URL
+
+
+def test_edge_push_pull_and_clone_take_a_url(tmp_path: Path) -> None:
+    here = casstore.open_store(f"file://{tmp_path / 'here'}")
+    sample(here)
+    here.save_snapshot("main", "first")
+    there_url = f"file://{tmp_path / 'there'}"
+    casstore.open_store(there_url).close()
+    # was: AttributeError: 'str' object has no attribute 'url'
+    assert casstore.push(here, there_url).networks == {"main": "created"}
+    copy_url = f"file://{tmp_path / 'copy'}"
+    cloned = casstore.clone(there_url, copy_url)  # a URL on both sides; the copy is created
+    assert cloned.networks == {"main": "created"} and cloned.snapshots_copied == 1
+    with casstore.open_store(copy_url, create=False) as copy:
+        assert casstore.sync.remotes(copy) == {"origin": there_url}
+        copy.save_contact_content("main", "sensors", "temperature", 99)
+        assert casstore.push(copy, "origin").networks == {"main": "updated"}  # a remote's name stands for its URL
+        assert casstore.pull(copy, there_url).networks == {"main": "up-to-date"}  # tracked as origin: agreed
+        with pytest.raises(casstore.errors.NetworkExists):
+            casstore.clone(here, copy)
+    assert casstore.pull(here, there_url).networks == {"main": "updated"}
+    assert here.load_contact_content("main", "sensors", "temperature") == 99
+    with pytest.raises(casstore.errors.StoreNotFound):
+        casstore.push(here, f"file://{tmp_path / 'nowhere'}")
+    with pytest.raises(casstore.errors.InvalidStoreURL):
+        casstore.push(here, 3)  # type: ignore[arg-type]
+    here.close()
+
+
+def test_a_diverged_network_says_what_diverged() -> None:
+    a, b = NetworkStore(MemoryStore()), NetworkStore(MemoryStore())
+    sample(a)
+    casstore.push(a, b, remote="b")
+    agreed = a.network_stats("main").head
+    a.save_contact_content("main", "sensors", "temperature", "a")
+    a_snapshot = a.save_snapshot("main", "a's")
+    b.save_contact_content("main", "sensors", "temperature", "b")
+    b_snapshot = b.save_snapshot("main", "b's")
+    report = casstore.push(a, b, remote="b")
+    assert report.networks == {"main": "diverged"}
+    assert report.diverged == {
+        "main": casstore.Divergence(
+            "main",
+            local_head=a.network_stats("main").head,
+            remote_head=b.network_stats("main").head,
+            agreed_head=agreed,
+            local_only_snapshots=[a_snapshot],
+            remote_only_snapshots=[b_snapshot],
+        )
+    }
+    pulled = casstore.pull(a, b, remote="b")  # the same view from the same side; a's snapshot now on b too
+    assert pulled.diverged["main"].local_head == a.network_stats("main").head
+    assert pulled.diverged["main"].remote_only_snapshots == [b_snapshot]
+    assert pulled.diverged["main"].local_only_snapshots == []
+    assert casstore.push(a, b, remote="b", force=True).diverged == {}
