@@ -104,6 +104,10 @@ def full_snapshot_id(reader: NetworkReader, network_id: str, snapshot_id: str) -
         raise SnapshotNotFound(
             f"{snapshot_id!r} is not a snapshot id of {network_id!r} (give {MIN_PREFIX} or more characters)"
         )
+    try:
+        codec.parse_id(snapshot_id)
+    except InvalidId:
+        raise SnapshotNotFound(f"{snapshot_id!r} matches no snapshot of network {network_id!r}") from None
     raise SnapshotNotFound(f"snapshot {snapshot_id} of network {network_id!r} not found")
 
 

@@ -3,9 +3,8 @@
 Everything comes from the network root (its ``size``, the logical bytes, is kept
 up to date by every write), the snapshot refs and records, and counts of the
 groups, contacts and wires trees.  A tree's count is the number of keys in its
-leaves, read level by level in batches (no values decoded beyond the node
-itself): proportional to the tree's leaves, a few milliseconds per 10,000
-contacts on LMDB.
+leaves, read level by level in batches: every leaf of the three trees is read
+once, so the cost follows the size of the current state (not of its history).
 
 The network root records no time, so the last change is known only when the
 state is the newest snapshot's (its time); after a write that no snapshot has
