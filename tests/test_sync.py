@@ -461,3 +461,19 @@ def _group_with(value: Any) -> GroupState:
 
 TestTwoStores = TwoStores.TestCase
 TestTwoStores.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
+
+
+def test_a_tip_naming_a_deleted_snapshot_travels_with_its_snapshot(tmp_path: Path) -> None:
+    """The tip still names the newest snapshot after that snapshot's ref is deleted; a push must send it."""
+    src, dst = casstore.open_store(f"lmdb://{tmp_path / 'a'}"), casstore.open_store(f"lmdb://{tmp_path / 'b'}")
+    src.save_network_state("net", rich_state())
+    first = src.save_snapshot("net", "kept")
+    src.save_contact_content("net", "root", "root-c0", {"changed": True})
+    gone = src.save_snapshot("net", "dropped")
+    src.delete_snapshot("net", gone)
+    assert [s.id for s in src.list_snapshots("net")] == [first]
+    casstore.push(src, dst)
+    report = verify(dst)
+    assert report.ok, report
+    assert dst.refs.get(tip_ref("net")) == src.refs.get(tip_ref("net"))
+    assert [s.id for s in dst.list_snapshots("net")] == [first]

@@ -115,6 +115,9 @@ def _replicate(
             updates.append(RefUpdate(head_ref(network_id), target, source))
             tip = src_refs.get(tip_ref(network_id))
             if tip is not None and dst_refs.get(tip_ref(network_id)) != tip:
+                # the tip may name a snapshot whose own ref was deleted: it travels as a root of its own,
+                # or the tip would name an object the destination lacks
+                roots.append((tip, "snap"))
                 updates.append(RefUpdate(tip_ref(network_id), dst_refs.get(tip_ref(network_id)), tip, required=False))
         if outcome != "diverged" and base != source:
             agreed[network_id] = (base, source)
