@@ -10,17 +10,24 @@ import os
 
 from casstore.errors import StorageError
 from casstore.model import Change, Contact, Group, GroupState, NetworkState, NetworkStore, SnapshotInfo, Wire
+from casstore.model.bassline_json import NetworkJSONError, network_from_json, network_to_json
+from casstore.model.history import HistoryEntry
+from casstore.model.stats import NetworkStats
 from casstore.store import ObjectStore, open_object_store
-from casstore.sync import SyncReport, pull, push
+from casstore.sync import Divergence, SyncReport, clone, pull, push
 from casstore.verify import VerifyReport, verify
 
 __version__ = "0.1.0"  # the one place the version is defined (pyproject.toml reads it from here)
 __all__ = [
     "Change",
     "Contact",
+    "Divergence",
     "Group",
     "GroupState",
+    "HistoryEntry",
+    "NetworkJSONError",
     "NetworkState",
+    "NetworkStats",
     "NetworkStore",
     "ObjectStore",
     "SnapshotInfo",
@@ -29,6 +36,9 @@ __all__ = [
     "VerifyReport",
     "Wire",
     "__version__",
+    "clone",
+    "network_from_json",
+    "network_to_json",
     "open_store",
     "pull",
     "push",

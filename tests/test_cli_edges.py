@@ -169,16 +169,20 @@ def test_delete_asks_on_a_terminal_and_refuses_without_one(net, monkeypatch: pyt
     assert "contact 'x' not found" in one_line(net("delete", "contact", "t", "controller", "x", "--yes", code=1))
 
 
-def test_contact_delete_is_one_write_and_names_wires_left(net, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_contact_delete_is_one_write_with_its_groups_wires(net, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     before = net("snapshot", "t").stdout.strip()
     said = net("delete", "contact", "t", "sensors", "temperature", "--yes").stdout
-    assert "deleted contact t/sensors/temperature; wires still naming it: w-temp" in said
+    # the wire from the contact goes with it now (NetworkStore.delete_contact), and is named
+    assert "deleted contact t/sensors/temperature and its 1 wire(s) (w-temp)" in said
     with casstore.open_store(tmp_path / ".casstore", create=False) as store:
         sensors = store.load_group_state("t", "sensors")
         assert sensors is not None and set(sensors.contacts) == {"humidity", "readings"}
         assert sensors.group.contact_ids == ["humidity", "readings"]
         changes = store.diff("t", before, None)
-    assert [(c.kind, c.group_id, c.item_id) for c in changes] == [("contact-removed", "sensors", "temperature")]
+    assert [(c.kind, c.group_id, c.item_id) for c in changes] == [
+        ("contact-removed", "sensors", "temperature"),
+        ("wire-removed", "sensors", "w-temp"),
+    ]
 
 
 def test_ctrl_c_after_a_commit_exits_130_and_says_so(net, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

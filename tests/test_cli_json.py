@@ -159,7 +159,7 @@ def test_replication_image_and_delete_verbs_json(tmp_path: Path) -> None:
         "network": "t",
         "group_id": "sensors",
         "id": "humidity",
-        "wires_naming_it": [],
+        "wires_deleted": [],
     }
     said = run(tmp_path, "--store", "b", "delete", "group", "t", "controller", "--yes").stdout
     assert "deleted group t/controller (3 contacts, 1 wires)" in said
@@ -196,3 +196,80 @@ def test_json_errors_keep_exit_codes(tmp_path: Path) -> None:
         assert set(json.loads(proc.stderr)["error"]) == {"code", "message"}
     plain = run(tmp_path, "get", "t", "sensors", "nope", code=1)
     assert plain.stderr.startswith("error: contact 'nope' not found")
+
+
+def test_history_stats_and_one_contact_verbs_json(tmp_path: Path) -> None:
+    run(tmp_path, "init")
+    run(tmp_path, "import", "t", str(SAMPLE))
+    first = run(tmp_path, "snapshot", "t", "-m", "imported").stdout.strip()
+    run(tmp_path, "set", "t", "sensors", "temperature", '{"celsius": 30}')
+    run(tmp_path, "snapshot", "t", "-m", "warmer")
+    run(tmp_path, "snapshot", "t")  # unchanged: collapses into "warmer"
+    run(tmp_path, "set", "t", "sensors", "temperature", "null")
+    with casstore.open_store(tmp_path / ".casstore", create=False) as store:
+        history = store.contact_history("t", "sensors", "temperature")
+        figures = store.network_stats("t")
+        temperature = store.load_contact("t", "sensors", "temperature")
+    assert temperature is not None and temperature.content is None
+
+    got = doc(tmp_path, "history", "t", "sensors", "temperature")
+    assert got["network"] == "t" and got["group_id"] == "sensors" and got["id"] == "temperature"
+    assert [(e["snapshot_id"], e["label"], e["content"], e["exists"]) for e in got["history"]] == [
+        (e.snapshot_id, e.label, e.content, e.exists) for e in history
+    ]
+    assert [e["content"] for e in got["history"]] == [None, {"celsius": 30}, {"celsius": 21.5}]
+    assert got["history"][-1]["snapshot_id"] == first
+    assert got["history"][1]["created_at"] == history[1].created_at.isoformat()  # type: ignore[union-attr]
+    assert got["history"][0]["contact"] == json.loads(json.dumps(dataclasses.asdict(temperature)))
+    assert doc(tmp_path, "history", "t", "sensors", "temperature", "-n", "1")["history"] == got["history"][:1]
+    table = run(tmp_path, "history", "t", "sensors", "temperature").stdout
+    assert "(current state)" in table and first in table and "warmer" in table and '{"celsius":30}' in table
+    error = run(tmp_path, "--json", "history", "t", "sensors", "nope", code=1)
+    assert json.loads(error.stderr)["error"]["code"] == "CONTACT_NOT_FOUND"
+    assert json.loads(run(tmp_path, "--json", "history", "t", "sensors", "x", "-n", "0", code=2).stderr)["error"]
+
+    stats = doc(tmp_path, "stats", "t")
+    assert stats == {
+        "network": "t",
+        "head": figures.head,
+        "groups": figures.groups,
+        "contacts": figures.contacts,
+        "wires": figures.wires,
+        "logical_bytes": figures.logical_bytes,
+        "snapshots": 3,
+        "current_group_id": figures.current_group_id,
+        "root_group_id": figures.root_group_id,
+        "last_snapshot_at": figures.last_snapshot_at.isoformat(),  # type: ignore[union-attr]
+        "changed_since_snapshot": True,
+        "last_change_at": None,
+    }
+    assert (stats["groups"], stats["contacts"], stats["wires"]) == (4, 9, 2)
+    shown = run(tmp_path, "stats", "t").stdout
+    assert "contacts" in shown and "after the last snapshot" in shown and figures.head in shown
+    assert "objects" in doc(tmp_path, "stats"), "without NET, stats stays the store's"
+    error = run(tmp_path, "--json", "stats", "nope", code=1)
+    assert json.loads(error.stderr)["error"]["code"] == "NETWORK_NOT_FOUND"
+
+    # get tells a null content from a missing contact
+    assert doc(tmp_path, "get", "t", "sensors", "temperature")["content"] is None
+    assert run(tmp_path, "get", "t", "sensors", "temperature").stdout.strip() == "null"
+
+    # delete contact: the model's delete_contact, the group's wires naming it go too
+    gone = doc(tmp_path, "delete", "contact", "t", "sensors", "temperature", "--yes")
+    assert gone["deleted"]["wires_deleted"] == ["w-temp"]
+    with casstore.open_store(tmp_path / ".casstore", create=False) as store:
+        sensors = store.load_group_state("t", "sensors")
+        assert sensors is not None and "temperature" not in sensors.contacts and "w-temp" not in sensors.wires
+        assert "temperature" not in sensors.group.contact_ids and "w-temp" not in sensors.group.wire_ids
+        assert [e.exists for e in store.contact_history("t", "sensors", "temperature")] == [False, True, True]
+    said = run(tmp_path, "delete", "contact", "t", "sensors", "humidity", "--yes").stdout
+    assert said.strip() == "deleted contact t/sensors/humidity"
+
+    # an ambiguous snapshot prefix is the model's InvalidId, naming the candidates
+    ids = {first}
+    while len({i[:8] for i in ids}) == len(ids):
+        ids.add(run(tmp_path, "snapshot", "t").stdout.strip())
+    prefix = next(p for p in {i[:8] for i in ids} if sum(i.startswith(p) for i in ids) > 1)
+    error = run(tmp_path, "--json", "diff", "t", prefix, code=1)
+    message = json.loads(error.stderr)["error"]
+    assert message["code"] == "INVALID_ID" and all(i in message["message"] for i in ids if i.startswith(prefix))

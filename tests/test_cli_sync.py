@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import casstore
@@ -39,8 +40,25 @@ def test_diverged_push_exits_non_zero_and_force_moves_it(cli) -> None:  # type: 
     cli("clone", "a", "b")
     cli("--store", "a", "set", "net", "sensors", "temperature", "1")
     cli("--store", "b", "set", "net", "sensors", "temperature", "2")
+    cli("--store", "b", "snapshot", "net", "-m", "b's")
+    with casstore.open_store("b", create=False) as b:
+        b_head, b_snapshot = b.network_stats("net").head, b.list_snapshots("net")[0].id
+    with casstore.open_store("a", create=False) as a:
+        a_head = a.network_stats("net").head
     result = cli("--store", "b", "push", code=1)
-    assert "diverged" in result.stdout and "pull first" in result.stderr
+    # was: "pull first, or push --force" (and pull said "push first, or pull --force"): advice in circles
+    assert "diverged" in result.stdout and "pull first" not in result.stderr
+    assert f"here: {b_head[:16]}" in result.stderr and f"origin: {a_head[:16]}" in result.stderr
+    assert "agreed: bafyr4i" in result.stderr and f"snapshots only here: 1 ({b_snapshot[:16]})" in result.stderr
+    assert "`casstore pull origin net --force`: this store takes origin's state" in result.stderr
+    assert "`casstore push origin net --force`: origin takes this store's state" in result.stderr
+    as_json = cli("--store", "b", "--json", "push", code=1)
+    diverged = json.loads(as_json.stdout)["diverged"]["net"]
+    assert diverged["local_head"] == b_head and diverged["remote_head"] == a_head
+    assert diverged["agreed_head"].startswith("bafyr4i") and diverged["remote_only_snapshots"] == []
+    assert json.loads(as_json.stderr)["error"]["code"] == "DIVERGED"
+    pulled = cli("--store", "b", "pull", code=1)
+    assert "here: " + b_head[:16] in pulled.stderr and "before this pull" in pulled.stderr
     assert "updated" in cli("--store", "b", "push", "--force").stdout
     with casstore.open_store("a", create=False) as a:
         assert a.load_contact_content("net", "sensors", "temperature") == 2

@@ -7,7 +7,14 @@ Workload (deterministic): groups of 100 contacts (1,000 groups for the default
 snapshot.  The 1,000,000-contact figures (snapshot time, RSS ratio) run in a
 subprocess so their memory is measured alone.
 
-    python tools/bench_network.py [--contacts 100000] [--steps 20] [--skip-1m] [--json PATH]
+History: ``contact_history`` of one contact over a chain of snapshots, each
+after a one-contact change (every 10th changes the contact whose history is
+read), cold caches: at 100 and 1,000 snapshots of the ``--contacts`` workload,
+and at 1,000 snapshots of a tenth of it (``history_ms_10k_contacts`` for the
+default 100,000).
+
+    python tools/bench_network.py [--contacts 100000] [--steps 20] [--skip-1m] [--skip-history] [--json PATH]
+    python tools/bench_network.py --history-only      # the history figures alone (a few seconds)
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from typing import Any
 import casstore
 from casstore.model import Contact, Group, GroupState, NetworkState, Wire
 from casstore.store.lmdb import LmdbStore
+from casstore.store.memory import MemoryStore
+from casstore.sync import push
 
 PER_GROUP = 100
 WORDS = ["alpha", "beta", "gamma", "delta", "sensor", "value", "north", "south", "ready", "idle"]
@@ -176,6 +185,58 @@ def run_main(contacts: int, steps: int, workdir: Path) -> dict[str, Any]:
     return out
 
 
+HISTORY_GROUP, HISTORY_CONTACT = "group-000000", "group-000000/c050"
+
+
+def history_chain(contacts: int, snapshots: list[int], workdir: Path) -> dict[int, float]:
+    """Import, then snapshots after one-contact changes; at each count in ``snapshots``, the median
+    milliseconds of a cold ``contact_history`` of one contact over the whole chain, on LMDB.
+
+    The chain is built in memory and pushed to LMDB (one transfer), which spares a thousand
+    fsynced commits; the reads measured are LMDB's.
+    """
+    state = make_state(contacts, seed=3)
+    building = casstore.NetworkStore(MemoryStore())
+    building.save_network_state("h", state)
+    lmdb = LmdbStore(workdir / f"history-{contacts}")
+    rnd = random.Random(5)
+    others = [(g, c) for g, gs in state.groups.items() for c in gs.contacts if c != HISTORY_CONTACT]
+    times: dict[int, float] = {}
+    taken = 0
+    for target in sorted(snapshots):
+        while taken < target:
+            gid, cid = (HISTORY_GROUP, HISTORY_CONTACT) if taken % 10 == 0 else rnd.choice(others)
+            building.save_contact_content("h", gid, cid, small_value(rnd))
+            building.save_snapshot("h", f"step {taken}")
+            taken += 1
+        push(building, lmdb, ["h"])
+        runs = []
+        for _ in range(5):
+            cold = casstore.NetworkStore(lmdb)  # a fresh node cache: every node read from LMDB
+            elapsed, entries = timed(cold.contact_history, "h", HISTORY_GROUP, HISTORY_CONTACT)
+            assert len(entries) == (target + 9) // 10, len(entries)  # one per change of the contact
+            runs.append(elapsed * 1000)
+        times[target] = round(statistics.median(runs), 2)
+    lmdb.close()
+    return times
+
+
+def run_history(contacts: int, workdir: Path) -> dict[str, Any]:
+    big = history_chain(contacts, [100, 1000], workdir)
+    small_contacts = max(PER_GROUP, contacts // 10)
+    small = history_chain(small_contacts, [1000], workdir)
+    return {
+        "history_ms_100_snapshots": big[100],
+        "history_ms_1000_snapshots": big[1000],
+        f"history_ms_{_short(small_contacts)}_contacts": small[1000],
+        f"history_ms_{_short(contacts)}_contacts": big[1000],
+    }
+
+
+def _short(n: int) -> str:
+    return f"{n // 1000}k" if n % 1000 == 0 and n < 1_000_000 else str(n)
+
+
 def run_million(contacts: int, workdir: Path) -> dict[str, Any]:
     """In a fresh process: RSS of the input alone vs peak while importing it; snapshot time."""
     state = make_state(contacts, seed=2)
@@ -201,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", type=int, default=1_000_000, help="contacts of the large import")
     parser.add_argument("--skip-1m", action="store_true", help="skip the large import")
     parser.add_argument("--million-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--skip-history", action="store_true", help="skip the contact_history figures")
+    parser.add_argument("--history-only", action="store_true", help="only the contact_history figures")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -208,8 +271,21 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_million(args.big, args.million_only)))
         return 0
 
+    if args.history_only:
+        with tempfile.TemporaryDirectory(prefix="casstore-bench-") as tmp:
+            result = {"contacts": args.contacts, **run_history(args.contacts, Path(tmp))}
+        print(f"casstore contact_history benchmark: {args.contacts:,} contacts, LMDB")
+        for key, value in result.items():
+            print(f"  {key:<28} {value:>12}")
+        ok = result["history_ms_1000_snapshots"] <= 1000
+        print_targets([(f"history_ms_1000_snapshots <= 1000 ({result['history_ms_1000_snapshots']})", ok)])
+        emit(result, args.json)
+        return 0
+
     with tempfile.TemporaryDirectory(prefix="casstore-bench-") as tmp:
         result = run_main(args.contacts, args.steps, Path(tmp))
+        if not args.skip_history:
+            result.update(run_history(args.contacts, Path(tmp)))
         if not args.skip_1m:
             proc = subprocess.run(
                 [sys.executable, __file__, "--million-only", tmp, "--big", str(args.big)],
@@ -225,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         ("snapshot_ms_1m", "<=", 2),
         ("rss_ratio_1m", "<=", 2),
         ("verify_s", "<=", 0.5),
+        ("history_ms_1000_snapshots", "<=", 1000),
     ]
     print(f"casstore network benchmark: {result['contacts']:,} contacts in {result['groups']:,} groups, LMDB")
     for key, value in result.items():

@@ -72,6 +72,7 @@ for _verb in (
     snapshots.snapshot,
     snapshots.log,
     snapshots.diff,
+    snapshots.history,
     deletes.delete,
     remotes.remote,
     remotes.push,

@@ -20,7 +20,7 @@ from rich.table import Column
 from casstore import codec, sync
 from casstore.cli.locations import check_store_url
 from casstore.cli.output import fail, json_mode, quiet_mode
-from casstore.errors import InvalidId, ObjectNotFound, SnapshotNotFound
+from casstore.errors import InvalidId, ObjectNotFound
 from casstore.model import NetworkStore, SnapshotInfo
 from casstore.store import open_object_store
 
@@ -122,17 +122,12 @@ def require_network(store: NetworkStore, network: str) -> None:
 
 
 def resolve_snapshot(store: NetworkStore, network: str, text: str) -> str:
-    """A snapshot id of ``network`` from a full id or a unique prefix of at least 8 characters."""
-    ids = [info.id for info in store.list_snapshots(network)]
-    if text in ids:
-        return text
-    if len(text) < MIN_PREFIX:
-        raise SnapshotNotFound(f"{text!r} is not a snapshot id of {network!r} (give 8 or more characters)")
-    matches = [i for i in ids if i.startswith(text)]
-    if len(matches) != 1:
-        detail = "matches several snapshots" if matches else "matches no snapshot"
-        raise SnapshotNotFound(f"{text!r} {detail} of network {network!r}")
-    return matches[0]
+    """A snapshot id of ``network`` from a full id or a unique prefix of at least 8 characters.
+
+    The model decides (:meth:`NetworkStore.resolve_snapshot`): ``SnapshotNotFound`` if none matches,
+    ``InvalidId`` naming the candidates if several do.
+    """
+    return store.resolve_snapshot(network, text)
 
 
 def transfer_progress(label: str) -> tuple[Progress, sync.Progress]:

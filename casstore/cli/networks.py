@@ -165,13 +165,11 @@ def get(ctx: click.Context, network: str, group_id: str, contact_id: str, full: 
     """Print one contact's content as JSON (--full: the whole contact record)."""
     with opened(ctx) as store:
         require_network(store, network)
-        # the whole group is read so that a missing contact and a null content can be told apart
-        group = store.load_group_state(network, group_id)
-    if group is None:
-        fail(f"group {group_id!r} not found in network {network!r}", "GROUP_NOT_FOUND")
-    contact = group.contacts.get(contact_id)
-    if contact is None:
-        fail(f"contact {contact_id!r} not found in group {group_id!r} of network {network!r}", "CONTACT_NOT_FOUND")
+        contact = store.load_contact(network, group_id, contact_id)
+        if contact is None:  # which is missing, the group or the contact (reading the group only then)
+            if store.load_group_state(network, group_id) is None:
+                fail(f"group {group_id!r} not found in network {network!r}", "GROUP_NOT_FOUND")
+            fail(f"contact {contact_id!r} not found in group {group_id!r} of network {network!r}", "CONTACT_NOT_FOUND")
     record = record_json(contact)
     shown = record if full else record["content"]
     document = (

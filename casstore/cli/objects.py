@@ -1,8 +1,10 @@
-"""Verbs on the store and its objects: ``init``, ``put``, ``cat``, ``stats``, ``verify`` and ``gc``."""
+"""Verbs on the store and its objects: ``init``, ``put``, ``cat``, ``stats`` (also of one network), ``verify``
+and ``gc``."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -10,7 +12,7 @@ import click
 from rich.table import Table
 
 from casstore import codec
-from casstore.cli.common import human_bytes, load_json, opened, progress_bar, resolve_id, to_json
+from casstore.cli.common import human_bytes, load_json, opened, progress_bar, require_network, resolve_id, to_json
 from casstore.cli.locations import local_kind
 from casstore.cli.output import committing, emit, err, fail, json_mode, out, say, verb
 from casstore.gc import DEFAULT_GRACE_MINUTES, collect_garbage
@@ -36,10 +38,14 @@ def init(ctx: click.Context, path: str | None) -> None:
         )
 
 
-@verb("casstore stats\ncasstore stats --json")
+@verb("casstore stats\ncasstore stats thermostat --json")
+@click.argument("network", required=False)
 @click.pass_context
-def stats(ctx: click.Context) -> None:
-    """Show what the store holds."""
+def stats(ctx: click.Context, network: str | None) -> None:
+    """Show what the store holds, or (with NETWORK) what one network holds."""
+    if network is not None:
+        _network_stats(ctx, network)
+        return
     with opened(ctx) as store:
         st = store.blobs.stats()
         refs = store.refs.list()
@@ -63,6 +69,46 @@ def stats(ctx: click.Context) -> None:
             out.print(table)
 
         emit(document, render)
+
+
+def _network_stats(ctx: click.Context, network: str) -> None:
+    with opened(ctx) as store:
+        require_network(store, network)
+        figures = store.network_stats(network)
+
+    def when(moment: datetime | None) -> str:
+        return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    def render() -> None:
+        table = Table(show_header=False, title=f"network {network}")
+        table.add_row("head", figures.head)
+        table.add_row("groups", f"{figures.groups:,}")
+        table.add_row("contacts", f"{figures.contacts:,}")
+        table.add_row("wires", f"{figures.wires:,}")
+        table.add_row("logical size", human_bytes(figures.logical_bytes))
+        table.add_row("snapshots", f"{figures.snapshots:,}")
+        table.add_row("last snapshot", when(figures.last_snapshot_at))
+        last = when(figures.last_change_at)
+        if figures.changed_since_snapshot:
+            last = "after the last snapshot" if figures.last_snapshot_at else "not recorded (no snapshot yet)"
+        table.add_row("last change", last)
+        out.print(table)
+
+    document = {
+        "network": network,
+        "head": figures.head,
+        "groups": figures.groups,
+        "contacts": figures.contacts,
+        "wires": figures.wires,
+        "logical_bytes": figures.logical_bytes,
+        "snapshots": figures.snapshots,
+        "current_group_id": figures.current_group_id,
+        "root_group_id": figures.root_group_id,
+        "last_snapshot_at": None if figures.last_snapshot_at is None else figures.last_snapshot_at.isoformat(),
+        "changed_since_snapshot": figures.changed_since_snapshot,
+        "last_change_at": None if figures.last_change_at is None else figures.last_change_at.isoformat(),
+    }
+    emit(document, render)
 
 
 @verb("casstore verify\ncasstore --quiet verify && echo intact")

@@ -19,7 +19,17 @@ from casstore.errors import RemoteNotFound, StoreNotFound
 from casstore.model import NetworkStore
 from casstore.store import open_object_store
 
-__all__ = ["canonical_url", "clone", "pull", "push", "remote", "report_json", "resolve_remote"]
+__all__ = [
+    "canonical_url",
+    "clone",
+    "divergence_json",
+    "divergence_text",
+    "pull",
+    "push",
+    "remote",
+    "report_json",
+    "resolve_remote",
+]
 
 _PARTIAL = "each network that finished moved whole (objects first, then its head); run it again to finish"
 
@@ -110,6 +120,16 @@ def _not_a_remote(store: NetworkStore, text: str, verb_name: str, known: dict[st
     )
 
 
+def divergence_json(divergence: sync.Divergence) -> dict[str, Any]:
+    return {
+        "local_head": divergence.local_head,
+        "remote_head": divergence.remote_head,
+        "agreed_head": divergence.agreed_head,
+        "local_only_snapshots": divergence.local_only_snapshots,
+        "remote_only_snapshots": divergence.remote_only_snapshots,
+    }
+
+
 def report_json(report: sync.SyncReport, verb_name: str, remote_name: str, url: str) -> dict[str, Any]:
     return {
         "verb": verb_name,
@@ -122,10 +142,41 @@ def report_json(report: sync.SyncReport, verb_name: str, remote_name: str, url: 
         "objects_skipped": report.objects_skipped,
         "snapshots_copied": report.snapshots_copied,
         "round_trips": report.round_trips,
+        "diverged": {n: divergence_json(d) for n, d in sorted(report.diverged.items())},
     }
 
 
-def summarise(report: sync.SyncReport, verb_name: str, remote_name: str, url: str, hint: str = "") -> None:
+def _ids(ids: list[str]) -> str:
+    shown = ", ".join(i[:16] for i in ids[:3])
+    return f"{len(ids)}" + (f" ({shown}{', …' if len(ids) > 3 else ''})" if ids else "")
+
+
+def divergence_text(divergence: sync.Divergence, remote_label: str, pushing: bool) -> str:
+    """What diverged in one network, and what each way out does (several lines)."""
+    net, there = divergence.network_id, remote_label
+
+    def head(digest: str | None) -> str:
+        return "none" if digest is None else digest[:16] + "…"
+
+    agreed = head(divergence.agreed_head) if divergence.agreed_head else "none (never exchanged from this store)"
+    travelled = f"this store's went to {there}" if pushing else f"{there}'s came here"
+    return "\n".join(
+        [
+            f"diverged: {net}: both heads moved since they last agreed; neither moved now",
+            f"  here: {head(divergence.local_head)}   {there}: {head(divergence.remote_head)}   agreed: {agreed}",
+            f"  snapshots only here: {_ids(divergence.local_only_snapshots)}; only on {there}: "
+            f"{_ids(divergence.remote_only_snapshots)} (before this {'push' if pushing else 'pull'}; {travelled})",
+            f"  `casstore pull {there} {net} --force`: this store takes {there}'s state "
+            "(its own changes since the agreed head leave its current state; snapshots keep what they recorded)",
+            f"  `casstore push {there} {net} --force`: {there} takes this store's state (its changes leave its current "
+            "state the same way)",
+            f"  to keep both: snapshot each side, bring the snapshots together (they always travel), compare with "
+            f"`casstore diff {net} A B`, write the merged state here, then push --force",
+        ]
+    )
+
+
+def summarise(report: sync.SyncReport, verb_name: str, remote_name: str, url: str) -> None:
     def render() -> None:
         # the title is a line of its own, not a table title, so a long URL is never broken mid-URL
         out.print(f"{verb_name} {remote_name or url}", highlight=False, soft_wrap=True)
@@ -146,7 +197,14 @@ def summarise(report: sync.SyncReport, verb_name: str, remote_name: str, url: st
     emit(report_json(report, verb_name, remote_name, url), render)
     diverged = sorted(n for n, outcome in report.networks.items() if outcome == "diverged")
     if diverged:
-        message = f"diverged: {', '.join(diverged)}: their heads did not move; {hint}"
+        label = remote_name or url
+        details = [
+            divergence_text(report.diverged[n], label, verb_name == "push")
+            if n in report.diverged
+            else f"diverged: {n}: its head did not move"
+            for n in diverged
+        ]
+        message = "\n".join(details)
         if json_mode():
             fail(message, "DIVERGED")
         err.print(message, highlight=False, soft_wrap=True)
@@ -164,8 +222,7 @@ def exchange(ctx: click.Context, verb_name: str, target: str, networks: tuple[st
                     report = sync.push(store, other, remote=name or None, **kwargs)
                 else:
                     report = sync.pull(store, other, remote=name or None, **kwargs)
-        hint = "pull first, or push --force" if verb_name == "push" else "push first, or pull --force"
-        summarise(report, verb_name, name, url, hint)
+        summarise(report, verb_name, name, url)
 
 
 @verb("casstore push\ncasstore push origin thermostat\ncasstore push lmdb:///mnt/backup --json", partial=_PARTIAL)

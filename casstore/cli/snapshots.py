@@ -1,4 +1,5 @@
-"""Verbs on a network's snapshots: ``snapshot``, ``log`` and ``diff`` (its rendering, ``--stat`` included)."""
+"""Verbs on a network's snapshots: ``snapshot``, ``log``, ``diff`` (its rendering, ``--stat`` included) and
+``history`` (one contact's values across the snapshots)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from rich.table import Column, Table
 
 from casstore.cli.common import human_bytes, opened, record_json, require_network, resolve_snapshot, snapshot_json
 from casstore.cli.networks import preview
-from casstore.cli.output import committing, emit, out, verb
+from casstore.cli.output import committing, emit, fail, out, verb
 from casstore.model import Change, Group, Wire
+from casstore.model.history import HistoryEntry
 
-__all__ = ["change_json", "changed_fields", "diff", "log", "snapshot"]
+__all__ = ["change_json", "changed_fields", "diff", "history", "history_json", "log", "snapshot"]
 
 KIND_ORDER = ("group", "contact", "wire")
 
@@ -167,3 +169,61 @@ def diff(ctx: click.Context, network: str, a: str, b: str | None, stat_only: boo
         emit({**document, "groups": stat}, lambda: _render_stat(title, stat, len(changes)))
     else:
         emit({**document, "changes": [change_json(c) for c in changes]}, lambda: _render_changes(title, changes))
+
+
+def history_json(entry: HistoryEntry) -> dict[str, Any]:
+    """One entry of ``history --json``."""
+    return {
+        "snapshot_id": entry.snapshot_id,
+        "created_at": None if entry.created_at is None else entry.created_at.isoformat(),
+        "label": entry.label,
+        "exists": entry.exists,
+        "content": record_json(entry.contact)["content"] if entry.contact is not None else None,
+        "contact": None if entry.contact is None else record_json(entry.contact),
+    }
+
+
+@verb("casstore history thermostat sensors temperature\ncasstore history thermostat sensors temperature -n 5 --json")
+@click.argument("network")
+@click.argument("group_id", metavar="GROUP")
+@click.argument("contact_id", metavar="CONTACT")
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="Show only the newest N entries.")
+@click.pass_context
+def history(ctx: click.Context, network: str, group_id: str, contact_id: str, limit: int | None) -> None:
+    """The values one contact had across the snapshots, newest first (one row per change).
+
+    Consecutive snapshots holding the same value are one row, at the oldest of them (where the value
+    appeared); the current state is the first row when it differs from the newest snapshot.
+    """
+    with opened(ctx) as store:
+        require_network(store, network)
+        entries = store.contact_history(network, group_id, contact_id, limit)
+    truncated = limit is not None and len(entries) == limit
+    if not truncated and not any(entry.exists for entry in entries):
+        fail(
+            f"contact {contact_id!r} of group {group_id!r} is in neither the current state of {network!r} "
+            "nor any of its snapshots",
+            "CONTACT_NOT_FOUND",
+        )
+
+    def render() -> None:
+        table = Table(
+            Column("snapshot", no_wrap=True),
+            Column("created (UTC)", no_wrap=True),
+            "label",
+            "content",
+            title=f"history of {network}/{group_id}/{contact_id}",
+        )
+        for entry in entries:
+            created = "" if entry.created_at is None else entry.created_at.strftime("%Y-%m-%d %H:%M:%S")
+            shown = preview(entry.content, 64) if entry.exists else "(absent)"
+            table.add_row(entry.snapshot_id or "(current state)", created, entry.label or "", shown)
+        out.print(table)
+
+    document = {
+        "network": network,
+        "group_id": group_id,
+        "id": contact_id,
+        "history": [history_json(entry) for entry in entries],
+    }
+    emit(document, render)

@@ -11,7 +11,9 @@ The store owns no logic of its own; it wires together, over one
 * :mod:`~casstore.model.query` — queries through the attribute index;
 * :mod:`~casstore.model.snapshots` — named past states;
 * :mod:`~casstore.model.diff` — changes between two states;
-* :mod:`~casstore.model.events` — subscribers told of each committed change.
+* :mod:`~casstore.model.events` — subscribers told of each committed change;
+* :mod:`~casstore.model.history` — one contact whole, now and across snapshots;
+* :mod:`~casstore.model.stats` — per-network figures.
 
 It is itself an :class:`~casstore.store.base.ObjectStore`: ``blobs``, ``refs``,
 ``url``, :meth:`commit`, :meth:`receive_pack`, :meth:`is_transient`, :meth:`close`
@@ -21,17 +23,18 @@ and the capability flags are the wrapped store's, so code below the model
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from casstore.errors import StorageError
 from casstore.model import diff as diffs
-from casstore.model import query, snapshots
+from casstore.model import history, query, snapshots, stats
 from casstore.model.events import Subscribers
 from casstore.model.reads import NetworkReader
 from casstore.model.types import (
     Change,
+    Contact,
     GroupState,
     NetworkState,
     SnapshotInfo,
@@ -182,6 +185,7 @@ class NetworkStore(ObjectStore):
     def query_groups(
         self,
         network_id: str,
+        filters: Mapping[str, Any] | None = None,
         *,
         attributes: dict[str, Any] | None = None,
         author: str | None = None,
@@ -192,10 +196,16 @@ class NetworkStore(ObjectStore):
 
         ``attributes``: each name must hold an equal value; ``author`` / ``type``:
         the ``bassline.author`` / ``bassline.type`` attribute (or the unprefixed
-        one); ``tags``: all of them in ``bassline.tags`` or ``tags``.  No filter
-        gives every group; an absent network gives ``[]``.
+        one); ``tags``: all of them in ``bassline.tags`` or ``tags``.  The filters
+        may also come as one mapping with those keys, Bassline's filter object
+        (``query_groups("main", {"author": "bob"})``), with keywords for other
+        keys.  No filter gives every group; an absent network gives ``[]``.  A
+        filter of the wrong type (``tags=["a", 1]``, an unknown key) or text that
+        is not valid Unicode raises :class:`~casstore.errors.SerializationError`.
         """
-        return query.query_groups(self._reader, network_id, attributes=attributes, author=author, tags=tags, type=type)
+        return query.query_groups(
+            self._reader, network_id, filters, attributes=attributes, author=author, tags=tags, type=type
+        )
 
     # ---------------------------------------------------------------- replication
 
@@ -215,11 +225,17 @@ class NetworkStore(ObjectStore):
         return snapshots.save_snapshot(self._reader, self.objects, network_id, label)
 
     def find_snapshot(self, network_id: str, snapshot_id: str) -> tuple[bytes, dict[str, Any]]:
-        """A snapshot's digest and decoded record; :class:`SnapshotNotFound` if ``network_id`` has no such snapshot."""
+        """A snapshot's digest and decoded record; :class:`SnapshotNotFound` if ``network_id`` has no such snapshot.
+
+        Here and in every call taking a snapshot id, ``snapshot_id`` may be a unique prefix of 8 or
+        more characters (printable or hex); an ambiguous one raises :class:`~casstore.errors.InvalidId`
+        naming the candidates.
+        """
         return snapshots.find_snapshot(self._reader, network_id, snapshot_id)
 
     def load_snapshot(self, network_id: str, snapshot_id: str) -> NetworkState:
-        """The network state a snapshot recorded; :class:`~casstore.errors.SnapshotNotFound` if there is none."""
+        """The network state a snapshot recorded (an id or a unique prefix of 8+ characters);
+        :class:`~casstore.errors.SnapshotNotFound` if there is none."""
         return snapshots.load_snapshot(self._reader, network_id, snapshot_id)
 
     def list_snapshots(self, network_id: str) -> list[SnapshotInfo]:
@@ -227,13 +243,18 @@ class NetworkStore(ObjectStore):
         return snapshots.list_snapshots(self._reader, network_id)
 
     def delete_snapshot(self, network_id: str, snapshot_id: str) -> None:
-        """Forget a snapshot (its objects stay until gc); a no-op for an unknown id."""
+        """Forget a snapshot (its objects stay until gc); a no-op for an unknown id, as in Bassline.
+
+        A unique prefix of 8+ characters is accepted; an ambiguous one raises
+        :class:`~casstore.errors.InvalidId` and deletes nothing.
+        """
         snapshots.delete_snapshot(self._reader, network_id, snapshot_id)
 
     # ---------------------------------------------------------------- diff
 
-    def diff(self, network_id: str, a: str | None, b: str | None) -> list[Change]:
-        """Changes from state ``a`` to state ``b`` (snapshot ids, or ``None`` for the current state).
+    def diff(self, network_id: str, a: str | None, b: str | None = None) -> list[Change]:
+        """Changes from state ``a`` to state ``b``: snapshot ids (or unique prefixes of 8+ characters),
+        ``None`` for the current state; ``b`` defaults to the current state, as at the CLI.
 
         Each tree is compared by descending only where hashes differ: groups for
         group-level changes, then contacts and wires (a group's members joining
@@ -246,6 +267,53 @@ class NetworkStore(ObjectStore):
     def changed_groups(self, old_head: bytes | None, new_head: bytes) -> list[str]:
         """Ids of the groups whose own fields, contacts or wires differ between two network roots."""
         return diffs.changed_groups(self._reader, old_head, new_head)
+
+    # ---------------------------------------------------------------- one contact, snapshot ids, figures
+
+    def load_contact(self, network_id: str, group_id: str, contact_id: str) -> Contact | None:
+        """One contact's whole record, or ``None`` if the network, group or contact does not exist.
+
+        Unlike :meth:`load_contact_content` it tells a missing contact (``None``) from one whose
+        content is ``None`` (a :class:`Contact` with ``content=None``).
+        """
+        return history.load_contact(self._reader, network_id, group_id, contact_id)
+
+    def delete_contact(self, network_id: str, group_id: str, contact_id: str) -> None:
+        """Remove one contact in one write: its record, its id from the group's ``contact_ids`` and
+        ``boundary_contact_ids``, and the group's wires from or to it (with their ids in ``wire_ids``).
+
+        Wires of other groups are not touched (a wire names a contact by id only).  A no-op if the
+        network, group or contact does not exist, as :meth:`delete_group` is.  Also on :class:`Batch`.
+        """
+        self._writer.delete_contact(network_id, group_id, contact_id)
+
+    def contact_history(
+        self, network_id: str, group_id: str, contact_id: str, limit: int | None = None
+    ) -> list[history.HistoryEntry]:
+        """The values one contact had across the snapshot chain, newest first (Bassline's audit trail).
+
+        One :class:`~casstore.model.history.HistoryEntry` (snapshot id, time, label, the whole
+        contact or ``None`` where it did not exist) per snapshot where the contact changed:
+        consecutive snapshots holding the same record collapse into one entry, attributed to the
+        oldest of them.  The current state comes first (``snapshot_id=None``) when it differs from
+        the newest snapshot.  ``limit`` keeps the newest entries.  Each snapshot costs one lookup of
+        the contact's key, O(log n), sharing the reads of unchanged subtrees; ``[]`` for an absent network.
+        """
+        return history.contact_history(self._reader, network_id, group_id, contact_id, limit)
+
+    def resolve_snapshot(self, network_id: str, snapshot_id: str) -> str:
+        """The full id of the snapshot an id or a unique prefix (8+ characters) names.
+
+        :class:`~casstore.errors.SnapshotNotFound` if none; :class:`~casstore.errors.InvalidId` if
+        the prefix matches several (the message names them).
+        """
+        return snapshots.full_snapshot_id(self._reader, network_id, snapshot_id)
+
+    def network_stats(self, network_id: str) -> stats.NetworkStats:
+        """Groups, contacts, wires, logical bytes, snapshots and times of one network (see
+        :class:`~casstore.model.stats.NetworkStats`); :class:`~casstore.errors.NetworkNotFound` if absent.
+        """
+        return stats.network_stats(self._reader, network_id)
 
     # ---------------------------------------------------------------- subscribe
 

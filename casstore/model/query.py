@@ -6,30 +6,108 @@ group and tag: a short hash of the pair, then the group id (see
 each filter, intersects the group ids, loads only those groups, and checks each
 against every filter again on its decoded attributes, so the index narrows the
 search but never decides alone.
+
+The filters come as keywords or, as in Bassline's ``queryGroups(networkId,
+filter)``, as one mapping with the same keys (``{"author": "bob"}``); both may
+be given if they name different filters.  Every filter is checked before
+anything is read: a wrong type or text that is not valid Unicode raises
+:class:`~casstore.errors.SerializationError`, whether or not the network exists.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from casstore import codec
+from casstore.errors import SerializationError
 from casstore.model import records
 from casstore.model.reads import NetworkReader
-from casstore.model.types import GroupState
+from casstore.model.types import GroupState, check_id, check_str
 
-__all__ = ["matches", "query_groups"]
+__all__ = ["FILTER_KEYS", "QueryFilter", "matches", "query_filter", "query_groups"]
+
+#: The keys of a filter mapping (Bassline's ``QueryFilter``).
+FILTER_KEYS = ("attributes", "author", "tags", "type")
+
+
+@dataclass(frozen=True)
+class QueryFilter:
+    """A checked query: every field ``None`` (or empty) matches every group."""
+
+    attributes: dict[str, Any] | None = None
+    author: str | None = None
+    tags: list[str] | None = None
+    type: str | None = None
+
+
+def query_filter(filters: Mapping[str, Any] | None = None, **keywords: Any) -> QueryFilter:
+    """The filter a mapping and keywords describe together, every part checked.
+
+    Raises :class:`~casstore.errors.SerializationError` for an unknown key, a key given both ways,
+    a value of the wrong type (``tags`` must be a list of strings, ``author`` and ``type`` strings,
+    ``attributes`` a dict of string names to values of the data model) or a string that is not valid
+    Unicode (a lone surrogate).
+    """
+    merged = {key: value for key, value in keywords.items() if value is not None}
+    if filters is not None:
+        if not isinstance(filters, Mapping):
+            raise SerializationError(f"filter: expected a mapping, got {_type_name(filters)}", "filter")
+        for key, value in filters.items():
+            if key not in FILTER_KEYS:
+                raise SerializationError(
+                    f"filter: unknown key {key!r} (the keys are {', '.join(FILTER_KEYS)}; "
+                    "attributes go under 'attributes')",
+                    "filter",
+                )
+            if value is None:
+                continue
+            if key in merged:
+                raise SerializationError(f"filter: {key!r} given both in the mapping and as a keyword", key)
+            merged[key] = value
+    attributes = merged.get("attributes")
+    if attributes is not None:
+        if not isinstance(attributes, Mapping):
+            raise SerializationError(f"attributes: expected a dict, got {_type_name(attributes)}", "attributes")
+        for name, value in attributes.items():
+            check_str(name, "attributes: a name")
+            codec.encode_value(value, f"attributes[{name!r}]")
+        attributes = dict(attributes)
+    for name in ("author", "type"):
+        if name in merged:
+            check_str(merged[name], name)
+    tags = merged.get("tags")
+    if tags is not None:
+        if isinstance(tags, str) or not isinstance(tags, list | tuple):
+            raise SerializationError(f"tags: expected a list of strings, got {_type_name(tags)}", "tags")
+        for index, tag in enumerate(tags):
+            check_str(tag, f"tags[{index}]")
+        tags = list(tags)
+    return QueryFilter(attributes, merged.get("author"), tags, merged.get("type"))
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
 
 
 def query_groups(
     reader: NetworkReader,
     network_id: str,
+    filters: Mapping[str, Any] | None = None,
     *,
     attributes: dict[str, Any] | None = None,
     author: str | None = None,
     tags: list[str] | None = None,
     type: str | None = None,
 ) -> list[GroupState]:
-    """Groups matching every given filter, in group-id order, found through the attribute index."""
+    """Groups matching every given filter, in group-id order, found through the attribute index.
+
+    ``filters`` is the mapping form (``{"author": "bob"}``), the keywords the same filters.
+    """
+    check_id(network_id, "network_id")
+    checked = query_filter(filters, attributes=attributes, author=author, tags=tags, type=type)
+    attributes, author, tags, type = checked.attributes, checked.author, checked.tags, checked.type
     root = reader.head_root(network_id)
     if root is None:
         return []

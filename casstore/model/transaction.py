@@ -192,6 +192,46 @@ class Transaction:
             body.pop(name, None)
         edit.body, edit.body_changed = body, True
 
+    def delete_contact(self, gid: str, cid: str) -> None:
+        """Remove contact ``cid`` of group ``gid``: its record, its id from the group's ``contact_ids`` and
+        ``boundary_contact_ids``, and the group's own wires from or to it (with their ``wire_ids``).
+
+        A no-op for an absent group or contact (no new head if nothing changes).  Wires of other groups
+        naming ``cid`` are left alone: a wire names a contact by id only.
+        """
+        if self.replace_all is not None:
+            raise SerializationError("a batch cannot delete a contact after replacing the whole network")
+        edit = self.group(gid)
+        if edit is None:
+            return
+        prefix = records.member_prefix(gid)
+        self.member_edits["contacts"][prefix + cid] = None
+        if cid not in edit.content_order:  # a later set_content of cid then re-creates it (see set_content)
+            edit.content_order.append(cid)
+        wire_edits = self.member_edits["wires"]
+        wires: dict[str, Edit] = dict(self.trees["wires"].items_with_prefix(self.roots["wires"], prefix))
+        wires.update((key, value) for key, value in wire_edits.items() if key.startswith(prefix))
+        doomed = set()
+        for key, value in wires.items():
+            if isinstance(value, bytes):
+                record = codec.decode(value)
+                if cid in (record["f"], record["t"]):
+                    wire_edits[key] = None
+                    doomed.add(key[len(prefix) :])
+        body = edit.body if edit.body is not None else self.old_body(edit) or {}
+        lists = {"c": {cid}, "b": {cid}, "w": doomed}
+        if not any(name in gone for name_list, gone in lists.items() for name in body.get(name_list, ())):
+            return
+        body = dict(body)
+        for name_list, gone in lists.items():
+            if name_list in body:
+                kept = [name for name in body[name_list] if name not in gone]
+                if kept:
+                    body[name_list] = kept
+                else:
+                    del body[name_list]
+        edit.body, edit.body_changed = body, True
+
     def replace_network(self, groups: list[tuple[str, PreparedGroup]], current: str, root_group: str) -> None:
         self.replace_all = groups
         self.groups.clear()

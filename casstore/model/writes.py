@@ -90,6 +90,12 @@ class NetworkWriter:
         if self.reader.head_root(network_id) is not None:
             self.write(network_id, lambda tx: tx.delete_group(group_id), create=False)
 
+    def delete_contact(self, network_id: str, group_id: str, contact_id: str) -> None:
+        check_id(group_id, "group_id")
+        check_id(contact_id, "contact_id")
+        if self.reader.head_root(network_id) is not None:
+            self.write(network_id, lambda tx: tx.delete_contact(group_id, contact_id), create=False)
+
     def save_network_state(self, network_id: str, state: NetworkState) -> None:
         prepared, current, root_group = self.prepare_network(state)
         self.write(network_id, lambda tx: tx.replace_network(prepared, current, root_group), create=True)
@@ -167,6 +173,13 @@ class Batch:
         self._same_network(network_id)
         check_id(group_id, "group_id")
         self._ops.append(lambda tx: tx.delete_group(group_id))
+
+    def delete_contact(self, network_id: str, group_id: str, contact_id: str) -> None:
+        self._same_network(network_id)
+        check_id(group_id, "group_id")
+        check_id(contact_id, "contact_id")
+        self._ops.append(lambda tx: tx.delete_contact(group_id, contact_id))
+        self._groups.append(group_id)
 
     def save_network_state(self, network_id: str, state: NetworkState) -> None:
         self._same_network(network_id)

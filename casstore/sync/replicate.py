@@ -9,10 +9,13 @@ at the last exchange, which is kept in the *local* store under
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 
-from casstore.errors import NetworkNotFound, RefConflict
+from casstore import codec
+from casstore.errors import InvalidStoreURL, NetworkExists, NetworkNotFound, RefConflict
 from casstore.model.network import NetworkStore
 from casstore.model.refs import (
     NETWORKS_PREFIX,
@@ -25,12 +28,13 @@ from casstore.model.refs import (
 )
 from casstore.model.walk import Kind
 from casstore.pack import EMPTY_PACK
+from casstore.store import open_object_store
 from casstore.store.base import ObjectStore, RefUpdate
 from casstore.sync.engine import _Trips, transfer
-from casstore.sync.remotes import remote_name
-from casstore.sync.report import Outcome, Progress, SyncReport
+from casstore.sync.remotes import add_remote, remote_name, remotes
+from casstore.sync.report import Divergence, Outcome, Progress, SyncReport
 
-__all__ = ["decide", "pull", "push", "sync"]
+__all__ = ["StoreOrURL", "clone", "decide", "pull", "push", "sync"]
 
 
 def decide(source: bytes, target: bytes | None, base: bytes | None, force: bool) -> Outcome:
@@ -97,6 +101,8 @@ def _replicate(
         base = bases.get(tracking_ref(name, network_id))
         outcome = decide(source, target, base, force)
         report.networks[network_id] = outcome
+        if outcome == "diverged":
+            report.diverged[network_id] = _divergence(network_id, src_refs, dst_refs, base, local_is_src=local is src)
         for ref in _under(src_names, snapshots_prefix(network_id)):
             if ref not in dst_refs:
                 roots.append((src_refs[ref], "snap"))
@@ -140,6 +146,13 @@ def _replicate(
                 if owner is not None:
                     lost.add(owner)
                     report.networks[owner] = "diverged"
+                    trips(dst)
+                    moved_to = dst.refs.get(head_ref(owner))  # the head that moved under us
+                    now = {name: value for name, value in dst_refs.items() if name != head_ref(owner)}
+                    if moved_to is not None:
+                        now[head_ref(owner)] = moved_to
+                    base = bases.get(tracking_ref(name, owner))
+                    report.diverged[owner] = _divergence(owner, src_refs, now, base, local_is_src=local is src)
                     agreed.pop(owner, None)
     if isinstance(dst, NetworkStore):  # the destination's subscribers hear of the heads that moved
         for network_id, outcome in report.networks.items():
@@ -152,6 +165,30 @@ def _replicate(
     return report
 
 
+def _divergence(
+    network_id: str, src_refs: dict[str, bytes], dst_refs: dict[str, bytes], base: bytes | None, *, local_is_src: bool
+) -> Divergence:
+    """What diverged in ``network_id``, from both sides' refs as listed before the exchange."""
+    prefix = snapshots_prefix(network_id)
+
+    def snapshot_ids(refs: dict[str, bytes], other: dict[str, bytes]) -> list[str]:
+        return sorted(name[len(prefix) :] for name in refs if name.startswith(prefix) and name not in other)
+
+    def head(refs: dict[str, bytes]) -> str | None:
+        digest = refs.get(head_ref(network_id))
+        return None if digest is None else codec.format_id(digest)
+
+    local, remote = (src_refs, dst_refs) if local_is_src else (dst_refs, src_refs)
+    return Divergence(
+        network_id,
+        local_head=head(local),
+        remote_head=head(remote),
+        agreed_head=None if base is None else codec.format_id(base),
+        local_only_snapshots=snapshot_ids(local, remote),
+        remote_only_snapshots=snapshot_ids(remote, local),
+    )
+
+
 def _network_of(ref: str, name: str, networks: list[str]) -> str | None:
     """The network whose head (or agreed head) ``ref`` is."""
     for network_id in networks:
@@ -160,9 +197,39 @@ def _network_of(ref: str, name: str, networks: list[str]) -> str | None:
     return None
 
 
+#: A store, or where one is: a URL or a path (opened with ``create=False``), or for the remote side of
+#: :func:`push` / :func:`pull` the name of a remote the local store knows.
+StoreOrURL = ObjectStore | str | os.PathLike[str]
+
+
+def _opened(where: StoreOrURL, stack: ExitStack, create: bool = False) -> ObjectStore:
+    """``where`` itself if it is a store, else the store its URL names (closed with ``stack``)."""
+    if isinstance(where, ObjectStore):
+        return where
+    if isinstance(where, str | os.PathLike):
+        return stack.enter_context(open_object_store(where, create=create))
+    raise InvalidStoreURL(f"expected a store or a store URL, got {type(where).__name__}")
+
+
+def _remote_side(
+    local: ObjectStore, where: StoreOrURL, name: str | None, stack: ExitStack
+) -> tuple[ObjectStore, str | None]:
+    """The remote store and its tracking name: a known remote's name stands for its URL, and a URL
+    some remote of ``local`` has is tracked under that remote's name (as at the CLI)."""
+    if isinstance(where, ObjectStore):
+        return where, name
+    known = remotes(local)
+    if isinstance(where, str) and where in known:
+        return _opened(known[where], stack), name or where
+    store = _opened(where, stack)
+    if name is None:
+        name = next((n for n, url in sorted(known.items()) if url in (store.url, os.fspath(where))), None)
+    return store, name
+
+
 def push(
-    src: ObjectStore,
-    dst: ObjectStore,
+    src: StoreOrURL,
+    dst: StoreOrURL,
     networks: Iterable[str] | None = None,
     force: bool = False,
     *,
@@ -171,18 +238,25 @@ def push(
 ) -> SyncReport:
     """Send ``networks`` (default: all of ``src``'s) and all their snapshots from ``src`` to ``dst``.
 
-    ``dst``'s head of a network moves only if ``dst`` has no such network or its
-    head is still what ``src`` last agreed with it (or with ``force``); see
-    :func:`decide`.  The agreed heads are recorded in ``src`` under the remote
-    name ``remote`` (default: derived from ``dst``'s URL).  ``round_trips``
-    counts batched calls to ``dst``.
+    Either may be a store or a URL (``"file:///srv/casstore"``, a path, ``s3://…``), and ``dst``
+    also the name of a remote ``src`` knows; a store opened here is closed before returning.
+    ``dst``'s head of a network moves only if ``dst`` has no such network or its head is still what
+    ``src`` last agreed with it (or with ``force``); see :func:`decide`.  The agreed heads are
+    recorded in ``src`` under the remote name ``remote`` (default: the name of a remote with
+    ``dst``'s URL, else one derived from it).  A diverged network is in ``report.diverged`` (both
+    heads, the agreed one, the snapshots on each side).  ``round_trips`` counts batched calls to ``dst``.
     """
-    return _replicate(src, dst, local=src, remote=dst, name=remote, networks=networks, force=force, progress=progress)
+    with ExitStack() as stack:
+        local = _opened(src, stack)
+        other, name = _remote_side(local, dst, remote, stack)
+        return _replicate(
+            local, other, local=local, remote=other, name=name, networks=networks, force=force, progress=progress
+        )
 
 
 def pull(
-    dst: ObjectStore,
-    src: ObjectStore,
+    dst: StoreOrURL,
+    src: StoreOrURL,
     networks: Iterable[str] | None = None,
     force: bool = False,
     *,
@@ -191,10 +265,37 @@ def pull(
 ) -> SyncReport:
     """Fetch ``networks`` (default: all of ``src``'s) from ``src`` into ``dst``: a push the other way.
 
-    The agreed heads are recorded in ``dst`` (the local store) under ``remote``
-    (default: derived from ``src``'s URL).  ``round_trips`` counts batched calls to ``src``.
+    Either may be a store or a URL, and ``src`` also the name of a remote ``dst`` knows.  The
+    agreed heads are recorded in ``dst`` (the local store) under ``remote`` (default: the name of
+    a remote with ``src``'s URL, else one derived from it).  ``round_trips`` counts batched calls to ``src``.
     """
-    return _replicate(src, dst, local=dst, remote=src, name=remote, networks=networks, force=force, progress=progress)
+    with ExitStack() as stack:
+        local = _opened(dst, stack)
+        other, name = _remote_side(local, src, remote, stack)
+        return _replicate(
+            other, local, local=local, remote=other, name=name, networks=networks, force=force, progress=progress
+        )
+
+
+def clone(source: StoreOrURL, destination: StoreOrURL, *, progress: Progress | None = None) -> SyncReport:
+    """Copy every network and snapshot of ``source`` into ``destination``, a new or empty store.
+
+    ``destination`` as a URL or path is created if absent.  ``source`` is recorded in it as the
+    remote ``origin`` (unless it is an in-memory store, which no other process can open), so a
+    later ``pull(destination, "origin")`` continues from here.  Raises
+    :class:`~casstore.errors.NetworkExists` if ``destination`` already holds a network (pull instead).
+    """
+    with ExitStack() as stack:
+        origin = _opened(source, stack)
+        store = _opened(destination, stack, create=True)
+        held = sorted(network_heads(store.refs.list(NETWORKS_PREFIX)))
+        if held:
+            raise NetworkExists(f"{store.url} already holds networks ({', '.join(held[:5])}): clone into a new store")
+        if not origin.url.startswith("memory:"):
+            add_remote(store, "origin", origin.url)
+        return _replicate(
+            origin, store, local=store, remote=origin, name="origin", networks=None, force=False, progress=progress
+        )
 
 
 def sync(local: ObjectStore, remote: ObjectStore, *, name: str | None = None, force: bool = False) -> SyncReport:
@@ -212,4 +313,5 @@ def sync(local: ObjectStore, remote: ObjectStore, *, name: str | None = None, fo
     for network_id in sorted(set(pulled.networks) | set(pushed.networks)):
         outcomes = [r.networks[network_id] for r in (pulled, pushed) if network_id in r.networks]
         report.networks[network_id] = max(outcomes, key=rank.__getitem__)
+    report.diverged = {**pushed.diverged, **pulled.diverged}
     return report

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Outcome", "Progress", "SyncReport", "TransferStats"]
+__all__ = ["Divergence", "Outcome", "Progress", "SyncReport", "TransferStats"]
 
 #: What happened to one network's head in an exchange (see :func:`casstore.sync.decide`).
 Outcome = Literal["created", "updated", "up-to-date", "diverged"]
@@ -33,17 +33,37 @@ class TransferStats:
     deltas: int = 0
 
 
+@dataclass(frozen=True)
+class Divergence:
+    """What diverged in one network: both heads moved since the head the two stores last agreed on.
+
+    *Local* is the store that records the agreed heads (the one pushing, or pulling); *remote* the
+    other.  Heads are printable ids (``agreed_head`` is ``None`` if the two never exchanged this
+    network); the snapshot lists are the ids each side held that the other did not, before the
+    exchange (sorted; the exchange then copies the sender's to the receiver, as always).
+    """
+
+    network_id: str
+    local_head: str | None
+    remote_head: str | None
+    agreed_head: str | None
+    local_only_snapshots: list[str] = field(default_factory=list)
+    remote_only_snapshots: list[str] = field(default_factory=list)
+
+
 @dataclass
 class SyncReport(TransferStats):
     """What :func:`~casstore.sync.push`, :func:`~casstore.sync.pull` or ``NetworkStore.sync`` did.
 
     ``networks`` maps each network id to ``"created"``, ``"updated"``,
     ``"up-to-date"`` or ``"diverged"``; ``snapshots_copied`` counts snapshot refs
-    created on the destination.
+    created on the destination; ``diverged`` says, for each diverged network,
+    what diverged (:class:`Divergence`).
     """
 
     networks: dict[str, Outcome] = field(default_factory=dict)
     snapshots_copied: int = 0
+    diverged: dict[str, Divergence] = field(default_factory=dict)
 
     def add(self, other: TransferStats) -> None:
         """Add ``other``'s figures to these (``levels`` is the deeper of the two)."""
