@@ -24,7 +24,21 @@ from casstore.model.types import Contact, GroupState, Wire, check_id
 from casstore.prolly import Edit
 from casstore.store.base import PendingWrites
 
-__all__ = ["GroupEdit", "PreparedGroup", "Transaction", "prepare_group"]
+__all__ = ["GroupEdit", "KeptWrites", "PreparedGroup", "Transaction", "large_contents", "prepare_group"]
+
+
+class KeptWrites(PendingWrites):
+    """A prepared group's large contents: copied into each transaction that uses them, never handed over.
+
+    A write that loses a race is rebuilt on the new head from the same prepared
+    group; on a backend whose commit is one transaction the losing attempt's
+    objects were dropped with it, so every attempt must carry them again.
+    """
+
+    def copy_into(self, target: PendingWrites) -> None:
+        """Add every object to ``target`` (after its own, in order); this set keeps them."""
+        for digest, data in self._data.items():
+            target.add_hashed(digest, data)
 
 
 @dataclass
@@ -36,7 +50,7 @@ class PreparedGroup:
     contacts: list[tuple[str, bytes]]  # (member key, record), sorted
     wires: list[tuple[str, bytes]]
     size: int
-    objects: PendingWrites  # large contents
+    objects: KeptWrites  # large contents
 
 
 @dataclass
@@ -142,7 +156,7 @@ class Transaction:
         self._clear_members(gid)
         self.member_edits["contacts"].update(prepared.contacts)
         self.member_edits["wires"].update(prepared.wires)
-        self.pending.absorb(prepared.objects)
+        prepared.objects.copy_into(self.pending)
         self.groups[gid] = GroupEdit(
             gid,
             old.old_record if old else None,
@@ -221,7 +235,7 @@ class Transaction:
         size = 0
         # member prefixes are prefix-free, so groups in prefix order give member keys in key order
         for gid, prepared in sorted(groups, key=lambda item: records.member_prefix(item[0])):
-            self.pending.absorb(prepared.objects)
+            prepared.objects.copy_into(self.pending)
             body_digest = codec.hash_bytes(prepared.body_bytes)
             self.pending.add_hashed(body_digest, prepared.body_bytes)
             entries["groups"].append((gid, records.encode_group_record(body_digest)))
@@ -249,7 +263,7 @@ class Transaction:
 def prepare_group(gid: str, state: GroupState) -> PreparedGroup:
     """Validate and encode a whole group once, before any retry (its large contents kept for the commit)."""
     check_id(gid, "group_id")
-    objects = PendingWrites()
+    objects = KeptWrites()
     body = records.group_fields(state.group, gid)
     body_bytes = records.encode_body(body, gid)
     prefix = records.member_prefix(gid)
@@ -279,3 +293,12 @@ def prepare_group(gid: str, state: GroupState) -> PreparedGroup:
         size += records.wire_entry_size(key, record)
         wires.append((key, record))
     return PreparedGroup(body, body_bytes, contacts, wires, size, objects)
+
+
+def large_contents(state: GroupState) -> KeptWrites:
+    """The large contents :func:`prepare_group` kept for an already prepared (so valid) group, encoded again."""
+    objects = KeptWrites()
+    for cid in sorted(state.contacts):
+        data = records.content_bytes(state.contacts[cid].content)
+        records.content_record(data, objects)
+    return objects
