@@ -6,6 +6,7 @@ increments) and ``tests/test_crashes.py`` (SIGKILL at random points).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,11 +108,10 @@ def test_case_1_a_batch_loses_an_update_that_transact_keeps(lmdb_store: NetworkS
     assert counter(store) == 11
 
 
-def test_case_1_transact_from_threads_loses_no_update(store: NetworkStore, case: BackendCase) -> None:
-    import threading
-
-    if not case.threads:
-        pytest.skip("moto in-process is not safe for concurrent requests; tests/test_contention.py covers S3")
+@pytest.mark.parametrize("threaded", [MEMORY, LMDB, FILE], ids=lambda case: case.name)
+def test_case_1_transact_from_threads_loses_no_update(threaded: BackendCase, tmp_path: Path) -> None:
+    """(moto in-process is not safe for concurrent requests: tests/test_contention.py races S3 over HTTP.)"""
+    store = NetworkStore(threaded.open(tmp_path, {}))
     store.save_group_state(NET, "g", group("g", {"counter": 0}))
 
     def work() -> None:
@@ -124,6 +124,7 @@ def test_case_1_transact_from_threads_loses_no_update(store: NetworkStore, case:
     for thread in threads:
         thread.join()
     assert counter(store) == 100
+    store.close()
 
 
 def test_case_1_a_transaction_reads_its_start_state_and_its_own_writes(store: NetworkStore) -> None:

@@ -45,8 +45,9 @@ T = TypeVar("T")
 
 #: How many times :func:`transact` runs its function before giving up with ``RefConflict``.
 DEFAULT_ATTEMPTS = 64
-#: The longest pause between two attempts of :func:`transact`, in seconds (before jitter).
-MAX_BACKOFF = 0.05
+#: Bounds of the pause between two attempts of :func:`transact`, in seconds (before jitter).
+MIN_BACKOFF = 0.001
+MAX_BACKOFF = 1.0
 
 
 class PreviewBlobs(BlobStore):
@@ -276,17 +277,20 @@ def transact(writer: NetworkWriter, network_id: str, fn: Callable[[NetworkTransa
     """Run ``fn`` in a fresh transaction and commit it; on a conflict run it again on the new head.
 
     Returns ``fn``'s result from the attempt that committed.  Between attempts it
-    waits a random time up to a bound that doubles each attempt (at most
-    :data:`MAX_BACKOFF`); after ``attempts`` conflicts raises the last
+    waits a random time up to a bound that starts at the failed attempt's
+    duration and doubles each attempt (at most :data:`MAX_BACKOFF`); after ``attempts`` conflicts raises the last
     :class:`~casstore.errors.RefConflict`.  An exception from ``fn`` ends it at
     once, nothing written.
     """
     if type(attempts) is not int or attempts < 1:
         raise SerializationError(f"attempts must be a whole number of at least 1, not {attempts!r}", "attempts")
     conflict: RefConflict | None = None
+    took = 0.0
     for attempt in range(attempts):
-        if attempt:
-            time.sleep(random.uniform(0, min(0.001 * 2**attempt, MAX_BACKOFF)))
+        if attempt:  # a pause of up to a few attempts' time: contenders spread out instead of colliding again
+            bound = max(took, MIN_BACKOFF) * 2 ** min(attempt - 1, 6)
+            time.sleep(random.uniform(0, min(bound, MAX_BACKOFF)))
+        started = time.monotonic()
         view = NetworkTransaction(writer, network_id)
         try:
             result = fn(view)
@@ -297,6 +301,7 @@ def transact(writer: NetworkWriter, network_id: str, fn: Callable[[NetworkTransa
             view.commit()
         except RefConflict as exc:
             conflict = exc
+            took = time.monotonic() - started
             continue
         return result
     assert conflict is not None
