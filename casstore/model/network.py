@@ -24,23 +24,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from casstore.model import diff as diffs
 from casstore.model import query, snapshots, transactions
 from casstore.model.events import Subscribers
 from casstore.model.reads import NetworkReader
-from casstore.model.transactions import NetworkTransaction
 from casstore.model.types import Change, GroupState, NetworkState, SnapshotInfo
 from casstore.model.writes import Batch, NetworkWriter
 from casstore.store.base import ObjectStore, RefUpdate
 
 if TYPE_CHECKING:
+    from casstore.model.transactions import NetworkTransaction, T
     from casstore.sync import SyncReport
 
-__all__ = ["Batch", "NetworkStore", "NetworkTransaction"]
-
-T = TypeVar("T")
+__all__ = ["Batch", "NetworkStore"]
 
 
 class NetworkStore(ObjectStore):

@@ -35,6 +35,13 @@ class KeptWrites(PendingWrites):
     objects were dropped with it, so every attempt must carry them again.
     """
 
+    @classmethod
+    def taking(cls, objects: PendingWrites) -> KeptWrites:
+        """A kept set holding ``objects``' objects (``objects`` is left empty)."""
+        kept = cls()
+        kept.absorb(objects)
+        return kept
+
     def copy_into(self, target: PendingWrites) -> None:
         """Add every object to ``target`` (after its own, in order); this set keeps them."""
         for digest, data in self._data.items():
@@ -263,7 +270,7 @@ class Transaction:
 def prepare_group(gid: str, state: GroupState) -> PreparedGroup:
     """Validate and encode a whole group once, before any retry (its large contents kept for the commit)."""
     check_id(gid, "group_id")
-    objects = KeptWrites()
+    objects = PendingWrites()
     body = records.group_fields(state.group, gid)
     body_bytes = records.encode_body(body, gid)
     prefix = records.member_prefix(gid)
@@ -292,7 +299,7 @@ def prepare_group(gid: str, state: GroupState) -> PreparedGroup:
         record = records.encode_wire(wire, wid, gid)
         size += records.wire_entry_size(key, record)
         wires.append((key, record))
-    return PreparedGroup(body, body_bytes, contacts, wires, size, objects)
+    return PreparedGroup(body, body_bytes, contacts, wires, size, KeptWrites.taking(objects))
 
 
 def large_contents(state: GroupState) -> KeptWrites:

@@ -34,9 +34,13 @@ from casstore.store.base import BlobStats, BlobStore, PendingWrites, RefStore
 
 __all__ = [
     "DEFAULT_ATTEMPTS",
+    "MAX_BACKOFF",
+    "MIN_BACKOFF",
     "NetworkTransaction",
+    "PinnedRefs",
     "PreviewBlobs",
     "PreviewReader",
+    "T",
     "transact",
     "transaction",
 ]
@@ -282,6 +286,8 @@ def transact(writer: NetworkWriter, network_id: str, fn: Callable[[NetworkTransa
     :class:`~casstore.errors.RefConflict`.  An exception from ``fn`` ends it at
     once, nothing written.
     """
+    if not callable(fn):
+        raise SerializationError(f"fn: expected a function, got {type(fn).__name__}", "fn")
     if type(attempts) is not int or attempts < 1:
         raise SerializationError(f"attempts must be a whole number of at least 1, not {attempts!r}", "attempts")
     conflict: RefConflict | None = None
