@@ -46,6 +46,8 @@ VALUES = st.recursive(
     max_leaves=12,
 )
 ANY = st.one_of(JUNK, VALUES)
+#: Map keys must hash: anything hashable, including what no id may be.
+KEYS = st.one_of(TEXT, st.none(), st.integers(), st.floats(allow_nan=False), st.binary(max_size=8), st.builds(object))
 
 
 def deep(depth: int) -> Any:
@@ -68,10 +70,10 @@ def group_states(draw: st.DrawFn) -> Any:
         draw(ANY),
         draw(ANY),
         contact_ids=draw(st.one_of(st.lists(ANY, max_size=3), JUNK)),
-        attributes=draw(st.one_of(st.dictionaries(ANY, ANY, max_size=3), JUNK)),
+        attributes=draw(st.one_of(st.dictionaries(KEYS, ANY, max_size=3), JUNK)),
     )
-    contacts_map = draw(st.one_of(st.dictionaries(ANY, st.one_of(contacts(), JUNK), max_size=3), JUNK))
-    wires = draw(st.one_of(st.dictionaries(ANY, st.builds(Wire, ANY, ANY, ANY), max_size=2), JUNK))
+    contacts_map = draw(st.one_of(st.dictionaries(KEYS, st.one_of(contacts(), JUNK), max_size=3), JUNK))
+    wires = draw(st.one_of(st.dictionaries(KEYS, st.builds(Wire, ANY, ANY, ANY), max_size=2), JUNK))
     try:
         return GroupState(group, contacts_map, wires)
     except StorageError:
@@ -81,7 +83,7 @@ def group_states(draw: st.DrawFn) -> Any:
 @st.composite
 def network_states(draw: st.DrawFn) -> Any:
     try:
-        return NetworkState(draw(st.one_of(st.dictionaries(ANY, group_states(), max_size=3), JUNK)))
+        return NetworkState(draw(st.one_of(st.dictionaries(KEYS, group_states(), max_size=3), JUNK)))
     except StorageError:
         return draw(JUNK)
 

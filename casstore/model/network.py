@@ -8,6 +8,7 @@ The store owns no logic of its own; it wires together, over one
 * :mod:`~casstore.model.reads` — heads, roots, states, and the caches of decoded objects;
 * :mod:`~casstore.model.writes` — the compare-and-swap write loop and batches
   (on :mod:`~casstore.model.transaction`, which builds each new root);
+* :mod:`~casstore.model.transactions` — transactions with reads, for read-modify-write;
 * :mod:`~casstore.model.query` — queries through the attribute index;
 * :mod:`~casstore.model.snapshots` — named past states;
 * :mod:`~casstore.model.diff` — changes between two states;
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from casstore.errors import StorageError
 from casstore.model import diff as diffs
-from casstore.model import history, query, snapshots, stats
+from casstore.model import history, query, snapshots, stats, transactions
 from casstore.model.events import Subscribers
 from casstore.model.reads import NetworkReader
 from casstore.model.types import (
@@ -45,6 +46,7 @@ from casstore.model.writes import Batch, NetworkWriter
 from casstore.store.base import ObjectStore, RefUpdate
 
 if TYPE_CHECKING:
+    from casstore.model.transactions import NetworkTransaction, T
     from casstore.sync import SyncReport
 
 __all__ = ["Batch", "NetworkStore", "install_replication"]
@@ -144,14 +146,51 @@ class NetworkStore(ObjectStore):
         self._writer.save_network_state(network_id, state)
 
     def batch(self, network_id: str) -> AbstractContextManager[Batch]:
-        """Collect writes to one network and apply them atomically (one new head) at exit.
+        """Collect blind writes to one network and apply them atomically (one new head) at exit.
 
         The :class:`Batch` offers ``save_contact_content``, ``save_group_state``,
         ``delete_group`` and ``save_network_state`` with the same signatures; each
         is validated when called, and nothing is written if the block raises.
+        A batch cannot read: on a conflicting concurrent write its writes are
+        re-applied as recorded to the new head, so a value computed from an
+        earlier read overwrites the other write (a lost update).  For
+        read-modify-write use :meth:`transact` (or :meth:`transaction`).
         """
         check_id(network_id, "network_id")
         return self._writer.batch(network_id)
+
+    def transaction(self, network_id: str) -> AbstractContextManager[NetworkTransaction]:
+        """A transaction on one network: reads of the state it started from plus its own writes.
+
+        The :class:`~casstore.model.transactions.NetworkTransaction` offers the
+        read calls (``exists``, ``load_contact_content``, ``load_group_state``,
+        ``load_network_state``, ``query_groups``) and the write calls of
+        :meth:`batch`, with the store's signatures.  Leaving the block commits
+        every write as one new head by one compare-and-swap from the head the
+        transaction started from; if any other write landed meanwhile it raises
+        :class:`~casstore.errors.RefConflict` and writes nothing.  A with-block
+        cannot be re-run for you: to retry on a conflict use :meth:`transact`.
+        Nothing is written if the block raises, or if it wrote nothing.
+        """
+        return transactions.transaction(self._writer, network_id)
+
+    def transact(
+        self,
+        network_id: str,
+        fn: Callable[[NetworkTransaction], T],
+        *,
+        attempts: int = transactions.DEFAULT_ATTEMPTS,
+    ) -> T:
+        """Run ``fn(tx)`` in a :meth:`transaction` and commit it; on a conflict, run ``fn`` again on the new head.
+
+        Safe for read-modify-write across threads and processes: each attempt reads
+        the head it commits over.  ``fn`` may run several times, so it should have
+        no effects outside ``tx``.  Returns ``fn``'s result from the attempt that
+        committed; after ``attempts`` conflicts (with jittered, growing pauses
+        between them) raises :class:`~casstore.errors.RefConflict`.  An exception
+        from ``fn`` propagates at once, nothing written.
+        """
+        return transactions.transact(self._writer, network_id, fn, attempts)
 
     def delete_network(self, network_id: str) -> None:
         """Remove a network's head, its snapshots and snapshot tip (objects stay until gc); no-op if absent."""

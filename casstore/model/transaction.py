@@ -24,7 +24,28 @@ from casstore.model.types import Contact, GroupState, Wire, check_id
 from casstore.prolly import Edit
 from casstore.store.base import PendingWrites
 
-__all__ = ["GroupEdit", "PreparedGroup", "Transaction", "prepare_group"]
+__all__ = ["GroupEdit", "KeptWrites", "PreparedGroup", "Transaction", "large_contents", "prepare_group"]
+
+
+class KeptWrites(PendingWrites):
+    """A prepared group's large contents: copied into each transaction that uses them, never handed over.
+
+    A write that loses a race is rebuilt on the new head from the same prepared
+    group; on a backend whose commit is one transaction the losing attempt's
+    objects were dropped with it, so every attempt must carry them again.
+    """
+
+    @classmethod
+    def taking(cls, objects: PendingWrites) -> KeptWrites:
+        """A kept set holding ``objects``' objects (``objects`` is left empty)."""
+        kept = cls()
+        kept.absorb(objects)
+        return kept
+
+    def copy_into(self, target: PendingWrites) -> None:
+        """Add every object to ``target`` (after its own, in order); this set keeps them."""
+        for digest, data in self._data.items():
+            target.add_hashed(digest, data)
 
 
 @dataclass
@@ -36,7 +57,7 @@ class PreparedGroup:
     contacts: list[tuple[str, bytes]]  # (member key, record), sorted
     wires: list[tuple[str, bytes]]
     size: int
-    objects: PendingWrites  # large contents
+    objects: KeptWrites  # large contents
 
 
 @dataclass
@@ -142,7 +163,7 @@ class Transaction:
         self._clear_members(gid)
         self.member_edits["contacts"].update(prepared.contacts)
         self.member_edits["wires"].update(prepared.wires)
-        self.pending.absorb(prepared.objects)
+        prepared.objects.copy_into(self.pending)
         self.groups[gid] = GroupEdit(
             gid,
             old.old_record if old else None,
@@ -296,7 +317,7 @@ class Transaction:
         size = 0
         # member prefixes are prefix-free, so groups in prefix order give member keys in key order
         for gid, prepared in sorted(groups, key=lambda item: records.member_prefix(item[0])):
-            self.pending.absorb(prepared.objects)
+            prepared.objects.copy_into(self.pending)
             body_digest = codec.hash_bytes(prepared.body_bytes)
             self.pending.add_hashed(body_digest, prepared.body_bytes)
             entries["groups"].append((gid, records.encode_group_record(body_digest)))
@@ -353,4 +374,13 @@ def prepare_group(gid: str, state: GroupState) -> PreparedGroup:
         record = records.encode_wire(wire, wid, gid)
         size += records.wire_entry_size(key, record)
         wires.append((key, record))
-    return PreparedGroup(body, body_bytes, contacts, wires, size, objects)
+    return PreparedGroup(body, body_bytes, contacts, wires, size, KeptWrites.taking(objects))
+
+
+def large_contents(state: GroupState) -> KeptWrites:
+    """The large contents :func:`prepare_group` kept for an already prepared (so valid) group, encoded again."""
+    objects = KeptWrites()
+    for cid in sorted(state.contacts):
+        data = records.content_bytes(state.contacts[cid].content)
+        records.content_record(data, objects)
+    return objects

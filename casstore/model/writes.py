@@ -24,8 +24,8 @@ from casstore.model import records
 from casstore.model.events import Subscribers
 from casstore.model.reads import NetworkReader
 from casstore.model.refs import head_ref, snapshots_prefix, tip_ref
-from casstore.model.transaction import PreparedGroup, Transaction, prepare_group
-from casstore.model.types import GroupState, NetworkState, check_id
+from casstore.model.transaction import KeptWrites, PreparedGroup, Transaction, large_contents, prepare_group
+from casstore.model.types import GroupState, NetworkState, check_id, check_str
 from casstore.store.base import ObjectStore, PendingWrites, RefStore, RefUpdate
 
 __all__ = ["FLUSH_BYTES", "MAX_ATTEMPTS", "Batch", "NetworkWriter", "delete_ref"]
@@ -63,17 +63,27 @@ class NetworkWriter:
                 raise NetworkNotFound(f"network {network_id!r} not found")
             tx = Transaction(self.reader, network_id, head)
             apply(tx)
-            new_head = tx.commit()
-            if new_head == head:
-                return
-            try:  # the new objects, then the head: one transaction where the backend has them
-                self.objects.commit(tx.pending.frames(), [RefUpdate(ref, head, new_head)])
+            try:
+                self.commit_transaction(tx, ref, head)
             except RefConflict:
                 time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
                 continue
-            self.subscribers.notify(network_id, tx.changed_groups())
             return
         raise StorageError(f"network {network_id!r}: gave up after {MAX_ATTEMPTS} conflicting concurrent writes")
+
+    def commit_transaction(self, tx: Transaction, ref: str, head: bytes | None) -> None:
+        """Build ``tx``'s new root and move the head ``ref`` from ``head`` to it: one compare-and-swap.
+
+        Raises :class:`~casstore.errors.RefConflict` if the head has moved (nothing is
+        then written on a backend whose commit is one transaction); subscribers are
+        told of the changed groups once the head moved.
+        """
+        new_head = tx.commit()
+        if new_head == head:
+            return
+        # the new objects, then the head: one transaction where the backend has them
+        self.objects.commit(tx.pending.frames(), [RefUpdate(ref, head, new_head)])
+        self.subscribers.notify(tx.network_id, tx.changed_groups())
 
     def save_contact_content(self, network_id: str, group_id: str, contact_id: str, content: Any) -> None:
         check_id(group_id, "group_id")
@@ -97,22 +107,46 @@ class NetworkWriter:
             self.write(network_id, lambda tx: tx.delete_contact(group_id, contact_id), create=False)
 
     def save_network_state(self, network_id: str, state: NetworkState) -> None:
-        prepared, current, root_group = self.prepare_network(state)
+        head_ref(network_id)  # a bad id is refused before prepare_network writes anything
+        prepared, current, root_group = self.prepare_network(state, flush=True)
         self.write(network_id, lambda tx: tx.replace_network(prepared, current, root_group), create=True)
 
-    def prepare_network(self, state: NetworkState) -> tuple[list[tuple[str, PreparedGroup]], str, str]:
-        """Every group prepared; large contents are written at once, in batches, so a big import stays bounded."""
+    def prepare_network(
+        self, state: NetworkState, flush: bool = False
+    ) -> tuple[list[tuple[str, PreparedGroup]], str, str]:
+        """Every group validated and prepared, before anything is written.
+
+        With ``flush``, the large contents are then written at once, in batches
+        of :data:`FLUSH_BYTES`, so a big import stays bounded: those of the first
+        groups are held until every group has proved valid, and those of the rest
+        are let go and encoded again for the writing.  Without it they stay with
+        the prepared groups and are written by the commit (a batch, which writes
+        nothing if its block raises).
+        """
         if not isinstance(state, NetworkState):
             raise SerializationError(f"expected a NetworkState, got {type(state).__name__}")
+        check_str(state.current_group_id, "current_group_id")
+        check_str(state.root_group_id, "root_group_id")
         prepared: list[tuple[str, PreparedGroup]] = []
-        unflushed = PendingWrites()
+        held = PendingWrites()
+        let_go: list[GroupState] = []  # groups whose large contents are encoded again once all are valid
         for gid, group_state in state.groups.items():
             group = prepare_group(gid, group_state)
             prepared.append((gid, group))
-            unflushed.absorb(group.objects)  # written here, whole groups only: children stay ahead of parents
-            if unflushed.nbytes > FLUSH_BYTES:
-                unflushed.write_to(self.blobs)
-        unflushed.write_to(self.blobs)
+            if not flush or not group.objects:
+                continue
+            if held.nbytes > FLUSH_BYTES:
+                group.objects = KeptWrites()
+                let_go.append(group_state)
+            else:
+                held.absorb(group.objects)  # whole groups only: children stay ahead of parents
+        if flush:
+            held.write_to(self.blobs)
+            for group_state in let_go:
+                held.absorb(large_contents(group_state))
+                if held.nbytes > FLUSH_BYTES:
+                    held.write_to(self.blobs)
+            held.write_to(self.blobs)
         return prepared, state.current_group_id, state.root_group_id
 
     @contextmanager
@@ -123,13 +157,32 @@ class NetworkWriter:
         batch.apply()
 
     def delete_network(self, network_id: str) -> None:
-        ref = head_ref(network_id)
-        for name, value in self.refs.list(snapshots_prefix(network_id)).items():
-            delete_ref(self.refs, name, value)
-        for name in (tip_ref(network_id), ref):
-            current = self.refs.get(name)
-            if current is not None:
-                delete_ref(self.refs, name, current)
+        """Remove the head, the snapshot tip and every snapshot ref in one commit (a no-op if none exists).
+
+        Where commit is one transaction (LMDB) or journalled (``file://``), the
+        network is gone whole or not at all.  Elsewhere (S3) the moves land in
+        order, head first: a crash part-way leaves at worst snapshots of a network
+        without a head (not listed; deleting it again removes them), never a head
+        without its snapshots.  A ref moved meanwhile makes it read them again.
+        """
+        head_name, tip_name = head_ref(network_id), tip_ref(network_id)
+        for attempt in range(MAX_ATTEMPTS):
+            updates = [
+                RefUpdate(name, value, None)
+                for name, value in ((head_name, self.refs.get(head_name)), (tip_name, self.refs.get(tip_name)))
+                if value is not None
+            ]
+            snapshot_refs = self.refs.list(snapshots_prefix(network_id))
+            updates += [RefUpdate(name, snapshot_refs[name], None) for name in sorted(snapshot_refs)]
+            if not updates:
+                return
+            try:
+                self.objects.commit([], updates)
+            except RefConflict:
+                time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+                continue
+            return
+        raise StorageError(f"network {network_id!r}: gave up deleting after {MAX_ATTEMPTS} concurrent changes")
 
 
 def delete_ref(refs: RefStore, name: str, value: bytes) -> None:
@@ -146,7 +199,16 @@ def delete_ref(refs: RefStore, name: str, value: bytes) -> None:
 
 
 class Batch:
-    """Writes collected by :meth:`NetworkStore.batch`; each is validated and encoded when called."""
+    """Writes collected by :meth:`NetworkStore.batch`; each is validated and encoded when called.
+
+    Blind writes: a batch cannot read, and on a conflicting concurrent write its
+    recorded writes are re-applied to the new head (a value computed from an
+    earlier read is written as it was).  For read-modify-write use
+    :class:`~casstore.model.transactions.NetworkTransaction`.
+    """
+
+    #: What this object is called in its errors.
+    kind = "batch"
 
     def __init__(self, writer: NetworkWriter, network_id: str) -> None:
         self.writer = writer
@@ -160,19 +222,17 @@ class Batch:
         check_id(group_id, "group_id")
         check_id(contact_id, "contact_id")
         data = records.content_bytes(content)
-        self._ops.append(lambda tx: tx.set_content(group_id, contact_id, data))
-        self._groups.append(group_id)
+        self._record(lambda tx: tx.set_content(group_id, contact_id, data), group_id=group_id)
 
     def save_group_state(self, network_id: str, group_id: str, state: GroupState) -> None:
         self._same_network(network_id)
         prepared = prepare_group(group_id, state)
-        self._ops.append(lambda tx: tx.put_group(group_id, prepared))
-        self._create = True
+        self._record(lambda tx: tx.put_group(group_id, prepared), create=True)
 
     def delete_group(self, network_id: str, group_id: str) -> None:
         self._same_network(network_id)
         check_id(group_id, "group_id")
-        self._ops.append(lambda tx: tx.delete_group(group_id))
+        self._record(lambda tx: tx.delete_group(group_id), deletes=True)
 
     def delete_contact(self, network_id: str, group_id: str, contact_id: str) -> None:
         self._same_network(network_id)
@@ -184,12 +244,25 @@ class Batch:
     def save_network_state(self, network_id: str, state: NetworkState) -> None:
         self._same_network(network_id)
         prepared, current, root_group = self.writer.prepare_network(state)
-        self._ops.append(lambda tx: tx.replace_network(prepared, current, root_group))
-        self._create = True
+        self._record(lambda tx: tx.replace_network(prepared, current, root_group), create=True)
+
+    def _record(
+        self,
+        op: Callable[[Transaction], None],
+        *,
+        group_id: str | None = None,
+        create: bool = False,
+        deletes: bool = False,
+    ) -> None:
+        """Keep one validated write; ``group_id``: a group it looks up, ``create``: it may create the network."""
+        self._ops.append(op)
+        if group_id is not None:
+            self._groups.append(group_id)
+        self._create = self._create or create
 
     def _same_network(self, network_id: str) -> None:
         if network_id != self.network_id:
-            raise SerializationError(f"this batch writes network {self.network_id!r}, not {network_id!r}")
+            raise SerializationError(f"this {self.kind} writes network {self.network_id!r}, not {network_id!r}")
 
     def apply(self) -> None:
         if not self._ops:

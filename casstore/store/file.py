@@ -4,7 +4,11 @@
 characters), written as a temporary file, fsynced, then renamed into place, so
 a reader sees a whole object or none.  ``refs/<name>`` holds a printable id;
 every compare-and-swap runs under an exclusive ``fcntl`` lock on
-``refs.lock``, so it holds across processes.  Names and ids are validated
+``refs.lock``, so it holds across processes.  A commit moving several refs
+writes its moves to ``refs.journal`` (fsynced) under that lock before applying
+them and removes it after, and whoever takes the lock next (or opens the store)
+finishes a journal it finds: the moves of one commit land all or none, whatever
+process dies when.  Names and ids are validated
 before they become paths.  An object's mtime is its write time (re-writing an
 existing object refreshes it, as git does), which gc's grace period reads.
 """
@@ -23,8 +27,19 @@ from pathlib import Path
 import blake3
 
 from casstore.codec import DIGEST_SIZE, format_id, parse_id, ref_conflict
-from casstore.errors import InvalidRefName, StorageError
-from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, make_directory, os_error, require_store
+from casstore.errors import InvalidId, InvalidRefName, StorageError
+from casstore.store.base import (
+    BATCH,
+    BlobStats,
+    BlobStore,
+    ObjectStore,
+    RefStore,
+    RefUpdate,
+    make_directory,
+    os_error,
+    require_store,
+    validate_ref_name,
+)
 from casstore.store.registry import Backend, StoreLocation, register
 
 MARKER = "casstore-format"
@@ -33,6 +48,9 @@ MAX_COMPONENT_BYTES = 200
 LONG_COMPONENT = ".L"
 NAME_SUFFIX = ".name"
 FORMAT_VERSION = "1\n"
+#: The moves of a multi-ref commit while it is being applied (see FileRefs.commit).
+JOURNAL = "refs.journal"
+JOURNAL_HEADER = "casstore refs journal 1"
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -148,6 +166,7 @@ class FileRefs(RefStore):
         self._root = root / "refs"
         self._lock_path = root / "refs.lock"
         self._tmp = root / "tmp"
+        self._journal = root / JOURNAL
         self._thread_lock = threading.Lock()
 
     @contextmanager
@@ -155,9 +174,131 @@ class FileRefs(RefStore):
         with self._thread_lock, open(self._lock_path, "a+b") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
+                if self._journal.exists():  # a commit whose writer died part-way: finish it first
+                    self._apply(self._read_journal())
+                    self._drop_journal()
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    @contextmanager
+    def _shared(self) -> Iterator[None]:
+        """A shared lock on ``refs.lock``, so a listing never sees a commit half-applied (none if absent)."""
+        try:
+            handle = open(self._lock_path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:  # no ref was ever written
+            yield
+            return
+        with handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def settle(self) -> None:
+        """Finish a journalled commit whose writer died, if there is one and the store can be written."""
+        if self._journal.exists():
+            try:
+                with self._locked():
+                    pass
+            except OSError:  # a read-only store: read the refs as they are
+                pass
+
+    # ---------------------------------------------------------------- multi-ref commits
+
+    def commit(self, updates: Sequence[RefUpdate]) -> None:
+        """Apply ref moves all or none: checked under the refs lock, journalled, applied, journal removed.
+
+        A required update whose ref is elsewhere raises
+        :class:`~casstore.errors.RefConflict` and moves nothing; an optional one is
+        skipped.  Updates apply in order (a later one sees an earlier one's move).
+        """
+        names = [validate_ref_name(update.name) for update in updates]
+        with self._locked():
+            before: dict[str, bytes | None] = {}
+            planned: dict[str, bytes | None] = {}
+            for name, update in zip(names, updates, strict=True):
+                if name not in before:
+                    before[name] = self._read(self._path(name))
+                actual = planned.get(name, before[name])
+                if actual != update.expected:
+                    if update.required:
+                        raise ref_conflict(name, update.expected, actual)
+                    continue
+                planned[name] = update.new
+            moves = [(name, new) for name, new in planned.items() if new != before[name]]
+            if not moves:
+                return
+            self._check_placeable([name for name, new in moves if new is not None])
+            if len(moves) > 1:  # one ref moves by one rename: atomic without a journal
+                self._write_journal(moves)
+            try:
+                self._apply(moves)
+            except OSError as exc:  # the journal stays: the next lock holder finishes the commit
+                raise os_error(exc, "cannot move refs (the commit will be completed by the next writer)") from None
+            if len(moves) > 1:
+                self._drop_journal()
+
+    def _check_placeable(self, names: list[str]) -> None:
+        """Refuse, before anything moves, a ref whose path clashes with another ref's (one is a prefix)."""
+        wanted = set(names)
+        for name in names:
+            parts = name.split("/")
+            if any("/".join(parts[:i]) in wanted for i in range(1, len(parts))):
+                raise InvalidRefName(f"ref {name!r} clashes with another ref's path (one is a prefix)")
+            path = self._path(name, create=True)
+            if path.is_dir() or any(parent.exists() and not parent.is_dir() for parent in path.parents):
+                raise InvalidRefName(f"ref {name!r} clashes with another ref's path (one is a prefix)")
+
+    def _write_journal(self, moves: list[tuple[str, bytes | None]]) -> None:
+        lines = [JOURNAL_HEADER]
+        lines += [f"del {name}" if new is None else f"set {name} {format_id(new)}" for name, new in moves]
+        lines.append("end\n")
+        _write_atomic(self._tmp, self._journal, "\n".join(lines).encode("ascii"))
+        _fsync_dir(self._journal.parent)  # the journal is durable before the first ref moves
+
+    def _read_journal(self) -> list[tuple[str, bytes | None]]:
+        try:
+            lines = self._journal.read_text("ascii").splitlines()
+            if lines[:1] != [JOURNAL_HEADER] or lines[-1:] != ["end"]:
+                raise ValueError("no header or no end")
+            moves: list[tuple[str, bytes | None]] = []
+            for line in lines[1:-1]:
+                verb, name, *target = line.split(" ")
+                if verb == "del" and not target:
+                    moves.append((validate_ref_name(name), None))
+                elif verb == "set" and len(target) == 1:
+                    moves.append((validate_ref_name(name), parse_id(target[0])))
+                else:
+                    raise ValueError(f"bad line {line!r}")
+        except (OSError, UnicodeDecodeError, ValueError, InvalidId, InvalidRefName) as exc:
+            raise StorageError(
+                f"refs journal {self._journal} is damaged ({exc}); it lists a commit's ref moves:"
+                " apply or remove it by hand"
+            ) from None
+        return moves
+
+    def _apply(self, moves: list[tuple[str, bytes | None]]) -> None:
+        """Set or delete each ref (idempotent: a journal is replayed from its start), then fsync their directories."""
+        touched: set[Path] = set()
+        for name, new in moves:
+            path = self._path(name, create=new is not None)
+            if new is None:
+                try:
+                    path.unlink()
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _write_atomic(self._tmp, path, (format_id(new) + "\n").encode("ascii"))
+            touched.add(path.parent)
+        for directory in touched:
+            _fsync_dir(directory)
+
+    def _drop_journal(self) -> None:
+        self._journal.unlink()
+        _fsync_dir(self._journal.parent)  # gone for good before the lock is let go: never replayed over later moves
 
     def _read(self, path: Path) -> bytes | None:
         try:
@@ -195,6 +336,7 @@ class FileRefs(RefStore):
             return None
 
     def _get(self, name: str) -> bytes | None:
+        self.settle()
         return self._read(self._path(name))
 
     def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
@@ -217,6 +359,11 @@ class FileRefs(RefStore):
                 raise
 
     def _list(self, prefix: str) -> dict[str, bytes]:
+        self.settle()
+        with self._shared():
+            return self._walk(prefix)
+
+    def _walk(self, prefix: str) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         bases = {str(self._root): ""}  # directory -> the ref-name prefix it stands for
         for directory, subdirs, files in os.walk(self._root):
@@ -246,6 +393,9 @@ class FileRefs(RefStore):
 class FileStore(ObjectStore):
     """A directory holding both protocols."""
 
+    blobs: FileBlobs
+    refs: FileRefs
+
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(path)
         self.url = f"file://{self.path.resolve()}"
@@ -263,6 +413,17 @@ class FileStore(ObjectStore):
                 raise os_error(exc, f"cannot create a store at {self.path}") from None
         self.blobs = FileBlobs(self.path)
         self.refs = FileRefs(self.path)
+        self.refs.settle()
+
+    def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
+        """Store ``frames``, then apply every ref move all or none (:meth:`FileRefs.commit`).
+
+        The objects stay stored when a ref conflicts (they are unreferenced until
+        gc); the ref moves never land in part, across processes and crashes.
+        """
+        for start in range(0, len(frames), BATCH * 16):
+            self.blobs.put_frames(frames[start : start + BATCH * 16])
+        self.refs.commit(updates)
 
 
 def _open(location: StoreLocation, create: bool) -> FileStore:
