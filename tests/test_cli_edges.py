@@ -270,7 +270,15 @@ def test_delete_asks_on_a_real_terminal_and_ctrl_c_exits_130(tmp_path: Path) -> 
             )
             assert prompt in _read_until(controller, prompt)
             if answer is None:
-                proc.send_signal(signal.SIGINT)
+                # a SIGINT that lands while the process is between printing the prompt and blocking on the
+                # terminal can be lost; send it again (after a pause long enough for one to be handled)
+                for _ in range(10):
+                    proc.send_signal(signal.SIGINT)
+                    try:
+                        proc.wait(timeout=10)
+                        break
+                    except subprocess.TimeoutExpired:
+                        continue
                 assert proc.wait(timeout=120) == EXIT_INTERRUPTED
                 said = _read_until(controller, b"committed", timeout=10).decode()
                 assert "interrupted: nothing was committed" in said and "Aborted" not in said
