@@ -430,3 +430,18 @@ def test_case_14_an_extra_field_may_not_shadow_a_modelled_one(store: NetworkStor
     with pytest.raises(SerializationError, match="expected a string"):
         store.save_group_state("n", "g", state)
     check()
+
+
+def test_case_14_unknown_top_level_keys_survive_import_writes_and_export(store: NetworkStore) -> None:
+    doc = {**EXTRA_DOC, "bassline.version": {"major": 3}, "notes": "kept"}
+    store.save_network_state("top", network_from_json(doc))
+    store.save_contact_content("top", "g", "c", 3)  # a later write keeps them
+    with store.batch("top") as batch:
+        batch.save_contact_content("top", "g", "c", 4)
+    state = store.load_network_state("top")
+    assert state is not None and state.extra == {"bassline.version": {"major": 3}, "notes": "kept"}
+    exported = network_to_json(state)
+    assert exported["bassline.version"] == {"major": 3} and exported["notes"] == "kept"
+    store.save_network_state("top", network_from_json({k: v for k, v in doc.items() if k != "notes"}))
+    again = store.load_network_state("top")
+    assert again is not None and again.extra == {"bassline.version": {"major": 3}}  # replaced, not merged

@@ -21,6 +21,7 @@ from casstore.errors import SerializationError, StorageError
 from casstore.model.types import (
     CONTACT_FIELDS,
     GROUP_FIELDS,
+    NETWORK_FIELDS,
     WIRE_FIELDS,
     Contact,
     Group,
@@ -99,11 +100,12 @@ def _with_extra(out: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def network_to_json(state: NetworkState) -> dict[str, Any]:
-    return {
+    out = {
         "groups": {gid: group_state_to_json(gs) for gid, gs in state.groups.items()},
         "currentGroupId": state.current_group_id,
         "rootGroupId": state.root_group_id,
     }
+    return _with_extra(out, state.extra)
 
 
 def group_state_to_json(state: GroupState) -> dict[str, Any]:
@@ -231,4 +233,5 @@ def network_from_json(doc: Any) -> NetworkState:
         groups,
         current_group_id=_field(root, "currentGroupId", "$", str, "root"),
         root_group_id=_field(root, "rootGroupId", "$", str, "root"),
+        extra=_extra(root, NETWORK_FIELDS, "$"),
     )

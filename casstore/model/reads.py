@@ -146,4 +146,5 @@ class NetworkReader:
             gid: self.assemble(gid, body, members["contacts"].get(gid, ()), members["wires"].get(gid, ()))
             for (gid, _), body in zip(group_records, bodies, strict=True)
         }
-        return NetworkState(groups, root["current"], root["rootGroup"])
+        extra = codec.decode_value(root["x"]) if "x" in root else {}
+        return NetworkState(groups, root["current"], root["rootGroup"], extra)

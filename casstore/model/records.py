@@ -405,11 +405,20 @@ def index_keys(group_id: str, attributes: dict[str, Any]) -> set[str]:
 NETWORK_TREES = ("groups", "contacts", "wires", "index")
 
 
-def encode_network_root(roots: dict[str, bytes], current: str, root_group: str, size: int) -> bytes:
+def encode_network_extra(extra: dict[str, Any]) -> bytes | None:
+    """A network's unmodelled top-level fields as the root's ``"x"`` (``None`` when there are none)."""
+    return codec.encode_value(extra, "extra") if extra else None
+
+
+def encode_network_root(
+    roots: dict[str, bytes], current: str, root_group: str, size: int, extra: bytes | None = None
+) -> bytes:
     check_str(current, "current_group_id")
     check_str(root_group, "root_group_id")
     obj: dict[str, Any] = {name: codec.link(roots[name]) for name in NETWORK_TREES}
     obj.update({"t": "net", "v": NETWORK_VERSION, "current": current, "rootGroup": root_group, "size": size})
+    if extra is not None:
+        obj["x"] = extra
     return codec.encode(obj)
 
 

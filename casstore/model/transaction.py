@@ -90,10 +90,12 @@ class Transaction:
         if head is None:  # empty roots are written only if the commit leaves them empty (_write_root)
             self.roots = {kind: tree.empty(write=False) for kind, tree in self.trees.items()}
             self.current, self.root_group, self.size = "root", "root", 0
+            self.extra: bytes | None = None
         else:
             root = reader.network_root(head)
             self.roots = {kind: root[kind] for kind in TREE_KINDS}
             self.current, self.root_group, self.size = root["current"], root["rootGroup"], root["size"]
+            self.extra = root.get("x")
         self.groups: dict[str, GroupEdit] = {}
         self.member_edits: dict[str, dict[str, Edit]] = {"contacts": {}, "wires": {}}
         self.results: dict[str, bytes] = {}  # member key → record an edit function produced
@@ -253,12 +255,14 @@ class Transaction:
                     del body[name_list]
         edit.body, edit.body_changed = body, True
 
-    def replace_network(self, groups: list[tuple[str, PreparedGroup]], current: str, root_group: str) -> None:
+    def replace_network(
+        self, groups: list[tuple[str, PreparedGroup]], current: str, root_group: str, extra: bytes | None = None
+    ) -> None:
         self.replace_all = groups
         self.groups.clear()
         for edits in self.member_edits.values():
             edits.clear()
-        self.current, self.root_group = current, root_group
+        self.current, self.root_group, self.extra = current, root_group, extra
 
     # ---- commit
 
@@ -336,7 +340,7 @@ class Transaction:
         for kind, root in self.roots.items():
             if root == self.trees[kind].empty(write=False):
                 self.trees[kind].empty()
-        data = records.encode_network_root(self.roots, self.current, self.root_group, size)
+        data = records.encode_network_root(self.roots, self.current, self.root_group, size, self.extra)
         digest = self.pending.add(data)
         self.reader.remember_root(digest, data)  # a snapshot of it will not have to read it back
         return digest

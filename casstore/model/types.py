@@ -59,6 +59,7 @@ CONTACT_FIELDS = frozenset(
     {"id", "groupId", "content", "blendMode", "isBoundary", "boundaryDirection", "name", "attributes"}
 )
 WIRE_FIELDS = frozenset({"id", "groupId", "fromId", "toId", "type", "attributes"})
+NETWORK_FIELDS = frozenset({"groups", "currentGroupId", "rootGroupId"})
 GROUP_FIELDS = frozenset(
     {"id", "name", "parentId", "contactIds", "wireIds", "subgroupIds", "boundaryContactIds", "attributes"}
 )
@@ -173,11 +174,14 @@ class NetworkState:
         groups: every group's state, by group id.
         current_group_id: the group Bassline treats as current (where it is working); stored as given.
         root_group_id: the id of the outermost group.
+        extra: top-level fields of a Bassline document that casstore does not model, kept and
+            exported unchanged (JSON names as keys).
     """
 
     groups: dict[str, GroupState] = field(default_factory=dict)
     current_group_id: str = "root"
     root_group_id: str = "root"
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -321,3 +325,4 @@ def check_network_state(state: object) -> None:
         check_group_state(group_state, f"groups[{gid!r}]", members=False)
     check_str(state.current_group_id, "current_group_id")
     check_str(state.root_group_id, "root_group_id")
+    check_extra(state.extra, "extra", NETWORK_FIELDS)

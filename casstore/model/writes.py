@@ -109,7 +109,8 @@ class NetworkWriter:
     def save_network_state(self, network_id: str, state: NetworkState) -> None:
         head_ref(network_id)  # a bad id is refused before prepare_network writes anything
         prepared, current, root_group = self.prepare_network(state, flush=True)
-        self.write(network_id, lambda tx: tx.replace_network(prepared, current, root_group), create=True)
+        extra = records.encode_network_extra(state.extra)
+        self.write(network_id, lambda tx: tx.replace_network(prepared, current, root_group, extra), create=True)
 
     def prepare_network(
         self, state: NetworkState, flush: bool = False
@@ -244,7 +245,8 @@ class Batch:
     def save_network_state(self, network_id: str, state: NetworkState) -> None:
         self._same_network(network_id)
         prepared, current, root_group = self.writer.prepare_network(state)
-        self._record(lambda tx: tx.replace_network(prepared, current, root_group), create=True)
+        extra = records.encode_network_extra(state.extra)
+        self._record(lambda tx: tx.replace_network(prepared, current, root_group, extra), create=True)
 
     def _record(
         self,
