@@ -1,0 +1,304 @@
+"""Structural checks: every object a walk reaches, held to the schema of the kind it is reached by.
+
+Hashes prove that bytes are the ones named; they say nothing about whether the
+named thing is a network root, a tree node of the right tree, a group body…
+:class:`StructureCheck` says that, for every record kind of
+:mod:`casstore.model.records`: the network root (its fields and their types,
+every tree link present), the snapshot commit (a timezone-aware ISO-8601
+time…), tree nodes (the tree kind they are reached by, heights, sorted string
+keys, values or links of the right count) and, in leaves, each group record,
+contact record, wire record and index entry; group bodies and large contents
+reached from those leaves.  An object linked as two different kinds (a root
+whose wires link names the contacts tree) is a problem too.  Fields the schema
+does not name are allowed (a later version may add some); fields it names must
+have their types.
+
+``verify`` reports what it finds; ``restore`` refuses an image with any problem.
+The check never raises: :meth:`StructureCheck.check` returns the problem as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from casstore import codec
+from casstore.model import records
+from casstore.model.types import BLEND_MODES, BOUNDARY_DIRECTIONS, WIRE_TYPES
+from casstore.model.walk import Kind, Reached
+
+__all__ = ["StructureCheck", "check_body", "check_network_root", "check_node", "check_snapshot"]
+
+#: Tree heights beyond this cannot occur (a tree of 2^64 entries is far shallower).
+MAX_TREE_HEIGHT = 64
+
+
+class _Invalid(Exception):
+    """One structural problem (internal: :meth:`StructureCheck.check` turns it into text)."""
+
+
+def _require(condition: bool, problem: str) -> None:
+    if not condition:
+        raise _Invalid(problem)
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+def _is_str(value: object, non_empty: bool = False) -> bool:
+    if type(value) is not str or (non_empty and not value):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _link(obj: dict[str, Any], name: str, what: str) -> bytes:
+    _require(name in obj, f"{what} has no {name!r} link")
+    value = obj[name]
+    _require(
+        isinstance(value, bytes) and len(value) == codec.CID_SIZE and value.startswith(codec.CID_PREFIX),
+        f"{what}: {name!r} is not a link",
+    )
+    return bytes(value[len(codec.CID_PREFIX) :])
+
+
+def _decode_map(data: bytes, what: str, user_data: bool = False) -> dict[str, Any]:
+    try:
+        obj = codec.decode_value(data) if user_data else codec.decode(data)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure is the problem reported
+        raise _Invalid(f"{what} does not decode: {exc}") from None
+    _require(isinstance(obj, dict), f"{what} is not a map")
+    assert isinstance(obj, dict)
+    return obj
+
+
+def _optional(obj: dict[str, Any], name: str, test: Callable[[object], bool], what: str, expected: str) -> None:
+    if name in obj:
+        _require(test(obj[name]), f"{what}: {name!r} is not {expected}")
+
+
+# ---------------------------------------------------------------- roots and snapshots
+
+
+def check_network_root(data: bytes) -> list[tuple[bytes, Kind]]:
+    """Check a network root; returns its links with the kind each must be."""
+    root = _decode_map(data, "network root")
+    _require(root.get("t") == "net", "not a network root (its 't' is not 'net')")
+    _require(root.get("v") == records.NETWORK_VERSION and _is_int(root.get("v")), "network root: unknown version")
+    links = [(_link(root, name, "network root"), f"tree:{name}") for name in records.NETWORK_TREES]
+    for name in ("current", "rootGroup"):
+        _require(_is_str(root.get(name)), f"network root: {name!r} is not a string")
+    size = root.get("size")
+    _require(_is_int(size) and size >= 0, "network root: 'size' is not a whole number")
+    return links
+
+
+def check_snapshot(data: bytes) -> list[tuple[bytes, Kind]]:
+    """Check a snapshot commit; returns its link (the network root)."""
+    snap = _decode_map(data, "snapshot")
+    _require(snap.get("t") == "snap", "not a snapshot (its 't' is not 'snap')")
+    _require(_is_str(snap.get("network"), non_empty=True), "snapshot: 'network' is not a network id")
+    root = _link(snap, "root", "snapshot")
+    for name in ("parent", "label"):
+        _require(snap.get(name) is None or _is_str(snap.get(name)), f"snapshot: {name!r} is not a string or null")
+    time = snap.get("time")
+    _require(_is_str(time), "snapshot: 'time' is not a string")
+    try:
+        when = datetime.fromisoformat(time)
+    except ValueError:
+        raise _Invalid(f"snapshot: 'time' {time!r} is not an ISO-8601 time") from None
+    _require(when.tzinfo is not None, f"snapshot: 'time' {time!r} has no time zone")
+    size = snap.get("size")
+    _require(_is_int(size) and size >= 0, "snapshot: 'size' is not a whole number")
+    return [(root, "net")]
+
+
+# ---------------------------------------------------------------- tree nodes and their entries
+
+
+def check_body(data: bytes) -> None:
+    """Check a group body (raises :class:`_Invalid`)."""
+    body = _decode_map(data, "group body", user_data=True)
+    _require(_is_str(body.get("n")), "group body: 'n' (name) is not a string")
+    _optional(body, "p", _is_str, "group body", "a string (parent id)")
+    _optional(body, "i", lambda v: _is_str(v, non_empty=True), "group body", "a group id")
+    for name in ("c", "w", "s", "b"):
+        _optional(
+            body,
+            name,
+            lambda v: isinstance(v, list) and all(_is_str(i, non_empty=True) for i in v),
+            "group body",
+            "a list of ids",
+        )
+    _optional(body, "a", lambda v: isinstance(v, dict), "group body", "a map (attributes)")
+
+
+def _member_key(key: str, what: str) -> None:
+    length, colon, rest = key.partition(":")
+    _require(bool(colon) and length.isdigit() and length.isascii(), f"{what}: key {key!r} is not a member key")
+    n = int(length)
+    _require(0 < n < len(rest), f"{what}: key {key!r} is not a member key")
+
+
+def _user_value(value: object, what: str) -> Any:
+    _require(isinstance(value, bytes), f"{what} is not encoded data")
+    assert isinstance(value, bytes)
+    try:
+        return codec.decode_value(value)
+    except Exception as exc:  # noqa: BLE001
+        raise _Invalid(f"{what} does not decode: {exc}") from None
+
+
+def _member_fields(record: dict[str, Any], what: str) -> None:
+    if "a" in record:
+        _require(isinstance(_user_value(record["a"], f"{what} attributes"), dict), f"{what}: attributes not a map")
+    for name in ("i", "g"):
+        _optional(record, name, lambda v: _is_str(v, non_empty=True), what, "an id")
+
+
+def _contact(key: str, value: bytes, links: list[tuple[bytes, Kind]]) -> None:
+    what = f"contact {key!r}"
+    _member_key(key, what)
+    record = _decode_map(value, what)
+    if "c" in record:
+        _require("C" not in record, f"{what} has both an inline and a separate content")
+        _user_value(record["c"], f"{what} content")
+    else:
+        links.append((_link(record, "C", what), "data"))
+        _require(_is_int(record.get("z")) and record["z"] >= 0, f"{what}: 'z' (content size) is not a number")
+    _optional(record, "b", lambda v: v in BLEND_MODES and _is_str(v), what, "a blend mode")
+    _optional(record, "B", lambda v: type(v) is bool, what, "a bool")
+    _optional(record, "d", lambda v: v in BOUNDARY_DIRECTIONS[1:] and _is_str(v), what, "a boundary direction")
+    _optional(record, "n", _is_str, what, "a string (name)")
+    _member_fields(record, what)
+
+
+def _wire(key: str, value: bytes) -> None:
+    what = f"wire {key!r}"
+    _member_key(key, what)
+    record = _decode_map(value, what)
+    for name in ("f", "t"):
+        _require(_is_str(record.get(name), non_empty=True), f"{what}: {name!r} is not a contact id")
+    _optional(record, "y", lambda v: v in WIRE_TYPES and _is_str(v), what, "a wire type")
+    _member_fields(record, what)
+
+
+def check_node(tree_kind: str, data: bytes) -> list[tuple[bytes, Kind]]:
+    """Check a node of a ``tree_kind`` tree and its entries; returns its links with their kinds."""
+    what = f"{tree_kind} tree node"
+    node = _decode_map(data, what)
+    _require(node.get("t") == tree_kind, f"not a {what} (its 't' is {node.get('t')!r})")
+    height, keys = node.get("h"), node.get("k")
+    _require(_is_int(height) and 0 <= height <= MAX_TREE_HEIGHT, f"{what}: 'h' is not a tree height")
+    _require(isinstance(keys, list) and all(_is_str(k) for k in keys), f"{what}: 'k' is not a list of strings")
+    assert isinstance(keys, list)
+    _require(all(a < b for a, b in zip(keys, keys[1:], strict=False)), f"{what}: keys are not in strictly rising order")
+    links: list[tuple[bytes, Kind]] = []
+    if height:
+        children = node.get("c")
+        _require(isinstance(children, list) and len(children) == len(keys) > 0, f"{what}: 'c' does not match 'k'")
+        assert isinstance(children, list)
+        for number in range(len(children)):
+            links.append((_link({"c": children[number]}, "c", f"{what} child {number}"), f"tree:{tree_kind}"))
+        return links
+    values = node.get("v")
+    _require(isinstance(values, list) and len(values) == len(keys), f"{what}: 'v' does not match 'k'")
+    assert isinstance(values, list)
+    _require(all(isinstance(v, bytes) for v in values), f"{what}: a value is not encoded data")
+    for key, value in zip(keys, values, strict=True):
+        if tree_kind == "groups":
+            _require(bool(key), f"{what}: an empty group id")
+            links.append((_link(_decode_map(value, f"group {key!r}"), "b", f"group {key!r}"), "body"))
+        elif tree_kind == "contacts":
+            _contact(key, value, links)
+        elif tree_kind == "wires":
+            _wire(key, value)
+        elif tree_kind == "index":
+            _require(value == records.NULL, f"{what}: entry {key!r} is not null")
+            _require(key[:1] in ("a", "t"), f"{what}: key {key!r} is not an attribute or tag entry")
+        else:
+            raise _Invalid(f"no tree of kind {tree_kind!r}")
+    return links
+
+
+# ---------------------------------------------------------------- a whole walk
+
+
+class StructureCheck:
+    """Checks each object of a walk (:func:`casstore.model.walk.walk`'s ``visit`` hook) against its schema.
+
+    Keeps, across the walk, the kind every object was first linked as, so an
+    object linked as two kinds is found, and which ``data`` objects are group
+    bodies (the walk reaches bodies and large contents alike as ``data``).
+    A body reached before a later level linked to it as one is checked by
+    :meth:`finish`.
+    """
+
+    def __init__(self) -> None:
+        self._kinds: dict[bytes, Kind] = {}  # every non-data object linked so far → the kind it must be
+        self._bodies: set[bytes] = set()
+        self._contents: set[bytes] = set()  # data objects already checked as contents (not as bodies)
+        self._late_bodies: list[bytes] = []
+
+    def check(self, item: Reached) -> str | None:
+        """The problem with ``item`` (``None`` if it fits the schema of its kind)."""
+        try:
+            self._check(item)
+        except _Invalid as exc:
+            return str(exc)
+        except Exception as exc:  # noqa: BLE001 - a check never raises: what broke it is the finding
+            return f"{item.kind} object does not decode: {exc}"
+        return None
+
+    def _check(self, item: Reached) -> None:
+        kind, data = item.kind, item.data
+        if kind == "net":
+            links = check_network_root(data)
+        elif kind == "snap":
+            links = check_snapshot(data)
+        elif kind.startswith("tree:"):
+            links = check_node(kind[5:], data)
+        elif kind == "data":
+            if item.digest in self._bodies:
+                check_body(data)
+            else:
+                self._contents.add(item.digest)
+                _user_value(data, "content")
+            return
+        else:  # "opaque": any object a ref outside the network namespaces names
+            return
+        for child, child_kind in links:
+            if child_kind == "body":
+                self._bodies.add(child)
+                if child in self._contents:
+                    self._late_bodies.append(child)
+                continue
+            if child_kind == "data":
+                continue
+            first = self._kinds.setdefault(child, child_kind)
+            _require(
+                first == child_kind,
+                f"links to {codec.format_id(child)} as a {child_kind} object; it is also linked as a {first} object",
+            )
+
+    def finish(self, fetch: Callable[[list[bytes]], Sequence[bytes | None]]) -> dict[bytes, str]:
+        """Check, as bodies, the objects checked as contents before a group linked them; their problems."""
+        problems: dict[bytes, str] = {}
+        digests = list(dict.fromkeys(self._late_bodies))
+        if not digests:
+            return problems
+        for digest, frame in zip(digests, fetch(digests), strict=True):
+            if frame is None:
+                continue  # absent: the walk reported it already
+            try:
+                check_body(codec.unframe(frame, digest))
+            except _Invalid as exc:
+                problems[digest] = str(exc)
+            except Exception as exc:  # noqa: BLE001
+                problems[digest] = f"group body unreadable: {exc}"
+        return problems
