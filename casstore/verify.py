@@ -108,13 +108,13 @@ def _read_tolerantly(blobs: BlobStore, digests: Sequence[bytes], refused: dict[b
     :data:`_UNREADABLE` (its reason in ``refused``)."""
     try:
         return blobs.get_frames(digests)
-    except Exception:  # noqa: BLE001 - verify reports, never raises
+    except Exception:  # verify reports, never raises
         pass
     frames: list[bytes | None] = []
     for digest in digests:
         try:
             frames.extend(blobs.get_frames([digest]))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             refused[digest] = f"unreadable: {exc}"
             frames.append(_UNREADABLE)
     return frames
@@ -184,7 +184,7 @@ def _verify(
                     collect(pending.popleft())
             while pending:
                 collect(pending.popleft())
-    except Exception as exc:  # noqa: BLE001 - a store that cannot list its objects is a finding
+    except Exception as exc:  # a store that cannot list its objects is a finding
         report.damaged["objects"] = f"the store's objects cannot be listed: {exc}"
 
 
@@ -210,7 +210,7 @@ def list_refs_tolerantly(refs: RefStore, prefix: str = "") -> tuple[dict[str, by
             below = start + character
             try:
                 listed = refs.list(below)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 found_below = True
                 narrow(below, str(exc))
                 continue
@@ -220,7 +220,7 @@ def list_refs_tolerantly(refs: RefStore, prefix: str = "") -> tuple[dict[str, by
 
     try:
         return refs.list(prefix), damaged
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         narrow(prefix, str(exc))
     return dict(sorted(good.items())), damaged
 
@@ -281,6 +281,6 @@ def _walk_refs(
         if check is not None:
             for digest, problem in check.finish(fetch).items():
                 report.invalid[format_id(digest)] = problem
-    except Exception as exc:  # noqa: BLE001 - never raise: what stopped the walk is the finding
+    except Exception as exc:  # never raise: what stopped the walk is the finding
         report.damaged["walk"] = f"the walk from the refs stopped: {exc}"
     return seen

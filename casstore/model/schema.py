@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from casstore import codec
@@ -47,6 +48,11 @@ def _is_int(value: object) -> bool:
     return type(value) is int
 
 
+def _is_count(value: object, limit: int | None = None) -> bool:
+    """A whole number (not a bool) from 0 to ``limit``."""
+    return type(value) is int and value >= 0 and (limit is None or value <= limit)
+
+
 def _is_str(value: object, non_empty: bool = False) -> bool:
     if type(value) is not str or (non_empty and not value):
         return False
@@ -70,7 +76,7 @@ def _link(obj: dict[str, Any], name: str, what: str) -> bytes:
 def _decode_map(data: bytes, what: str, user_data: bool = False) -> dict[str, Any]:
     try:
         obj = codec.decode_value(data) if user_data else codec.decode(data)
-    except Exception as exc:  # noqa: BLE001 - any decoding failure is the problem reported
+    except Exception as exc:  # any decoding failure is the problem reported
         raise _Invalid(f"{what} does not decode: {exc}") from None
     _require(isinstance(obj, dict), f"{what} is not a map")
     assert isinstance(obj, dict)
@@ -93,8 +99,7 @@ def check_network_root(data: bytes) -> list[tuple[bytes, Kind]]:
     links = [(_link(root, name, "network root"), f"tree:{name}") for name in records.NETWORK_TREES]
     for name in ("current", "rootGroup"):
         _require(_is_str(root.get(name)), f"network root: {name!r} is not a string")
-    size = root.get("size")
-    _require(_is_int(size) and size >= 0, "network root: 'size' is not a whole number")
+    _require(_is_count(root.get("size")), "network root: 'size' is not a whole number")
     return links
 
 
@@ -106,15 +111,14 @@ def check_snapshot(data: bytes) -> list[tuple[bytes, Kind]]:
     root = _link(snap, "root", "snapshot")
     for name in ("parent", "label"):
         _require(snap.get(name) is None or _is_str(snap.get(name)), f"snapshot: {name!r} is not a string or null")
-    time = snap.get("time")
+    time: Any = snap.get("time")
     _require(_is_str(time), "snapshot: 'time' is not a string")
     try:
         when = datetime.fromisoformat(time)
     except ValueError:
         raise _Invalid(f"snapshot: 'time' {time!r} is not an ISO-8601 time") from None
     _require(when.tzinfo is not None, f"snapshot: 'time' {time!r} has no time zone")
-    size = snap.get("size")
-    _require(_is_int(size) and size >= 0, "snapshot: 'size' is not a whole number")
+    _require(_is_count(snap.get("size")), "snapshot: 'size' is not a whole number")
     return [(root, "net")]
 
 
@@ -150,7 +154,7 @@ def _user_value(value: object, what: str) -> Any:
     assert isinstance(value, bytes)
     try:
         return codec.decode_value(value)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _Invalid(f"{what} does not decode: {exc}") from None
 
 
@@ -170,7 +174,7 @@ def _contact(key: str, value: bytes, links: list[tuple[bytes, Kind]]) -> None:
         _user_value(record["c"], f"{what} content")
     else:
         links.append((_link(record, "C", what), "data"))
-        _require(_is_int(record.get("z")) and record["z"] >= 0, f"{what}: 'z' (content size) is not a number")
+        _require(_is_count(record.get("z")), f"{what}: 'z' (content size) is not a number")
     _optional(record, "b", lambda v: v in BLEND_MODES and _is_str(v), what, "a blend mode")
     _optional(record, "B", lambda v: type(v) is bool, what, "a bool")
     _optional(record, "d", lambda v: v in BOUNDARY_DIRECTIONS[1:] and _is_str(v), what, "a boundary direction")
@@ -194,10 +198,10 @@ def check_node(tree_kind: str, data: bytes) -> list[tuple[bytes, Kind]]:
     node = _decode_map(data, what)
     _require(node.get("t") == tree_kind, f"not a {what} (its 't' is {node.get('t')!r})")
     height, keys = node.get("h"), node.get("k")
-    _require(_is_int(height) and 0 <= height <= MAX_TREE_HEIGHT, f"{what}: 'h' is not a tree height")
+    _require(_is_count(height, MAX_TREE_HEIGHT), f"{what}: 'h' is not a tree height")
     _require(isinstance(keys, list) and all(_is_str(k) for k in keys), f"{what}: 'k' is not a list of strings")
     assert isinstance(keys, list)
-    _require(all(a < b for a, b in zip(keys, keys[1:], strict=False)), f"{what}: keys are not in strictly rising order")
+    _require(all(a < b for a, b in pairwise(keys)), f"{what}: keys are not in strictly rising order")
     links: list[tuple[bytes, Kind]] = []
     if height:
         children = node.get("c")
@@ -251,7 +255,7 @@ class StructureCheck:
             self._check(item)
         except _Invalid as exc:
             return str(exc)
-        except Exception as exc:  # noqa: BLE001 - a check never raises: what broke it is the finding
+        except Exception as exc:  # a check never raises: what broke it is the finding
             return f"{item.kind} object does not decode: {exc}"
         return None
 
@@ -299,6 +303,6 @@ class StructureCheck:
                 check_body(codec.unframe(frame, digest))
             except _Invalid as exc:
                 problems[digest] = str(exc)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 problems[digest] = f"group body unreadable: {exc}"
         return problems
