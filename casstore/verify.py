@@ -87,10 +87,15 @@ class VerifyReport:
         return not self.corrupt and not self.missing and not self.invalid and not self.damaged
 
 
-def _check_batch(blobs: BlobStore, digests: list[bytes]) -> tuple[int, int, list[str]]:
+_Checked = tuple[int, int, list[str], dict[bytes, str]]
+
+
+def _check_batch(blobs: BlobStore, digests: list[bytes]) -> _Checked:
+    """``(objects checked, their bytes, corrupt ids, refused reads → reason)`` of one batch."""
     checked = size = 0
     bad: list[str] = []
-    frames = _read_tolerantly(blobs, digests, {})
+    refused: dict[bytes, str] = {}
+    frames = _read_tolerantly(blobs, digests, refused)
     for digest, stored in zip(digests, frames, strict=False):
         checked += 1
         if stored is None:  # listed but unreadable (or deleted meanwhile)
@@ -100,7 +105,7 @@ def _check_batch(blobs: BlobStore, digests: list[bytes]) -> tuple[int, int, list
             size += len(unframe(stored, digest))
         except CorruptObject:
             bad.append(format_id(digest))
-    return checked, size, bad
+    return checked, size, bad, refused
 
 
 def _read_tolerantly(blobs: BlobStore, digests: Sequence[bytes], refused: dict[bytes, str]) -> list[bytes | None]:
@@ -161,13 +166,14 @@ def _verify(
     store: ObjectStore, report: VerifyReport, progress: Callable[[int], None] | None, threads: int, structure: bool
 ) -> None:
     blobs = store.blobs
-    pending: deque[Future[tuple[int, int, list[str]]]] = deque()
+    pending: deque[Future[_Checked]] = deque()
 
-    def collect(future: Future[tuple[int, int, list[str]]]) -> None:
-        checked, size, bad = future.result()
+    def collect(future: Future[_Checked]) -> None:
+        checked, size, bad, refused = future.result()
         report.objects += checked
         report.bytes += size
         report.corrupt.extend(bad)
+        report.damaged.update((format_id(digest), reason) for digest, reason in refused.items())
         if progress:
             progress(checked)
 

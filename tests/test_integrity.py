@@ -174,7 +174,7 @@ def test_case_8_s3_faults_only_ever_raise_storage_errors(
 
 
 def damage_index(store: S3Store, data: bytes) -> str:
-    key = next(item["Key"] for item in store.client.list_keys(store.prefix + "index/"))
+    key: str = next(item["Key"] for item in store.client.list_keys(store.prefix + "index/"))
     store.client.call("put_object", Key=key, Body=data)
     return key
 
@@ -260,7 +260,7 @@ def test_case_9_verify_bypasses_a_wrappers_frame_cache() -> None:
     store = NetworkStore(CachingStore(backend, frame_bytes=64 << 20))
     store.save_network_state("net", rich_state())
     assert verify(store).ok
-    frames = backend.blobs._frames  # damage every object under the warm cache
+    frames = backend.blobs._frames  # type: ignore[attr-defined]  # damage every object under the warm cache
     for digest in list(frames):
         frames[digest] = b"\x00damaged"
     assert len(verify(store).corrupt) == len(frames)
@@ -449,7 +449,7 @@ def test_file_store_permission_errors_are_storage_permission_errors(
     def denied(*args: Any, **kwargs: Any) -> Any:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(file_backend.os, "open", denied)
+    monkeypatch.setattr(os, "open", denied)  # the object files
     with pytest.raises(StoragePermissionError):
         store.save_contact_content("net", "root", "root-c1", "new value")
     monkeypatch.undo()
