@@ -92,7 +92,7 @@ _STAGE_BATCH = 4096
 MAX_BLOCK_BYTES = codec.CID_SIZE + codec.MAX_OBJECT_BYTES
 #: A ``.zst`` image may decompress to this much plus MAX_RATIO times its compressed bytes read so far.
 DECOMPRESSED_FLOOR = 16 << 20
-MAX_RATIO = 1024
+MAX_RATIO = 512
 #: The largest zstd window a ``.zst`` image may use (casstore writes level 9: 8 MiB at most).
 MAX_WINDOW_BYTES = 32 << 20
 #: Bytes asked of the stream per read, so memory follows what a block really holds, not what it claims.
