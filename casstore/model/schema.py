@@ -56,6 +56,8 @@ def _is_count(value: object, limit: int | None = None) -> bool:
 def _is_str(value: object, non_empty: bool = False) -> bool:
     if type(value) is not str or (non_empty and not value):
         return False
+    if value.isascii():  # the common case, checked cheaply
+        return True
     try:
         value.encode()
     except UnicodeEncodeError:
@@ -142,11 +144,34 @@ def check_body(data: bytes) -> None:
     _optional(body, "a", lambda v: isinstance(v, dict), "group body", "a map (attributes)")
 
 
-def _member_key(key: str, what: str) -> None:
+def _is_id(value: object) -> bool:
+    return _is_str(value, non_empty=True)
+
+
+#: Optional fields of contact and wire records: name → (test, what it must be).  Only the fields a
+#: record has are looked at (a typical record has one or two), and a message is built only on failure.
+_CONTACT_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "b": (lambda v: _is_str(v) and v in BLEND_MODES, "a blend mode"),
+    "B": (lambda v: type(v) is bool, "a bool"),
+    "d": (lambda v: _is_str(v) and v in BOUNDARY_DIRECTIONS[1:], "a boundary direction"),
+    "n": (_is_str, "a string (name)"),
+    "i": (_is_id, "an id"),
+    "g": (_is_id, "an id"),
+    "z": (_is_count, "a size"),
+}
+_WIRE_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "f": (_is_id, "a contact id"),
+    "t": (_is_id, "a contact id"),
+    "y": (lambda v: _is_str(v) and v in WIRE_TYPES, "a wire type"),
+    "i": (_is_id, "an id"),
+    "g": (_is_id, "an id"),
+}
+
+
+def _member_key(key: str) -> None:
     length, colon, rest = key.partition(":")
-    _require(bool(colon) and length.isdigit() and length.isascii(), f"{what}: key {key!r} is not a member key")
-    n = int(length)
-    _require(0 < n < len(rest), f"{what}: key {key!r} is not a member key")
+    if not (colon and length.isdigit() and length.isascii() and 0 < int(length) < len(rest)):
+        raise _Invalid("its key is not a member key")
 
 
 def _user_value(value: object, what: str) -> Any:
@@ -158,38 +183,43 @@ def _user_value(value: object, what: str) -> Any:
         raise _Invalid(f"{what} does not decode: {exc}") from None
 
 
-def _member_fields(record: dict[str, Any], what: str) -> None:
+def _member_record(key: str, value: bytes, fields: dict[str, tuple[Callable[[object], bool], str]]) -> dict[str, Any]:
+    """The record of a contact or wire, its key and the fields both kinds share checked."""
+    _member_key(key)
+    try:
+        record = codec.decode(value)
+    except Exception as exc:
+        raise _Invalid(f"does not decode: {exc}") from None
+    _require(type(record) is dict, "is not a map")
+    assert isinstance(record, dict)
+    for name, field_value in record.items():
+        check = fields.get(name)
+        if check is not None and not check[0](field_value):
+            raise _Invalid(f"{name!r} is not {check[1]}")
     if "a" in record:
-        _require(isinstance(_user_value(record["a"], f"{what} attributes"), dict), f"{what}: attributes not a map")
-    for name in ("i", "g"):
-        _optional(record, name, lambda v: _is_str(v, non_empty=True), what, "an id")
+        _require(isinstance(_user_value(record["a"], "attributes"), dict), "attributes are not a map")
+    return record
 
 
 def _contact(key: str, value: bytes, links: list[tuple[bytes, Kind]]) -> None:
-    what = f"contact {key!r}"
-    _member_key(key, what)
-    record = _decode_map(value, what)
-    if "c" in record:
-        _require("C" not in record, f"{what} has both an inline and a separate content")
-        _user_value(record["c"], f"{what} content")
-    else:
-        links.append((_link(record, "C", what), "data"))
-        _require(_is_count(record.get("z")), f"{what}: 'z' (content size) is not a number")
-    _optional(record, "b", lambda v: v in BLEND_MODES and _is_str(v), what, "a blend mode")
-    _optional(record, "B", lambda v: type(v) is bool, what, "a bool")
-    _optional(record, "d", lambda v: v in BOUNDARY_DIRECTIONS[1:] and _is_str(v), what, "a boundary direction")
-    _optional(record, "n", _is_str, what, "a string (name)")
-    _member_fields(record, what)
+    try:
+        record = _member_record(key, value, _CONTACT_FIELDS)
+        if "c" in record:
+            _require("C" not in record, "has both an inline and a separate content")
+            _user_value(record["c"], "content")
+        else:
+            links.append((_link(record, "C", "the record"), "data"))
+            _require("z" in record, "has a separate content but no 'z' (its size)")
+    except _Invalid as exc:
+        raise _Invalid(f"contact {key!r}: {exc}") from None
 
 
 def _wire(key: str, value: bytes) -> None:
-    what = f"wire {key!r}"
-    _member_key(key, what)
-    record = _decode_map(value, what)
-    for name in ("f", "t"):
-        _require(_is_str(record.get(name), non_empty=True), f"{what}: {name!r} is not a contact id")
-    _optional(record, "y", lambda v: v in WIRE_TYPES and _is_str(v), what, "a wire type")
-    _member_fields(record, what)
+    try:
+        record = _member_record(key, value, _WIRE_FIELDS)
+        _require("f" in record and "t" in record, "lacks 'f' or 't' (the contacts it joins)")
+    except _Invalid as exc:
+        raise _Invalid(f"wire {key!r}: {exc}") from None
 
 
 def check_node(tree_kind: str, data: bytes) -> list[tuple[bytes, Kind]]:
@@ -214,19 +244,23 @@ def check_node(tree_kind: str, data: bytes) -> list[tuple[bytes, Kind]]:
     _require(isinstance(values, list) and len(values) == len(keys), f"{what}: 'v' does not match 'k'")
     assert isinstance(values, list)
     _require(all(isinstance(v, bytes) for v in values), f"{what}: a value is not encoded data")
-    for key, value in zip(keys, values, strict=True):
-        if tree_kind == "groups":
+    entries = zip(keys, values, strict=True)
+    if tree_kind == "groups":
+        for key, value in entries:
             _require(bool(key), f"{what}: an empty group id")
             links.append((_link(_decode_map(value, f"group {key!r}"), "b", f"group {key!r}"), "body"))
-        elif tree_kind == "contacts":
+    elif tree_kind == "contacts":
+        for key, value in entries:
             _contact(key, value, links)
-        elif tree_kind == "wires":
+    elif tree_kind == "wires":
+        for key, value in entries:
             _wire(key, value)
-        elif tree_kind == "index":
-            _require(value == records.NULL, f"{what}: entry {key!r} is not null")
-            _require(key[:1] in ("a", "t"), f"{what}: key {key!r} is not an attribute or tag entry")
-        else:
-            raise _Invalid(f"no tree of kind {tree_kind!r}")
+    elif tree_kind == "index":
+        for key, value in entries:
+            if value != records.NULL or key[:1] not in ("a", "t"):
+                raise _Invalid(f"{what}: entry {key!r} is not an attribute or tag entry (a key and null)")
+    else:
+        raise _Invalid(f"no tree of kind {tree_kind!r}")
     return links
 
 
