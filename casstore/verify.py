@@ -48,7 +48,7 @@ BATCH = 2048
 #: narrowing down which ref of a listing is damaged.
 REF_NAME_CHARACTERS = "/%+,-.0123456789:=@ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"
 #: Listings tried while narrowing down damaged refs; past this, the narrowest prefix is reported.
-_NARROWING_BUDGET = 4000
+_NARROWING_BUDGET = 20000
 #: What a read the store refused stands in as: a frame that never unframes (so the walk reports it).
 _UNREADABLE = b""
 

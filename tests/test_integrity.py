@@ -223,9 +223,13 @@ def test_case_9_a_damaged_ref_file_is_a_finding(tmp_path: Path) -> None:
     with NetworkStore(FileStore(tmp_path / "f")) as store:
         store.save_network_state("net", rich_state())
         store.save_network_state("other", rich_state())
+        snapshot = store.save_snapshot("other")
         (tmp_path / "f" / "refs" / "networks" / "net" / "head").write_bytes(b"\xffnot an id\n")
+        (tmp_path / "f" / "refs" / "networks" / "other" / "snapshots" / snapshot).write_bytes(b"")
+        started = time.monotonic()
         report = verify(store)
-        assert list(report.damaged) == ["networks/net/head"], report.damaged
+        assert sorted(report.damaged) == ["networks/net/head", f"networks/other/snapshots/{snapshot}"], report
+        assert time.monotonic() - started < 60
         assert report.reachable == store.blobs.stats().objects > 0, "the other refs were still walked"
 
 
