@@ -18,8 +18,19 @@ what the target already holds, and writes children-first through the
 target's ``receive_pack``), the target's refs moving with the last batch.  The
 walk finishes before anything is written, so a damaged or incomplete image
 raises :class:`~casstore.errors.InvalidArchive` before the target changes at
-all.  Archiving is a transfer too, into a write-only sink whose
-``receive_pack`` appends each pack's objects to the image.
+all.  Before that transfer, the whole DAG of the image is walked in the stage
+and every object held to the schema of the kind it is reached by
+(:class:`casstore.model.schema.StructureCheck`), so a hash-correct image whose
+network root, tree nodes or records are malformed is refused too.  Reading is
+bounded: a block may not claim more than :data:`MAX_BLOCK_BYTES`, a ``.zst``
+image may not decompress to more than :data:`DECOMPRESSED_FLOOR` plus
+:data:`MAX_RATIO` times its compressed size (a zstd bomb is refused early), and
+its zstd window is capped at :data:`MAX_WINDOW_BYTES`.
+
+Archiving is a transfer too, into a write-only sink whose ``receive_pack``
+appends each pack's objects to the image.  Archiving the current state writes
+nothing to the source: the snapshot commit naming it is built in memory and
+exists only in the image.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import zstandard
@@ -44,23 +55,48 @@ from casstore.errors import (
     NetworkExists,
     NetworkNotFound,
     ObjectNotFound,
+    StorageConnectionError,
     StorageError,
 )
 from casstore.model import records
 from casstore.model.network import NetworkStore
 from casstore.model.refs import head_ref, snapshot_ref, tip_ref
-from casstore.pack import read_pack
-from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefUpdate
+from casstore.model.schema import StructureCheck
+from casstore.model.walk import Kind, Reached, walk
+from casstore.pack import PackBuilder, read_pack
+from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefUpdate, os_error
 from casstore.store.lmdb import LmdbStore
 from casstore.sync import Progress, TransferStats, transfer
 
-__all__ = ["ArchiveReport", "archive", "open_source", "open_target", "read_header", "read_sections", "restore"]
+__all__ = [
+    "DECOMPRESSED_FLOOR",
+    "MAX_BLOCK_BYTES",
+    "MAX_RATIO",
+    "MAX_WINDOW_BYTES",
+    "ArchiveReport",
+    "archive",
+    "check_image",
+    "open_source",
+    "open_target",
+    "read_header",
+    "read_sections",
+    "restore",
+]
 
 #: Bytes per multipart upload part (S3's minimum is 5 MiB).
 PART_BYTES = 8 << 20
 #: Frames held between the walk and the write while archiving; beyond this they are read again.
 ARCHIVE_HOLD_BYTES = 32 << 20
 _STAGE_BATCH = 4096
+#: The longest block an image may hold: a CID and the largest object casstore reads back.
+MAX_BLOCK_BYTES = codec.CID_SIZE + codec.MAX_OBJECT_BYTES
+#: A ``.zst`` image may decompress to this much plus MAX_RATIO times its compressed bytes read so far.
+DECOMPRESSED_FLOOR = 16 << 20
+MAX_RATIO = 512
+#: The largest zstd window a ``.zst`` image may use (casstore writes level 9: 8 MiB at most).
+MAX_WINDOW_BYTES = 32 << 20
+#: Bytes asked of the stream per read, so memory follows what a block really holds, not what it claims.
+_READ_BYTES = 1 << 20
 
 
 @dataclass
@@ -80,7 +116,7 @@ class ArchiveReport:
 def _read_exact(stream: IO[bytes], n: int, what: str) -> bytes:
     chunks, left = [], n
     while left:
-        chunk = stream.read(left)
+        chunk = stream.read(min(left, _READ_BYTES))
         if not chunk:
             raise InvalidArchive(f"the image is truncated inside {what}")
         chunks.append(chunk)
@@ -144,6 +180,10 @@ def read_sections(stream: IO[bytes]) -> Iterator[tuple[bytes, bytes]]:
             return
         if length < codec.CID_SIZE:
             raise InvalidArchive(f"{what} is shorter than a CID")
+        if length > MAX_BLOCK_BYTES:
+            raise InvalidArchive(
+                f"{what} claims {length:,} bytes, more than an object may have ({codec.MAX_OBJECT_BYTES:,})"
+            )
         body = _read_exact(stream, length, what)
         if not body.startswith(codec.CID_PREFIX):
             raise InvalidArchive(f"{what} has a CID casstore does not write (not DAG-CBOR + BLAKE3)")
@@ -225,13 +265,19 @@ def open_target(target: str) -> Iterator[IO[bytes]]:
         raw.finish()
         return
     path = Path(target)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    except OSError as exc:
+        raise os_error(exc, f"cannot write an image at {target}") from None
     try:
         with os.fdopen(handle, "wb") as raw:
             yield from _compressed(raw, compress)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(temp, path)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise os_error(exc, f"cannot write an image at {target}") from None
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
@@ -245,24 +291,66 @@ def _compressed(raw: IO[bytes], compress: bool) -> Iterator[IO[bytes]]:
         yield writer
 
 
-class _Reader:
-    """``read(n)`` over any stream with ``read``, refilled in large chunks (varints are read a byte at a time)."""
+class _Counted(io.RawIOBase):
+    """A raw stream that counts the bytes read from it (the compressed side of a ``.zst`` image)."""
 
     def __init__(self, raw: Any) -> None:
+        super().__init__()
+        self.raw, self.count = raw, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self.raw.read(n)
+        self.count += len(data)
+        return data
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _Reader:
+    """``read(n)`` over any stream with ``read``, refilled in chunks of :data:`_READ_BYTES` (varints are read
+    a byte at a time).  Over a decompressing stream, refuses to produce more than the ratio bound allows;
+    any failure of the stream below becomes a StorageError naming ``source``."""
+
+    def __init__(self, raw: Any, source: str, compressed: _Counted | None = None) -> None:
         self.raw, self.buffer, self.at = raw, b"", 0
+        self.source, self.compressed, self.produced = source, compressed, 0
 
     def read(self, n: int) -> bytes:
         if self.at + n > len(self.buffer):
-            self.buffer = self.buffer[self.at :] + self.raw.read(max(n, 1 << 20))
+            self.buffer = self.buffer[self.at :] + self._refill(max(n, _READ_BYTES))
             self.at = 0
         out = self.buffer[self.at : self.at + n]
         self.at += len(out)
         return out
 
+    def _refill(self, n: int) -> bytes:
+        try:
+            data: bytes = self.raw.read(n)
+        except zstandard.ZstdError as exc:
+            raise InvalidArchive(f"{self.source} is not a valid zstd stream: {exc}") from None
+        except StorageError:
+            raise
+        except OSError as exc:
+            raise os_error(exc, f"cannot read {self.source}") from None
+        except Exception as exc:  # a dropped S3 stream (botocore, urllib3): the connection failed
+            raise StorageConnectionError(f"reading {self.source} failed: {exc}") from None
+        self.produced += len(data)
+        if self.compressed is not None and self.produced > DECOMPRESSED_FLOOR + MAX_RATIO * self.compressed.count:
+            raise InvalidArchive(
+                f"{self.source} decompresses to more than {MAX_RATIO} times its size "
+                f"({self.produced:,} bytes from {self.compressed.count:,}): refused as a zstd bomb"
+            )
+        return data
+
 
 @contextmanager
 def open_source(source: str) -> Iterator[IO[bytes]]:
-    """A stream of an image's bytes (decompressed if the name ends in ``.zst``)."""
+    """A stream of an image's bytes (decompressed if the name ends in ``.zst``, with the bounds above)."""
     if source.startswith("s3://"):
         from botocore.exceptions import ClientError
 
@@ -274,11 +362,18 @@ def open_source(source: str) -> Iterator[IO[bytes]]:
     else:
         if not Path(source).is_file():
             raise ObjectNotFound(str(source), f"no image at {source}")
-        raw = open(source, "rb")  # noqa: SIM115 - closed below
+        try:
+            raw = open(source, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise os_error(exc, f"cannot read {source}") from None
     try:
         if source.endswith(".zst"):
-            raw = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
-        yield _Reader(raw)  # type: ignore[misc]
+            counted = _Counted(raw)
+            decompressor = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_BYTES)
+            raw = decompressor.stream_reader(cast(IO[bytes], counted), read_size=_READ_BYTES // 8, closefd=True)
+            yield _Reader(raw, source, counted)  # type: ignore[misc]
+        else:
+            yield _Reader(raw, source)  # type: ignore[misc]
     except zstandard.ZstdError as exc:
         raise InvalidArchive(f"{source} is not a valid zstd stream: {exc}") from None
     finally:
@@ -354,18 +449,32 @@ def archive(
 ) -> ArchiveReport:
     """Write everything reachable from one snapshot of ``network_id`` to ``target`` as a CAR v1 image.
 
-    ``snapshot_id`` defaults to a fresh snapshot of the current state.  The image
-    appears at ``target`` only once complete.
+    ``snapshot_id`` defaults to the current state: a snapshot commit of the head
+    (labelled ``"archive"``) is built in memory and written only to the image, so
+    the source is never written to.  The image appears at ``target`` only once complete.
     """
     if snapshot_id is None:
-        if not store.exists(network_id):
+        head = store.refs.get(head_ref(network_id))
+        if head is None:
             raise NetworkNotFound(f"network {network_id!r} not found")
-        snapshot_id = store.save_snapshot(network_id, "archive")
-    digest, _ = store.find_snapshot(network_id, snapshot_id)
+        tip = store.refs.get(tip_ref(network_id))
+        size = store.network_root(head)["size"]
+        parent = None if tip is None else codec.format_id(tip)
+        commit: bytes | None = records.encode_snapshot(network_id, head, parent, "archive", size)
+        assert commit is not None
+        digest, roots = codec.hash_bytes(commit), [(head, "net")]
+    else:
+        commit = None
+        digest, _ = store.find_snapshot(network_id, snapshot_id)
+        roots = [(digest, "snap")]
     with open_target(target) as out:
         out.write(header_bytes(digest))
         sink = _CarSink(out, target)
-        transfer(store, sink, [(digest, "snap")], remote=sink, progress=progress, hold_bytes=ARCHIVE_HOLD_BYTES)
+        transfer(store, sink, roots, remote=sink, progress=progress, hold_bytes=ARCHIVE_HOLD_BYTES)
+        if commit is not None:  # after the root it names (blocks are children-first), through the same seam
+            builder = PackBuilder()
+            builder.add_frames(codec.frame_many([commit]))
+            sink.receive_pack(builder.finish())
     return ArchiveReport(network_id, codec.format_id(digest), sink.blobs.objects, sink.blobs.bytes)
 
 
@@ -400,16 +509,18 @@ def restore(
                     stage.blobs.put_frames(codec.frame_many_hashed(batch))
                     batch = []
             stage.blobs.put_frames(codec.frame_many_hashed(batch))
-        try:
-            snap = records.decode_snapshot(stage.blobs.get(snapshot))
-        except ObjectNotFound:
-            raise InvalidArchive(f"the image lacks its root, snapshot {codec.format_id(snapshot)}") from None
-        except StorageError:
-            raise InvalidArchive("the image's root is not a casstore snapshot") from None
+        if stage.blobs.missing([snapshot]):
+            raise InvalidArchive(f"the image lacks its root, snapshot {codec.format_id(snapshot)}")
+        check_image(stage, snapshot)
+        snap = records.decode_snapshot(stage.blobs.get(snapshot))
         network_id = network_id or snap["network"]
         root = snap["root"]
+        try:
+            head_name = head_ref(network_id)
+        except StorageError as exc:
+            raise InvalidArchive(f"the image's network id is not usable: {exc}") from None
 
-        head = store.refs.get(head_ref(network_id))
+        head = store.refs.get(head_name)
         if head is not None and head != root and not force:
             raise NetworkExists(
                 f"network {network_id!r} exists with another state; restore it under another name or force"
@@ -417,7 +528,7 @@ def restore(
         tip = store.refs.get(tip_ref(network_id))
         updates = [
             RefUpdate(snapshot_ref(network_id, codec.format_id(snapshot)), None, snapshot, required=False),
-            RefUpdate(head_ref(network_id), head, root),
+            RefUpdate(head_name, head, root),
             RefUpdate(tip_ref(network_id), tip, snapshot, required=False),
         ]
         try:
@@ -425,3 +536,25 @@ def restore(
         except ObjectNotFound as exc:
             raise InvalidArchive(f"the image is incomplete: {exc}") from None
     return ArchiveReport(network_id, codec.format_id(snapshot), objects, nbytes, written)
+
+
+def check_image(stage: ObjectStore, snapshot: bytes) -> None:
+    """Walk the whole DAG of a staged image, every object held to its schema; :class:`InvalidArchive` at
+    the first object that is absent, does not re-hash, or breaks the schema of the kind it is reached by."""
+    check = StructureCheck()
+
+    def on_missing(digest: bytes, kind: Kind) -> None:
+        raise InvalidArchive(f"the image is incomplete: it lacks {kind} object {codec.format_id(digest)}")
+
+    def on_corrupt(digest: bytes, kind: Kind, exc: Exception) -> None:
+        raise InvalidArchive(f"the image's {kind} object {codec.format_id(digest)} is malformed: {exc}")
+
+    def visit(level: list[Reached]) -> None:
+        for item in level:
+            problem = check.check(item)
+            if problem is not None:
+                raise InvalidArchive(f"the image's {item.kind} object {codec.format_id(item.digest)}: {problem}")
+
+    walk(stage.blobs.get_frames, [(snapshot, "snap")], visit=visit, on_missing=on_missing, on_corrupt=on_corrupt)
+    for digest, problem in check.finish(stage.blobs.get_frames).items():
+        raise InvalidArchive(f"the image's object {codec.format_id(digest)}: {problem}")

@@ -4,7 +4,8 @@ Marking follows casstore's schema (:mod:`casstore.model.walk`), so a kept
 object always keeps its whole subtree: the invariant "a present object implies
 its whole subtree is present" survives gc.  Objects written (or re-written)
 within the grace period are never swept, so a concurrent writer's fresh objects
-survive until its ref moves.
+survive until its ref moves.  The temporary files a killed write left
+(``file://``'s ``tmp/*.tmp``) are removed once older than the grace period too.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from casstore.codec import format_id
 from casstore.model.refs import ref_kind
 from casstore.model.walk import Reached, walk
 from casstore.store.base import ObjectStore
+from casstore.verify import backend_of
 
-__all__ = ["DEFAULT_GRACE_MINUTES", "GcReport", "collect_garbage", "mark"]
+__all__ = ["DEFAULT_GRACE_MINUTES", "GcReport", "TempFiles", "collect_garbage", "mark"]
 
 DEFAULT_GRACE_MINUTES = 60.0
 _BATCH = 4096
@@ -35,6 +38,15 @@ class GcReport:
     swept_bytes: int = 0
     missing: list[str] = field(default_factory=list)
     dry_run: bool = False
+    #: temporary files of killed writes (``file://``'s ``tmp/*.tmp``) older than the grace period, removed
+    temp_files: int = 0
+
+
+@runtime_checkable
+class TempFiles(Protocol):
+    """A backend whose killed writes can leave temporary files behind (``file://``)."""
+
+    def remove_temp_files(self, older_than: float, dry_run: bool = False) -> int: ...
 
 
 def mark(store: ObjectStore, progress: Callable[[int], None] | None = None) -> tuple[set[bytes], list[str]]:
@@ -79,6 +91,9 @@ def collect_garbage(
             report.kept_recent += 1
         else:
             doomed.append(digest)
+    backend = backend_of(store)
+    if isinstance(backend, TempFiles):
+        report.temp_files = backend.remove_temp_files(started - grace_minutes * 60, dry_run=dry_run)
     for start in range(0, len(doomed), _BATCH):
         chunk = doomed[start : start + _BATCH]
         report.swept_bytes += sum(len(f) for f in store.blobs.get_frames(chunk) if f is not None)

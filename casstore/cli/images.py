@@ -57,7 +57,11 @@ def _check_local_target(target: str, force: bool) -> None:
 )
 @click.argument("network")
 @click.argument("target")
-@click.option("--snapshot", "snapshot_id", help="Archive this snapshot (default: a fresh one of the current state).")
+@click.option(
+    "--snapshot",
+    "snapshot_id",
+    help="Archive this snapshot (default: the current state; its snapshot is written only to the image).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing local image file.")
 @click.pass_context
 def archive_network(ctx: click.Context, network: str, target: str, snapshot_id: str | None, force: bool) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from casstore import codec
@@ -114,7 +115,7 @@ def _network_stats(ctx: click.Context, network: str) -> None:
 @verb("casstore verify\ncasstore --quiet verify && echo intact")
 @click.pass_context
 def verify(ctx: click.Context) -> None:
-    """Re-hash every object; exit 1 if any is corrupt."""
+    """Re-hash every object and check its structure; exit 1 if anything is corrupt, invalid, missing or damaged."""
     with opened(ctx) as store:
         total = store.blobs.stats().objects
         with progress_bar() as progress:
@@ -127,6 +128,8 @@ def verify(ctx: click.Context) -> None:
             "reachable": report.reachable,
             "corrupt": report.corrupt,
             "missing": report.missing,
+            "invalid": report.invalid,
+            "damaged": report.damaged,
         }
         summary = f"{report.objects:,} objects, {human_bytes(report.bytes)} checked"
         if json_mode():
@@ -136,8 +139,15 @@ def verify(ctx: click.Context) -> None:
                 err.print(f"[red]corrupt[/] {object_id}", highlight=False)
             for object_id in report.missing:
                 err.print(f"[red]missing[/] {object_id} (named by a reachable object)", highlight=False)
+            for object_id, problem in report.invalid.items():
+                err.print(f"[red]invalid[/] {object_id}: {escape(problem)}", highlight=False)
+            for name, problem in report.damaged.items():
+                err.print(f"[red]damaged[/] {escape(name)}: {escape(problem)}", highlight=False)
         if not report.ok:
-            fail(f"{summary}: {len(report.corrupt)} corrupt, {len(report.missing)} missing", "VERIFY_FAILED")
+            counts = f"{len(report.corrupt)} corrupt, {len(report.missing)} missing"
+            if report.invalid or report.damaged:
+                counts += f", {len(report.invalid)} invalid, {len(report.damaged)} damaged"
+            fail(f"{summary}: {counts}", "VERIFY_FAILED")
         say(f"ok: {summary}")
 
 

@@ -11,6 +11,9 @@ finishes a journal it finds: the moves of one commit land all or none, whatever
 process dies when.  Names and ids are validated
 before they become paths.  An object's mtime is its write time (re-writing an
 existing object refreshes it, as git does), which gc's grace period reads.
+A write killed part-way leaves at most a ``tmp/*.tmp`` file; gc deletes those
+older than its grace period, and opening the store those older than an hour.
+Filesystem failures are StorageErrors (``STORAGE_PERMISSION_ERROR`` for a refused one).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import errno
 import fcntl
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +55,8 @@ FORMAT_VERSION = "1\n"
 #: The moves of a multi-ref commit while it is being applied (see FileRefs.commit).
 JOURNAL = "refs.journal"
 JOURNAL_HEADER = "casstore refs journal 1"
+#: Opening a store deletes ``tmp/*.tmp`` files older than this (gc's default grace period): a killed write's.
+STALE_TEMP_S = 3600.0
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -90,16 +96,19 @@ class FileBlobs(BlobStore):
 
     def put_frames(self, items: Sequence[tuple[bytes, bytes]]) -> None:
         touched: set[Path] = set()
-        for digest, stored in items:
-            target = self._path(digest)
-            if target.exists():
-                os.utime(target)  # freshen: gc's grace period counts from the last write
-                continue
-            target.parent.mkdir(exist_ok=True)
-            _write_atomic(self._tmp, target, stored)
-            touched.add(target.parent)
-        for directory in touched:
-            _fsync_dir(directory)
+        try:
+            for digest, stored in items:
+                target = self._path(digest)
+                if target.exists():
+                    os.utime(target)  # freshen: gc's grace period counts from the last write
+                    continue
+                target.parent.mkdir(exist_ok=True)
+                _write_atomic(self._tmp, target, stored)
+                touched.add(target.parent)
+            for directory in touched:
+                _fsync_dir(directory)
+        except OSError as exc:
+            raise os_error(exc, f"cannot store objects in {self._objects}") from None
 
     def get_frames(self, digests: Sequence[bytes]) -> list[bytes | None]:
         out: list[bytes | None] = []
@@ -108,7 +117,27 @@ class FileBlobs(BlobStore):
                 out.append(self._path(digest).read_bytes())
             except FileNotFoundError:
                 out.append(None)
+            except OSError as exc:
+                raise os_error(exc, f"cannot read object {format_id(digest)}") from None
         return out
+
+    def remove_temp_files(self, older_than: float, dry_run: bool = False) -> int:
+        """Delete the ``tmp/*.tmp`` files a killed writer left, last modified before ``older_than``
+        (seconds since the epoch); returns how many there were.  Younger ones may be a live writer's."""
+        removed = 0
+        try:
+            entries = list(os.scandir(self._tmp))
+        except OSError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.name.endswith(".tmp") and entry.stat().st_mtime < older_than:
+                    if not dry_run:
+                        os.unlink(entry.path)
+                    removed += 1
+            except OSError:  # gone meanwhile, or not ours to remove
+                continue
+        return removed
 
     def missing(self, digests: Iterable[bytes]) -> set[bytes]:
         return {d for d in set(digests) if not self._path(d).exists()}
@@ -138,6 +167,8 @@ class FileBlobs(BlobStore):
                 removed += 1
             except FileNotFoundError:
                 pass
+            except OSError as exc:
+                raise os_error(exc, f"cannot delete object {format_id(digest)}") from None
         return removed
 
     def written_since(self, timestamp: float) -> set[bytes]:
@@ -171,7 +202,11 @@ class FileRefs(RefStore):
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        with self._thread_lock, open(self._lock_path, "a+b") as handle:
+        try:
+            handle = open(self._lock_path, "a+b")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise os_error(exc, f"cannot lock the refs of {self._lock_path.parent}") from None
+        with self._thread_lock, handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
                 if self._journal.exists():  # a commit whose writer died part-way: finish it first
@@ -356,7 +391,7 @@ class FileRefs(RefStore):
             except OSError as exc:
                 if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
                     raise InvalidRefName(f"ref {name!r} clashes with another ref's path (one is a prefix)") from None
-                raise
+                raise os_error(exc, f"cannot write ref {name!r}") from None
 
     def _list(self, prefix: str) -> dict[str, bytes]:
         self.settle()
@@ -414,6 +449,7 @@ class FileStore(ObjectStore):
         self.blobs = FileBlobs(self.path)
         self.refs = FileRefs(self.path)
         self.refs.settle()
+        self.remove_temp_files(time.time() - STALE_TEMP_S)
 
     def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
         """Store ``frames``, then apply every ref move all or none (:meth:`FileRefs.commit`).
@@ -424,6 +460,13 @@ class FileStore(ObjectStore):
         for start in range(0, len(frames), BATCH * 16):
             self.blobs.put_frames(frames[start : start + BATCH * 16])
         self.refs.commit(updates)
+
+    def remove_temp_files(self, older_than: float, dry_run: bool = False) -> int:
+        """Delete the temporary files of killed writes older than ``older_than``; returns how many.
+
+        gc calls this with its grace period; opening a store does with :data:`STALE_TEMP_S`.
+        """
+        return self.blobs.remove_temp_files(older_than, dry_run)
 
 
 def _open(location: StoreLocation, create: bool) -> FileStore:

@@ -5,7 +5,8 @@ One LMDB environment with four named databases: ``blobs`` (digest → frame),
 grace period) and ``meta``.  Several processes may open the same directory:
 LMDB's own locks serialise writers, and a ref's compare-and-swap runs inside one
 write transaction.  When the map is full it is doubled and the transaction
-retried; when another process grew it, this one adopts the new size.
+retried; when another process grew it, this one adopts the new size.  A directory
+this process cannot write is opened read-only (reads work, writes raise ``READ_ONLY``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import blake3
 import lmdb
 
 from casstore.codec import DIGEST_SIZE, ref_conflict
-from casstore.errors import InvalidStoreURL, RefConflict, StorageError
+from casstore.errors import InvalidStoreURL, RefConflict, StorageError, StoreReadOnly
 from casstore.store.base import (
     BlobStats,
     BlobStore,
@@ -87,18 +88,26 @@ class _SharedExclusiveLock:
 
 
 class _Env:
-    """The environment plus the resize-and-retry discipline around every transaction."""
+    """The environment plus the resize-and-retry discipline around every transaction.
 
-    def __init__(self, path: Path, map_size: int) -> None:
+    ``read_only`` opens it with ``readonly=True`` (and without LMDB's lock file if that
+    cannot be written), and every write transaction raises :class:`StoreReadOnly`.
+    """
+
+    def __init__(self, path: Path, map_size: int, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
+        lock = not read_only or _writable(path / "lock.mdb") or _writable(path)
         try:
-            self.env = lmdb.open(str(path), map_size=map_size, max_dbs=8, max_readers=512, subdir=True)
+            self.env = lmdb.open(
+                str(path), map_size=map_size, max_dbs=8, max_readers=512, subdir=True, readonly=read_only, lock=lock
+            )
+            self.blobs = self.env.open_db(b"blobs")
+            self.refs = self.env.open_db(b"refs")
+            self.log = self.env.open_db(b"log")
+            self.meta = self.env.open_db(b"meta")
         except lmdb.Error as exc:
             raise StorageError(f"cannot open LMDB store at {path}: {exc}") from None
-        self.blobs = self.env.open_db(b"blobs")
-        self.refs = self.env.open_db(b"refs")
-        self.log = self.env.open_db(b"log")
-        self.meta = self.env.open_db(b"meta")
         self._lock = _SharedExclusiveLock()
         self.closed = False
 
@@ -106,6 +115,10 @@ class _Env:
         return self._run(fn, write=False)
 
     def write(self, fn: Callable[[Txn], T]) -> T:
+        if self.read_only:
+            raise StoreReadOnly(
+                f"lmdb://{self.path.resolve()} is read-only (its directory or data.mdb is not writable): write refused"
+            )
         return self._run(fn, write=True)
 
     def _run(self, fn: Callable[[Txn], T], write: bool) -> T:
@@ -320,26 +333,52 @@ class LmdbRefs(RefStore):
         return self._env.read(txn_fn)
 
 
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
+def _read_only_directory(path: Path) -> bool:
+    """Whether an existing store's directory, or its ``data.mdb``, cannot be written by this process."""
+    data = path / "data.mdb"
+    return path.is_dir() and data.exists() and not (_writable(path) and _writable(data))
+
+
 class LmdbStore(ObjectStore):
-    """An LMDB environment directory holding both protocols."""
+    """An LMDB environment directory holding both protocols.
+
+    A store whose directory or ``data.mdb`` this process cannot write (or one opened
+    with ``read_only=True``) is opened read-only: every read works, every write raises
+    :class:`~casstore.errors.StoreReadOnly` (``READ_ONLY``).
+    """
 
     blobs: LmdbBlobs
     refs: LmdbRefs
     atomic_commit = True
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, map_size: int = DEFAULT_MAP_SIZE) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        map_size: int = DEFAULT_MAP_SIZE,
+        read_only: bool = False,
+    ) -> None:
         if type(map_size) is not int or map_size <= 0:
             raise InvalidStoreURL(f"LMDB map_size must be a positive whole number of bytes, not {map_size!r}")
         self.path = Path(path)
         self.url = f"lmdb://{self.path.resolve()}"
         exists = (self.path / "data.mdb").exists()
-        if not create:
+        if not create or (read_only and not exists):
             require_store(exists, self.url)
         if self.path.exists() and not self.path.is_dir():
             raise StorageError(f"{self.path} exists and is not a directory")
-        make_directory(self.path)
-        self._env = _Env(self.path, map_size)
-        self._env.write(lambda txn: txn.put(FORMAT_KEY, FORMAT_VERSION, db=self._env.meta, overwrite=False))
+        self.read_only = read_only or _read_only_directory(self.path)
+        if self.read_only:
+            self._env = _Env(self.path, map_size, read_only=True)
+        else:
+            make_directory(self.path)
+            self._env = _Env(self.path, map_size)
+            self._env.write(lambda txn: txn.put(FORMAT_KEY, FORMAT_VERSION, db=self._env.meta, overwrite=False))
         self.blobs = LmdbBlobs(self._env)
         self.refs = LmdbRefs(self._env)
 

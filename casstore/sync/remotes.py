@@ -5,7 +5,7 @@ from __future__ import annotations
 from casstore import codec
 from casstore.errors import InvalidRefName, RemoteExists, RemoteNotFound
 from casstore.model.refs import REMOTES_PREFIX, remote_config_ref, remote_of_config_ref
-from casstore.store.base import ObjectStore, validate_ref_name
+from casstore.store.base import ObjectStore, RefUpdate, validate_ref_name
 
 __all__ = ["add_remote", "remote_name", "remotes", "remove_remote"]
 
@@ -15,12 +15,13 @@ def add_remote(store: ObjectStore, name: str, url: str) -> None:
     ref = remote_config_ref(validate_ref_name(name))
     if "/" in name:
         raise InvalidRefName(f"remote name {name!r} must be one ref component (no '/')")
-    digest = store.blobs.put(codec.encode_value({"url": url}))
-    current = store.refs.get(ref)
+    data = codec.encode_value({"url": url})
+    digest = codec.hash_bytes(data)
+    current = store.refs.get(ref)  # checked before anything is written: a refused add writes nothing
     if current is not None and current != digest:
         raise RemoteExists(f"remote {name!r} already exists with URL {remotes(store)[name]}; remove it first")
     if current is None:
-        store.refs.compare_and_swap(ref, None, digest)
+        store.commit(codec.frame_many([data]), [RefUpdate(ref, None, digest)])
 
 
 def remove_remote(store: ObjectStore, name: str) -> None:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import blake3
 from botocore.exceptions import ClientError
 
+from casstore.errors import CorruptObject, StorageConnectionError
 from casstore.store.base import BlobStats, BlobStore
 from casstore.store.s3.cache import FrameMemory, LocalCache
 from casstore.store.s3.client import S3Client, is_missing
@@ -40,17 +41,29 @@ ORPHAN_PACK_AGE_S = 3600.0
 class S3Blobs(BlobStore):
     """Objects in packs; the index of every pack held in memory."""
 
-    def __init__(self, client: S3Client, prefix: str, pool: ThreadPoolExecutor, cache: LocalCache | None) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        prefix: str,
+        pool: ThreadPoolExecutor,
+        cache: LocalCache | None,
+        *,
+        memory_bytes: int = MEMORY_CACHE_BYTES,
+        damaged: dict[str, str] | None = None,
+    ) -> None:
+        """``damaged``: where to note index files that do not parse (key → problem) and go on without
+        them (verify's view); by default such a file raises :class:`~casstore.errors.CorruptObject`."""
         self._client = client
         self._prefix = prefix
         self._pool = pool
         self._cache = cache
+        self._damaged = damaged
         self._lock = threading.RLock()
         self._files: dict[str, IndexFile] = {}  # live index files (not covered by a merged one)
         self._covered: set[str] = set()  # keys of index files a live merged file covers
         self._where: dict[bytes, tuple[str, int, int]] = {}  # digest → (pack key, offset, length)
         self._pack_objects: dict[str, list[tuple[int, int, bytes]]] = {}  # pack key → (offset, length, digest)
-        self._memory = FrameMemory(MEMORY_CACHE_BYTES)
+        self._memory = FrameMemory(memory_bytes)
         self.refresh()
 
     # ---- index
@@ -100,14 +113,20 @@ class S3Blobs(BlobStore):
         data = self._cache.get_file(key) if self._cache else None
         if data is None:
             try:
-                data = self._client.call("get_object", Key=key)["Body"].read()
+                data = self._client.read(key)
             except ClientError as exc:
                 if is_missing(exc):
                     return None
-                raise
+                raise StorageConnectionError(f"{self._client.bucket}: reading index file {key} failed: {exc}") from None
             if self._cache:
                 self._cache.put_file(key, data)
-        return decode_index(key, data, written)
+        try:
+            return decode_index(key, data, written)
+        except CorruptObject as exc:
+            if self._damaged is None:
+                raise
+            self._damaged[key] = str(exc)
+            return None
 
     # ---- writes
 
@@ -218,11 +237,12 @@ class S3Blobs(BlobStore):
         whole = 0 < pack_end <= WHOLE_PACK_BYTES
         start, end = (0, pack_end) if whole else (run[0][0], run[-1][0] + run[-1][1])
         try:
-            body = self._client.call("get_object", Key=pack, Range=f"bytes={start}-{end - 1}")["Body"].read()
+            body = self._client.read(pack, Range=f"bytes={start}-{end - 1}")
         except ClientError as exc:
             if is_missing(exc):
                 return {}  # the pack went away (gc); the caller refreshes the index
-            raise
+            # InvalidRange: the index names bytes past the pack's end
+            raise CorruptObject(pack, f"the index names bytes {start}-{end - 1}, beyond the pack ({exc})") from None
         if whole:  # keep the pack's other objects at hand: they are usually read next
             self._memory.put_many((digest, body[offset : offset + length]) for offset, length, digest in everything)
         return {digest: body[offset - start : offset - start + length] for offset, length, digest in run}

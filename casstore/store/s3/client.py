@@ -1,7 +1,8 @@
 """The S3 connection: one boto3 client per bucket, its errors translated and classified.
 
-:class:`S3Client` turns connection and permission failures into casstore's
-:class:`~casstore.errors.StorageError` subclasses and counts requests by
+:class:`S3Client` turns every failure but the answers its callers act on
+(:data:`ANSWER_CODES`) into casstore's :class:`~casstore.errors.StorageError`
+subclasses, so no botocore exception escapes a public call, and counts requests by
 operation; :func:`is_missing` and :func:`error_code` read a ``ClientError``;
 :func:`is_transient_error` says which failures may succeed if retried.
 """
@@ -30,6 +31,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from casstore.errors import StorageConnectionError, StoragePermissionError
 
 __all__ = [
+    "ANSWER_CODES",
     "THROTTLING_CODES",
     "TRANSIENT_CODES",
     "TRANSIENT_STATUSES",
@@ -57,6 +59,10 @@ THROTTLING_CODES = frozenset(
 #: Error codes of a server-side failure or timeout that a later attempt may not meet.
 TRANSIENT_CODES = frozenset(
     {"InternalError", "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
+)
+#: Error codes :meth:`S3Client.call` raises as botocore's ``ClientError``: answers its callers act on.
+ANSWER_CODES = frozenset(
+    {"NoSuchKey", "404", "NotFound", "PreconditionFailed", "ConditionalRequestConflict", "InvalidRange"}
 )
 #: HTTP statuses of throttling (429) and server errors (5xx), whatever the error code says.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -87,23 +93,44 @@ class S3Client:
             self.requests[model.name] += 1
 
     def call(self, operation: str, **kwargs: Any) -> Any:
-        """Run one S3 operation on the bucket; connection and permission failures become StorageErrors."""
+        """Run one S3 operation on the bucket; every failure but an *answer* becomes a StorageError.
+
+        Answers are the ``ClientError`` s a caller acts on (:data:`ANSWER_CODES`: a missing key, a failed
+        precondition, a range past the end), raised as botocore raised them.  Anything else — throttling
+        or server errors left after botocore's retries, dropped connections, timeouts, any other botocore
+        failure — is a :class:`~casstore.errors.StorageConnectionError`, or a
+        :class:`~casstore.errors.StoragePermissionError` for denied access and bad credentials (raised
+        ``from None``, the original kept as ``__context__`` for :func:`is_transient_error`).
+        """
+        where = f"S3 bucket {self.bucket!r} at {self.endpoint}"
         try:
             return getattr(self.s3, operation)(Bucket=self.bucket, **kwargs)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = error.get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            where = f"S3 bucket {self.bucket!r} at {self.endpoint}"
             if code == "NoSuchBucket" or (operation == "head_bucket" and status == 404):
                 raise StorageConnectionError(f"{where}: the bucket does not exist") from None
             if code in _PERMISSION_CODES or status == 403:
                 raise StoragePermissionError(f"{where}: permission denied ({code or status})") from None
-            raise
+            if code in ANSWER_CODES:
+                raise
+            raise StorageConnectionError(f"{where}: {operation} failed ({code or status}): {exc}") from None
         except (NoCredentialsError, PartialCredentialsError) as exc:
-            raise StoragePermissionError(f"S3 bucket {self.bucket!r} at {self.endpoint}: {exc}") from None
+            raise StoragePermissionError(f"{where}: {exc}") from None
         except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
-            raise StorageConnectionError(f"S3 bucket {self.bucket!r} at {self.endpoint} unreachable: {exc}") from None
+            raise StorageConnectionError(f"{where} unreachable: {exc}") from None
+        except BotoCoreError as exc:  # a dropped connection, a failed checksum, …
+            raise StorageConnectionError(f"{where}: {operation} failed: {exc}") from None
+
+    def read(self, key: str, **kwargs: Any) -> bytes:
+        """The body of ``get_object`` (a failure while streaming it is a StorageConnectionError too)."""
+        answer = self.call("get_object", Key=key, **kwargs)
+        try:
+            body: bytes = answer["Body"].read()
+        except (BotoCoreError, OSError, ValueError) as exc:  # botocore's and urllib3's streaming errors
+            raise StorageConnectionError(f"S3 bucket {self.bucket!r}: reading {key} failed: {exc}") from None
+        return body
 
     def list_keys(self, prefix: str) -> Iterator[dict[str, Any]]:
         token: str | None = None

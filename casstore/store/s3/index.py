@@ -7,6 +7,7 @@ also lists the index files it covers.  Pure functions on bytes: no requests.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ INDEX_MAGIC = b"CASIDX2\n"
 #: Suffix of an index file that merges (covers) earlier ones.
 MERGED_SUFFIX = ".m.idx"
 _ENTRY = struct.Struct(">32sIQI")  # digest, pack number, offset, length
+_PACK_NAME = re.compile(r"[0-9a-f]{64}\.pack")
+_INDEX_NAME = re.compile(r"index/[0-9]{20}-[0-9a-f]{16}(\.m)?\.idx")
 
 
 @dataclass
@@ -45,15 +48,25 @@ def decode_index(key: str, data: bytes, written: float) -> IndexFile:
     """Parse the index file stored at ``key``; :class:`~casstore.errors.CorruptObject` if malformed."""
     if not data.startswith(INDEX_MAGIC):
         raise CorruptObject(key, "not a casstore pack index")
-    names_len, covers_len, count = struct.unpack_from(">III", data, len(INDEX_MAGIC))
-    start = len(INDEX_MAGIC) + 12
-    packs = data[start : start + names_len].decode().split("\n") if names_len else []
-    start += names_len
-    covers = data[start : start + covers_len].decode().split("\n") if covers_len else []
+    try:
+        names_len, covers_len, count = struct.unpack_from(">III", data, len(INDEX_MAGIC))
+        start = len(INDEX_MAGIC) + 12
+        if start + names_len + covers_len > len(data):
+            raise CorruptObject(key, "truncated pack index")
+        packs = data[start : start + names_len].decode().split("\n") if names_len else []
+        start += names_len
+        covers = data[start : start + covers_len].decode().split("\n") if covers_len else []
+    except (struct.error, UnicodeDecodeError):
+        raise CorruptObject(key, "damaged pack index header") from None
     body = data[start + covers_len :]
     if len(body) != count * _ENTRY.size:
         raise CorruptObject(key, "truncated pack index")
-    return IndexFile(key, packs, list(_ENTRY.iter_unpack(body)), written, covers)
+    entries = list(_ENTRY.iter_unpack(body))
+    if any(pack >= len(packs) for _, pack, _, _ in entries):
+        raise CorruptObject(key, "pack index names a pack it does not list")
+    if any(not _PACK_NAME.fullmatch(name) for name in packs) or any(not _INDEX_NAME.fullmatch(c) for c in covers):
+        raise CorruptObject(key, "pack index lists a malformed pack or index name")
+    return IndexFile(key, packs, entries, written, covers)
 
 
 def merge_index_files(files: Sequence[IndexFile]) -> tuple[list[str], list[tuple[bytes, int, int, int]]]:

@@ -32,6 +32,8 @@ class S3Store(ObjectStore):
     blobs: S3Blobs
     refs: S3Refs
     passive_remote = True
+    #: Store-level files that could not be read (only an :meth:`uncached_view` goes on without them).
+    damaged: dict[str, str]
 
     def __init__(
         self,
@@ -64,13 +66,28 @@ class S3Store(ObjectStore):
             if not create:
                 raise StoreNotFound(f"no casstore store at {self.url} (create one with `casstore init`)") from None
             self.client.call("put_object", Key=marker, Body=b"1\n")
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="casstore-s3")
+        self._workers = max(1, workers)
+        self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="casstore-s3")
         local = None
         if cache:
             root = Path(cache_dir) if cache_dir else default_cache_dir(self.client.endpoint, bucket, self.prefix)
             local = LocalCache(root, cache_bytes)
+        self.damaged = {}
         self.blobs = S3Blobs(self.client, self.prefix, self._pool, local)
         self.refs = S3Refs(self.client, self.prefix, self._pool)
+
+    def uncached_view(self) -> S3Store:
+        """The same bucket and prefix read directly: no local directory, no frames kept in memory, every
+        index file and ref read afresh (what verify checks).  Index files that do not parse are noted in
+        the view's ``damaged`` (key → problem) instead of raising.  Closing it leaves this store open."""
+        view = object.__new__(S3Store)
+        view.prefix, view.client, view.url = self.prefix, self.client, self.url
+        view._workers = self._workers
+        view._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="casstore-s3-verify")
+        view.damaged = {}
+        view.blobs = S3Blobs(self.client, self.prefix, view._pool, None, memory_bytes=0, damaged=view.damaged)
+        view.refs = S3Refs(self.client, self.prefix, view._pool)
+        return view
 
     def is_transient(self, exc: BaseException) -> bool:
         """Throttling, server errors, timeouts and dropped connections (see :func:`.client.is_transient_error`)."""

@@ -1,0 +1,342 @@
+"""Structural checks: every object a walk reaches, held to the schema of the kind it is reached by.
+
+Hashes prove that bytes are the ones named; they say nothing about whether the
+named thing is a network root, a tree node of the right tree, a group body…
+:class:`StructureCheck` says that, for every record kind of
+:mod:`casstore.model.records`: the network root (its fields and their types,
+every tree link present), the snapshot commit (a timezone-aware ISO-8601
+time…), tree nodes (the tree kind they are reached by, heights, sorted string
+keys, values or links of the right count) and, in leaves, each group record,
+contact record, wire record and index entry; group bodies and large contents
+reached from those leaves.  An object linked as two different kinds (a root
+whose wires link names the contacts tree) is a problem too.  Fields the schema
+does not name are allowed (a later version may add some); fields it names must
+have their types.
+
+``verify`` reports what it finds; ``restore`` refuses an image with any problem.
+The check never raises: :meth:`StructureCheck.check` returns the problem as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from itertools import pairwise
+from typing import Any
+
+from casstore import codec
+from casstore.model import records
+from casstore.model.types import BLEND_MODES, BOUNDARY_DIRECTIONS, WIRE_TYPES
+from casstore.model.walk import Kind, Reached
+
+__all__ = ["StructureCheck", "check_body", "check_network_root", "check_node", "check_snapshot"]
+
+#: Tree heights beyond this cannot occur (a tree of 2^64 entries is far shallower).
+MAX_TREE_HEIGHT = 64
+
+
+class _Invalid(Exception):
+    """One structural problem (internal: :meth:`StructureCheck.check` turns it into text)."""
+
+
+def _require(condition: bool, problem: str) -> None:
+    if not condition:
+        raise _Invalid(problem)
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+def _is_count(value: object, limit: int | None = None) -> bool:
+    """A whole number (not a bool) from 0 to ``limit``."""
+    return type(value) is int and value >= 0 and (limit is None or value <= limit)
+
+
+def _is_str(value: object, non_empty: bool = False) -> bool:
+    if type(value) is not str or (non_empty and not value):
+        return False
+    if value.isascii():  # the common case, checked cheaply
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _link(obj: dict[str, Any], name: str, what: str) -> bytes:
+    _require(name in obj, f"{what} has no {name!r} link")
+    value = obj[name]
+    _require(
+        isinstance(value, bytes) and len(value) == codec.CID_SIZE and value.startswith(codec.CID_PREFIX),
+        f"{what}: {name!r} is not a link",
+    )
+    return bytes(value[len(codec.CID_PREFIX) :])
+
+
+def _decode_map(data: bytes, what: str, user_data: bool = False) -> dict[str, Any]:
+    try:
+        obj = codec.decode_value(data) if user_data else codec.decode(data)
+    except Exception as exc:  # any decoding failure is the problem reported
+        raise _Invalid(f"{what} does not decode: {exc}") from None
+    _require(isinstance(obj, dict), f"{what} is not a map")
+    assert isinstance(obj, dict)
+    return obj
+
+
+def _optional(obj: dict[str, Any], name: str, test: Callable[[object], bool], what: str, expected: str) -> None:
+    if name in obj:
+        _require(test(obj[name]), f"{what}: {name!r} is not {expected}")
+
+
+# ---------------------------------------------------------------- roots and snapshots
+
+
+def check_network_root(data: bytes) -> list[tuple[bytes, Kind]]:
+    """Check a network root; returns its links with the kind each must be."""
+    root = _decode_map(data, "network root")
+    _require(root.get("t") == "net", "not a network root (its 't' is not 'net')")
+    _require(root.get("v") == records.NETWORK_VERSION and _is_int(root.get("v")), "network root: unknown version")
+    links = [(_link(root, name, "network root"), f"tree:{name}") for name in records.NETWORK_TREES]
+    for name in ("current", "rootGroup"):
+        _require(_is_str(root.get(name)), f"network root: {name!r} is not a string")
+    _require(_is_count(root.get("size")), "network root: 'size' is not a whole number")
+    return links
+
+
+def check_snapshot(data: bytes) -> list[tuple[bytes, Kind]]:
+    """Check a snapshot commit; returns its link (the network root)."""
+    snap = _decode_map(data, "snapshot")
+    _require(snap.get("t") == "snap", "not a snapshot (its 't' is not 'snap')")
+    _require(_is_str(snap.get("network"), non_empty=True), "snapshot: 'network' is not a network id")
+    root = _link(snap, "root", "snapshot")
+    for name in ("parent", "label"):
+        _require(snap.get(name) is None or _is_str(snap.get(name)), f"snapshot: {name!r} is not a string or null")
+    time: Any = snap.get("time")
+    _require(_is_str(time), "snapshot: 'time' is not a string")
+    try:
+        when = datetime.fromisoformat(time)
+    except ValueError:
+        raise _Invalid(f"snapshot: 'time' {time!r} is not an ISO-8601 time") from None
+    _require(when.tzinfo is not None, f"snapshot: 'time' {time!r} has no time zone")
+    _require(_is_count(snap.get("size")), "snapshot: 'size' is not a whole number")
+    return [(root, "net")]
+
+
+# ---------------------------------------------------------------- tree nodes and their entries
+
+
+def check_body(data: bytes) -> None:
+    """Check a group body (raises :class:`_Invalid`)."""
+    body = _decode_map(data, "group body", user_data=True)
+    _require(_is_str(body.get("n")), "group body: 'n' (name) is not a string")
+    _optional(body, "p", _is_str, "group body", "a string (parent id)")
+    _optional(body, "i", lambda v: _is_str(v, non_empty=True), "group body", "a group id")
+    for name in ("c", "w", "s", "b"):
+        _optional(
+            body,
+            name,
+            lambda v: isinstance(v, list) and all(_is_str(i, non_empty=True) for i in v),
+            "group body",
+            "a list of ids",
+        )
+    _optional(body, "a", lambda v: isinstance(v, dict), "group body", "a map (attributes)")
+
+
+def _is_id(value: object) -> bool:
+    return _is_str(value, non_empty=True)
+
+
+#: Optional fields of contact and wire records: name → (test, what it must be).  Only the fields a
+#: record has are looked at (a typical record has one or two), and a message is built only on failure.
+_CONTACT_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "b": (lambda v: _is_str(v) and v in BLEND_MODES, "a blend mode"),
+    "B": (lambda v: type(v) is bool, "a bool"),
+    "d": (lambda v: _is_str(v) and v in BOUNDARY_DIRECTIONS[1:], "a boundary direction"),
+    "n": (_is_str, "a string (name)"),
+    "i": (_is_id, "an id"),
+    "g": (_is_id, "an id"),
+    "z": (_is_count, "a size"),
+}
+_WIRE_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "f": (_is_id, "a contact id"),
+    "t": (_is_id, "a contact id"),
+    "y": (lambda v: _is_str(v) and v in WIRE_TYPES, "a wire type"),
+    "i": (_is_id, "an id"),
+    "g": (_is_id, "an id"),
+}
+
+
+def _member_key(key: str) -> None:
+    length, colon, rest = key.partition(":")
+    if not (colon and length.isdigit() and length.isascii() and 0 < int(length) < len(rest)):
+        raise _Invalid("its key is not a member key")
+
+
+def _user_value(value: object, what: str) -> Any:
+    _require(isinstance(value, bytes), f"{what} is not encoded data")
+    assert isinstance(value, bytes)
+    try:
+        return codec.decode_value(value)
+    except Exception as exc:
+        raise _Invalid(f"{what} does not decode: {exc}") from None
+
+
+def _member_record(key: str, value: bytes, fields: dict[str, tuple[Callable[[object], bool], str]]) -> dict[str, Any]:
+    """The record of a contact or wire, its key and the fields both kinds share checked."""
+    _member_key(key)
+    try:
+        record = codec.decode(value)
+    except Exception as exc:
+        raise _Invalid(f"does not decode: {exc}") from None
+    _require(type(record) is dict, "is not a map")
+    assert isinstance(record, dict)
+    for name, field_value in record.items():
+        check = fields.get(name)
+        if check is not None and not check[0](field_value):
+            raise _Invalid(f"{name!r} is not {check[1]}")
+    if "a" in record:
+        _require(isinstance(_user_value(record["a"], "attributes"), dict), "attributes are not a map")
+    return record
+
+
+def _contact(key: str, value: bytes, links: list[tuple[bytes, Kind]]) -> None:
+    try:
+        record = _member_record(key, value, _CONTACT_FIELDS)
+        if "c" in record:
+            _require("C" not in record, "has both an inline and a separate content")
+            _user_value(record["c"], "content")
+        else:
+            links.append((_link(record, "C", "the record"), "data"))
+            _require("z" in record, "has a separate content but no 'z' (its size)")
+    except _Invalid as exc:
+        raise _Invalid(f"contact {key!r}: {exc}") from None
+
+
+def _wire(key: str, value: bytes) -> None:
+    try:
+        record = _member_record(key, value, _WIRE_FIELDS)
+        _require("f" in record and "t" in record, "lacks 'f' or 't' (the contacts it joins)")
+    except _Invalid as exc:
+        raise _Invalid(f"wire {key!r}: {exc}") from None
+
+
+def check_node(tree_kind: str, data: bytes) -> list[tuple[bytes, Kind]]:
+    """Check a node of a ``tree_kind`` tree and its entries; returns its links with their kinds."""
+    what = f"{tree_kind} tree node"
+    node = _decode_map(data, what)
+    _require(node.get("t") == tree_kind, f"not a {what} (its 't' is {node.get('t')!r})")
+    height, keys = node.get("h"), node.get("k")
+    _require(_is_count(height, MAX_TREE_HEIGHT), f"{what}: 'h' is not a tree height")
+    _require(isinstance(keys, list) and all(_is_str(k) for k in keys), f"{what}: 'k' is not a list of strings")
+    assert isinstance(keys, list)
+    _require(all(a < b for a, b in pairwise(keys)), f"{what}: keys are not in strictly rising order")
+    links: list[tuple[bytes, Kind]] = []
+    if height:
+        children = node.get("c")
+        _require(isinstance(children, list) and len(children) == len(keys) > 0, f"{what}: 'c' does not match 'k'")
+        assert isinstance(children, list)
+        for number in range(len(children)):
+            links.append((_link({"c": children[number]}, "c", f"{what} child {number}"), f"tree:{tree_kind}"))
+        return links
+    values = node.get("v")
+    _require(isinstance(values, list) and len(values) == len(keys), f"{what}: 'v' does not match 'k'")
+    assert isinstance(values, list)
+    _require(all(isinstance(v, bytes) for v in values), f"{what}: a value is not encoded data")
+    entries = zip(keys, values, strict=True)
+    if tree_kind == "groups":
+        for key, value in entries:
+            _require(bool(key), f"{what}: an empty group id")
+            links.append((_link(_decode_map(value, f"group {key!r}"), "b", f"group {key!r}"), "body"))
+    elif tree_kind == "contacts":
+        for key, value in entries:
+            _contact(key, value, links)
+    elif tree_kind == "wires":
+        for key, value in entries:
+            _wire(key, value)
+    elif tree_kind == "index":
+        for key, value in entries:
+            if value != records.NULL or key[:1] not in ("a", "t"):
+                raise _Invalid(f"{what}: entry {key!r} is not an attribute or tag entry (a key and null)")
+    else:
+        raise _Invalid(f"no tree of kind {tree_kind!r}")
+    return links
+
+
+# ---------------------------------------------------------------- a whole walk
+
+
+class StructureCheck:
+    """Checks each object of a walk (:func:`casstore.model.walk.walk`'s ``visit`` hook) against its schema.
+
+    Keeps, across the walk, the kind every object was first linked as, so an
+    object linked as two kinds is found, and which ``data`` objects are group
+    bodies (the walk reaches bodies and large contents alike as ``data``).
+    A body reached before a later level linked to it as one is checked by
+    :meth:`finish`.
+    """
+
+    def __init__(self) -> None:
+        self._kinds: dict[bytes, Kind] = {}  # every non-data object linked so far → the kind it must be
+        self._bodies: set[bytes] = set()
+        self._contents: set[bytes] = set()  # data objects already checked as contents (not as bodies)
+        self._late_bodies: list[bytes] = []
+
+    def check(self, item: Reached) -> str | None:
+        """The problem with ``item`` (``None`` if it fits the schema of its kind)."""
+        try:
+            self._check(item)
+        except _Invalid as exc:
+            return str(exc)
+        except Exception as exc:  # a check never raises: what broke it is the finding
+            return f"{item.kind} object does not decode: {exc}"
+        return None
+
+    def _check(self, item: Reached) -> None:
+        kind, data = item.kind, item.data
+        if kind == "net":
+            links = check_network_root(data)
+        elif kind == "snap":
+            links = check_snapshot(data)
+        elif kind.startswith("tree:"):
+            links = check_node(kind[5:], data)
+        elif kind == "data":
+            if item.digest in self._bodies:
+                check_body(data)
+            else:
+                self._contents.add(item.digest)
+                _user_value(data, "content")
+            return
+        else:  # "opaque": any object a ref outside the network namespaces names
+            return
+        for child, child_kind in links:
+            if child_kind == "body":
+                self._bodies.add(child)
+                if child in self._contents:
+                    self._late_bodies.append(child)
+                continue
+            if child_kind == "data":
+                continue
+            first = self._kinds.setdefault(child, child_kind)
+            _require(
+                first == child_kind,
+                f"links to {codec.format_id(child)} as a {child_kind} object; it is also linked as a {first} object",
+            )
+
+    def finish(self, fetch: Callable[[list[bytes]], Sequence[bytes | None]]) -> dict[bytes, str]:
+        """Check, as bodies, the objects checked as contents before a group linked them; their problems."""
+        problems: dict[bytes, str] = {}
+        digests = list(dict.fromkeys(self._late_bodies))
+        if not digests:
+            return problems
+        for digest, frame in zip(digests, fetch(digests), strict=True):
+            if frame is None:
+                continue  # absent: the walk reported it already
+            try:
+                check_body(codec.unframe(frame, digest))
+            except _Invalid as exc:
+                problems[digest] = str(exc)
+            except Exception as exc:
+                problems[digest] = f"group body unreadable: {exc}"
+        return problems
