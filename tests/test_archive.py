@@ -122,7 +122,7 @@ def test_a_damaged_image_fails_clearly_and_changes_nothing(source: NetworkStore,
 def test_archive_to_s3_streams_in_parts_and_restores(
     source: NetworkStore, mock_s3: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(archive, "PART_BYTES", 5 << 20)  # S3's minimum part size
+    monkeypatch.setattr(archive.locations, "PART_BYTES", 5 << 20)  # S3's minimum part size
     groups = {f"big{i}": sample_group(f"big{i}", 0) for i in range(3)}
     for i, state in groups.items():
         state.contacts = {"c": casstore.Contact("c", i, os.urandom(4 << 20))}  # incompressible, 12 MiB in all
@@ -142,7 +142,7 @@ def test_an_interrupted_s3_archive_leaves_no_image(
     def fail(*args: object) -> None:
         raise ConnectionError("lost")
 
-    monkeypatch.setattr(archive._CarBlocks, "put_frames", fail)
+    monkeypatch.setattr(archive.images._CarBlocks, "put_frames", fail)
     with pytest.raises(ConnectionError):
         archive.archive(source, "net", f"s3://{BUCKET}/images/broken.car")
     client = boto3.client("s3")
@@ -154,13 +154,13 @@ def test_an_archive_is_written_through_the_sinks_receive_pack(
     source: NetworkStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     received: list[bytes] = []
-    original = archive._CarSink.receive_pack
+    original = archive.images._CarSink.receive_pack
 
-    def recording(self: archive._CarSink, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
+    def recording(self: archive.images._CarSink, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
         received.append(pack)
         return original(self, pack, updates)
 
-    monkeypatch.setattr(archive._CarSink, "receive_pack", recording)
+    monkeypatch.setattr(archive.images._CarSink, "receive_pack", recording)
     report = archive.archive(source, "net", str(tmp_path / "image.car"))
     entries = [entry for pack in received for entry in read_pack(pack)]
     assert received and len(entries) == report.objects and all(entry.base is None for entry in entries)
@@ -176,7 +176,7 @@ def test_the_image_sink_refuses_a_delta() -> None:
     assert builder.deltas == 1
     out = io.BytesIO()
     with pytest.raises(InvalidPack):
-        archive._CarSink(out, "image.car").receive_pack(builder.finish())
+        archive.images._CarSink(out, "image.car").receive_pack(builder.finish())
     assert out.getvalue() == b""
 
 
