@@ -30,6 +30,38 @@ import zstandard
 
 from casstore.errors import CorruptObject, InvalidId, RefConflict, SerializationError
 
+__all__ = [
+    "CID_PREFIX",
+    "CID_SIZE",
+    "COMPRESS_MIN",
+    "DIGEST_SIZE",
+    "FRAME_RAW",
+    "FRAME_ZSTD",
+    "MAX_DEPTH",
+    "MAX_OBJECT_BYTES",
+    "PARALLEL_FRAME_BYTES",
+    "ZSTD_LEVEL",
+    "background",
+    "decode",
+    "decode_value",
+    "encode",
+    "encode_value",
+    "format_id",
+    "frame_hashed",
+    "frame_many",
+    "frame_many_hashed",
+    "hash_bytes",
+    "id_prefix_range",
+    "link",
+    "link_digest",
+    "parse_id",
+    "read_varint",
+    "ref_conflict",
+    "unframe",
+    "varint",
+]
+
+
 DIGEST_SIZE = 32
 #: CIDv1 header: version 1, codec dag-cbor (0x71), multihash blake3 (0x1e), length 32.
 CID_PREFIX = bytes([0x01, 0x71, 0x1E, 0x20])

@@ -6,6 +6,29 @@ message names what was wrong (an id, a ref, a path inside a value).
 
 from __future__ import annotations
 
+__all__ = [
+    "CorruptObject",
+    "GroupNotFound",
+    "InvalidArchive",
+    "InvalidId",
+    "InvalidPack",
+    "InvalidRefName",
+    "InvalidStoreURL",
+    "NetworkExists",
+    "NetworkNotFound",
+    "ObjectNotFound",
+    "RefConflict",
+    "RemoteExists",
+    "RemoteNotFound",
+    "SerializationError",
+    "SnapshotNotFound",
+    "StorageConnectionError",
+    "StorageError",
+    "StoragePermissionError",
+    "StoreNotFound",
+    "StoreReadOnly",
+]
+
 
 class StorageError(Exception):
     """Base class of every casstore error."""

@@ -30,6 +30,23 @@ from casstore.errors import (
 )
 from casstore.pack import apply_pack
 
+__all__ = [
+    "BATCH",
+    "MAX_REF_NAME",
+    "BlobStats",
+    "BlobStore",
+    "ObjectStore",
+    "PendingWrites",
+    "RefStore",
+    "RefUpdate",
+    "make_directory",
+    "os_error",
+    "require_store",
+    "validate_digest",
+    "validate_ref_name",
+]
+
+
 #: Objects handed to a backend per write transaction by the batch helpers.
 BATCH = 4096
 

@@ -46,6 +46,22 @@ from casstore.store.base import (
 )
 from casstore.store.registry import Backend, StoreLocation, register
 
+__all__ = [
+    "BACKEND",
+    "FORMAT_VERSION",
+    "JOURNAL",
+    "JOURNAL_HEADER",
+    "LONG_COMPONENT",
+    "MARKER",
+    "MAX_COMPONENT_BYTES",
+    "NAME_SUFFIX",
+    "STALE_TEMP_S",
+    "FileBlobs",
+    "FileRefs",
+    "FileStore",
+]
+
+
 MARKER = "casstore-format"
 #: Ref-name components longer than this (in UTF-8) are stored under a stand-in name (see FileRefs._path).
 MAX_COMPONENT_BYTES = 200

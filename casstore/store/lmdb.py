@@ -37,6 +37,21 @@ from casstore.store.base import (
 )
 from casstore.store.registry import Backend, StoreLocation, register
 
+__all__ = [
+    "BACKEND",
+    "DEFAULT_MAP_SIZE",
+    "FORMAT_KEY",
+    "FORMAT_VERSION",
+    "LOG_RETENTION_S",
+    "LONG_KEY",
+    "MAX_KEY_BYTES",
+    "LmdbBlobs",
+    "LmdbRefs",
+    "LmdbStore",
+    "T",
+]
+
+
 T = TypeVar("T")
 #: lmdb's stubs type every value as ``bytes | memoryview``; we never open buffer transactions,
 #: so values are always bytes.

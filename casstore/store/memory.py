@@ -11,6 +11,13 @@ from casstore.codec import ref_conflict
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore
 from casstore.store.registry import Backend, StoreLocation, register
 
+__all__ = [
+    "BACKEND",
+    "MemoryBlobs",
+    "MemoryRefs",
+    "MemoryStore",
+]
+
 
 class MemoryBlobs(BlobStore):
     def __init__(self) -> None:
