@@ -445,3 +445,21 @@ def test_case_14_unknown_top_level_keys_survive_import_writes_and_export(store: 
     store.save_network_state("top", network_from_json({k: v for k, v in doc.items() if k != "notes"}))
     again = store.load_network_state("top")
     assert again is not None and again.extra == {"bassline.version": {"major": 3}}  # replaced, not merged
+
+
+def test_case_14_unknown_keys_beside_a_groups_members_survive_writes_and_export(store: NetworkStore) -> None:
+    doc = json.loads(json.dumps(EXTRA_DOC))
+    doc["groups"]["g"]["layout"] = {"x": 10, "y": [1, 2]}
+    store.save_network_state("gx", network_from_json(doc))
+    store.save_contact_content("gx", "g", "c", 5)  # later writes keep them
+    group = store.load_group_state("gx", "g")
+    assert group is not None and group.extra == {"layout": {"x": 10, "y": [1, 2]}}
+    state = store.load_network_state("gx")
+    assert state is not None and network_to_json(state)["groups"]["g"]["layout"] == {"x": 10, "y": [1, 2]}
+    before = store.save_snapshot("gx")
+    group.extra = {"layout": {"x": 11}}
+    store.save_group_state("gx", "g", group)
+    assert [(c.kind, c.item_id) for c in store.diff("gx", before, None)] == [("group-updated", "g")]
+    group.extra = {"contacts": 1}  # a modelled key may not be shadowed
+    with pytest.raises(SerializationError, match="contacts"):
+        store.save_group_state("gx", "g", group)

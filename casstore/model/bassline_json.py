@@ -21,6 +21,7 @@ from casstore.errors import SerializationError, StorageError
 from casstore.model.types import (
     CONTACT_FIELDS,
     GROUP_FIELDS,
+    GROUP_STATE_FIELDS,
     NETWORK_FIELDS,
     WIRE_FIELDS,
     Contact,
@@ -120,11 +121,12 @@ def group_state_to_json(state: GroupState) -> dict[str, Any]:
         "boundaryContactIds": g.boundary_contact_ids,
         "attributes": _to_json_value(g.attributes),
     }
-    return {
+    out = {
         "group": _with_extra(group, g.extra),
         "contacts": {cid: contact_to_json(c) for cid, c in state.contacts.items()},
         "wires": {wid: wire_to_json(w) for wid, w in state.wires.items()},
     }
+    return _with_extra(out, state.extra)
 
 
 def wire_to_json(w: Wire) -> dict[str, Any]:
@@ -228,7 +230,7 @@ def network_from_json(doc: Any) -> NetworkState:
                 attributes=_from_json_map(_field(w, "attributes", wpath, dict, {}), f"{wpath}.attributes"),
                 extra=_extra(w, WIRE_FIELDS, wpath),
             )
-        groups[gid] = GroupState(group, contacts, wires)
+        groups[gid] = GroupState(group, contacts, wires, _extra(gs, GROUP_STATE_FIELDS, path))
     return NetworkState(
         groups,
         current_group_id=_field(root, "currentGroupId", "$", str, "root"),

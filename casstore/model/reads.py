@@ -119,10 +119,12 @@ class NetworkReader:
         """One group's state from its encoded body and its member records (keys carry the group prefix)."""
         start = len(records.member_prefix(gid))
         fetch = self.blobs.get
+        fields = codec.decode_value(body)
         return GroupState(
-            records.decode_group(codec.decode_value(body), gid),
+            records.decode_group(fields, gid),
             {key[start:]: records.decode_contact(value, key[start:], gid, fetch) for key, value in contacts},
             {key[start:]: records.decode_wire(value, key[start:], gid) for key, value in wires},
+            fields.get("X", {}),
         )
 
     def load_network_state(self, network_id: str) -> NetworkState | None:

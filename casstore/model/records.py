@@ -37,6 +37,7 @@ from casstore.model.types import (
     BOUNDARY_DIRECTIONS,
     CONTACT_FIELDS,
     GROUP_FIELDS,
+    GROUP_STATE_FIELDS,
     WIRE_FIELDS,
     WIRE_TYPES,
     Contact,
@@ -270,9 +271,12 @@ def group_state_fields(state: GroupState, key: str) -> dict[str, Any]:
         if cid not in contacts:
             where = f"{path}.contact_ids[{index}]"
             raise SerializationError(f"{where}: {cid!r} is listed but the group has no such contact", where)
-    if len(listed) < len(contacts):
-        return group_fields(group, key, [*group.contact_ids, *(cid for cid in contacts if cid not in listed)])
-    return group_fields(group, key)
+    unlisted = [cid for cid in contacts if cid not in listed]
+    body = group_fields(group, key, [*group.contact_ids, *unlisted] if unlisted else None)
+    if state.extra:
+        check_extra(state.extra, f"{path}.extra", GROUP_STATE_FIELDS)
+        body["X"] = state.extra  # beside the group's own "x": the group state document's unmodelled keys
+    return body
 
 
 def group_fields(group: Group, key: str, contact_ids: list[str] | None = None) -> dict[str, Any]:

@@ -60,6 +60,7 @@ CONTACT_FIELDS = frozenset(
 )
 WIRE_FIELDS = frozenset({"id", "groupId", "fromId", "toId", "type", "attributes"})
 NETWORK_FIELDS = frozenset({"groups", "currentGroupId", "rootGroupId"})
+GROUP_STATE_FIELDS = frozenset({"group", "contacts", "wires"})
 GROUP_FIELDS = frozenset(
     {"id", "name", "parentId", "contactIds", "wireIds", "subgroupIds", "boundaryContactIds", "attributes"}
 )
@@ -159,11 +160,14 @@ class GroupState:
         group: the group's own fields.
         contacts: its contacts, by contact id.
         wires: its wires, by wire id.
+        extra: fields of the group's Bassline document beside ``group``, ``contacts`` and ``wires``
+            that casstore does not model, kept and exported unchanged.
     """
 
     group: Group
     contacts: dict[str, Contact] = field(default_factory=dict)
     wires: dict[str, Wire] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
