@@ -208,7 +208,7 @@ def encode_value(value: Value, path: str = "value", max_depth: int | None = None
     except (ValueError, TypeError, OverflowError) as exc:
         raise _explain(value, path, exc) from None
     limit = MAX_DEPTH if max_depth is None else max_depth
-    if len(data) > limit and _depth_exceeds(value, limit):  # each level costs at least one byte
+    if len(data) > limit and _may_exceed(data, limit) and _depth_exceeds(value, limit):
         raise _too_deep(path)
     if data.startswith(_ESCAPE_PREFIX) or (_LINK_PATTERN.search(data) and _holds_cid_bytes(value)):
         data = libipld.encode_dag_cbor([_ESCAPE_MARK, _escape(value)])
@@ -223,9 +223,20 @@ def _too_deep(path: str) -> SerializationError:
     return SerializationError(f"{path}: nested more than {MAX_DEPTH} levels deep (the limit)", path)
 
 
+_CONTAINERS = (list, dict)
+#: Every byte except the initial bytes of CBOR arrays and maps (major types 4 and 5: 0x80-0xbf).
+_NOT_CONTAINER_HEADS = bytes(b for b in range(256) if not 0x80 <= b <= 0xBF)
+
+
+def _may_exceed(data: bytes, limit: int) -> bool:
+    """A sound filter for :func:`_depth_exceeds`: nesting ``limit`` levels needs at least ``limit``
+    array or map heads, and a head byte is one of 0x80-0xbf (which other bytes may also be)."""
+    return len(data) > limit and len(data.translate(None, _NOT_CONTAINER_HEADS)) > limit
+
+
 def _depth_exceeds(value: Value, limit: int) -> bool:
     """Whether ``value`` nests lists/maps more than ``limit`` levels deep (iterative: no recursion)."""
-    level: list[Value] = [value]
+    level: list[Value] = [value] if isinstance(value, _CONTAINERS) else []
     depth = 0
     while level:
         depth += 1
@@ -233,10 +244,8 @@ def _depth_exceeds(value: Value, limit: int) -> bool:
             return True
         nested: list[Value] = []
         for item in level:
-            if isinstance(item, list):
-                nested.extend(v for v in item if isinstance(v, (list, dict)))
-            elif isinstance(item, dict):
-                nested.extend(v for v in item.values() if isinstance(v, (list, dict)))
+            values = item if isinstance(item, list) else item.values()  # only lists and maps are queued
+            nested += [v for v in values if isinstance(v, _CONTAINERS)]
         level = nested
     return False
 
