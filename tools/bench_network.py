@@ -67,18 +67,19 @@ def content(rnd: random.Random) -> Any:
     return large_value(rnd) if rnd.random() < 0.005 else small_value(rnd)
 
 
-def make_state(contacts: int, seed: int = 1) -> NetworkState:
+def make_state(contacts: int, seed: int = 1, per_group: int = PER_GROUP) -> NetworkState:
+    """``contacts`` contacts in groups of ``per_group``, wired in a ring pattern, with type/author/tags."""
     rnd = random.Random(seed)
     groups: dict[str, GroupState] = {}
-    n_groups = max(1, contacts // PER_GROUP)
+    n_groups = max(1, contacts // per_group)
     for g in range(n_groups):
         gid = f"group-{g:06d}"
-        cids = [f"{gid}/c{i:03d}" for i in range(PER_GROUP)]
+        cids = [f"{gid}/c{i:03d}" for i in range(per_group)]
         cs = {cid: Contact(cid, gid, content(rnd), rnd.choice(["accept-last", "merge"])) for cid in cids}
         ws = {}
-        for w in range(PER_GROUP):
+        for w in range(per_group):
             wid = f"{gid}/w{w:03d}"
-            ws[wid] = Wire(wid, gid, cids[w], cids[(w * 7 + 1) % PER_GROUP])
+            ws[wid] = Wire(wid, gid, cids[w], cids[(w * 7 + 1) % per_group])
         attrs = {
             "bassline.type": TYPES[g % len(TYPES)],
             "bassline.author": rnd.choice(AUTHORS),

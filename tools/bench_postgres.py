@@ -38,11 +38,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_network import AUTHORS, TAGS, TYPES, content, emit, make_state, small_value, timed
+from bench_network import AUTHORS, TAGS, TYPES, emit, make_state, small_value, timed
 
 import casstore
 from casstore import codec
-from casstore.model import Contact, Group, GroupState, NetworkState, Wire
+from casstore.model import NetworkState
 from casstore.store import open_object_store
 from casstore.store.base import ObjectStore
 from casstore.store.lmdb import LmdbStore
@@ -59,21 +59,7 @@ UPSTREAM_MS = {
 
 def upstream_state(groups: int = 1000, per_group: int = 5, seed: int = 1) -> NetworkState:
     """Upstream's benchmark shape: ``groups`` groups of ``per_group`` contacts, wired, with type/author/tags."""
-    rnd = random.Random(seed)
-    out: dict[str, GroupState] = {}
-    for g in range(groups):
-        gid = f"group-{g:05d}"
-        cids = [f"{gid}/c{i}" for i in range(per_group)]
-        contacts = {cid: Contact(cid, gid, content(rnd), "accept-last") for cid in cids}
-        wires = {f"{gid}/w{i}": Wire(f"{gid}/w{i}", gid, cids[i], cids[(i + 1) % per_group]) for i in range(per_group)}
-        attrs = {
-            "bassline.type": TYPES[g % len(TYPES)],
-            "bassline.author": rnd.choice(AUTHORS),
-            "bassline.tags": rnd.sample(TAGS, 3),
-        }
-        group = Group(gid, f"Group {g}", "group-00000" if g else None, cids, list(wires), [], [], attrs)
-        out[gid] = GroupState(group, contacts, wires)
-    return NetworkState(out, "group-00000", "group-00000")
+    return make_state(groups * per_group, seed, per_group)
 
 
 def median_ms(fn: Callable[[], Any], runs: int) -> float:
