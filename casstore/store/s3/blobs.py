@@ -8,6 +8,7 @@ per pack; gc rewrites index files, repacks sparse packs and deletes released one
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -65,10 +66,8 @@ class S3Blobs(BlobStore):
         self._pack_objects: dict[str, list[tuple[int, int, bytes]]] = {}  # pack key → (offset, length, digest)
         self._memory = FrameMemory(memory_bytes)
         self._index_read = False
-        try:
+        with contextlib.suppress(CorruptObject):  # raised again by the first call needing the index (verify reads past it)
             self.refresh()
-        except CorruptObject:  # raised again by the first call that needs the index (verify reads past it)
-            pass
 
     # ---- index
 
