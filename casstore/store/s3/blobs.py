@@ -66,7 +66,7 @@ class S3Blobs(BlobStore):
         self._pack_objects: dict[str, list[tuple[int, int, bytes]]] = {}  # pack key → (offset, length, digest)
         self._memory = FrameMemory(memory_bytes)
         self._index_read = False
-        with contextlib.suppress(CorruptObject):  # raised again by the first call needing the index (verify reads past it)
+        with contextlib.suppress(CorruptObject):  # raised again by the first read (verify reads past it)
             self.refresh()
 
     # ---- index
