@@ -62,7 +62,9 @@ DEFAULT_CACHE_BYTES = 64 * MIB
 
 def _fail(problems: list[str], what: str) -> None:
     if problems:
-        raise InvalidConfig(f"invalid {what} ({len(problems)} problem{'s' * (len(problems) > 1)}): " + "; ".join(problems))
+        raise InvalidConfig(
+            f"invalid {what} ({len(problems)} problem{'s' * (len(problems) > 1)}): " + "; ".join(problems)
+        )
 
 
 def _whole(value: object, name: str, problems: list[str], minimum: int = 0, optional: bool = True) -> None:
@@ -225,11 +227,11 @@ class StorageConfig:
             found.append("type: 'filesystem' (the seed's human-readable layout) is not available yet; use 'file'")
         scheme_of = {"s3": ("s3",), "postgres": ("postgresql", "postgres"), "remote": ("https", "http")}
         url = opts.server_url if self.type == "remote" else opts.connection_string
-        if self.type in scheme_of and isinstance(url, str) and url:
-            if urlsplit(url).scheme.lower() not in scheme_of[self.type]:
-                name = "server_url" if self.type == "remote" else "connection_string"
-                wanted = " or ".join(f"{s}://" for s in scheme_of[self.type])
-                found.append(f"options.{name}: a {self.type} store needs a {wanted} URL, got {url!r}")
+        bad_scheme = isinstance(url, str) and url and urlsplit(url).scheme.lower() not in scheme_of.get(self.type, ())
+        if self.type in scheme_of and bad_scheme:
+            name = "server_url" if self.type == "remote" else "connection_string"
+            wanted = " or ".join(f"{s}://" for s in scheme_of[self.type])
+            found.append(f"options.{name}: a {self.type} store needs a {wanted} URL, got {url!r}")
         return found
 
     def __post_init__(self) -> None:
@@ -266,7 +268,10 @@ class StorageConfig:
 
     @classmethod
     def from_url(cls, url: str | os.PathLike[str]) -> StorageConfig:
-        """The config :meth:`to_url` maps to ``url`` (a bare path is LMDB); ``InvalidConfig`` for one it cannot express."""
+        """The config :meth:`to_url` maps to ``url`` (a bare path is LMDB).
+
+        :class:`~casstore.errors.InvalidConfig` for a URL no config expresses.
+        """
         text = os.fspath(url)
         parts = urlsplit(text)
         scheme = parts.scheme.lower()
@@ -323,13 +328,15 @@ class StorageConfig:
                 problems.append(f"{name}: expected a table, got {type(raw).__name__}")
                 continue
             names = {f.name for f in fields(kind)}
-            problems += [f"{name}.{key}: unknown setting (known: {', '.join(sorted(names))})" for key in raw if key not in names]
+            problems += [
+                f"{name}.{key}: unknown setting (known: {', '.join(sorted(names))})" for key in raw if key not in names
+            ]
             values = {key: value for key, value in raw.items() if key in names}
             if name == "cache" and "enabled" not in values and values:
                 values["enabled"] = True  # a [cache] table with settings and no 'enabled' means on
-            section = object.__new__(kind)  # checked below with every other section's problems
+            section: Any = object.__new__(kind)  # checked below with every other section's problems
             for f in fields(kind):
-                object.__setattr__(section, f.name, values.get(f.name, kind.__dataclass_fields__[f.name].default))
+                object.__setattr__(section, f.name, values.get(f.name, f.default))
             problems += section.problems(name)
             built[name] = section
         kind_name = data.get("type", "lmdb")
@@ -375,7 +382,9 @@ def load_config(path: str | os.PathLike[str]) -> StorageConfig:
     try:
         data = tomllib.loads(text) if source.endswith(".toml") else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise InvalidConfig(f"config file {source} is not valid {'TOML' if source.endswith('.toml') else 'JSON'}: {exc}") from None
+        raise InvalidConfig(
+            f"config file {source} is not valid {'TOML' if source.endswith('.toml') else 'JSON'}: {exc}"
+        ) from None
     return StorageConfig.from_mapping(data, f"config file {source}")
 
 
