@@ -1,6 +1,7 @@
 """The background thread of a live image: interval flushes and the snapshot timer.
 
-It wakes every ``period`` seconds (the mode's ``interval_ms``, or the snapshot
+It wakes every ``period`` seconds, at a fixed rate (a tick starts one period after the
+previous one started, or at once if that one took longer) (the mode's ``interval_ms``, or the snapshot
 interval when only snapshots are timed), flushes if the mode asks for
 background flushes, and lets the snapshot timer look at the durable head.
 It never raises: a failure is reported by the image (callback and
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 __all__ = ["Flusher"]
@@ -31,11 +33,15 @@ class Flusher:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.period):
+        # fixed rate: each tick starts one period after the previous one started (at once if it ran longer)
+        next_at = time.monotonic() + self.period
+        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+            started = time.monotonic()
             try:
                 self._tick()
             except Exception:  # the image reports its own failures; this is a bug's last resort
                 log.exception("casstore runtime flusher: tick failed")
+            next_at = started + self.period
 
     def stop(self) -> None:
         """Stop the thread and wait for a tick in progress to finish."""

@@ -76,9 +76,11 @@ class BatchMode(Mode):
 class IntervalMode(Mode):
     """``interval``: a background flusher flushes every ``interval_ms`` (when something is dirty).
 
-    Loss bound: at most the changes of the last ``interval_ms`` plus those made during one
-    flush — a change made more than ``interval_ms`` + (one flush's duration) before the crash is
-    durable.  The flusher holds the image's lock only while it copies the dirty set, so the
+    Loss bound: at most the changes of the last ``interval_ms`` plus those of one flush in
+    flight.  The flusher copies the dirty set at a fixed rate (every ``interval_ms``, or back to
+    back when a flush takes longer), so with ``F`` the longest flush a change made more than
+    ``max(interval_ms, F) + F`` before the crash is durable (``interval_ms + F`` while flushes are
+    quicker than the interval), and the store always holds the image as it was at one copy.  The flusher holds the image's lock only while it copies the dirty set, so the
     runtime is blocked for no longer than that copy; encoding and writing run beside it.
     """
 
