@@ -118,13 +118,12 @@ def test_transactions_commit_once_roll_back_in_memory_and_nest_as_savepoints() -
     store, flaky = flaky_store()
     with image(store, "transactional") as live:
         commits = flaky.commits
-        with pytest.raises(ValueError):
-            with live.transaction():
-                live.set("g0", "c0", "doomed")
-                live.set("g0", "fresh", "doomed")
-                live.put_group("gx", GroupState(Group("gx", "new")))
-                assert live.get("g0", "c0") == "doomed"  # visible inside
-                raise ValueError
+        with pytest.raises(ValueError), live.transaction():
+            live.set("g0", "c0", "doomed")
+            live.set("g0", "fresh", "doomed")
+            live.put_group("gx", GroupState(Group("gx", "new")))
+            assert live.get("g0", "c0") == "doomed"  # visible inside
+            raise ValueError
         assert live.get("g0", "c0") == 0 and live.contact("g0", "fresh") is None and live.group("gx") is None
         assert "fresh" not in live.group("g0").group.contact_ids  # type: ignore[union-attr]
         assert flaky.commits == commits and live.durable()

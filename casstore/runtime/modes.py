@@ -80,8 +80,9 @@ class IntervalMode(Mode):
     flight.  The flusher copies the dirty set at a fixed rate (every ``interval_ms``, or back to
     back when a flush takes longer), so with ``F`` the longest flush a change made more than
     ``max(interval_ms, F) + F`` before the crash is durable (``interval_ms + F`` while flushes are
-    quicker than the interval), and the store always holds the image as it was at one copy.  The flusher holds the image's lock only while it copies the dirty set, so the
-    runtime is blocked for no longer than that copy; encoding and writing run beside it.
+    quicker than the interval), and the store always holds the image as it was at one copy.
+    The flusher holds the image's lock only while it copies the dirty set, so the runtime is
+    blocked for no longer than that copy; encoding and writing run beside it.
     """
 
     name = "interval"
