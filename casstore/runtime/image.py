@@ -93,6 +93,7 @@ class NetworkImage:
         self._dirty: set[tuple[str, str]] = set()
         self._group_ops: set[str] = set()  # groups put or deleted whole since the last flush
         self._changes = 0
+        self._in_flight = False  # a flush has copied the dirty set and not yet committed it
         self._limit = self.mode.batch_limit
         self._undo = UndoLog()
         self._status = ImageStatus(network_id=network_id, mode=self.mode.name)
@@ -277,6 +278,7 @@ class NetworkImage:
                     if (contact := self._members.get(gid, {}).get(cid)) is not None
                 ]
                 known = self._head
+                self._in_flight = True
             started = time.monotonic()
             try:
                 result = commit_changes(self.store, self.network_id, groups, contents)
@@ -289,6 +291,7 @@ class NetworkImage:
                     self._dirty |= {key for key in keys if key[0] not in self._group_ops}
                     self._group_ops |= group_ids
                     self._changes += len(keys) + len(group_ids)
+                    self._in_flight = False
                 if not isinstance(exc, StorageError):
                     raise
                 self._status.failed(exc)
@@ -297,6 +300,7 @@ class NetworkImage:
             with self._lock:
                 self._take_in(changed)
                 self._head = head
+                self._in_flight = False
                 self._status.flushed(len(contents), len(groups), time.monotonic() - started, head, result.rejected)
                 durable = not self._dirty and not self._group_ops
             for rejected in result.rejected:
@@ -361,8 +365,8 @@ class NetworkImage:
         return self._changes
 
     def durable(self) -> bool:
-        """Whether every change made so far has been flushed."""
-        return not self._dirty and not self._group_ops
+        """Whether every change made so far has been flushed (a flush in progress has not)."""
+        return not self._dirty and not self._group_ops and not self._in_flight
 
     def status(self) -> ImageStatus:
         """A copy of the persistence figures: dirty count, flushes, writes, the last error, rejected values."""
