@@ -31,8 +31,13 @@ def example() -> ModuleType:
 
 def test_blend_modes_follow_bassline() -> None:
     ex = example()
-    grow = lambda *v: {"_tag": "GrowSet", "values": list(v)}  # noqa: E731
-    shrink = lambda *v: {"_tag": "ShrinkSet", "values": list(v)}  # noqa: E731
+
+    def grow(*values: int) -> dict[str, object]:
+        return {"_tag": "GrowSet", "values": list(values)}
+
+    def shrink(*values: int) -> dict[str, object]:
+        return {"_tag": "ShrinkSet", "values": list(values)}
+
     assert ex.blend("accept-last", 1, 2) == 2
     assert ex.blend("merge", None, 5) == 5 and ex.blend("merge", 5, 5) == 5
     assert ex.merge(grow(1, 2), grow(2, 3)) == grow(1, 2, 3)
