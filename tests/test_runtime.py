@@ -42,12 +42,14 @@ class FlakyStore(WrappedStore):
         self.blobs = FlakyBlobs(inner.blobs, self)
         self.down = False
         self.commits = 0
+        self.attempts = 0
 
     def check(self) -> None:
         if self.down:
             raise StorageConnectionError("backend down (injected)")
 
     def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
+        self.attempts += 1
         self.check()
         self.commits += 1
         super().commit(frames, updates)
@@ -164,6 +166,38 @@ def test_a_failed_flush_loses_nothing_is_reported_and_retried_while_the_runtime_
     assert state.groups["g0"].contacts["c0"].content == "a" and state.groups["g0"].contacts["c1"].content == "b"
     assert state.groups["gy"].contacts["k"].content == 1
     live.close()
+
+
+def test_a_down_backend_does_not_slow_every_write_of_a_batch() -> None:
+    store, flaky = flaky_store()
+    with image(store, "batch", batch_size=2) as live:
+        flaky.down = True
+        for value in range(2000):
+            live.set("g0", f"c{value % 10}", value)
+        assert flaky.attempts <= 50  # not one per full batch (1,000): later ones wait for the retry pause
+        assert live.status().failures >= 1 and live.status().dirty == 10
+        flaky.down = False
+        assert live.flush()
+    assert store.load_contact_content(NET, "g0", "c9") == 1999
+
+
+def test_image_and_store_agree_after_structural_changes() -> None:
+    store, _ = flaky_store()
+    with image(store, "manual") as live:
+        outer = Group("outer", "outer", subgroup_ids=["middle"])
+        middle = Group("middle", "middle", parent_id="outer", subgroup_ids=["inner"], contact_ids=["m"])
+        inner = Group("inner", "inner", parent_id="middle")
+        live.put_group("outer", GroupState(outer))
+        live.put_group("middle", GroupState(middle, {"m": Contact("m", "middle", 1)}))
+        live.put_group("inner", GroupState(inner))
+        live.set("g1", "brand-new", "hello")
+        assert live.save()
+        live.delete_group("middle")  # inner moves up to outer, in the image as in the store
+        live.set("inner", "born", 2)
+        assert live.save()
+        assert live.group("inner").group.parent_id == "outer"  # type: ignore[union-attr]
+        assert live.group("outer").group.subgroup_ids == ["inner"]  # type: ignore[union-attr]
+        assert store.load_network_state(NET) == live.state
 
 
 def test_a_bad_value_is_reported_and_the_rest_is_written() -> None:

@@ -50,6 +50,11 @@ from casstore.store.config import SchedulerStorageConfig
 __all__ = ["NetworkImage"]
 
 ErrorCallback = Callable[[StorageError], None]
+#: After a failed flush, a full batch waits this long (seconds, doubling per failure up to the maximum)
+#: before the next automatic flush, so a down backend does not slow every write; explicit flushes
+#: (``flush``, ``save``, ``cycle_done``, the interval flusher) always try.
+RETRY_PAUSE = 0.1
+MAX_RETRY_PAUSE = 5.0
 
 
 def copy_group(state: GroupState) -> GroupState:
@@ -94,6 +99,7 @@ class NetworkImage:
         self._group_ops: set[str] = set()  # groups put or deleted whole since the last flush
         self._changes = 0
         self._in_flight = False  # a flush has copied the dirty set and not yet committed it
+        self._retry_at = 0.0  # after a failed flush, automatic flushes wait until then (monotonic)
         self._limit = self.mode.batch_limit
         self._undo = UndoLog()
         self._status = ImageStatus(network_id=network_id, mode=self.mode.name)
@@ -168,7 +174,7 @@ class NetworkImage:
             self._changes += 1
             full = self._changes >= self._limit and not self._undo.active
         if full:
-            self.flush()
+            self._auto_flush()
 
     def put_group(self, group_id: str, state: GroupState) -> None:
         """Add or replace a whole group (its fields, contacts and wires); flushed later."""
@@ -181,7 +187,7 @@ class NetworkImage:
             self._changes += 1
             full = self._changes >= self._limit and not self._undo.active
         if full:
-            self.flush()
+            self._auto_flush()
 
     def delete_group(self, group_id: str) -> None:
         """Remove a group with its contacts and wires; its subgroups move up to its parent (as the store does)."""
@@ -292,21 +298,30 @@ class NetworkImage:
                     self._group_ops |= group_ids
                     self._changes += len(keys) + len(group_ids)
                     self._in_flight = False
+                    if isinstance(exc, StorageError):
+                        self._status.failed(exc)
+                        pause = min(RETRY_PAUSE * 2 ** (self._status.failures - 1), MAX_RETRY_PAUSE)
+                        self._retry_at = time.monotonic() + pause
                 if not isinstance(exc, StorageError):
                     raise
-                self._status.failed(exc)
                 self._report(exc)
                 return False
             with self._lock:
                 self._take_in(changed)
                 self._head = head
                 self._in_flight = False
+                self._retry_at = 0.0
                 self._status.flushed(len(contents), len(groups), time.monotonic() - started, head, result.rejected)
                 durable = not self._dirty and not self._group_ops
             for rejected in result.rejected:
                 self._report(StorageError(f"not persisted: {_describe(rejected)}"))
             self._take_snapshot()
             return durable and not result.rejected
+
+    def _auto_flush(self) -> None:
+        """A flush the mode asked for (a full batch): after a failure, not before the retry pause."""
+        if time.monotonic() >= self._retry_at:
+            self.flush()
 
     def refresh(self) -> None:
         """Take in what other writers committed since the image last read or flushed (its own unflushed
@@ -341,9 +356,11 @@ class NetworkImage:
         try:
             self.snapshots.maybe_take(self._head)
         except StorageError as exc:
-            self._status.failed(exc)
+            with self._lock:
+                self._status.failed(exc)
             self._report(exc)
-        self._status.auto_snapshots = self.snapshots.taken
+        with self._lock:
+            self._status.auto_snapshots = self.snapshots.taken
 
     def _tick(self) -> None:
         """The background thread's work: an interval flush (interval mode), then the snapshot timer."""
