@@ -265,9 +265,15 @@ class NetworkImage:
         A backend failure keeps every change dirty and returns ``False`` (reported by
         ``on_error`` and :meth:`status`).  Refused (``StorageError``) inside a transaction.
         """
+        return self._flush(automatic=False)
+
+    def _flush(self, automatic: bool) -> bool:
+        """:meth:`flush`; an ``automatic`` one (the background thread's) skips while a transaction is open."""
         with self._flush_lock:
             with self._lock:
                 if self._undo.active:
+                    if automatic:
+                        return False
                     raise StorageError("flush inside an image transaction: leave the transaction to persist it")
                 if not self._dirty and not self._group_ops:
                     return True
@@ -364,8 +370,8 @@ class NetworkImage:
 
     def _tick(self) -> None:
         """The background thread's work: an interval flush (interval mode), then the snapshot timer."""
-        if self.mode.background_flush and not self._undo.active:
-            self.flush()
+        if self.mode.background_flush:
+            self._flush(automatic=True)
         if self.snapshots.due(self._head):
             with self._flush_lock:
                 self._take_snapshot()

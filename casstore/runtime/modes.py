@@ -81,8 +81,9 @@ class IntervalMode(Mode):
     back when a flush takes longer), so with ``F`` the longest flush a change made more than
     ``max(interval_ms, F) + F`` before the crash is durable (``interval_ms + F`` while flushes are
     quicker than the interval), and the store always holds the image as it was at one copy.
-    The flusher holds the image's lock only while it copies the dirty set, so the runtime is
-    blocked for no longer than that copy; encoding and writing run beside it.
+    The flusher holds the image's lock only while it copies the dirty set (and, after another
+    writer moved the head, while it swaps in the groups that writer changed), so the runtime is
+    blocked for no longer than that; encoding and writing run beside it.
     """
 
     name = "interval"
