@@ -43,7 +43,7 @@ GROUPS, CONTACTS = 4, 16
 BATCH_SIZE = 7
 INTERVAL_MS = 30
 #: Scheduling allowance for the interval bound: the flusher thread may wake late on a loaded machine.
-SLACK = 0.25
+SLACK = 0.5
 MODES = ("immediate", "batch", "interval", "manual", "transactional")
 BACKENDS = ("lmdb", "file")
 SLOW_TRIALS = 10  # per mode and backend: 20 kills per mode
