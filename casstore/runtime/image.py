@@ -333,6 +333,8 @@ class NetworkImage:
         """Take in what other writers committed since the image last read or flushed (its own unflushed
         changes win)."""
         with self._flush_lock:
+            if self._undo.active:
+                raise StorageError("refresh inside an image transaction: leave the transaction first")
             head, changed = read_changes(self.store, self.network_id, self._head)
             with self._lock:
                 self._take_in(changed)
