@@ -234,6 +234,7 @@ class NetworkImage:
         Leaving the outermost block hands its changes to the mode (``transactional``: flushed as
         one commit).  An exception rolls the image back to the block's start (a nested block: to
         its own start) and propagates; nothing of the rolled-back changes is ever written.
+        A transaction covers every write to the image while it is open, from any thread.
         """
         with self._lock:
             self._undo.begin()
