@@ -263,12 +263,13 @@ class NetworkStore(ObjectStore):
 
     # ---------------------------------------------------------------- snapshots
 
-    def save_snapshot(self, network_id: str, label: str | None = None) -> str:
+    def save_snapshot(self, network_id: str, label: str | None = None, *, automatic: bool = False) -> str:
         """Record the current state as a snapshot and return its id (O(1): one object, one ref).
 
+        ``automatic`` marks it as a timer's (``SnapshotInfo.automatic``; retention may prune it).
         Raises :class:`~casstore.errors.NetworkNotFound` if the network does not exist.
         """
-        return snapshots.save_snapshot(self._reader, self.objects, network_id, label)
+        return snapshots.save_snapshot(self._reader, self.objects, network_id, label, automatic=automatic)
 
     def find_snapshot(self, network_id: str, snapshot_id: str) -> tuple[bytes, dict[str, Any]]:
         """A snapshot's digest and decoded record; :class:`SnapshotNotFound` if ``network_id`` has no such snapshot.
