@@ -142,6 +142,7 @@ def list_snapshots(reader: NetworkReader, network_id: str) -> list[SnapshotInfo]
                 created_at=snap["time"],
                 size=snap["size"],
                 root=codec.format_id(snap["root"]),
+                parents=tuple(records.snapshot_parents(snap)),
             )
         )
     infos.sort(key=lambda info: (info.created_at, info.id), reverse=True)

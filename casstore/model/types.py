@@ -200,6 +200,8 @@ class SnapshotInfo:
         size: the network's logical size then, in bytes (group bodies, member keys and
             records, large contents; see ``docs/format.md``).
         root: the printable id of the network root it names.
+        parents: the snapshots it follows, by id: one for an ordinary snapshot (none for the
+            first), two or more for a merge's (ours first); weak references, as in docs/format.md.
     """
 
     id: str
@@ -208,6 +210,7 @@ class SnapshotInfo:
     created_at: datetime
     size: int
     root: str
+    parents: tuple[str, ...] = ()
 
 
 ChangeKind = Literal[
