@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import click
 
-from casstore.cli import deletes, images, networks, objects, remotes, snapshots
+from casstore.cli import deletes, images, merge, networks, objects, remotes, snapshots
 from casstore.cli.output import CasstoreGroup
 
 __all__ = ["DEFAULT_STORE", "main"]
@@ -78,6 +78,10 @@ for _verb in (
     remotes.push,
     remotes.pull,
     remotes.clone,
+    merge.fetch,
+    merge.merge,
+    merge.conflicts,
+    merge.resolve,
     images.archive_network,
     images.restore_network,
 ):
