@@ -176,8 +176,8 @@ def merge_network(
     ]
     if remote:
         updates.append(RefUpdate(tracking_ref(remote, network_id), agreed, theirs, required=False))
-    updates.append(RefUpdate(head_ref(network_id), ours, merged.digest))
-    store.commit(pending.frames(), updates)
+    # the head first: where a commit is not one transaction, a merge that loses the race moves nothing
+    store.commit(pending.frames(), [RefUpdate(head_ref(network_id), ours, merged.digest), *updates])
     store.head_moved(network_id, ours, merged.digest)
     out.snapshot = snap_id
     return out

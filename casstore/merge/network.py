@@ -20,7 +20,14 @@ from typing import Any
 from casstore import codec
 from casstore.merge.content import Contradiction, merge3, same
 from casstore.model import records
-from casstore.model.conflicts import Conflict, ConflictKind, conflict_key, conflicts_tree, encode_conflict
+from casstore.model.conflicts import (
+    Conflict,
+    ConflictKind,
+    conflict_key,
+    conflicts_tree,
+    decode_conflict,
+    encode_conflict,
+)
 from casstore.model.reads import NetworkReader, make_tree
 from casstore.prolly import Edit, ProllyTree
 from casstore.store.base import PendingWrites
@@ -87,8 +94,23 @@ class _Merge:
         return (theirs, "theirs") if self.theirs_later else (ours, "ours")
 
     def record(self, kind: ConflictKind, group: str, item: str, **fields: Any) -> None:
-        conflict = Conflict(group, item, kind, **fields)
-        self.conflicts[conflict_key(kind, group, item)] = conflict
+        key = conflict_key(kind, group, item)
+        now = [fields.get("ours"), fields.get("theirs"), fields.get("kept")]
+        earlier = [value for value in self.earlier(key) if not any(same(value, v) for v in now)]
+        self.conflicts[key] = Conflict(group, item, kind, **fields, superseded=earlier)
+
+    def earlier(self, key: str) -> list[Any]:
+        """The values earlier conflicts on ``key`` (in ours' or theirs' state) recorded, each once."""
+        found: dict[bytes, Any] = {}
+        tree = conflicts_tree(self.reader)
+        for side in (self.ours, self.theirs):
+            if records.CONFLICTS_FIELD in side:
+                data = tree.get(side[records.CONFLICTS_FIELD], key)
+                if data is not None:
+                    old = decode_conflict(key, data)
+                    for value in (old.ours, old.theirs, old.kept, *old.superseded):
+                        found.setdefault(codec.encode_value(value), value)
+        return list(found.values())
 
     # ---------------------------------------------------------------- members
 

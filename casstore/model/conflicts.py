@@ -13,7 +13,7 @@ head compare-and-swap.  See docs/merge.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from casstore import codec
@@ -62,6 +62,8 @@ class Conflict:
         kept: the value the merged state holds.
         kept_side: ``"ours"`` or ``"theirs"``: whose value was kept.
         message: for a contradiction, upstream Bassline's ``lastContradiction`` message.
+        superseded: values of earlier conflicts on the same item (recorded by earlier merges)
+            that are none of ``ours``, ``theirs`` or ``kept``: a later merge never forgets them.
     """
 
     group: str
@@ -74,6 +76,7 @@ class Conflict:
     kept: Any
     kept_side: Literal["ours", "theirs"] = "ours"
     message: str | None = None
+    superseded: list[Any] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """The JSON shape of the listing; a contradiction adds ``message`` and ``values`` (``lastContradiction``)."""
@@ -91,6 +94,8 @@ class Conflict:
         if self.message is not None:
             out["message"] = self.message
             out["values"] = [self.ours, self.theirs]
+        if self.superseded:
+            out["superseded"] = self.superseded
         return out
 
 
@@ -119,6 +124,7 @@ def decode_conflict(key: str, data: bytes) -> Conflict:
         record.get("kept"),
         record.get("kept_side", "ours"),
         record.get("message"),
+        record.get("superseded", []),
     )
 
 
