@@ -61,8 +61,13 @@ MERGES: list[tuple[str, Any, Any, Any, Any]] = [
     ("GrowMaps of different keys", BASE, gm({"a": 1}), gm({"b": 2}), gm({"a": 1, "b": 2})),
     ("GrowMaps of equal values", BASE, gm({"a": 1, "b": 2}), gm({"a": 1, "c": 3}), gm({"a": 1, "b": 2, "c": 3})),
     ("GrowMaps nest", BASE, gm({"t": gs([1, 2])}), gm({"t": gs([2, 3])}), gm({"t": gs([1, 2, 3])})),
-    ("ShrinkMaps keep common keys", BASE, sm({"a": 1, "b": 2, "c": 3}), sm({"a": 1, "b": 2, "d": 4}),
-     sm({"a": 1, "b": 2})),  # fmt: skip
+    (
+        "ShrinkMaps keep common keys",
+        BASE,
+        sm({"a": 1, "b": 2, "c": 3}),
+        sm({"a": 1, "b": 2, "d": 4}),
+        sm({"a": 1, "b": 2}),
+    ),  # fmt: skip
     ("plain maps merge key-wise", BASE, {"a": 1}, {"b": 2}, {"a": 1, "b": 2}),
     ("plain arrays concatenate (from an empty base)", [], [1, 2], [3, 4], [1, 2, 3, 4]),
     # three-way, where upstream concatenates: each side's additions once
@@ -71,8 +76,13 @@ MERGES: list[tuple[str, Any, Any, Any, Any]] = [
     ("arrays: an addition on both sides appears once", [1], [1, 2], [1, 2], [1, 2]),
     ("arrays: a removal applies", [1, 2, 3], [1, 3, 9], [1, 2, 3, 7], [1, 3, 9, 7]),
     ("GrowArray: merging again adds nothing", ga([1]), ga([1, 2, 3]), ga([1, 3]), ga([1, 2, 3])),
-    ("maps: a key removed on one side goes", {"a": 1, "b": 2}, {"a": 1}, {"a": 1, "b": 2, "c": 3},
-     {"a": 1, "c": 3}),  # fmt: skip
+    (
+        "maps: a key removed on one side goes",
+        {"a": 1, "b": 2},
+        {"a": 1},
+        {"a": 1, "b": 2, "c": 3},
+        {"a": 1, "c": 3},
+    ),  # fmt: skip
     ("one side changed: take it", 1, 1, 5, 5),
 ]
 
@@ -180,7 +190,7 @@ def test_merge_by_blend_mode_records_conflicts() -> None:
 
 def test_conflicts_are_listed_kept_by_writes_and_resolved() -> None:
     store = casstore.open_store("memory://")
-    base, ours, theirs = two_sides(store)
+    base, _, theirs = two_sides(store)
     result = merge_network(store, "o", theirs, base=base)
     assert result.outcome == "merged" and result.base_source == "given"
     assert [c.item for c in store.conflicts("o")] == ["last", "num", "h"]
@@ -323,7 +333,9 @@ def test_merge_properties(ours_ops: list[Any], theirs_ops: list[Any], theirs_lat
     swapped = written(store, merge_roots(reader, base, theirs, ours, theirs_later=not theirs_later))
     a, b = _items(_state(store, m)), _items(_state(store, swapped))
     contradicted = {("contact", c.group, c.item) for c in merged.conflicts if c.reason == "contradiction"}
-    assert {k: v for k, v in a.items() if k not in contradicted} == {k: v for k, v in b.items() if k not in contradicted}
+    assert {k: v for k, v in a.items() if k not in contradicted} == {
+        k: v for k, v in b.items() if k not in contradicted
+    }
     assert _state(store, m).groups.keys() == _state(store, swapped).groups.keys()
     for gid in _state(store, m).groups:
         assert _state(store, m).groups[gid].group.contact_ids == _state(store, swapped).groups[gid].group.contact_ids

@@ -22,7 +22,7 @@ from casstore.merge.network import merge_roots
 from casstore.model import records
 from casstore.model.conflicts import Conflict
 from casstore.model.network import NetworkStore
-from casstore.model.refs import fetched_ref, head_ref, snapshot_ref, tip_ref, tracking_ref
+from casstore.model.refs import fetched_ref, fetched_tip_ref, head_ref, snapshot_ref, tip_ref, tracking_ref
 from casstore.store.base import RefUpdate
 
 __all__ = ["AUTO", "BaseSource", "MergeOutcome", "MergeResult", "merge_network", "resolve_other"]
@@ -115,7 +115,10 @@ def merge_network(
         raise NetworkNotFound(f"network {network_id!r} not found")
     if theirs not in store.blobs:
         raise ObjectNotFound(f"head {codec.format_id(theirs)} of {network_id!r} is not in this store: fetch it first")
-    graph = SnapshotGraph(store, network_id, extra_snapshots)
+    tips = {ours: store.refs.get(tip_ref(network_id))}
+    if remote:
+        tips.setdefault(theirs, store.refs.get(fetched_tip_ref(remote, network_id)))
+    graph = SnapshotGraph(store, network_id, extra_snapshots, tips={h: t for h, t in tips.items() if t is not None})
     agreed = store.refs.get(tracking_ref(remote, network_id)) if remote else None
 
     def result(outcome: MergeOutcome, head: bytes, base_: bytes | None, source: BaseSource) -> MergeResult:

@@ -39,9 +39,15 @@ class SnapshotGraph:
         network_id: str,
         extra: dict[str, bytes] | None = None,
         other: tuple[ObjectStore, dict[str, bytes]] | None = None,
+        tips: dict[bytes, bytes] | None = None,
     ) -> None:
         """The graph of ``store``'s snapshots of ``network_id``, plus ``extra`` (id → digest, held in
-        ``store`` without a ref) and ``other``'s (a second store and snapshot refs this one lacks)."""
+        ``store`` without a ref) and ``other``'s (a second store and snapshot refs this one lacks).
+
+        ``tips`` maps a store's current head to that store's snapshot tip: a head no snapshot names
+        stands just after its store's newest snapshot (the writes since it; docs/merge.md).
+        """
+        self.tips = {head: codec.format_id(tip) for head, tip in (tips or {}).items()}
         refs = store.refs.list(snapshots_prefix(network_id))
         start = len(snapshots_prefix(network_id))
         names = {name[start:]: digest for name, digest in refs.items()}
@@ -75,8 +81,13 @@ class SnapshotGraph:
         return EPOCH if snapshot_id is None else self.nodes[snapshot_id].time
 
     def ancestors(self, head: bytes) -> dict[str, int]:
-        """Every snapshot reachable from those naming ``head`` (themselves included) → its distance."""
+        """Every snapshot reachable from those naming ``head`` (themselves included) → its distance.
+
+        A head no snapshot names starts from its store's tip, if :attr:`tips` knows it.
+        """
         frontier = list(self.by_root.get(head, ()))
+        if not frontier and head in self.tips and self.tips[head] in self.nodes:
+            frontier = [self.tips[head]]
         seen = dict.fromkeys(frontier, 0)
         depth = 0
         while frontier:

@@ -5,6 +5,7 @@
 ``networks/<id>/snapshots/<snap id>``  one snapshot (a snapshot commit)
 ``remotes/<remote>/networks/<id>/head`` the head last agreed with a remote (sync)
 ``remotes/<remote>/fetched/networks/<id>/head`` the remote's head as ``fetch`` last saw it
+``remotes/<remote>/fetched/networks/<id>/snapshot-tip`` and its snapshot tip then
 ``config/remotes/<name>``              a remote's URL (an opaque object)
 
 ``<id>`` is the network id ``%``-escaped into one path component (never starting
@@ -22,6 +23,7 @@ __all__ = [
     "fetched_heads",
     "fetched_prefix",
     "fetched_ref",
+    "fetched_tip_ref",
     "head_ref",
     "network_heads",
     "quote_network_id",
@@ -95,6 +97,11 @@ def fetched_prefix(remote: str) -> str:
 def fetched_ref(remote: str, network_id: str) -> str:
     """Where ``fetch`` records ``remote``'s head of ``network_id`` (a remote-tracking head; never a lease)."""
     return f"remotes/{remote}/fetched/{head_ref(network_id)}"
+
+
+def fetched_tip_ref(remote: str, network_id: str) -> str:
+    """Where ``fetch`` records ``remote``'s snapshot tip of ``network_id`` (where its head's history starts)."""
+    return f"remotes/{remote}/fetched/{tip_ref(network_id)}"
 
 
 def fetched_heads(refs: dict[str, bytes], remote: str) -> dict[str, bytes]:

@@ -18,9 +18,11 @@ from casstore.model.refs import (
     NETWORKS_PREFIX,
     fetched_prefix,
     fetched_ref,
+    fetched_tip_ref,
     head_ref,
     network_heads,
     snapshots_prefix,
+    tip_ref,
 )
 from casstore.model.walk import Kind
 from casstore.store.base import ObjectStore, RefUpdate
@@ -69,6 +71,10 @@ def fetch(
             bases[head] = local_head
         if before != head:
             updates.append(RefUpdate(ref, before, head, required=False))
+        tip, tip_here = remote_refs.get(tip_ref(network_id)), fetched_tip_ref(name, network_id)
+        if tip is not None and fetched.get(tip_here) != tip:
+            roots.append((tip, "snap"))  # it may name a snapshot whose own ref is gone
+            updates.append(RefUpdate(tip_here, fetched.get(tip_here), tip, required=False))
         report.networks[network_id] = "created" if before is None else "up-to-date" if before == head else "updated"
         prefix = snapshots_prefix(network_id)
         for snapshot_ref, digest in remote_refs.items():

@@ -106,8 +106,8 @@ def _replicate(
         outcome = decide(source, target, base, force)
         if outcome == "diverged":
             assert target is not None
-            other, other_refs = (src, src_refs) if local is dst else (dst, dst_refs)
-            outcome = _by_history(local, other, other_refs, network_id, source, target)
+            local_refs, other, other_refs = (dst_refs, src, src_refs) if local is dst else (src_refs, dst, dst_refs)
+            outcome = _by_history(local, local_refs, other, other_refs, network_id, source, target)
         report.networks[network_id] = outcome
         if outcome == "diverged":
             report.diverged[network_id] = _divergence(network_id, src_refs, dst_refs, base, local_is_src=local is src)
@@ -174,19 +174,30 @@ def _replicate(
 
 
 def _by_history(
-    local: ObjectStore, other: ObjectStore, other_refs: dict[str, bytes], network_id: str, source: bytes, target: bytes
+    local: ObjectStore,
+    local_refs: dict[str, bytes],
+    other: ObjectStore,
+    other_refs: dict[str, bytes],
+    network_id: str,
+    source: bytes,
+    target: bytes,
 ) -> Outcome:
     """A divergence by the agreed head, decided again by the snapshot graph (merge parents included):
     ``updated`` if ``target`` is in ``source``'s history (a merge of it), ``up-to-date`` if ``source``
     is in ``target``'s, else ``diverged``.  Reads the local snapshots and the other side's it lacks."""
     prefix = snapshots_prefix(network_id)
-    held = {name[len(prefix) :] for name in local.refs.list(prefix)}
+    held = {name[len(prefix) :] for name in local_refs if name.startswith(prefix)}
     theirs = {
         name[len(prefix) :]: digest
         for name, digest in other_refs.items()
         if name.startswith(prefix) and name[len(prefix) :] not in held
     }
-    graph = SnapshotGraph(local, network_id, other=(other, theirs) if theirs else None)
+    tips = {}
+    for refs in (local_refs, other_refs):
+        head, tip = refs.get(head_ref(network_id)), refs.get(tip_ref(network_id))
+        if head is not None and tip is not None:
+            tips[head] = tip
+    graph = SnapshotGraph(local, network_id, other=(other, theirs) if theirs else None, tips=tips)
     if graph.descends(source, target):
         return "updated"
     if graph.descends(target, source):
