@@ -67,7 +67,7 @@ MERGES: list[tuple[str, Any, Any, Any, Any]] = [
         sm({"a": 1, "b": 2, "c": 3}),
         sm({"a": 1, "b": 2, "d": 4}),
         sm({"a": 1, "b": 2}),
-    ),  # fmt: skip
+    ),
     ("plain maps merge key-wise", BASE, {"a": 1}, {"b": 2}, {"a": 1, "b": 2}),
     ("plain arrays concatenate (from an empty base)", [], [1, 2], [3, 4], [1, 2, 3, 4]),
     # three-way, where upstream concatenates: each side's additions once
@@ -82,7 +82,7 @@ MERGES: list[tuple[str, Any, Any, Any, Any]] = [
         {"a": 1},
         {"a": 1, "b": 2, "c": 3},
         {"a": 1, "c": 3},
-    ),  # fmt: skip
+    ),
     ("one side changed: take it", 1, 1, 5, 5),
 ]
 
