@@ -75,8 +75,7 @@ class _Merge:
         return side[kind] if side is not None else self.trees[kind].empty(write=False)
 
     def diff(self, kind: str, side: dict[str, Any]) -> Diff:
-        tree = self.reader.trees[kind]
-        return {key: (old, new) for key, old, new in tree.diff(self.root_of(self.base, kind), side[kind])}
+        return aligned_diff(self.reader.trees[kind], self.root_of(self.base, kind), side[kind])
 
     def ours_value(self, kind: str, key: str) -> bytes | None:
         d_ours, d_theirs = self.diffs[kind]
@@ -306,8 +305,26 @@ class _Merge:
         return out
 
     def reconcile(self, touched: dict[str, set[str]], bodies: dict[str, dict[str, Any]]) -> None:
-        """Make each kept group's id lists name exactly its kept members, and write the changed bodies."""
+        """Make each kept group's id lists name exactly its kept members, and write the changed bodies.
+
+        A group whose body is ours' and whose members are present exactly where ours has them is
+        already consistent (the common case: contents changed), so it costs no read.
+        """
+        group_edits = self.edits["groups"]
+
+        def moved(gid: str) -> bool:
+            for key in touched.get(gid, ()):
+                for kind in _MEMBERS:
+                    d_ours, d_theirs = self.diffs[kind]
+                    if key not in d_ours and key not in d_theirs:
+                        continue
+                    if (self.result_value(kind, key) is None) != (self.ours_value(kind, key) is None):
+                        return True
+            return False
+
         for gid in sorted(set(touched) | set(bodies)):
+            if gid not in bodies and gid not in group_edits and not moved(gid):
+                continue
             record = self.result_value("groups", gid)
             if record is None:
                 continue
@@ -416,6 +433,31 @@ class _Merge:
         if not tree.load(new_root).keys:
             return None
         return new_root
+
+
+def aligned_diff(tree: ProllyTree, old: bytes, new: bytes) -> Diff:
+    """``key → (old value, new value)`` of every key that differs, descending only where digests differ.
+
+    Level by level, with one batched read per level: node pairs with the same keys (boundaries
+    depend on keys only, so a value-only change keeps them) are compared child by child, or entry
+    by entry at the leaves; any other pair is handed to the general
+    :meth:`~casstore.prolly.ProllyTree.diff` (it covers the same key range).
+    """
+    out: Diff = {}
+    frontier = [(old, new)] if old != new else []
+    while frontier:
+        nodes = tree.load_many([digest for pair in frontier for digest in pair])
+        following = []
+        for number, (a, b) in enumerate(frontier):
+            na, nb = nodes[2 * number], nodes[2 * number + 1]
+            if na.level != nb.level or na.keys != nb.keys:
+                out.update((key, (x, y)) for key, x, y in tree.diff(a, b))
+            elif na.level == 0:
+                out.update((k, (x, y)) for k, x, y in zip(na.keys, na.values, nb.values, strict=True) if x != y)
+            else:
+                following += [(x, y) for x, y in zip(na.values, nb.values, strict=True) if x != y]
+        frontier = following
+    return out
 
 
 def _decoded(record: bytes | None) -> dict[str, Any] | None:
