@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from casstore import codec
-from casstore.errors import NetworkNotFound, ObjectNotFound, SnapshotNotFound
+from casstore.errors import NetworkNotFound, ObjectNotFound, SnapshotNotFound, StorageError
 from casstore.merge.history import SnapshotGraph, printable
 from casstore.merge.network import merge_roots
 from casstore.model import records
@@ -79,7 +79,7 @@ def resolve_other(store: NetworkStore, network_id: str, text: str) -> tuple[byte
             continue
         try:
             digest = store.refs.get(fetched_ref(name, network))
-        except Exception:  # not a valid ref name: not a remote's head
+        except StorageError:  # not a valid ref name: not a remote's head
             digest = None
         if digest is not None and network == network_id:
             return digest, name
@@ -157,10 +157,12 @@ def merge_network(
     parents = []
     for head in (ours, theirs):
         snapshot_id = graph.naming(head)
-        if snapshot_id is None:
+        if snapshot_id is None:  # a head written since its store's last snapshot: it follows that tip
             size = store.network_root(head)["size"]
             label = "merge: ours" if head == ours else "merge: theirs"
-            digest = pending.add(records.encode_snapshot(network_id, head, None, label, size))
+            tip_digest = tips.get(head)
+            parent = codec.format_id(tip_digest) if tip_digest is not None else None
+            digest = pending.add(records.encode_snapshot(network_id, head, parent, label, size))
             snapshot_id = codec.format_id(digest)
             updates.append(RefUpdate(snapshot_ref(network_id, snapshot_id), None, digest, required=False))
         elif extra_snapshots and snapshot_id in extra_snapshots:
