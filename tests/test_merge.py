@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -312,7 +313,11 @@ def _check_invariants(store: NetworkStore, digest: bytes) -> None:
         assert root[name] == again[name], name
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: more with CASSTORE_MERGE_EXAMPLES=500 (the default keeps the suite's time budget)
+EXAMPLES = int(os.environ.get("CASSTORE_MERGE_EXAMPLES", "40"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_op, max_size=6), st.lists(_op, max_size=6), st.booleans())
 def test_merge_properties(ours_ops: list[Any], theirs_ops: list[Any], theirs_later: bool) -> None:
     store = casstore.open_store("memory://")

@@ -93,23 +93,33 @@ class _Merge:
         return (theirs, "theirs") if self.theirs_later else (ours, "ours")
 
     def record(self, kind: ConflictKind, group: str, item: str, **fields: Any) -> None:
+        """Record a conflict; one that tells nothing ours' record of the item does not (the same kept
+        value, every value already in it: merging the same change again) leaves that record as it is."""
         key = conflict_key(kind, group, item)
         now = [fields.get("ours"), fields.get("theirs"), fields.get("kept")]
-        earlier = [value for value in self.earlier(key) if not any(same(value, v) for v in now)]
+        records_here = self.earlier(key)
+        ours_record = records_here[0]
+        if ours_record is not None and same(ours_record.kept, fields.get("kept")):
+            known = (ours_record.ours, ours_record.theirs, ours_record.kept, *ours_record.superseded)
+            if all(any(same(value, k) for k in known) for value in now):
+                self.conflicts[key] = ours_record
+                return
+        found: dict[bytes, Any] = {}
+        for old in records_here:
+            if old is not None:
+                for value in (old.ours, old.theirs, old.kept, *old.superseded):
+                    found.setdefault(codec.encode_value(value), value)
+        earlier = [value for value in found.values() if not any(same(value, v) for v in now)]
         self.conflicts[key] = Conflict(group, item, kind, **fields, superseded=earlier)
 
-    def earlier(self, key: str) -> list[Any]:
-        """The values earlier conflicts on ``key`` (in ours' or theirs' state) recorded, each once."""
-        found: dict[bytes, Any] = {}
+    def earlier(self, key: str) -> list[Conflict | None]:
+        """The records ours' and theirs' states hold for ``key`` (``None`` where none)."""
+        out: list[Conflict | None] = []
         tree = conflicts_tree(self.reader)
         for side in (self.ours, self.theirs):
-            if records.CONFLICTS_FIELD in side:
-                data = tree.get(side[records.CONFLICTS_FIELD], key)
-                if data is not None:
-                    old = decode_conflict(key, data)
-                    for value in (old.ours, old.theirs, old.kept, *old.superseded):
-                        found.setdefault(codec.encode_value(value), value)
-        return list(found.values())
+            data = tree.get(side[records.CONFLICTS_FIELD], key) if records.CONFLICTS_FIELD in side else None
+            out.append(None if data is None else decode_conflict(key, data))
+        return out
 
     # ---------------------------------------------------------------- members
 
