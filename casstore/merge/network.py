@@ -19,6 +19,8 @@ from typing import Any
 
 from casstore import codec
 from casstore.merge.content import Contradiction, merge3, same
+from casstore.merge.rules import merge_body, merge_fields, plain, three_way
+from casstore.merge.treediff import Diff, aligned_diff
 from casstore.model import records
 from casstore.model.conflicts import (
     Conflict,
@@ -46,9 +48,6 @@ class MergedRoot:
     conflicts: list[Conflict] = field(default_factory=list)
     #: keys whose value differs from ours, per tree
     edited: dict[str, int] = field(default_factory=dict)
-
-
-Diff = dict[str, tuple[bytes | None, bytes | None]]
 
 
 class _Merge:
@@ -137,7 +136,7 @@ class _Merge:
                 kept=self.content(rt if ro is None else ro), kept_side=side,
             )  # fmt: skip
             return kept
-        merged = _merge_fields(rb, ro, rt, self.theirs_later, skip=("c", "C", "z"))
+        merged = merge_fields(rb, ro, rt, self.theirs_later, skip=("c", "C", "z"))
         same_content = _content_id(ro) == _content_id(rt)
         if same_content or (rb is not None and _content_id(rb) == _content_id(ro)):
             content_from = rt
@@ -171,7 +170,7 @@ class _Merge:
         gid, wid = records.split_member_key(key)
 
         def shown(x: bytes | None) -> Any:
-            return None if x is None else _plain(asdict(records.decode_wire(x, wid, gid)))
+            return None if x is None else plain(asdict(records.decode_wire(x, wid, gid)))
 
         if o is None or t is None:
             self.record(
@@ -180,7 +179,7 @@ class _Merge:
             )  # fmt: skip
             return t if o is None else o
         collided: list[str] = []
-        merged = _merge_fields(_decoded(b), codec.decode(o), codec.decode(t), self.theirs_later, collided=collided)
+        merged = merge_fields(_decoded(b), codec.decode(o), codec.decode(t), self.theirs_later, collided=collided)
         data = codec.encode(merged)
         if collided:
             side = "theirs" if self.theirs_later else "ours"
@@ -276,7 +275,7 @@ class _Merge:
     def keep_group(self, gid: str, b: bytes | None, o: bytes | None, t: bytes | None, kept: str) -> None:
         def shown(x: bytes | None) -> Any:
             body = self.body(x)
-            return None if body is None else _plain(asdict(records.decode_group(body, gid)))
+            return None if body is None else plain(asdict(records.decode_group(body, gid)))
 
         self.record(
             "group", gid, gid, reason="delete-modify", base=shown(b), ours=shown(o), theirs=shown(t),
@@ -284,33 +283,16 @@ class _Merge:
         )  # fmt: skip
 
     def merge_body(self, gid: str, b: dict[str, Any] | None, o: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
-        b = b or {}
-        first, second = (o, t) if not self.theirs_later else (t, o)
-        out: dict[str, Any] = {}
         collided: list[str] = []
-        for name in sorted(set(o) | set(t) | set(b)):
-            x, y, z = o.get(name), t.get(name), b.get(name)
-            if name in ("c", "w", "s", "b"):
-                ids = _ids(z or [], (first.get(name) or []), (second.get(name) or []))
-                if ids:
-                    out[name] = ids
-            elif name in ("a", "x", "X"):
-                merged = _key_merge(z or {}, x or {}, y or {}, self.theirs_later, collided)
-                if merged:
-                    out[name] = merged
-            else:
-                value = _three(z, x, y, self.theirs_later, collided, name)
-                if value is not None:
-                    out[name] = value
+        out = merge_body(b or {}, o, t, self.theirs_later, collided)
         if collided:
-            side = "theirs" if self.theirs_later else "ours"
 
             def shown(body: dict[str, Any] | None) -> Any:
-                return None if not body else _plain(asdict(records.decode_group(body, gid)))
+                return None if not body else plain(asdict(records.decode_group(body, gid)))
 
             self.record(
                 "group", gid, gid, reason="both-changed", base=shown(b), ours=shown(o), theirs=shown(t),
-                kept=shown(out), kept_side=side,
+                kept=shown(out), kept_side="theirs" if self.theirs_later else "ours",
             )  # fmt: skip
         return out
 
@@ -409,9 +391,9 @@ class _Merge:
         collided: list[str] = []
         later = self.theirs_later
         base = self.base or {}
-        current = _three(base.get("current"), self.ours["current"], self.theirs["current"], later, collided)
-        root_group = _three(base.get("rootGroup"), self.ours["rootGroup"], self.theirs["rootGroup"], later, collided)
-        extra = _three(base.get("x"), self.ours.get("x"), self.theirs.get("x"), later, collided)
+        current = three_way(base.get("current"), self.ours["current"], self.theirs["current"], later, collided)
+        root_group = three_way(base.get("rootGroup"), self.ours["rootGroup"], self.theirs["rootGroup"], later, collided)
+        extra = three_way(base.get("x"), self.ours.get("x"), self.theirs.get("x"), later, collided)
         for kind, root in roots.items():
             if root == self.trees[kind].empty(write=False):
                 self.trees[kind].empty()
@@ -445,110 +427,12 @@ class _Merge:
         return new_root
 
 
-def aligned_diff(tree: ProllyTree, old: bytes, new: bytes) -> Diff:
-    """``key → (old value, new value)`` of every key that differs, descending only where digests differ.
-
-    Level by level, with one batched read per level: node pairs with the same keys (boundaries
-    depend on keys only, so a value-only change keeps them) are compared child by child, or entry
-    by entry at the leaves; any other pair is handed to the general
-    :meth:`~casstore.prolly.ProllyTree.diff` (it covers the same key range).
-    """
-    out: Diff = {}
-    frontier = [(old, new)] if old != new else []
-    while frontier:
-        nodes = tree.load_many([digest for pair in frontier for digest in pair])
-        following = []
-        for number, (a, b) in enumerate(frontier):
-            na, nb = nodes[2 * number], nodes[2 * number + 1]
-            if na.level != nb.level or na.keys != nb.keys:
-                out.update((key, (x, y)) for key, x, y in tree.diff(a, b))
-            elif na.level == 0:
-                out.update((k, (x, y)) for k, x, y in zip(na.keys, na.values, nb.values, strict=True) if x != y)
-            else:
-                following += [(x, y) for x, y in zip(na.values, nb.values, strict=True) if x != y]
-        frontier = following
-    return out
-
-
 def _decoded(record: bytes | None) -> dict[str, Any] | None:
     return None if record is None else codec.decode(record)
 
 
 def _content_id(record: dict[str, Any]) -> Any:
     return record.get("c", record.get("C"))
-
-
-_ABSENT = object()
-
-
-def _three(base: Any, ours: Any, theirs: Any, theirs_later: bool, collided: list[str], name: str = "") -> Any:
-    """One field, three-way: the side that changed it; both (differently): the later side's, noted in ``collided``."""
-    if same(ours, theirs) or same(theirs, base):
-        return ours
-    if same(ours, base):
-        return theirs
-    collided.append(name)
-    return theirs if theirs_later else ours
-
-
-def _key_merge(
-    base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any], theirs_later: bool, collided: list[str]
-) -> dict[str, Any]:
-    """A map of fields or attributes key by key, three-way; a key one side removed unchanged is removed."""
-    out: dict[str, Any] = {}
-    for key in sorted(set(base) | set(ours) | set(theirs)):
-        value = _three(
-            base.get(key, _ABSENT), ours.get(key, _ABSENT), theirs.get(key, _ABSENT), theirs_later, collided, key
-        )
-        if value is not _ABSENT:
-            out[key] = value
-    return out
-
-
-def _merge_fields(
-    base: dict[str, Any] | None,
-    ours: dict[str, Any],
-    theirs: dict[str, Any],
-    theirs_later: bool,
-    skip: tuple[str, ...] = (),
-    collided: list[str] | None = None,
-) -> dict[str, Any]:
-    """A contact or wire record's fields, three-way; attributes (``"a"``) and extra (``"x"``) key by key."""
-    base = base or {}
-    seen = collided if collided is not None else []
-    out: dict[str, Any] = {}
-    for name in sorted(set(base) | set(ours) | set(theirs)):
-        if name in skip:
-            continue
-        x, y, z = ours.get(name, _ABSENT), theirs.get(name, _ABSENT), base.get(name, _ABSENT)
-        if name in ("a", "x") and not (x is _ABSENT and y is _ABSENT):
-            maps = [codec.decode_value(v) if isinstance(v, bytes) else {} for v in (z, x, y)]
-            merged = _key_merge(maps[0], maps[1], maps[2], theirs_later, seen)
-            if merged:
-                out[name] = codec.encode_value(merged, name, codec.MAX_DEPTH + 1)
-            continue
-        value = _three(z, x, y, theirs_later, seen, name)
-        if value is not _ABSENT:
-            out[name] = value
-    return out
-
-
-def _ids(base: list[str], first: list[str], second: list[str]) -> list[str]:
-    """An id list: ``first``'s order without what ``second`` removed from ``base``, then ``second``'s additions."""
-    removed = set(base) - set(second)
-    have = set(first)
-    out = [i for i in first if i not in removed]
-    out += [i for i in second if i not in have and i not in base]
-    return list(dict.fromkeys(out))
-
-
-def _plain(value: Any) -> Any:
-    """A dataclass dict with tuples as lists (for a conflict record)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def merge_roots(
