@@ -4,6 +4,8 @@
   ``mergeContent``, three-way), and :class:`~casstore.merge.content.Contradiction`;
 * :mod:`casstore.merge.network`: :func:`merge_roots`, the tree-by-tree merge of two network roots
   against their base, by diff (cost follows the changes);
+* :mod:`casstore.merge.rules`: the structure rules (fields three-way, maps key by key, id lists);
+* :mod:`casstore.merge.treediff`: the level-by-level diff each side is read by;
 * :mod:`casstore.merge.history`: the snapshot graph (merge parents), ancestry and the merge base;
 * :mod:`casstore.merge.commit`: :func:`merge_network`, one merge as one write with its snapshot.
 
