@@ -102,11 +102,18 @@ class SnapshotGraph:
             frontier = following
         return seen
 
-    def descends(self, head: bytes, ancestor: bytes) -> bool:
-        """Whether ``ancestor`` (a root) is named by a snapshot in ``head``'s history (or is ``head``)."""
+    def descends(self, head: bytes, ancestor: bytes, *, through_merge: bool = False) -> bool:
+        """Whether ``ancestor`` (a root) is named by a snapshot in ``head``'s history (or is ``head``).
+
+        ``through_merge``: only if that history holds a merge (a snapshot of two or more parents),
+        so that between stores that never merged, sync keeps exactly its lease rule.
+        """
         if head == ancestor:
             return True
-        return any(self.nodes[s].root == ancestor for s in self.ancestors(head))
+        history = self.ancestors(head)
+        if through_merge and not any(len(self.nodes[s].parents) > 1 for s in history):
+            return False
+        return any(self.nodes[s].root == ancestor for s in history)
 
     def common_ancestor(self, ours: bytes, theirs: bytes) -> bytes | None:
         """The root of the lowest common ancestor of two heads (nearest to both; newest on a tie), or ``None``."""

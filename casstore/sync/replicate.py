@@ -182,9 +182,11 @@ def _by_history(
     source: bytes,
     target: bytes,
 ) -> Outcome:
-    """A divergence by the agreed head, decided again by the snapshot graph (merge parents included):
-    ``updated`` if ``target`` is in ``source``'s history (a merge of it), ``up-to-date`` if ``source``
-    is in ``target``'s, else ``diverged``.  Reads the local snapshots and the other side's it lacks."""
+    """A divergence by the agreed head, decided again by the snapshot graph when a merge is in it:
+    ``updated`` if ``target`` is in ``source``'s history and that history holds a merge,
+    ``up-to-date`` if ``source`` is in ``target``'s likewise, else ``diverged``.  Without merges the
+    lease rule alone decides, as before merges existed.  Reads the local snapshots and the other
+    side's it lacks."""
     prefix = snapshots_prefix(network_id)
     held = {name[len(prefix) :] for name in local_refs if name.startswith(prefix)}
     theirs = {
@@ -198,9 +200,9 @@ def _by_history(
         if head is not None and tip is not None:
             tips[head] = tip
     graph = SnapshotGraph(local, network_id, other=(other, theirs) if theirs else None, tips=tips)
-    if graph.descends(source, target):
+    if graph.descends(source, target, through_merge=True):
         return "updated"
-    if graph.descends(target, source):
+    if graph.descends(target, source, through_merge=True):
         return "up-to-date"
     return "diverged"
 
