@@ -361,3 +361,34 @@ def test_merge_properties(ours_ops: list[Any], theirs_ops: list[Any], theirs_lat
             assert key not in t_items and before.get(key) == o_items[key], key
         if key in t_items:
             assert key not in o_items and before.get(key) == t_items[key], key
+
+
+def test_snapshot_parents_format_and_checks() -> None:
+    from casstore.model import records
+    from casstore.model.schema import check_snapshot
+
+    root = codec.hash_bytes(b"root")
+    single = records.decode_snapshot(records.encode_snapshot("n", root, "p1", None, 1))
+    assert "parents" not in single and records.snapshot_parents(single) == ["p1"]  # old shape, unchanged
+    assert records.snapshot_parents(records.decode_snapshot(records.encode_snapshot("n", root, None, None, 1))) == []
+    data = records.encode_snapshot("n", root, None, "m", 1, ["p1", "p2"])
+    merged = records.decode_snapshot(data)
+    assert merged["parent"] == "p1" and records.snapshot_parents(merged) == ["p1", "p2"]
+    check_snapshot(data)
+    bad = codec.decode(data)
+    for parents in (["p1"], ["p2", "p1"], "p1"):
+        with pytest.raises(Exception, match="parent"):
+            check_snapshot(codec.encode({**bad, "parents": parents}))
+
+
+def test_gc_keeps_the_conflicts_tree() -> None:
+    from casstore.gc import collect_garbage
+
+    store = casstore.open_store("memory://")
+    base, _, theirs = two_sides(store)
+    merge_network(store, "o", theirs, base=base)
+    store.delete_network("t")
+    collect_garbage(store, grace_minutes=0)
+    report = casstore.verify(store)
+    assert not report.missing and not report.invalid
+    assert [c.item for c in store.conflicts("o")] == ["last", "num", "h"]
