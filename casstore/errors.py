@@ -7,6 +7,7 @@ message names what was wrong (an id, a ref, a path inside a value).
 from __future__ import annotations
 
 __all__ = [
+    "ConflictNotFound",
     "CorruptObject",
     "GroupNotFound",
     "InvalidArchive",
@@ -147,6 +148,12 @@ class GroupNotFound(StorageError):
 
 class SnapshotNotFound(StorageError):
     code = "SNAPSHOT_NOT_FOUND"
+
+
+class ConflictNotFound(StorageError):
+    """A resolve named an item the network records no merge conflict for."""
+
+    code = "CONFLICT_NOT_FOUND"
 
 
 class RemoteNotFound(StorageError):

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "casstore.prolly": 4,
     "casstore.model": 5,
     "casstore.sync": 6,
+    "casstore.merge": 6,
     "casstore.gc": 6,
     "casstore.verify": 6,
     "casstore.archive": 6,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from casstore.cli import deletes, images, networks, objects, prune, remotes, snapshots
+from casstore.cli import deletes, images, merge, networks, objects, prune, remotes, snapshots
 from casstore.cli.output import CasstoreGroup
 from casstore.errors import StorageError
 from casstore.store.config import load_config
@@ -97,6 +97,10 @@ for _verb in (
     remotes.push,
     remotes.pull,
     remotes.clone,
+    merge.fetch,
+    merge.merge,
+    merge.conflicts,
+    merge.resolve,
     images.archive_network,
     images.restore_network,
 ):

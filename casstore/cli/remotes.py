@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from casstore import sync
-from casstore.cli.common import human_bytes, opened, transfer_progress
+from casstore.cli.common import human_bytes, opened, to_json, transfer_progress
 from casstore.cli.locations import check_store_url, looks_like_url
 from casstore.cli.output import committing, emit, err, fail, json_mode, out, say, verb
 from casstore.errors import RemoteNotFound, StoreNotFound
@@ -143,6 +143,19 @@ def report_json(report: sync.SyncReport, verb_name: str, remote_name: str, url: 
         "snapshots_copied": report.snapshots_copied,
         "round_trips": report.round_trips,
         "diverged": {n: divergence_json(d) for n, d in sorted(report.diverged.items())},
+        "merged": {n: _merged_json(r) for n, r in sorted(report.merged.items())},
+    }
+
+
+def _merged_json(result: Any) -> dict[str, Any]:
+    """A ``MergeResult`` of ``pull --merge`` (outcome, heads, base, the conflicts recorded)."""
+    return {
+        "outcome": result.outcome,
+        "head": result.head,
+        "base": result.base,
+        "base_source": result.base_source,
+        "snapshot": result.snapshot,
+        "conflicts": [to_json(c.as_json()) for c in result.conflicts],
     }
 
 
@@ -170,8 +183,8 @@ def divergence_text(divergence: sync.Divergence, remote_label: str, pushing: boo
             "(its own changes since the agreed head leave its current state; snapshots keep what they recorded)",
             f"  `casstore push {there} {net} --force`: {there} takes this store's state (its changes leave its current "
             "state the same way)",
-            f"  to keep both: snapshot each side, bring the snapshots together (they always travel), compare with "
-            f"`casstore diff {net} A B`, write the merged state here, then push --force",
+            f"  to keep both: `casstore pull {there} {net} --merge` merges them by blend mode (docs/merge.md), "
+            "then push",
         ]
     )
 
@@ -188,6 +201,9 @@ def summarise(report: sync.SyncReport, verb_name: str, remote_name: str, url: st
             table.add_row(network_id, f"[{styles[outcome]}]{outcome}[/]")
         out.print(table)
         deltas = f" ({report.deltas:,} as deltas)" if report.deltas else ""
+        for network_id, result in sorted(report.merged.items()):
+            recorded = f", {len(result.conflicts)} conflict(s) recorded" if result.conflicts else ", clean"
+            say(f"merged {network_id}: {result.outcome}{recorded}")
         say(
             f"{report.objects_sent:,} objects ({human_bytes(report.bytes_sent)}) sent{deltas}, "
             f"{report.objects_skipped:,} already there, {report.snapshots_copied:,} snapshots copied, "
@@ -211,7 +227,9 @@ def summarise(report: sync.SyncReport, verb_name: str, remote_name: str, url: st
         sys.exit(1)
 
 
-def exchange(ctx: click.Context, verb_name: str, target: str, networks: tuple[str, ...], force: bool) -> None:
+def exchange(
+    ctx: click.Context, verb_name: str, target: str, networks: tuple[str, ...], force: bool, merge: bool = False
+) -> None:
     with opened(ctx) as store:
         name, url = resolve_remote(store, target, verb_name)
         with NetworkStore(open_object_store(url, create=False)) as other:
@@ -221,7 +239,7 @@ def exchange(ctx: click.Context, verb_name: str, target: str, networks: tuple[st
                 if verb_name == "push":
                     report = sync.push(store, other, remote=name or None, **kwargs)
                 else:
-                    report = sync.pull(store, other, remote=name or None, **kwargs)
+                    report = sync.pull(store, other, remote=name or None, merge=merge, **kwargs)
         summarise(report, verb_name, name, url)
 
 
@@ -239,10 +257,13 @@ def push(ctx: click.Context, target: str, networks: tuple[str, ...], force: bool
 @click.argument("target", default="origin", metavar="[REMOTE|URL]")
 @click.argument("networks", nargs=-1)
 @click.option("--force", is_flag=True, help="Move diverged heads too (this store's changes are dropped).")
+@click.option("--merge", is_flag=True, help="Merge diverged networks by blend mode (docs/merge.md) instead.")
 @click.pass_context
-def pull(ctx: click.Context, target: str, networks: tuple[str, ...], force: bool) -> None:
+def pull(ctx: click.Context, target: str, networks: tuple[str, ...], force: bool, merge: bool) -> None:
     """Fetch NETWORKS (default: all of the remote's) and their snapshots from a remote (default: origin)."""
-    exchange(ctx, "pull", target, networks, force)
+    if merge and force:
+        fail("give --merge or --force, not both", "USAGE_ERROR", exit_code=2)
+    exchange(ctx, "pull", target, networks, force, merge)
 
 
 @verb(

@@ -28,11 +28,13 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from casstore.errors import StorageError
+from casstore.errors import SerializationError, StorageError
+from casstore.model import conflicts as merge_conflicts
 from casstore.model import diff as diffs
 from casstore.model import history, query, snapshots, stats, transactions
 from casstore.model.events import Subscribers
 from casstore.model.reads import NetworkReader
+from casstore.model.transaction import Transaction
 from casstore.model.types import (
     Change,
     Contact,
@@ -112,6 +114,11 @@ class NetworkStore(ObjectStore):
         self.objects.close()
 
     # ---------------------------------------------------------------- decoded objects
+
+    @property
+    def reader(self) -> NetworkReader:
+        """The store's :class:`~casstore.model.reads.NetworkReader` (its trees and caches), for layers above."""
+        return self._reader
 
     def body(self, digest: bytes) -> dict[str, Any]:
         """A group body (decoded; cached, bodies are immutable)."""
@@ -255,10 +262,18 @@ class NetworkStore(ObjectStore):
 
     # ---------------------------------------------------------------- replication
 
-    def sync(self, remote: ObjectStore, *, name: str | None = None, force: bool = False) -> SyncReport:
-        """Pull every network of ``remote``, then push every network of this store (see :mod:`casstore.sync`)."""
+    def sync(
+        self, remote: ObjectStore, *, name: str | None = None, force: bool = False, merge: bool = False
+    ) -> SyncReport:
+        """Pull every network of ``remote``, then push every network of this store (see :mod:`casstore.sync`).
+
+        With ``merge``, a network both sides changed is merged by blend mode (docs/merge.md) and the
+        merged head pushed, instead of being reported as diverged.
+        """
         if _replicate is None:  # never: importing casstore (the parent package of this one) installs it
             raise StorageError("casstore.sync is not loaded")
+        if merge:
+            return _replicate(self, remote, name=name, force=force, merge=True)
         return _replicate(self, remote, name=name, force=force)
 
     # ---------------------------------------------------------------- snapshots
@@ -361,6 +376,40 @@ class NetworkStore(ObjectStore):
         :class:`~casstore.model.stats.NetworkStats`); :class:`~casstore.errors.NetworkNotFound` if absent.
         """
         return stats.network_stats(self._reader, network_id)
+
+    # ---------------------------------------------------------------- merge conflicts
+
+    def conflicts(self, network_id: str) -> list[merge_conflicts.Conflict]:
+        """The conflicts merges recorded in the network's current state, in key order (``[]`` for none).
+
+        See docs/merge.md; ``[c.as_json() for c in ...]`` is what ``casstore conflicts --json`` prints.
+        """
+        return merge_conflicts.list_conflicts(self._reader, self._reader.head_root(network_id))
+
+    def resolve_conflict(
+        self,
+        network_id: str,
+        group_id: str,
+        item_id: str,
+        choice: str = "value",
+        value: Any = None,
+    ) -> merge_conflicts.Conflict:
+        """Settle one recorded conflict and remove its record, in one write (one head compare-and-swap).
+
+        ``choice``: ``"ours"`` / ``"theirs"`` (that side's recorded value) or ``"value"`` (``value``,
+        any content).  Returns the conflict settled; :class:`~casstore.errors.ConflictNotFound` if
+        none is recorded for the item.  Resolving the last one leaves an ordinary state.
+        """
+        check_id(network_id, "network_id")
+        if choice not in ("ours", "theirs", "value"):
+            raise SerializationError(f"choice: {choice!r} is not 'ours', 'theirs' or 'value'", "choice")
+        settled: list[merge_conflicts.Conflict] = []
+
+        def apply(tx: Transaction) -> None:
+            settled[:] = [merge_conflicts.resolve_conflict(tx, group_id, item_id, choice, value)]
+
+        self._writer.write(network_id, apply, create=False)
+        return settled[0]
 
     # ---------------------------------------------------------------- subscribe
 

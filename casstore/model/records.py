@@ -20,6 +20,9 @@
 * **Snapshot** ``{"t": "snap", "network": str, "root": link, "parent": str | None,
   "label": str | None, "time": ISO-8601 UTC, "size": int}``; ``parent`` is the
   printable id of the previous snapshot, a weak reference gc does not follow.
+  A merge's snapshot also has ``"parents"`` (every parent, ``parent`` being the first).
+* **Conflicts** (optional ``"k"`` of a network root): a prolly tree of kind
+  ``conflicts`` recording what a merge could not combine (casstore.model.conflicts).
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ from casstore.model.types import (
 from casstore.store.base import PendingWrites
 
 __all__ = [
+    "CONFLICTS_FIELD",
+    "CONFLICTS_TREE",
     "LARGE_CONTENT",
     "NETWORK_TREES",
     "NETWORK_VERSION",
@@ -82,6 +87,7 @@ __all__ = [
     "member_prefix",
     "own_fields",
     "record_content",
+    "snapshot_parents",
     "split_member_key",
     "tag_prefix",
     "wire_entry_size",
@@ -407,6 +413,10 @@ def index_keys(group_id: str, attributes: dict[str, Any]) -> set[str]:
 
 #: The trees of a network root, by field name (also their node kinds).
 NETWORK_TREES = ("groups", "contacts", "wires", "index")
+#: The root's optional link to its conflicts tree (kind ``conflicts``; see casstore.model.conflicts),
+#: absent when there are no conflicts, so roots written before merges existed are unchanged.
+CONFLICTS_FIELD = "k"
+CONFLICTS_TREE = "conflicts"
 
 
 def encode_network_extra(extra: dict[str, Any]) -> bytes | None:
@@ -415,14 +425,22 @@ def encode_network_extra(extra: dict[str, Any]) -> bytes | None:
 
 
 def encode_network_root(
-    roots: dict[str, bytes], current: str, root_group: str, size: int, extra: bytes | None = None
+    roots: dict[str, bytes],
+    current: str,
+    root_group: str,
+    size: int,
+    extra: bytes | None = None,
+    conflicts: bytes | None = None,
 ) -> bytes:
+    """A network root; ``conflicts`` is the root of its conflicts tree (``"k"``, omitted when ``None``)."""
     check_str(current, "current_group_id")
     check_str(root_group, "root_group_id")
     obj: dict[str, Any] = {name: codec.link(roots[name]) for name in NETWORK_TREES}
     obj.update({"t": "net", "v": NETWORK_VERSION, "current": current, "rootGroup": root_group, "size": size})
     if extra is not None:
         obj["x"] = extra
+    if conflicts is not None:
+        obj[CONFLICTS_FIELD] = codec.link(conflicts)
     return codec.encode(obj)
 
 
@@ -432,12 +450,22 @@ def decode_network_root(data: bytes) -> dict[str, Any]:
         raise SerializationError("object is not a network root")
     for name in NETWORK_TREES:
         obj[name] = codec.link_digest(obj[name])
+    if CONFLICTS_FIELD in obj:
+        obj[CONFLICTS_FIELD] = codec.link_digest(obj[CONFLICTS_FIELD])
     return obj
 
 
 def encode_snapshot(
-    network_id: str, root: bytes, parent: str | None, label: str | None, size: int, automatic: bool = False
+    network_id: str,
+    root: bytes,
+    parent: str | None,
+    label: str | None,
+    size: int,
+    automatic: bool = False,
+    parents: list[str] | None = None,
 ) -> bytes:
+    """A snapshot commit.  ``parents`` (a merge's, two or more) is written as ``"parents"``, its first
+    also as ``"parent"`` so that readers of single-parent snapshots follow the first-parent chain."""
     check_str(label, "label", optional=True)
     obj: dict[str, Any] = {
         "t": "snap",
@@ -448,9 +476,24 @@ def encode_snapshot(
         "time": datetime.now(UTC).isoformat(timespec="microseconds"),
         "size": size,
     }
+    if parents:
+        for number, item in enumerate(parents):
+            check_str(item, f"parents[{number}]")
+        obj["parent"] = parents[0]
+        if len(parents) > 1:
+            obj["parents"] = list(parents)
     if automatic:  # taken by a live image's snapshot timer (casstore.runtime); absent on every other snapshot
         obj["auto"] = True
     return codec.encode(obj)
+
+
+def snapshot_parents(snapshot: dict[str, Any]) -> list[str]:
+    """A decoded snapshot's parents: ``"parents"`` if present, else ``[parent]`` (``[]`` for none)."""
+    parents = snapshot.get("parents")
+    if isinstance(parents, list):
+        return [p for p in parents if isinstance(p, str)]
+    parent = snapshot.get("parent")
+    return [parent] if isinstance(parent, str) else []
 
 
 def decode_snapshot(data: bytes) -> dict[str, Any]:

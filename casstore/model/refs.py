@@ -4,6 +4,8 @@
 ``networks/<id>/snapshot-tip``         its newest snapshot (a hint: optional in commits)
 ``networks/<id>/snapshots/<snap id>``  one snapshot (a snapshot commit)
 ``remotes/<remote>/networks/<id>/head`` the head last agreed with a remote (sync)
+``remotes/<remote>/fetched/networks/<id>/head`` the remote's head as ``fetch`` last saw it
+``remotes/<remote>/fetched/networks/<id>/snapshot-tip`` and its snapshot tip then
 ``config/remotes/<name>``              a remote's URL (an opaque object)
 
 ``<id>`` is the network id ``%``-escaped into one path component (never starting
@@ -18,6 +20,10 @@ from casstore.model.types import check_id
 
 __all__ = [
     "REMOTES_PREFIX",
+    "fetched_heads",
+    "fetched_prefix",
+    "fetched_ref",
+    "fetched_tip_ref",
     "head_ref",
     "network_heads",
     "quote_network_id",
@@ -81,6 +87,27 @@ def tracking_prefix(remote: str) -> str:
 def tracking_ref(remote: str, network_id: str) -> str:
     """Where sync records the head last agreed with ``remote`` for ``network_id``."""
     return f"remotes/{remote}/{head_ref(network_id)}"
+
+
+def fetched_prefix(remote: str) -> str:
+    """The prefix of every :func:`fetched_ref` of ``remote``."""
+    return f"remotes/{remote}/fetched/{NETWORKS_PREFIX}"
+
+
+def fetched_ref(remote: str, network_id: str) -> str:
+    """Where ``fetch`` records ``remote``'s head of ``network_id`` (a remote-tracking head; never a lease)."""
+    return f"remotes/{remote}/fetched/{head_ref(network_id)}"
+
+
+def fetched_tip_ref(remote: str, network_id: str) -> str:
+    """Where ``fetch`` records ``remote``'s snapshot tip of ``network_id`` (where its head's history starts)."""
+    return f"remotes/{remote}/fetched/{tip_ref(network_id)}"
+
+
+def fetched_heads(refs: dict[str, bytes], remote: str) -> dict[str, bytes]:
+    """network id -> fetched head, from a listing of refs under :func:`fetched_prefix`."""
+    prefix = f"remotes/{remote}/fetched/"
+    return network_heads({name[len(prefix) :]: digest for name, digest in refs.items() if name.startswith(prefix)})
 
 
 def remote_of_config_ref(name: str) -> str:

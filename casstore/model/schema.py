@@ -99,6 +99,8 @@ def check_network_root(data: bytes) -> list[tuple[bytes, Kind]]:
     _require(root.get("t") == "net", "not a network root (its 't' is not 'net')")
     _require(root.get("v") == records.NETWORK_VERSION and _is_int(root.get("v")), "network root: unknown version")
     links = [(_link(root, name, "network root"), f"tree:{name}") for name in records.NETWORK_TREES]
+    if records.CONFLICTS_FIELD in root:
+        links.append((_link(root, records.CONFLICTS_FIELD, "network root"), f"tree:{records.CONFLICTS_TREE}"))
     for name in ("current", "rootGroup"):
         _require(_is_str(root.get(name)), f"network root: {name!r} is not a string")
     _require(_is_count(root.get("size")), "network root: 'size' is not a whole number")
@@ -113,6 +115,14 @@ def check_snapshot(data: bytes) -> list[tuple[bytes, Kind]]:
     root = _link(snap, "root", "snapshot")
     for name in ("parent", "label"):
         _require(snap.get(name) is None or _is_str(snap.get(name)), f"snapshot: {name!r} is not a string or null")
+    if "parents" in snap:
+        parents = snap["parents"]
+        _require(
+            isinstance(parents, list) and len(parents) > 1 and all(_is_str(p, non_empty=True) for p in parents),
+            "snapshot: 'parents' is not a list of two or more snapshot ids",
+        )
+        assert isinstance(parents, list)
+        _require(snap.get("parent") == parents[0], "snapshot: 'parent' is not the first of 'parents'")
     time: Any = snap.get("time")
     _require(_is_str(time), "snapshot: 'time' is not a string")
     try:
@@ -223,6 +233,18 @@ def _wire(key: str, value: bytes) -> None:
         raise _Invalid(f"wire {key!r}: {exc}") from None
 
 
+def _conflict(key: str, value: bytes) -> None:
+    """A conflicts-tree entry: a kind letter and a member key or group id, and a conflict record."""
+    _require(key[:1] in ("c", "w", "g") and len(key) > 1, f"conflict {key!r}: not a contact, wire or group key")
+    if key[0] != "g":
+        _member_key(key[1:])
+    record = _user_value(value, f"conflict {key!r}")
+    _require(isinstance(record, dict), f"conflict {key!r}: not a map")
+    _require(
+        record.get("reason") in ("both-changed", "contradiction", "delete-modify"), f"conflict {key!r}: unknown reason"
+    )
+
+
 def check_node(tree_kind: str, data: bytes) -> list[tuple[bytes, Kind]]:
     """Check a node of a ``tree_kind`` tree and its entries; returns its links with their kinds."""
     what = f"{tree_kind} tree node"
@@ -256,6 +278,9 @@ def check_node(tree_kind: str, data: bytes) -> list[tuple[bytes, Kind]]:
     elif tree_kind == "wires":
         for key, value in entries:
             _wire(key, value)
+    elif tree_kind == records.CONFLICTS_TREE:
+        for key, value in entries:
+            _conflict(key, value)
     elif tree_kind == "index":
         for key, value in entries:
             if value != records.NULL or key[:1] not in ("a", "t"):

@@ -149,6 +149,7 @@ def list_snapshots(reader: NetworkReader, network_id: str) -> list[SnapshotInfo]
                 size=snap["size"],
                 root=codec.format_id(snap["root"]),
                 automatic=snap["auto"],
+                parents=tuple(records.snapshot_parents(snap)),
             )
         )
     infos.sort(key=lambda info: (info.created_at, info.id), reverse=True)

@@ -91,11 +91,13 @@ class Transaction:
             self.roots = {kind: tree.empty(write=False) for kind, tree in self.trees.items()}
             self.current, self.root_group, self.size = "root", "root", 0
             self.extra: bytes | None = None
+            self.conflicts: bytes | None = None
         else:
             root = reader.network_root(head)
             self.roots = {kind: root[kind] for kind in TREE_KINDS}
             self.current, self.root_group, self.size = root["current"], root["rootGroup"], root["size"]
             self.extra = root.get("x")
+            self.conflicts = root.get(records.CONFLICTS_FIELD)  # kept as it is by every ordinary write
         self.groups: dict[str, GroupEdit] = {}
         self.member_edits: dict[str, dict[str, Edit]] = {"contacts": {}, "wires": {}}
         self.results: dict[str, bytes] = {}  # member key → record an edit function produced
@@ -340,7 +342,7 @@ class Transaction:
         for kind, root in self.roots.items():
             if root == self.trees[kind].empty(write=False):
                 self.trees[kind].empty()
-        data = records.encode_network_root(self.roots, self.current, self.root_group, size, self.extra)
+        data = records.encode_network_root(self.roots, self.current, self.root_group, size, self.extra, self.conflicts)
         digest = self.pending.add(data)
         self.reader.remember_root(digest, data)  # a snapshot of it will not have to read it back
         return digest

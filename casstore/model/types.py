@@ -202,6 +202,8 @@ class SnapshotInfo:
         root: the printable id of the network root it names.
         automatic: whether a live image's snapshot timer took it (``"auto": true`` in the snapshot
             object; see :mod:`casstore.runtime`), so retention may prune it.
+        parents: the snapshots it follows, by id: one for an ordinary snapshot (none for the
+            first), two or more for a merge's (ours first); weak references, as in docs/format.md.
     """
 
     id: str
@@ -211,6 +213,7 @@ class SnapshotInfo:
     size: int
     root: str
     automatic: bool = False
+    parents: tuple[str, ...] = ()
 
 
 ChangeKind = Literal[

@@ -64,6 +64,8 @@ def children(kind: Kind, data: bytes) -> Iterator[tuple[bytes, Kind]]:
         root = records.decode_network_root(data)
         for name in records.NETWORK_TREES:
             yield root[name], f"tree:{name}"
+        if records.CONFLICTS_FIELD in root:
+            yield root[records.CONFLICTS_FIELD], f"tree:{records.CONFLICTS_TREE}"
     elif kind == "snap":
         yield records.decode_snapshot(data)["root"], "net"
     elif kind.startswith("tree:"):
@@ -92,6 +94,8 @@ def paired_children(kind: Kind, data: bytes, base_data: bytes) -> Iterator[tuple
         root, old = records.decode_network_root(data), records.decode_network_root(base_data)
         for name in records.NETWORK_TREES:
             yield root[name], f"tree:{name}", old[name]
+        if records.CONFLICTS_FIELD in root:
+            yield root[records.CONFLICTS_FIELD], f"tree:{records.CONFLICTS_TREE}", old.get(records.CONFLICTS_FIELD)
         return
     if kind.startswith("tree:"):
         tree_kind, leaf, old_leaf = kind[5:], data.startswith(LEAF_PREFIX), base_data.startswith(LEAF_PREFIX)

@@ -10,6 +10,7 @@
   decide, network by network, whether the target's head may move
   (:func:`decide`, a lease like git's ``--force-with-lease``) and move refs
   only after every object they name has landed; each side may be a store or a URL.
+* :mod:`casstore.sync.fetch`: :func:`fetch` copies a remote's heads into remote-tracking refs.
 * :mod:`casstore.sync.remotes`: remotes kept in the store itself.
 * :mod:`casstore.sync.report`: :class:`TransferStats`, :class:`SyncReport`, :data:`Progress`.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 from casstore.model.network import install_replication
 from casstore.model.refs import tracking_ref
 from casstore.sync.engine import FETCH_BATCH, HOLD_BYTES, WRITE_BYTES, WRITE_OBJECTS, transfer
+from casstore.sync.fetch import fetch
 from casstore.sync.remotes import add_remote, remote_name, remotes, remove_remote
 from casstore.sync.replicate import StoreOrURL, clone, decide, pull, push, sync
 from casstore.sync.report import Divergence, Outcome, Progress, SyncReport, TransferStats
@@ -39,6 +41,7 @@ __all__ = [
     "add_remote",
     "clone",
     "decide",
+    "fetch",
     "pull",
     "push",
     "remote_name",

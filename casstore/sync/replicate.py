@@ -16,9 +16,12 @@ from contextlib import ExitStack
 
 from casstore import codec
 from casstore.errors import InvalidStoreURL, NetworkExists, NetworkNotFound, RefConflict
+from casstore.merge.commit import merge_network
+from casstore.merge.history import SnapshotGraph
 from casstore.model.network import NetworkStore
 from casstore.model.refs import (
     NETWORKS_PREFIX,
+    fetched_ref,
     head_ref,
     network_heads,
     snapshots_prefix,
@@ -31,10 +34,11 @@ from casstore.pack import EMPTY_PACK
 from casstore.store import open_object_store
 from casstore.store.base import ObjectStore, RefUpdate
 from casstore.sync.engine import _Trips, transfer
+from casstore.sync.fetch import fetch
 from casstore.sync.remotes import add_remote, remote_name, remotes
 from casstore.sync.report import Divergence, Outcome, Progress, SyncReport
 
-__all__ = ["StoreOrURL", "clone", "decide", "pull", "push", "sync"]
+__all__ = ["StoreOrURL", "clone", "decide", "fetch", "pull", "push", "sync"]
 
 
 def decide(source: bytes, target: bytes | None, base: bytes | None, force: bool) -> Outcome:
@@ -100,6 +104,10 @@ def _replicate(
         source, target = src_heads[network_id], dst_heads.get(network_id)
         base = bases.get(tracking_ref(name, network_id))
         outcome = decide(source, target, base, force)
+        if outcome == "diverged":
+            assert target is not None
+            local_refs, other, other_refs = (dst_refs, src, src_refs) if local is dst else (src_refs, dst, dst_refs)
+            outcome = _by_history(local, local_refs, other, other_refs, network_id, source, target)
         report.networks[network_id] = outcome
         if outcome == "diverged":
             report.diverged[network_id] = _divergence(network_id, src_refs, dst_refs, base, local_is_src=local is src)
@@ -163,6 +171,40 @@ def _replicate(
         moves = [RefUpdate(tracking_ref(name, n), old, new, required=False) for n, (old, new) in agreed.items()]
         local.receive_pack(EMPTY_PACK, moves)
     return report
+
+
+def _by_history(
+    local: ObjectStore,
+    local_refs: dict[str, bytes],
+    other: ObjectStore,
+    other_refs: dict[str, bytes],
+    network_id: str,
+    source: bytes,
+    target: bytes,
+) -> Outcome:
+    """A divergence by the agreed head, decided again by the snapshot graph when a merge is in it:
+    ``updated`` if ``target`` is in ``source``'s history and that history holds a merge,
+    ``up-to-date`` if ``source`` is in ``target``'s likewise, else ``diverged``.  Without merges the
+    lease rule alone decides, as before merges existed.  Reads the local snapshots and the other
+    side's it lacks."""
+    prefix = snapshots_prefix(network_id)
+    held = {name[len(prefix) :] for name in local_refs if name.startswith(prefix)}
+    theirs = {
+        name[len(prefix) :]: digest
+        for name, digest in other_refs.items()
+        if name.startswith(prefix) and name[len(prefix) :] not in held
+    }
+    tips = {}
+    for refs in (local_refs, other_refs):
+        head, tip = refs.get(head_ref(network_id)), refs.get(tip_ref(network_id))
+        if head is not None and tip is not None:
+            tips[head] = tip
+    graph = SnapshotGraph(local, network_id, other=(other, theirs) if theirs else None, tips=tips)
+    if graph.descends(source, target, through_merge=True):
+        return "updated"
+    if graph.descends(target, source, through_merge=True):
+        return "up-to-date"
+    return "diverged"
 
 
 def _divergence(
@@ -262,19 +304,45 @@ def pull(
     *,
     remote: str | None = None,
     progress: Progress | None = None,
+    merge: bool = False,
 ) -> SyncReport:
     """Fetch ``networks`` (default: all of ``src``'s) from ``src`` into ``dst``: a push the other way.
 
     Either may be a store or a URL, and ``src`` also the name of a remote ``dst`` knows.  The
     agreed heads are recorded in ``dst`` (the local store) under ``remote`` (default: the name of
     a remote with ``src``'s URL, else one derived from it).  ``round_trips`` counts batched calls to ``src``.
+
+    With ``merge``, each network that diverged is fetched and merged by blend mode into the local
+    head (docs/merge.md): its outcome is then ``updated`` and its
+    :class:`~casstore.merge.MergeResult` is in ``report.merged``; the agreed head moves to the
+    remote's, so a push afterwards moves the remote to the merged head.
     """
     with ExitStack() as stack:
         local = _opened(dst, stack)
         other, name = _remote_side(local, src, remote, stack)
-        return _replicate(
+        report = _replicate(
             other, local, local=local, remote=other, name=name, networks=networks, force=force, progress=progress
         )
+        if merge and report.diverged:
+            _merge_diverged(local, other, name or remote_name(other), report, progress)
+        return report
+
+
+def _merge_diverged(
+    local: ObjectStore, other: ObjectStore, name: str, report: SyncReport, progress: Progress | None
+) -> None:
+    """Fetch and merge every network ``report`` found diverged (each merge one local write)."""
+    store = local if isinstance(local, NetworkStore) else NetworkStore(local)
+    networks = sorted(report.diverged)
+    fetched = fetch(local, other, networks, name=name, progress=progress)
+    report.add(fetched)
+    for network_id in networks:
+        theirs = local.refs.get(fetched_ref(name, network_id))
+        assert theirs is not None  # fetch moved it, or raised
+        result = merge_network(store, network_id, theirs, remote=name)
+        report.merged[network_id] = result
+        report.networks[network_id] = "up-to-date" if result.outcome == "up-to-date" else "updated"
+        del report.diverged[network_id]
 
 
 def clone(source: StoreOrURL, destination: StoreOrURL, *, progress: Progress | None = None) -> SyncReport:
@@ -298,13 +366,16 @@ def clone(source: StoreOrURL, destination: StoreOrURL, *, progress: Progress | N
         )
 
 
-def sync(local: ObjectStore, remote: ObjectStore, *, name: str | None = None, force: bool = False) -> SyncReport:
+def sync(
+    local: ObjectStore, remote: ObjectStore, *, name: str | None = None, force: bool = False, merge: bool = False
+) -> SyncReport:
     """Bassline's ``sync(remote)``: pull every network of ``remote``, then push every network of ``local``.
 
     Each network's entry is the more telling of the two outcomes (diverged >
-    created > updated > up-to-date).
+    created > updated > up-to-date).  With ``merge``, the pull merges diverged networks
+    (:func:`pull`), so the push then sends the merged heads.
     """
-    pulled = pull(local, remote, force=force, remote=name)
+    pulled = pull(local, remote, force=force, remote=name, merge=merge)
     pushed = push(local, remote, force=force, remote=name)
     report = SyncReport(snapshots_copied=pulled.snapshots_copied + pushed.snapshots_copied)
     report.add(pulled)
@@ -314,4 +385,5 @@ def sync(local: ObjectStore, remote: ObjectStore, *, name: str | None = None, fo
         outcomes = [r.networks[network_id] for r in (pulled, pushed) if network_id in r.networks]
         report.networks[network_id] = max(outcomes, key=rank.__getitem__)
     report.diverged = {**pushed.diverged, **pulled.diverged}
+    report.merged = pulled.merged
     return report

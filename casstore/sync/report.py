@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["Divergence", "Outcome", "Progress", "SyncReport", "TransferStats"]
 
@@ -64,6 +64,8 @@ class SyncReport(TransferStats):
     networks: dict[str, Outcome] = field(default_factory=dict)
     snapshots_copied: int = 0
     diverged: dict[str, Divergence] = field(default_factory=dict)
+    #: with ``merge=True``: each network merged instead of diverging → its ``casstore.merge.MergeResult``
+    merged: dict[str, Any] = field(default_factory=dict)
 
     def add(self, other: TransferStats) -> None:
         """Add ``other``'s figures to these (``levels`` is the deeper of the two)."""
