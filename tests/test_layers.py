@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "casstore.verify": 6,
     "casstore.archive": 6,
     "casstore.cli": 7,
+    "casstore.server": 7,  # beside the CLI: `casstore serve` runs it
     "casstore.__main__": 7,
     "casstore": 8,  # the facade
     "casstore.testing": 8,
