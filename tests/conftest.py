@@ -364,3 +364,85 @@ def served_stores_tls(tls_files: TlsFiles) -> Iterator[ServedStores]:
     with uvicorn_thread(served, ssl_certfile=str(tls_files.cert), ssl_keyfile=str(tls_files.key)) as port:
         served.base = f"https://127.0.0.1:{port}"
         yield served
+
+
+class FaultyProxy:
+    """A TCP proxy in front of a loopback server that can drop and truncate connections.
+
+    Each new connection is, with probability ``rate`` (off until set), either closed at once,
+    cut after a few bytes of its request (an upload aborted mid-body), or cut after a few bytes
+    of its response (a body truncated mid-stream).  :meth:`drop_all` closes every open connection.
+    """
+
+    def __init__(self, target_port: int, seed: int = 0) -> None:
+        self.target = target_port
+        self.rate = 0.0
+        self.rnd = random.Random(seed)
+        self.faults: list[str] = []
+        self.lock = threading.Lock()
+        self.open: set[socket.socket] = set()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                fault = self.rnd.choice(["drop", "request", "response"]) if self.rnd.random() < self.rate else ""
+                cut = self.rnd.randrange(1, 400)
+                if fault:
+                    self.faults.append(fault)
+            if fault == "drop":
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.open.update((client, upstream))
+            limit_up = cut if fault == "request" else None
+            limit_down = cut if fault == "response" else None
+            threading.Thread(target=self._pump, args=(client, upstream, limit_up), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, limit_down), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, limit: int | None) -> None:
+        sent = 0
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if limit is not None and sent + len(data) >= limit:
+                    dst.sendall(data[: max(0, limit - sent)])
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+            with self.lock:
+                self.open.discard(sock)
+
+    def drop_all(self) -> None:
+        with self.lock:
+            socks = list(self.open)
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.listener.close()
+        self.drop_all()
