@@ -67,13 +67,13 @@ def _receive_body() -> bytes:
 
 
 #: (method, path, body, headers) of every endpoint that writes.
-WRITES = [
+WRITES: list[tuple[str, str, bytes, dict[str, str]]] = [
     ("POST", "/v1/receive", _receive_body(), {}),
     ("POST", "/v1/delete", b"\x00" * 32, {}),
     ("PUT", "/v1/ref?name=a", b"00" * 32, {"If-None-Match": "*"}),
     ("DELETE", "/v1/ref?name=a", b"", {"If-Match": '"' + "00" * 32 + '"'}),
 ]
-READS = [
+READS: list[tuple[str, str, bytes, dict[str, str]]] = [
     ("GET", "/v1/capabilities", b"", {}),
     ("POST", "/v1/missing", b"\x00" * 32, {}),
     ("POST", "/v1/get", b"\x00" * 32, {}),

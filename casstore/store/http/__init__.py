@@ -11,6 +11,7 @@ httpx a transport, e.g. one that calls an ASGI app in this process.  Add
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 
 from casstore.errors import InvalidStoreURL
@@ -39,7 +40,9 @@ def _open(location: StoreLocation, create: bool) -> HttpStore:
     token = read_token_file(token_file) if token_file else location.str_option("token")
     token = token or os.environ.get("CASSTORE_TOKEN") or None
     ca_file = location.str_option("ca_file")
-    verify: bool | str = ca_file if ca_file else location.bool_option("verify", True)
+    verify: bool | ssl.SSLContext = (
+        ssl.create_default_context(cafile=ca_file) if ca_file else location.bool_option("verify", True)
+    )
     base = f"{location.scheme}://{location.netloc}{location.path}".rstrip("/")
     shown = redact_url(base)
     transport = location.options.get("transport")

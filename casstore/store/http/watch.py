@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
 
@@ -54,7 +55,7 @@ class RefWatcher:
     """A daemon thread following one prefix's ref moves over SSE; :meth:`stop` ends it."""
 
     def __init__(
-        self, base: str, headers: Mapping[str, str], verify: bool | str, prefix: str, callback: Callback
+        self, base: str, headers: Mapping[str, str], verify: bool | ssl.SSLContext, prefix: str, callback: Callback
     ) -> None:
         self.base, self.headers, self.verify = base, dict(headers), verify
         self.prefix, self.callback = prefix, callback
