@@ -366,11 +366,12 @@ def served_stores_tls(tls_files: TlsFiles) -> Iterator[ServedStores]:
 
 
 class FaultyProxy:
-    """A TCP proxy in front of a loopback server that can drop and truncate connections.
+    """A TCP proxy in front of a loopback server that drops and truncates what passes through it.
 
-    Each new connection is, with probability ``rate`` (off until set), either closed at once,
-    cut after a few bytes of its request (an upload aborted mid-body), or cut after a few bytes
-    of its response (a body truncated mid-stream).  :meth:`drop_all` closes every open connection.
+    Each chunk a client sends (a request, usually, on a kept-alive connection) is, with probability
+    ``rate`` (off until set), met by one fault: the connection closed before it is forwarded, the
+    request cut in its middle (an upload aborted mid-body), or the answer cut after a few bytes (a body
+    truncated mid-stream).  :meth:`drop_all` closes every open connection.
     """
 
     def __init__(self, target_port: int, seed: int = 0) -> None:
@@ -390,14 +391,6 @@ class FaultyProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            with self.lock:
-                fault = self.rnd.choice(["drop", "request", "response"]) if self.rnd.random() < self.rate else ""
-                cut = self.rnd.randrange(1, 400)
-                if fault:
-                    self.faults.append(fault)
-            if fault == "drop":
-                client.close()
-                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target))
             except OSError:
@@ -405,26 +398,42 @@ class FaultyProxy:
                 continue
             with self.lock:
                 self.open.update((client, upstream))
-            limit_up = cut if fault == "request" else None
-            limit_down = cut if fault == "response" else None
-            threading.Thread(target=self._pump, args=(client, upstream, limit_up), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, limit_down), daemon=True).start()
+            cut: list[int] = []  # bytes of the answer still allowed through, when a response fault is armed
+            threading.Thread(target=self._requests, args=(client, upstream, cut), daemon=True).start()
+            threading.Thread(target=self._answers, args=(upstream, client, cut), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, limit: int | None) -> None:
-        sent = 0
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
+    def _fault(self) -> str:
+        with self.lock:
+            fault = self.rnd.choice(["drop", "request", "response"]) if self.rnd.random() < self.rate else ""
+            if fault:
+                self.faults.append(fault)
+            return fault
+
+    def _requests(self, src: socket.socket, dst: socket.socket, cut: list[int]) -> None:
+        with suppress(OSError):
+            while data := src.recv(65536):
+                fault = self._fault()
+                if fault == "drop":
                     break
-                if limit is not None and sent + len(data) >= limit:
-                    dst.sendall(data[: max(0, limit - sent)])
+                if fault == "request":
+                    dst.sendall(data[: len(data) // 2])
+                    break
+                if fault == "response":
+                    cut.append(self.rnd.randrange(1, 300))
+                dst.sendall(data)
+        self._close(src, dst)
+
+    def _answers(self, src: socket.socket, dst: socket.socket, cut: list[int]) -> None:
+        with suppress(OSError):
+            while data := src.recv(65536):
+                if cut:
+                    dst.sendall(data[: cut[0]])
                     break
                 dst.sendall(data)
-                sent += len(data)
-        except OSError:
-            pass
-        for sock in (src, dst):
+        self._close(src, dst)
+
+    def _close(self, *socks: socket.socket) -> None:
+        for sock in socks:
             with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()

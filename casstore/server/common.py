@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from casstore.server.auth import Role
 from casstore.server.errors import HttpError
@@ -38,9 +38,12 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise HttpError(400, "BAD_REQUEST", "Content-Length is not a number") from None
     parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, "TOO_LARGE", f"the body passed the limit of {limit} bytes")
-        parts.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HttpError(413, "TOO_LARGE", f"the body passed the limit of {limit} bytes")
+            parts.append(chunk)
+    except ClientDisconnect:  # an upload aborted mid-body: nothing of it is stored
+        raise HttpError(400, "ABORTED", "the client went away before the body was complete") from None
     return b"".join(parts)
