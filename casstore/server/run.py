@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 
@@ -61,8 +63,6 @@ def make_server(store: ObjectStore, options: ServeOptions) -> uvicorn.Server:
             " (e.g. behind a TLS-terminating reverse proxy)"
         )
     app = create_app(store, tokens=options.tokens, append_only=options.append_only, limits=options.limits)
-    if options.log_requests:
-        logging.getLogger("casstore.server").setLevel(logging.INFO)
     config = uvicorn.Config(
         app,
         host=options.host,
@@ -74,6 +74,8 @@ def make_server(store: ObjectStore, options: ServeOptions) -> uvicorn.Server:
         timeout_graceful_shutdown=int(options.graceful_seconds),
         lifespan="off",
     )
+    if options.log_requests:  # after uvicorn's own logging setup, which would otherwise leave ours silent
+        _log_to_stderr()
     server = uvicorn.Server(config)
     _end_streams_on_exit(server, app.state.casstore.stopping)
     return server
@@ -86,12 +88,22 @@ def _end_streams_on_exit(server: uvicorn.Server, stopping: threading.Event) -> N
     def handle_exit(sig: int, frame: object) -> None:
         stopping.set()
         original(sig, frame)  # type: ignore[arg-type]
+        if sig == signal.SIGTERM:  # a requested stop, done gracefully: exit 0 rather than re-raise it
+            server._captured_signals.clear()
 
     server.handle_exit = handle_exit  # type: ignore[method-assign]
 
 
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("casstore.server")
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s casstore %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
 def serve(store: ObjectStore, options: ServeOptions) -> None:
     """Serve ``store`` until SIGTERM/SIGINT."""
-    if options.log_requests:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     make_server(store, options).run()
