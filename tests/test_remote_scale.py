@@ -67,7 +67,7 @@ def test_two_servers_over_one_store_lose_no_update_and_share_subscriptions(
         moved.set()
 
     watcher = open_object_store(url_a)
-    stop = innermost(watcher).watch_refs("networks/", callback)  # type: ignore[attr-defined]
+    stop = innermost(watcher).watch_refs("networks/", callback)
     try:
         with NetworkStore(open_object_store(url_b)) as through_b:
             start = time.monotonic()

@@ -98,7 +98,7 @@ def test_watch_refs_reports_moves_through_the_server_and_resumes_after_a_drop(
         event.set()
 
     a, b, c = writer.blobs.put_many([codec.encode_value(v) for v in "abc"])
-    stop = innermost(watched).watch_refs("networks/", callback)  # type: ignore[attr-defined]
+    stop = innermost(watched).watch_refs("networks/", callback)
     try:
         start = time.monotonic()
         writer.refs.compare_and_swap("networks/x/head", None, a)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 
 from fastapi import APIRouter, Request
@@ -109,29 +108,8 @@ def _event(kind: str, ident: int, items: Mapping[str, bytes | None]) -> bytes:
 
 
 def _watch(state: ServerState, prefix: str, report: Callable[[Mapping[str, bytes | None]], None]) -> Callable[[], None]:
-    """The store's own change feed when it has one (``watch_refs``), else a listing every ``poll_interval``."""
-    watch = getattr(state.store, "watch_refs", None)
-    if watch is not None:
-        stop: Callable[[], None] = watch(prefix, report)
-        return stop
-    stopped = threading.Event()
-    known = state.store.refs.list(prefix)
-
-    def poll() -> None:
-        nonlocal known
-        while not stopped.wait(state.limits.poll_interval):
-            try:
-                current = state.store.refs.list(prefix)
-            except Exception:  # the store is briefly unreachable: try again next round
-                continue
-            changed: dict[str, bytes | None] = {n: d for n, d in current.items() if known.get(n) != d}
-            changed.update((n, None) for n in known if n not in current)
-            known = current
-            if changed:
-                report(changed)
-
-    threading.Thread(target=poll, name=f"casstore-serve-watch {prefix!r}", daemon=True).start()
-    return stopped.set
+    """The backing store's change feed (``watch_refs``: NOTIFY on PostgreSQL, a listing poll elsewhere)."""
+    return state.store.watch_refs(prefix, report)
 
 
 async def _stream(state: ServerState, prefix: str, first_id: int) -> AsyncIterator[bytes]:

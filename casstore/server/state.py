@@ -20,8 +20,6 @@ class Limits:
     max_ids: int = 65536
     #: Most ref updates in one receive.
     max_updates: int = 4096
-    #: Seconds between the listings that drive subscriptions when the store has no change feed.
-    poll_interval: float = 0.1
 
 
 class Metrics:
