@@ -13,13 +13,14 @@ from conftest import FaultyProxy, ServedStores, TlsFiles, uvicorn_thread
 import casstore
 from casstore import codec
 from casstore.errors import StorageError, StoragePermissionError
-from casstore.model import NetworkStore
+from casstore.model import GroupState, NetworkStore
 from casstore.server import Tokens, create_app
 from casstore.store import open_object_store
 from casstore.store.http import HttpStore
 from casstore.store.memory import MemoryStore
 from casstore.store.wrappers import innermost
-from casstore.testing.network import rich_state
+from casstore.testing.network import rich_state, sample_group
+from casstore.testing.workers import run_in_processes, write_contacts
 from casstore.verify import verify
 
 TOKEN, READ_TOKEN = "write-token-123", "read-token-456"
@@ -134,3 +135,23 @@ def test_https_with_a_self_signed_certificate(
         open_object_store(served_stores_tls.url_for(tmp_path))
     with open_object_store(url) as opened:
         assert isinstance(innermost(opened), HttpStore)
+
+
+def test_subscribe_hears_a_write_made_by_another_process(served_stores: ServedStores, tmp_path: Path) -> None:
+    url = served_stores.url_for(tmp_path)
+    heard: list[GroupState] = []
+    event = threading.Event()
+
+    def callback(state: GroupState) -> None:
+        heard.append(state)
+        event.set()
+
+    with NetworkStore(open_object_store(url)) as store:
+        store.save_group_state("net", "g", sample_group("g", 0))
+        unsubscribe = store.subscribe("net/g", callback)
+        run_in_processes(write_contacts, [(url, 0, 1)])
+        written = time.monotonic()
+        assert event.wait(5), "the other process's write was never reported"
+        assert time.monotonic() - written < 1.0
+        assert "p0-0" in heard[-1].contacts
+        unsubscribe()
