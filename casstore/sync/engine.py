@@ -109,13 +109,22 @@ def transfer(
     deltas: dict[bytes, tuple[bytes, bytes, bytes]] = {}  # object -> (its bytes, base, base's bytes)
     held_bytes = 0
 
+    # With delta bases, what sits unchanged under a base is known to be held (the destination holds each
+    # base's subtree), and a rewritten object (paired with a different base object) is new: only the
+    # objects paired with nothing are asked about, so an incremental push asks little or nothing.
+    unchanged: set[bytes] = set()
+    rewritten: set[bytes] = set(bases or ()) if use_deltas else set()
+
     def present(digests: list[bytes]) -> set[bytes]:
         """One ``missing()`` call per level: the objects the destination holds are skipped with their subtrees."""
         stats.levels += 1
-        trips(target)
-        absent = set(target.blobs.missing(digests))
-        stats.objects_skipped += len(digests) - len(absent)
-        return {digest for digest in digests if digest not in absent}
+        ask = [digest for digest in digests if digest not in unchanged and digest not in rewritten]
+        absent = set(target.blobs.missing(ask)) if ask else set()
+        if ask:
+            trips(target)
+        held = {digest for digest in ask if digest not in absent} | {d for d in digests if d in unchanged}
+        stats.objects_skipped += len(held)
+        return held
 
     def fetch(digests: list[bytes]) -> list[bytes | None]:
         trips(source)
@@ -136,6 +145,10 @@ def transfer(
                     deltas[digest] = (data, base, old)
                     held_bytes += len(data) + len(old)
             kids[digest] = [child for child, _, _ in links]
+            if use_deltas:
+                for child, _, paired in links:
+                    if paired is not None:
+                        (unchanged if child == paired else rewritten).add(child)
         if progress is not None:
             progress(0, 0, len(order))
 
