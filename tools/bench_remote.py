@@ -152,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
                 remote.save_contact_content("bench", gids[i % len(gids)], f"single-{i}", i)
                 times.append((time.perf_counter() - start) * 1000)
             result["remote_contact_write_ms_median"] = round(statistics.median(times), 2)
+            times = []
+            for i in range(50):
+                start = time.perf_counter()
+                src.save_contact_content("bench", gids[i % len(gids)], f"single-{i}", i)
+                times.append((time.perf_counter() - start) * 1000)
+            result["baseline_contact_write_ms_median"] = round(statistics.median(times), 2)
 
             result.update(subscribe_latency(server.url, gids[0]))
             result.update(concurrent_writes(server.url, remote, args.writers, args.writes))
