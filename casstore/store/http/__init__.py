@@ -14,6 +14,8 @@ import os
 import ssl
 from pathlib import Path
 
+import httpx
+
 from casstore.errors import InvalidStoreURL
 from casstore.store.base import os_error
 from casstore.store.http.client import Session
@@ -46,6 +48,8 @@ def _open(location: StoreLocation, create: bool) -> HttpStore:
     base = f"{location.scheme}://{location.netloc}{location.path}".rstrip("/")
     shown = redact_url(base)
     transport = location.options.get("transport")
+    if transport is not None and not isinstance(transport, httpx.BaseTransport):
+        raise InvalidStoreURL("transport is a keyword option taking an httpx transport, not a URL option")
     session = Session(
         base, shown, token, timeout=location.float_option("timeout", 30.0), verify=verify, transport=transport
     )
