@@ -65,6 +65,8 @@ class BackendCase:
     sync_pairs: bool = True
     #: Cases the sync tests pair this one with, both ways, when it is not paired with every case.
     sync_partners: tuple[str, ...] = ()
+    #: Whether the store refuses a frame that does not hash (a remote server re-hashes every upload).
+    verifies_writes: bool = False
 
     def open(self, path: Path, fixtures: Fixtures) -> ObjectStore:
         store = self.make(path, fixtures)
@@ -137,6 +139,15 @@ def corrupt_postgres(path: Path, digest: bytes, fixtures: Fixtures) -> None:
             (digest,),
         ).rowcount
     assert changed == 1, "the object to damage is not stored"
+
+
+def corrupt_served(path: Path, digest: bytes, fixtures: Fixtures) -> None:
+    """Flip one byte in the middle of the frame, in the memory store behind the server."""
+    served = fixtures.get("served_stores") or fixtures["served_stores_tls"]
+    frames = served.backing(path).blobs._frames
+    frame = bytearray(frames[digest])
+    frame[len(frame) // 2] ^= 0x01
+    frames[digest] = bytes(frame)
 
 
 # ---------------------------------------------------------------- the cases
@@ -213,6 +224,32 @@ POSTGRES = BackendCase(
     sync_partners=("lmdb", "s3"),
 )
 
+HTTP = BackendCase(
+    "http",
+    "Http",
+    lambda path, fx: open_object_store(fx["served_stores"].url_for(path)),
+    url=lambda path, fx: fx["served_stores"].url_for(path),
+    corrupt=corrupt_served,
+    persistent=True,
+    fixtures=("served_stores",),
+    sync_pairs=False,  # paired with LMDB, memory and S3 (both ways), not with every case
+    sync_partners=("lmdb", "memory", "s3"),
+    verifies_writes=True,
+)
+#: Not in CASES (the suites over TLS would double the http case's time): tests/test_remote_tls.py uses it.
+HTTPS = BackendCase(
+    "https",
+    "Https",
+    lambda path, fx: open_object_store(fx["served_stores_tls"].url_for(path, ca_file=str(fx["tls_files"].cert))),
+    url=lambda path, fx: fx["served_stores_tls"].url_for(path, ca_file=str(fx["tls_files"].cert)),
+    corrupt=corrupt_served,
+    persistent=True,
+    fixtures=("served_stores_tls", "tls_files"),
+    sync_pairs=False,
+    sync_partners=("lmdb",),
+    verifies_writes=True,
+)
+
 #: Every wrapper the stack can add (read-only aside, which the suites' writes cannot pass), as URL options.
 FULL_STACK = "retries=2&retry_delay=0&metrics=on&frame_cache_mb=4&ref_ttl=30"
 #: The wrapper stacks the suites run through, each over memory and LMDB: title -> URL options.
@@ -224,7 +261,7 @@ STACKS = {
     "FullStack": FULL_STACK,
 }
 
-CASES: list[BackendCase] = [MEMORY, LMDB, FILE, S3_IN_PROCESS, S3_OVER_HTTP, POSTGRES] + [
+CASES: list[BackendCase] = [MEMORY, LMDB, FILE, S3_IN_PROCESS, S3_OVER_HTTP, POSTGRES, HTTP] + [
     base.stacked(
         f"{base.name}-{title.lower()}",
         f"{title}On{base.title}",
@@ -257,6 +294,7 @@ def _suite_namespace(case: BackendCase, make_store: Callable[[Any, Path], Any]) 
         "persistent": case.persistent,
         "shared": case.shared,
         "threads": case.threads,
+        "verifies_writes": case.verifies_writes,
         "_case_fixtures": _case_fixtures,
         "make_store": make_store,
     }

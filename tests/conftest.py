@@ -13,7 +13,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,3 +221,232 @@ def postgres_server() -> Iterator[PgTestServer]:
         yield PgTestServer(cluster.url(), token)
     finally:
         cluster.stop()
+
+
+# ---------------------------------------------------------------- casstore serve (the http(s):// backend)
+
+
+class ServedStores:
+    """One ASGI app answering ``/t/<key>/…`` with a casstore server over a memory store per key (made on first use).
+
+    The test's path names the key, so the same path reaches the same store (as for the file backends);
+    :meth:`backing` is that store, for damaging an object behind the server's back.
+    """
+
+    def __init__(self) -> None:
+        from casstore.store.memory import MemoryStore
+
+        self._memory = MemoryStore
+        self.stores: dict[str, Any] = {}
+        self.apps: dict[str, Any] = {}
+        self.lock = threading.Lock()
+        self.base = ""
+
+    @staticmethod
+    def key_for(path: Path) -> str:
+        import blake3
+
+        return blake3.blake3(str(path).encode()).hexdigest()[:24]
+
+    def backing(self, path: Path) -> Any:
+        return self._app(self.key_for(path)).state.casstore.store
+
+    def url_for(self, path: Path, **options: str) -> str:
+        query = "&".join(f"{k}={v}" for k, v in options.items())
+        return f"{self.base}/t/{self.key_for(path)}" + (f"?{query}" if query else "")
+
+    def _app(self, key: str) -> Any:
+        from casstore.server import create_app
+
+        with self.lock:
+            app = self.apps.get(key)
+            if app is None:
+                app = self.apps[key] = create_app(self._memory(f"memory://served-{key}"))
+            return app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = str(scope.get("path", ""))
+        parts = path.split("/", 3)
+        if scope["type"] != "http" or len(parts) < 3 or parts[1] != "t":
+            return
+        key = parts[2]
+        inner = dict(scope, path="/" + (parts[3] if len(parts) > 3 else ""), root_path=f"/t/{key}")
+        await self._app(key)(inner, receive, send)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def uvicorn_thread(app: Any, **config: Any) -> Iterator[int]:
+    """Serve ``app`` with uvicorn on a free loopback port in a daemon thread; yields the port."""
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **config)
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def served_stores() -> Iterator[ServedStores]:
+    """A real uvicorn server on 127.0.0.1 (plain HTTP) serving a store per test path (see :class:`ServedStores`)."""
+    served = ServedStores()
+    with uvicorn_thread(served) as port:
+        served.base = f"http://127.0.0.1:{port}"
+        yield served
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A self-signed certificate for 127.0.0.1 and its key, generated for the session."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    where = tmp_path_factory.mktemp("tls")
+    files = TlsFiles(where / "cert.pem", where / "key.pem")
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return files
+
+
+@pytest.fixture(scope="session")
+def served_stores_tls(tls_files: TlsFiles) -> Iterator[ServedStores]:
+    """:func:`served_stores` over HTTPS with the session's self-signed certificate."""
+    served = ServedStores()
+    with uvicorn_thread(served, ssl_certfile=str(tls_files.cert), ssl_keyfile=str(tls_files.key)) as port:
+        served.base = f"https://127.0.0.1:{port}"
+        yield served
+
+
+class FaultyProxy:
+    """A TCP proxy in front of a loopback server that drops and truncates what passes through it.
+
+    Each chunk a client sends (a request, usually, on a kept-alive connection) is, with probability
+    ``rate`` (off until set), met by one fault: the connection closed before it is forwarded, the
+    request cut in its middle (an upload aborted mid-body), or the answer cut after a few bytes (a body
+    truncated mid-stream).  :meth:`drop_all` closes every open connection.
+    """
+
+    def __init__(self, target_port: int, seed: int = 0) -> None:
+        self.target = target_port
+        self.rate = 0.0
+        self.rnd = random.Random(seed)
+        self.faults: list[str] = []
+        self.lock = threading.Lock()
+        self.open: set[socket.socket] = set()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.open.update((client, upstream))
+            cut: list[int] = []  # bytes of the answer still allowed through, when a response fault is armed
+            threading.Thread(target=self._requests, args=(client, upstream, cut), daemon=True).start()
+            threading.Thread(target=self._answers, args=(upstream, client, cut), daemon=True).start()
+
+    def _fault(self) -> str:
+        with self.lock:
+            fault = self.rnd.choice(["drop", "request", "response"]) if self.rnd.random() < self.rate else ""
+            if fault:
+                self.faults.append(fault)
+            return fault
+
+    def _requests(self, src: socket.socket, dst: socket.socket, cut: list[int]) -> None:
+        with suppress(OSError):
+            while data := src.recv(65536):
+                fault = self._fault()
+                if fault == "drop":
+                    break
+                if fault == "request":
+                    dst.sendall(data[: len(data) // 2])
+                    break
+                if fault == "response":
+                    cut.append(self.rnd.randrange(1, 300))
+                dst.sendall(data)
+        self._close(src, dst)
+
+    def _answers(self, src: socket.socket, dst: socket.socket, cut: list[int]) -> None:
+        with suppress(OSError):
+            while data := src.recv(65536):
+                if cut:
+                    dst.sendall(data[: cut[0]])
+                    break
+                dst.sendall(data)
+        self._close(src, dst)
+
+    def _close(self, *socks: socket.socket) -> None:
+        for sock in socks:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+            with self.lock:
+                self.open.discard(sock)
+
+    def drop_all(self) -> None:
+        with self.lock:
+            socks = list(self.open)
+        for sock in socks:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.drop_all()

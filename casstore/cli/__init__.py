@@ -17,7 +17,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from casstore.cli import deletes, images, merge, networks, objects, prune, remotes, snapshots
+from casstore.cli import deletes, images, merge, networks, objects, prune, remotes, serve, snapshots
 from casstore.cli.output import CasstoreGroup
 from casstore.errors import StorageError
 from casstore.store.config import load_config
@@ -103,5 +103,6 @@ for _verb in (
     merge.resolve,
     images.archive_network,
     images.restore_network,
+    serve.serve,
 ):
     main.add_command(_verb)

@@ -24,7 +24,7 @@ and the capability flags are the wrapped store's, so code below the model
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +99,15 @@ class NetworkStore(ObjectStore):
     def receive_pack(self, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
         """The wrapped store's :meth:`~casstore.store.base.ObjectStore.receive_pack`."""
         return self.objects.receive_pack(pack, updates)
+
+    def fetch_packs(
+        self,
+        want: Sequence[tuple[bytes, str]],
+        have: Sequence[tuple[bytes, str]],
+        bases: Mapping[bytes, bytes] | None = None,
+    ) -> Iterator[bytes] | None:
+        """The wrapped store's :meth:`~casstore.store.base.ObjectStore.fetch_packs`."""
+        return self.objects.fetch_packs(want, have, bases)
 
     def watch_refs(self, prefix: str, callback: Callable[[RefChanges], None]) -> Callable[[], None]:
         """The wrapped store's :meth:`~casstore.store.base.ObjectStore.watch_refs`."""

@@ -58,6 +58,7 @@ class NetworkWriter:
         """
         ref = head_ref(network_id)
         for attempt in range(MAX_ATTEMPTS):
+            started = time.perf_counter()
             head = self.refs.get(ref)
             if head is None and not create:
                 raise NetworkNotFound(f"network {network_id!r} not found")
@@ -66,7 +67,10 @@ class NetworkWriter:
             try:
                 self.commit_transaction(tx, ref, head)
             except RefConflict:
-                time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+                # the pause scales with what an attempt costs here (a remote store's round trips), so
+                # writers over a slow link spread out instead of colliding again
+                took = time.perf_counter() - started
+                time.sleep(random.uniform(0, max(0.002, took) * min(attempt + 1, 20)))
                 continue
             return
         raise StorageError(f"network {network_id!r}: gave up after {MAX_ATTEMPTS} conflicting concurrent writes")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -351,6 +351,26 @@ class ObjectStore:
                 self.blobs.put_frames(frames)
             raise
         return len(frames)
+
+    def fetch_packs(
+        self,
+        want: Sequence[tuple[bytes, str]],
+        have: Sequence[tuple[bytes, str]],
+        bases: Mapping[bytes, bytes] | None = None,
+    ) -> Iterator[bytes] | None:
+        """Capability: the packs of everything reachable from ``want`` and not from ``have``, or ``None``.
+
+        ``want`` and ``have`` are ``(digest, kind)`` roots (kinds as in
+        :mod:`casstore.model.walk`); the caller holds everything ``have``
+        reaches; ``bases`` pairs some ``want`` roots with the ``have`` root they
+        replace, for deltas.  A store that fronts a casstore process elsewhere (``http://``)
+        answers with one streamed request, children first, deltas against the
+        objects under ``have`` where smaller, so a pull or clone costs one round
+        trip instead of one per tree level.  The default, ``None``, means the
+        caller walks the DAG itself with :meth:`BlobStore.missing` and
+        :meth:`BlobStore.get_frames`.
+        """
+        return None
 
     def watch_refs(self, prefix: str, callback: Callable[[RefChanges], None]) -> Callable[[], None]:
         """Report the ref moves under ``prefix`` that anyone makes: this process, others, other machines.

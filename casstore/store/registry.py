@@ -52,6 +52,8 @@ BUILTIN: dict[str, str] = {
     "s3": "casstore.store.s3:BACKEND",
     "postgresql": "casstore.store.postgres:BACKEND",
     "postgres": "casstore.store.postgres:BACKEND",
+    "http": "casstore.store.http:BACKEND",
+    "https": "casstore.store.http:BACKEND",
 }
 
 

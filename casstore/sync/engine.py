@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from casstore import codec
 from casstore.errors import ObjectNotFound
 from casstore.model.walk import Kind, Reached, walk
-from casstore.pack import PackBuilder
+from casstore.pack import EMPTY_PACK, PackBuilder
 from casstore.store.base import ObjectStore, RefUpdate
 from casstore.sync.report import Progress, TransferStats
 
@@ -109,13 +109,22 @@ def transfer(
     deltas: dict[bytes, tuple[bytes, bytes, bytes]] = {}  # object -> (its bytes, base, base's bytes)
     held_bytes = 0
 
+    # With delta bases, what sits unchanged under a base is known to be held (the destination holds each
+    # base's subtree), and a rewritten object (paired with a different base object) is new: only the
+    # objects paired with nothing are asked about, so an incremental push asks little or nothing.
+    unchanged: set[bytes] = set()
+    rewritten: set[bytes] = set(bases or ()) if use_deltas else set()
+
     def present(digests: list[bytes]) -> set[bytes]:
         """One ``missing()`` call per level: the objects the destination holds are skipped with their subtrees."""
         stats.levels += 1
-        trips(target)
-        absent = set(target.blobs.missing(digests))
-        stats.objects_skipped += len(digests) - len(absent)
-        return {digest for digest in digests if digest not in absent}
+        ask = [digest for digest in digests if digest not in unchanged and digest not in rewritten]
+        absent = set(target.blobs.missing(ask)) if ask else set()
+        if ask:
+            trips(target)
+        held = {digest for digest in ask if digest not in absent} | {d for d in digests if d in unchanged}
+        stats.objects_skipped += len(held)
+        return held
 
     def fetch(digests: list[bytes]) -> list[bytes | None]:
         trips(source)
@@ -136,9 +145,18 @@ def transfer(
                     deltas[digest] = (data, base, old)
                     held_bytes += len(data) + len(old)
             kids[digest] = [child for child, _, _ in links]
+            if use_deltas:
+                for child, _, paired in links:
+                    if paired is not None:
+                        (unchanged if child == paired else rewritten).add(child)
         if progress is not None:
             progress(0, 0, len(order))
 
+    roots = list(roots)
+    if trips.remote is source and not target.passive_remote:
+        fetched = _fetch_whole(source, target, roots, bases or {}, final_updates, stats, progress)
+        if fetched:
+            return stats
     walk(
         fetch,
         roots,
@@ -152,6 +170,50 @@ def transfer(
     writer = _Writer(source, target, deltas if use_deltas else None, final_updates, stats, trips, progress)
     writer.write(order, kids, held)
     return stats
+
+
+def _fetch_whole(
+    source: ObjectStore,
+    target: ObjectStore,
+    roots: list[tuple[bytes, Kind]],
+    bases: Mapping[bytes, bytes],
+    final_updates: Sequence[RefUpdate],
+    stats: TransferStats,
+    progress: Progress | None,
+) -> bool:
+    """A pull through the source's ``fetch_packs`` (one round trip for the whole closure), if it offers it.
+
+    Returns ``False`` (nothing done) when the source has no such capability.
+    Each pack is received as it comes, children first; the last carries
+    ``final_updates``.
+    """
+    absent = target.blobs.missing([digest for digest, _ in roots])
+    wanted = [(digest, kind) for digest, kind in roots if digest in absent]
+    have = [(bases[digest], kind) for digest, kind in roots if digest in bases]
+    packs = source.fetch_packs(wanted, have, {d: bases[d] for d, _ in wanted if d in bases}) if wanted else None
+    if packs is None:
+        return False
+    stats.levels += 1
+    stats.round_trips += 1
+    pending: bytes | None = None
+    for pack in packs:
+        if pending is not None:
+            _receive(target, pending, (), stats, progress)
+        pending = pack
+    if pending is not None or final_updates:
+        _receive(target, pending if pending is not None else EMPTY_PACK, final_updates, stats, progress)
+    return True
+
+
+def _receive(
+    target: ObjectStore, pack: bytes, updates: Sequence[RefUpdate], stats: TransferStats, progress: Progress | None
+) -> None:
+    try:
+        stats.objects_sent += target.receive_pack(pack, updates)
+    finally:
+        stats.bytes_sent += len(pack) - len(EMPTY_PACK)
+    if progress is not None:
+        progress(stats.objects_sent, stats.bytes_sent, stats.objects_sent)
 
 
 class _Writer:

@@ -41,6 +41,9 @@ class ConformanceSuite:
     #: Whether several threads may use one store object here (False only for a test double that is not
     #: thread-safe, e.g. moto's in-process S3; run the suite against a real server for those races).
     threads = True
+    #: Whether the store re-hashes what it is given to write and refuses a bad frame (a remote server does:
+    #: it trusts no client); the tests that plant a bad frame then check it is refused and nothing stored.
+    verifies_writes = False
 
     @classmethod
     def required_hooks(cls) -> list[str]:

@@ -2,7 +2,7 @@
 
 :class:`WrappedBlobs`, :class:`WrappedRefs` and :class:`WrappedStore` forward
 every primitive of the protocols in :mod:`casstore.store.base`, ``commit``,
-``receive_pack``, ``watch_refs``, ``is_transient``, ``close``, ``url`` and every capability
+``receive_pack``, ``fetch_packs``, ``watch_refs``, ``is_transient``, ``close``, ``url`` and every capability
 flag, so a wrapper overrides only the calls it changes.  They forward *frames*:
 hashing and re-hashing stay in :meth:`BlobStore.put_many` / :meth:`BlobStore.get_many`
 of the outermost layer, once, whatever the depth of the stack.  Refs are
@@ -12,7 +12,7 @@ forwarded through the inner store's public ``get`` / ``compare_and_swap`` /
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate
@@ -120,6 +120,14 @@ class WrappedStore(ObjectStore):
 
     def receive_pack(self, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
         return self.inner.receive_pack(pack, updates)
+
+    def fetch_packs(
+        self,
+        want: Sequence[tuple[bytes, str]],
+        have: Sequence[tuple[bytes, str]],
+        bases: Mapping[bytes, bytes] | None = None,
+    ) -> Iterator[bytes] | None:
+        return self.inner.fetch_packs(want, have, bases)
 
     def watch_refs(self, prefix: str, callback: Callable[[RefChanges], None]) -> Callable[[], None]:
         return self.inner.watch_refs(prefix, callback)

@@ -25,7 +25,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from casstore.errors import RefConflict, StorageConnectionError
@@ -265,6 +265,15 @@ class RetryingStore(WrappedStore):
         if stored is None:  # an earlier attempt landed but its answer was lost: it stored every entry
             stored = sum(1 for _ in read_pack(pack))
         return stored
+
+    def fetch_packs(
+        self,
+        want: Sequence[tuple[bytes, str]],
+        have: Sequence[tuple[bytes, str]],
+        bases: Mapping[bytes, bytes] | None = None,
+    ) -> Iterator[bytes] | None:
+        # a read: retried whole (the backend reads the whole answer before returning)
+        return self.policy.run("fetch_packs", lambda: self.inner.fetch_packs(want, have, bases))
 
     def _all_landed(self, updates: Sequence[RefUpdate]) -> Callable[[], bool]:
         """Whether every required update of a commit already holds its new value (the earlier attempt landed)."""

@@ -1,0 +1,196 @@
+"""``HttpStore``: the blob and ref protocols over a ``casstore serve`` server.
+
+Objects travel in batches (``missing``, ``get``, and packs for writes);
+ref moves are compare-and-swap requests (``If-Match``/``If-None-Match``).
+Sync writes through :meth:`HttpStore.receive_pack`, which sends the pack as
+it is (deltas included), and reads through :meth:`HttpStore.fetch_packs`,
+one request for a whole closure.  The server re-hashes every object it is
+sent; this side re-hashes every frame it reads (as every store does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from casstore.codec import ref_conflict
+from casstore.errors import StorageError
+from casstore.pack import MAGIC, PackBuilder
+from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate
+from casstore.store.http.client import ConnectionFailed, Session
+from casstore.store.http.watch import RefWatcher
+from casstore.store.http.wire import (
+    API,
+    decode_frames,
+    decode_indexes,
+    encode_receive,
+    join_ids,
+    split_ids,
+    split_packs,
+)
+
+__all__ = ["HttpBlobs", "HttpRefs", "HttpStore"]
+
+#: Used until the server's capabilities say otherwise.
+DEFAULT_MAX_IDS = 16384
+DEFAULT_MAX_BODY = 32 << 20
+
+
+class HttpBlobs(BlobStore):
+    def __init__(self, store: HttpStore) -> None:
+        self.store = store
+        self.session = store.session
+
+    def _chunks(self, digests: Sequence[bytes]) -> Iterator[Sequence[bytes]]:
+        step = self.store.max_ids
+        for start in range(0, len(digests), step):
+            yield digests[start : start + step]
+
+    def put_frames(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        self.store.send_frames(items, ())
+
+    def get_frames(self, digests: Sequence[bytes]) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        for chunk in self._chunks(list(digests)):
+            body = self.session.request("POST", f"{API}/get", content=join_ids(chunk)).content
+            out += decode_frames(body, len(chunk))
+        return out
+
+    def missing(self, digests: Iterable[bytes]) -> set[bytes]:
+        asked = list(dict.fromkeys(digests))
+        absent: set[bytes] = set()
+        for chunk in self._chunks(asked):
+            body = self.session.request("POST", f"{API}/missing", content=join_ids(chunk)).content
+            absent.update(chunk[index] for index in decode_indexes(body, len(chunk)))
+        return absent
+
+    def iter_hashes(self) -> Iterator[bytes]:
+        return iter(split_ids(self.session.request("GET", f"{API}/objects").content))
+
+    def delete_many(self, digests: Iterable[bytes]) -> int:
+        removed = 0
+        for chunk in self._chunks(list(digests)):
+            answer = self.session.request("POST", f"{API}/delete", content=join_ids(chunk)).json()
+            removed += int(answer["deleted"])
+        return removed
+
+    def written_since(self, timestamp: float) -> set[bytes]:
+        body = self.session.request("GET", f"{API}/written-since", params={"t": repr(timestamp)}).content
+        return set(split_ids(body))
+
+    def stats(self) -> BlobStats:
+        answer = self.session.request("GET", f"{API}/stats").json()
+        return BlobStats(int(answer["objects"]), int(answer["stored_bytes"]), answer.get("extra"))
+
+
+class HttpRefs(RefStore):
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _get(self, name: str) -> bytes | None:
+        response = self.session.request("GET", f"{API}/ref", params={"name": name}, ok=(200, 404))
+        if response.status_code == 404:
+            return None
+        return bytes.fromhex(response.text.strip())
+
+    def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
+        condition = {"If-None-Match": "*"} if expected is None else {"If-Match": f'"{expected.hex()}"'}
+        method = "DELETE" if new is None else "PUT"
+        response = self.session.request(
+            method,
+            f"{API}/ref",
+            params={"name": name},
+            content=b"" if new is None else new.hex().encode(),
+            headers=condition,
+            ok=(200, 204, 412),
+        )
+        if response.status_code == 412:
+            actual = response.json().get("actual")
+            raise ref_conflict(name, expected, None if actual is None else bytes.fromhex(actual))
+
+    def _list(self, prefix: str) -> dict[str, bytes]:
+        answer = self.session.request("GET", f"{API}/refs", params={"prefix": prefix}).json()
+        return {str(name): bytes.fromhex(value) for name, value in answer.items()}
+
+
+class HttpStore(ObjectStore):
+    """A store served by ``casstore serve`` at ``base`` (see :mod:`casstore.store.http`)."""
+
+    blobs: HttpBlobs
+    refs: HttpRefs
+    #: The server's own store is polled (or notifies) in the server; the client only waits on the stream.
+    watch_interval: float | None = 0.25
+
+    def __init__(self, session: Session, url: str) -> None:
+        self.session = session
+        self.url = url
+        self.capabilities = self._capabilities()
+        self.max_ids = int(self.capabilities.get("max_ids", DEFAULT_MAX_IDS))
+        self.max_body = int(self.capabilities.get("max_body_bytes", DEFAULT_MAX_BODY))
+        self.atomic_commit = bool(self.capabilities.get("atomic_commit", False))
+        self.append_only = bool(self.capabilities.get("append_only", False))
+        self.blobs = HttpBlobs(self)
+        self.refs = HttpRefs(session)
+        self._watchers: list[RefWatcher] = []
+
+    def _capabilities(self) -> dict[str, Any]:
+        answer = self.session.request("GET", f"{API}/capabilities").json()
+        if not isinstance(answer, dict) or answer.get("protocol") != "casstore/1":
+            raise StorageError(f"{self.session.shown} is not a casstore server (no casstore/1 capabilities)")
+        return answer
+
+    def send_frames(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
+        """Whole frames as packs within the body limit; ``updates`` ride on the last one."""
+        limit = max(1 << 20, self.max_body // 2)
+        builder, size, first = PackBuilder(), 0, True
+        for digest, frame in frames:
+            if size and size + len(frame) > limit:
+                self.receive_pack(builder.finish(), ())
+                builder, size = PackBuilder(), 0
+            builder.add_frame(digest, frame)
+            size += len(frame) + 40
+            first = False
+        if size or updates or first:
+            self.receive_pack(builder.finish(), updates)
+
+    def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
+        self.send_frames(frames, updates)
+
+    def receive_pack(self, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
+        body = encode_receive(bytes(pack), updates)
+        response = self.session.request("POST", f"{API}/receive", content=body, ok=(200,))
+        return int(response.json()["stored"])
+
+    def fetch_packs(
+        self,
+        want: Sequence[tuple[bytes, str]],
+        have: Sequence[tuple[bytes, str]],
+        bases: Mapping[bytes, bytes] | None = None,
+    ) -> Iterator[bytes] | None:
+        request = {
+            "want": [[digest.hex(), kind] for digest, kind in want],
+            "have": [[digest.hex(), kind] for digest, kind in have],
+            "bases": {new.hex(): old.hex() for new, old in (bases or {}).items()},
+        }
+        body = self.session.request("POST", f"{API}/fetch", json_body=request).content
+        packs = list(split_packs(body))
+        for pack in packs:
+            if not pack.startswith(MAGIC):
+                raise ConnectionFailed(f"{self.session.shown}: a fetched pack is not a casstore pack")
+        return iter(packs)
+
+    def watch_refs(self, prefix: str, callback: Callable[[Mapping[str, bytes | None]], None]) -> Callable[[], None]:
+        """Ref moves under ``prefix`` made through any client of the server, by server-sent events."""
+        watcher = RefWatcher(self.session.base, self.session.headers, self.session.verify, prefix, callback)
+        watcher.start()
+        self._watchers.append(watcher)
+        return watcher.stop
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, ConnectionFailed)
+
+    def close(self) -> None:
+        for watcher in self._watchers:
+            watcher.stop()
+        self._watchers.clear()
+        self.session.close()
