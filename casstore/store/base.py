@@ -29,6 +29,7 @@ from casstore.errors import (
     StoreNotFound,
 )
 from casstore.pack import apply_pack
+from casstore.store.deltas import make_delta_frames, resolve_frames
 
 __all__ = [
     "BATCH",
@@ -131,13 +132,26 @@ class BlobStore(ABC):
         Raises :class:`~casstore.errors.ObjectNotFound` for an absent id and
         :class:`~casstore.errors.CorruptObject` for bytes that do not hash to it.
         """
-        frames = self.get_frames(digests)
+        frames = self.get_whole_frames(digests)
         out = []
         for digest, stored in zip(digests, frames, strict=False):
             if stored is None:
                 raise ObjectNotFound(format_id(digest))
             out.append(unframe(stored, digest))
         return out
+
+    def get_whole_frames(
+        self, digests: Sequence[bytes], used: set[bytes] | None = None, compress: bool = False
+    ) -> list[bytes | None]:
+        """:meth:`get_frames` with delta frames rebuilt through their chains (see :mod:`casstore.store.deltas`).
+
+        What leaves a store (sync, images) and what walks read: every frame is
+        whole (``00``/``01``), not yet re-hashed; a chain that cannot be rebuilt
+        stays a delta frame, which ``codec.unframe`` reports as corrupt.  Each
+        base read is added to ``used``.  With ``compress`` a rebuilt object is
+        framed as it would be stored whole (what sync sends).
+        """
+        return resolve_frames(self.get_frames, digests, used, compress=compress)
 
     def get(self, digest: bytes) -> bytes:
         """Canonical bytes of one object (see :meth:`get_many`)."""
@@ -159,6 +173,8 @@ class PendingWrites:
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}
         self.nbytes = 0
+        #: new object -> the object it replaces (a delta base at rest), set by the write engine's pairing
+        self.bases: dict[bytes, bytes] = {}
 
     def add(self, data: bytes) -> bytes:
         """Keep ``data`` for writing; returns its digest."""
@@ -175,7 +191,8 @@ class PendingWrites:
         """Take over ``other``'s objects, after ours, in their order."""
         for digest, data in other._data.items():
             self.add_hashed(digest, data)
-        other._data, other.nbytes = {}, 0
+        self.bases.update(other.bases)
+        other._data, other.nbytes, other.bases = {}, 0, {}
 
     def get(self, digest: bytes) -> bytes | None:
         return self._data.get(digest)
@@ -186,10 +203,21 @@ class PendingWrites:
     def __len__(self) -> int:
         return len(self._data)
 
-    def frames(self) -> list[tuple[bytes, bytes]]:
-        """Everything as ``(digest, frame)`` in order (children first); then forget it."""
+    def frames(self, blobs: BlobStore | None = None) -> list[tuple[bytes, bytes]]:
+        """Everything as ``(digest, frame)`` in order (children first); then forget it.
+
+        With ``blobs`` (the store the objects are for), an object paired with
+        the one it replaces (:attr:`bases`) is framed as a delta against it
+        where that is smaller (see :mod:`casstore.store.deltas`).
+        """
         frames = frame_many_hashed(list(self._data.items()))
-        self._data, self.nbytes = {}, 0
+        if blobs is not None and self.bases:
+            data, bases = self._data, self.bases
+            paired = [(d, data[d], bases[d], len(f)) for d, f in frames if d in bases and bases[d] not in data]
+            deltas = make_delta_frames(paired, blobs.get_frames)
+            if deltas:
+                frames = [(d, deltas.get(d, f)) for d, f in frames]
+        self._data, self.nbytes, self.bases = {}, 0, {}
         return frames
 
     def write_to(self, blobs: BlobStore) -> None:

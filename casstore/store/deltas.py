@@ -1,0 +1,225 @@
+"""Deltas at rest: the delta frame (header ``02``), writing it, and rebuilding objects through chains.
+
+A rewritten object (a prolly leaf that differs from the one it replaces by one
+value, say) may be stored as a *delta frame* instead of a whole frame::
+
+    02 | chain length (1 byte, 1..MAX_CHAIN) | base digest (32) | delta
+
+where ``delta`` is a :func:`casstore.pack.make_delta` delta (a splice, or zstd
+with the base as a raw-content dictionary) of the object's canonical bytes
+against its base's canonical bytes.  The base is a whole frame (chain length 1)
+or a delta frame one shorter, so the writer learns the new chain length from
+the base's header alone; at :data:`MAX_CHAIN` the object is written whole.
+
+Backends never see the difference: frames stay opaque to them.  Chains are
+resolved here, above every backend, by :func:`resolve_frames` — one batched
+``get_frames`` per chain level — and every rebuilt object is re-hashed by the
+caller's ``unframe`` exactly like a whole frame; a rebuilt object whose base
+is corrupt or missing does not hash to its id and is reported as
+:class:`~casstore.errors.CorruptObject`.  ``codec.unframe`` refuses a delta
+frame read raw, so no delta frame is ever taken for an object by mistake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from casstore import codec
+from casstore.errors import CorruptObject, StorageError
+from casstore.pack import apply_delta, make_delta
+
+__all__ = [
+    "FRAME_DELTA",
+    "MAX_CHAIN",
+    "GetFrames",
+    "chain_bases",
+    "delta_frame",
+    "frame_chain",
+    "make_delta_frames",
+    "parse_delta_frame",
+    "resolve_frames",
+]
+
+FRAME_DELTA = 0x02
+#: The longest chain of delta frames above a whole frame: a read of the newest version rebuilds at most this many.
+MAX_CHAIN = 8
+_HEADER = 2 + codec.DIGEST_SIZE
+#: A delta is kept only if it saves at least this fraction of the whole frame (else the read cost is not worth it).
+_KEEP_BELOW = 0.75
+
+GetFrames = Callable[[Sequence[bytes]], Sequence[bytes | None]]
+
+
+def delta_frame(chain: int, base: bytes, delta: bytes) -> bytes:
+    """The stored frame of an object ``delta`` rebuilds from ``base``, ``chain`` deltas above a whole frame."""
+    return bytes([FRAME_DELTA, chain]) + base + delta
+
+
+def parse_delta_frame(frame: bytes) -> tuple[int, bytes, bytes]:
+    """``(chain length, base digest, delta)`` of a delta frame (:class:`ValueError` if it is not one)."""
+    if len(frame) <= _HEADER or frame[0] != FRAME_DELTA or not 1 <= frame[1] <= MAX_CHAIN:
+        raise ValueError("not a delta frame")
+    return frame[1], frame[2:_HEADER], frame[_HEADER:]
+
+
+def frame_chain(frame: bytes) -> int:
+    """How many deltas a read of ``frame`` applies: 0 for a whole frame."""
+    return frame[1] if frame[:1] == b"\x02" and len(frame) > 1 else 0
+
+
+def resolve_frames(
+    get_frames: GetFrames,
+    digests: Sequence[bytes],
+    used: set[bytes] | None = None,
+    frames: Sequence[bytes | None] | None = None,
+    compress: bool = False,
+) -> list[bytes | None]:
+    """``get_frames(digests)`` with every delta frame rebuilt into a whole ``00`` frame (not yet re-hashed).
+
+    Bases are read in one batch per chain level.  A chain that cannot be
+    rebuilt (a base missing or unreadable, a malformed delta) leaves the
+    delta frame in place, which ``codec.unframe`` reports as corrupt.  Every
+    base read is added to ``used`` (gc keeps them alive).  ``frames``: those of
+    ``digests``, already read.  With ``compress``, rebuilt objects are framed
+    as they would be stored whole (for frames that leave the store).
+    """
+    frames = list(get_frames(digests) if frames is None else frames)
+    pending = [i for i, frame in enumerate(frames) if frame is not None and frame[:1] == b"\x02"]
+    if not pending:
+        return frames
+    known: dict[bytes, bytes | None] = {}  # digest -> canonical bytes (None: cannot be rebuilt)
+    wanted: dict[bytes, tuple[int, bytes, bytes]] = {}  # delta-framed digest -> its parsed frame
+    for i in pending:
+        _parse_into(wanted, known, digests[i], frames[i])  # type: ignore[arg-type]
+    level = {base for _, base, _ in wanted.values()}
+    for _ in range(MAX_CHAIN):
+        level = {digest for digest in level if digest not in known and digest not in wanted}
+        if not level:
+            break
+        order = list(level)
+        if used is not None:
+            used.update(order)
+        level = set()
+        for digest, frame in zip(order, get_frames(order), strict=True):
+            if frame is None:
+                known[digest] = None
+            elif frame[:1] == b"\x02":
+                if _parse_into(wanted, known, digest, frame):
+                    level.add(wanted[digest][1])
+            else:
+                known[digest] = _whole_content(frame, digest)
+    rebuilt = []
+    for i in pending:
+        data = _rebuild(digests[i], wanted, known)
+        if data is not None:
+            frames[i] = b"\x00" + data
+            rebuilt.append(i)
+    if compress and rebuilt:
+        framed = codec.frame_hashed([(digests[i], frames[i][1:]) for i in rebuilt])  # type: ignore[index]
+        for i, (_, frame) in zip(rebuilt, framed, strict=True):
+            frames[i] = frame
+    return frames
+
+
+def _parse_into(
+    wanted: dict[bytes, tuple[int, bytes, bytes]], known: dict[bytes, bytes | None], digest: bytes, frame: bytes
+) -> bool:
+    try:
+        wanted[digest] = parse_delta_frame(frame)
+        return True
+    except ValueError:
+        known[digest] = None
+        return False
+
+
+def _whole_content(frame: bytes, digest: bytes) -> bytes | None:
+    """A whole frame's canonical bytes, unhashed (the object built on it is hashed), or None if unreadable."""
+    try:
+        if frame[:1] == b"\x00":
+            return frame[1:]
+        if frame[:1] == b"\x01":
+            return codec.decompress_bounded(frame[1:], digest)
+    except StorageError:
+        pass
+    return None
+
+
+def _rebuild(
+    digest: bytes, wanted: dict[bytes, tuple[int, bytes, bytes]], known: dict[bytes, bytes | None]
+) -> bytes | None:
+    """The canonical bytes ``digest``'s chain rebuilds (None if it cannot), memoised in ``known``."""
+    stack: list[bytes] = []
+    current = digest
+    while current not in known:
+        entry = wanted.get(current)
+        if entry is None or len(stack) > MAX_CHAIN:
+            known[current] = None
+            break
+        stack.append(current)
+        chain, base, _ = entry
+        if (base in wanted and wanted[base][0] != chain - 1) or (base not in wanted and chain != 1):
+            known[current] = None  # a chain length that does not count down to a whole frame: never a cycle
+            break
+        current = base
+    data = known.get(current)
+    while stack:
+        top = stack.pop()
+        if top in known:
+            data = known[top]
+            continue
+        if data is not None:
+            try:
+                data = apply_delta(wanted[top][2], data, top)
+            except CorruptObject:
+                data = None
+        known[top] = data
+    return known.get(digest)
+
+
+def chain_bases(get_frames: GetFrames, digests: Sequence[bytes]) -> set[bytes]:
+    """Every base the delta frames of ``digests`` are built on, down their whole chains (headers only)."""
+    found: set[bytes] = set()
+    level = list(digests)
+    for _ in range(MAX_CHAIN + 1):
+        bases = []
+        for frame in get_frames(level) if level else []:
+            if frame is not None and frame[:1] == b"\x02" and len(frame) > _HEADER:
+                base = frame[2:_HEADER]
+                if base not in found:
+                    found.add(base)
+                    bases.append(base)
+        if not bases:
+            break
+        level = bases
+    return found
+
+
+def make_delta_frames(items: Sequence[tuple[bytes, bytes, bytes, int]], get_frames: GetFrames) -> dict[bytes, bytes]:
+    """Delta frames, by digest, for ``(digest, canonical bytes, base digest, whole frame size)`` where one pays.
+
+    A delta is kept when its frame is under :data:`_KEEP_BELOW` of the
+    object's whole frame and the base's chain is shorter than
+    :data:`MAX_CHAIN` (else the object stays whole: the chain restarts).
+    Bases are read and rebuilt in one batch per chain level; a base that
+    cannot be read is simply not used.
+    """
+    if not items:
+        return {}
+    base_ids = list(dict.fromkeys(base for _, _, base, _ in items))
+    raw = list(get_frames(base_ids))
+    chains = {base: frame_chain(frame) for base, frame in zip(base_ids, raw, strict=True) if frame is not None}
+    contents: dict[bytes, bytes] = {}
+    for base, frame in zip(base_ids, resolve_frames(get_frames, base_ids, frames=raw), strict=True):
+        if frame is not None and chains[base] < MAX_CHAIN:
+            data = _whole_content(frame, base)
+            if data is not None:
+                contents[base] = data
+    out: dict[bytes, bytes] = {}
+    for digest, data, base, whole in items:
+        base_data = contents.get(base)
+        if base_data is None or base == digest:
+            continue
+        delta = make_delta(data, base_data)
+        if len(delta) + _HEADER < _KEEP_BELOW * whole:
+            out[digest] = delta_frame(chains[base] + 1, base, delta)
+    return out
