@@ -29,6 +29,7 @@ from casstore.errors import (
     StoreNotFound,
 )
 from casstore.pack import apply_pack
+from casstore.store import deltas as at_rest
 from casstore.store.deltas import make_delta_frames, resolve_frames
 
 __all__ = [
@@ -211,10 +212,13 @@ class PendingWrites:
         where that is smaller (see :mod:`casstore.store.deltas`).
         """
         frames = frame_many_hashed(list(self._data.items()))
-        if blobs is not None and self.bases:
+        if blobs is not None and self.bases and at_rest.WRITE_DELTAS:
             data, bases = self._data, self.bases
             paired = [(d, data[d], bases[d], len(f)) for d, f in frames if d in bases and bases[d] not in data]
-            deltas = make_delta_frames(paired, blobs.get_frames)
+            # only objects the store lacks: an object held already (a value changed back) may be some
+            # delta's base, and making it a delta in turn could close a cycle
+            absent = blobs.missing([d for d, _, _, _ in paired]) if paired else set()
+            deltas = make_delta_frames([item for item in paired if item[0] in absent], blobs.get_frames)
             if deltas:
                 frames = [(d, deltas.get(d, f)) for d, f in frames]
         self._data, self.nbytes, self.bases = {}, 0, {}

@@ -31,6 +31,7 @@ from casstore.pack import apply_delta, make_delta
 __all__ = [
     "FRAME_DELTA",
     "MAX_CHAIN",
+    "WRITE_DELTAS",
     "GetFrames",
     "chain_bases",
     "delta_frame",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 FRAME_DELTA = 0x02
+#: Whether writes store deltas at all (``False`` writes the layout of before: whole frames only; for
+#: benchmarks' same-run baselines and compatibility tests). Reading chains never depends on it.
+WRITE_DELTAS = True
 #: The longest chain of delta frames above a whole frame: a read of the newest version rebuilds at most this many.
 MAX_CHAIN = 8
 _HEADER = 2 + codec.DIGEST_SIZE
