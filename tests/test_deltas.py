@@ -21,7 +21,7 @@ from casstore.pack import make_delta
 from casstore.store import deltas
 from casstore.store.base import BlobStore
 from casstore.store.lmdb import LmdbStore
-from casstore.store.memory import MemoryStore
+from casstore.store.memory import MemoryBlobs, MemoryStore
 
 
 def group_state(gid: str, contacts: int, seed: int = 0) -> GroupState:
@@ -81,6 +81,7 @@ def test_reads_through_chains_of_every_length_rehash(chain: tuple[MemoryStore, l
 
 def test_a_flipped_byte_in_a_base_is_detected_in_every_dependent(chain: tuple[MemoryStore, list[bytes]]) -> None:
     store, digests = chain
+    assert isinstance(store.blobs, MemoryBlobs)
     frames = store.blobs._frames
     for victim in range(len(digests) - 1):
         original = frames[digests[victim]]
