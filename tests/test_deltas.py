@@ -134,11 +134,11 @@ def test_writes_store_bounded_chains_and_every_snapshot_reads_back(tmp_path: Pat
     store = casstore.NetworkStore(LmdbStore(tmp_path / "s"))
     store.save_network_state("net", network())
     states, snapshots = [], []
-    for step in range(3 * deltas.MAX_CHAIN):
+    for step in range(3 * deltas.WRITE_CHAIN):
         snapshots += churn(store, 1, seed=step)
         states.append(store.load_network_state("net"))
     kinds = frame_kinds(store.blobs)
-    assert set(kinds) == set(range(deltas.MAX_CHAIN + 1)), kinds  # every length up to the bound, none past it
+    assert set(kinds) == set(range(deltas.WRITE_CHAIN + 1)), kinds  # every length up to the bound, none past it
     store.close()
     reopened = casstore.NetworkStore(LmdbStore(tmp_path / "s"))
     for snapshot, state in zip(snapshots, states, strict=True):

@@ -211,16 +211,23 @@ class PendingWrites:
         the one it replaces (:attr:`bases`) is framed as a delta against it
         where that is smaller (see :mod:`casstore.store.deltas`).
         """
-        frames = frame_many_hashed(list(self._data.items()))
-        if blobs is not None and self.bases and at_rest.WRITE_DELTAS:
-            data, bases = self._data, self.bases
-            paired = [(d, data[d], bases[d], len(f)) for d, f in frames if d in bases and bases[d] not in data]
+        data, bases = self._data, self.bases
+        deltas: dict[bytes, bytes] = {}
+        if blobs is not None and bases and at_rest.WRITE_DELTAS:
+            paired = [d for d in data if d in bases and bases[d] not in data]
             # only objects the store lacks: an object held already (a value changed back) may be some
             # delta's base, and making it a delta in turn could close a cycle
-            absent = blobs.missing([d for d, _, _, _ in paired]) if paired else set()
-            deltas = make_delta_frames([item for item in paired if item[0] in absent], blobs.get_frames)
-            if deltas:
-                frames = [(d, deltas.get(d, f)) for d, f in frames]
+            absent = blobs.missing(paired) if paired else set()
+            deltas = make_delta_frames([(d, data[d], bases[d]) for d in paired if d in absent], blobs.get_frames)
+        if not deltas:
+            frames = frame_many_hashed(list(data.items()))
+        else:
+            kept = {d: f for d, f in deltas.items() if at_rest.clearly_smaller(f, data[d])}
+            whole = dict(frame_many_hashed([(d, v) for d, v in data.items() if d not in kept]))
+            for digest, frame in deltas.items():
+                if digest not in kept and at_rest.worth_it(frame, whole[digest]):
+                    kept[digest] = frame
+            frames = [(d, kept[d] if d in kept else whole[d]) for d in data]
         self._data, self.nbytes, self.bases = {}, 0, {}
         return frames
 

@@ -31,22 +31,28 @@ from casstore.pack import apply_delta, make_delta
 __all__ = [
     "FRAME_DELTA",
     "MAX_CHAIN",
+    "WRITE_CHAIN",
     "WRITE_DELTAS",
     "GetFrames",
     "chain_bases",
+    "clearly_smaller",
     "delta_frame",
     "frame_chain",
     "make_delta_frames",
     "parse_delta_frame",
     "resolve_frames",
+    "worth_it",
 ]
 
 FRAME_DELTA = 0x02
 #: Whether writes store deltas at all (``False`` writes the layout of before: whole frames only; for
 #: benchmarks' same-run baselines and compatibility tests). Reading chains never depends on it.
 WRITE_DELTAS = True
-#: The longest chain of delta frames above a whole frame: a read of the newest version rebuilds at most this many.
+#: The longest chain of delta frames above a whole frame the format allows (a reader refuses longer).
 MAX_CHAIN = 8
+#: The longest chain writers build (at most MAX_CHAIN): a read of an object rebuilds at most this many
+#: deltas, one batched base read per level.  Measured in docs/format.md.
+WRITE_CHAIN = 4
 _HEADER = 2 + codec.DIGEST_SIZE
 #: A delta is kept only if it saves at least this fraction of the whole frame (else the read cost is not worth it).
 _KEEP_BELOW = 0.75
@@ -198,32 +204,43 @@ def chain_bases(get_frames: GetFrames, digests: Sequence[bytes]) -> set[bytes]:
     return found
 
 
-def make_delta_frames(items: Sequence[tuple[bytes, bytes, bytes, int]], get_frames: GetFrames) -> dict[bytes, bytes]:
-    """Delta frames, by digest, for ``(digest, canonical bytes, base digest, whole frame size)`` where one pays.
+def make_delta_frames(items: Sequence[tuple[bytes, bytes, bytes]], get_frames: GetFrames) -> dict[bytes, bytes]:
+    """Delta frames, by digest, for ``(digest, canonical bytes, base digest)``, where the base allows one.
 
-    A delta is kept when its frame is under :data:`_KEEP_BELOW` of the
-    object's whole frame and the base's chain is shorter than
-    :data:`MAX_CHAIN` (else the object stays whole: the chain restarts).
-    Bases are read and rebuilt in one batch per chain level; a base that
-    cannot be read is simply not used.
+    The base's chain must be shorter than :data:`WRITE_CHAIN` (else the object
+    stays whole: the chain restarts there).  Bases are read and rebuilt in one
+    batch per chain level; a base that cannot be read is simply not used.  The
+    caller compares each delta frame with the whole frame (see :func:`worth_it`).
     """
     if not items:
         return {}
-    base_ids = list(dict.fromkeys(base for _, _, base, _ in items))
+    base_ids = list(dict.fromkeys(base for _, _, base in items))
     raw = list(get_frames(base_ids))
     chains = {base: frame_chain(frame) for base, frame in zip(base_ids, raw, strict=True) if frame is not None}
     contents: dict[bytes, bytes] = {}
     for base, frame in zip(base_ids, resolve_frames(get_frames, base_ids, frames=raw), strict=True):
-        if frame is not None and chains[base] < MAX_CHAIN:
+        if frame is not None and chains[base] < WRITE_CHAIN:
             data = _whole_content(frame, base)
             if data is not None:
                 contents[base] = data
     out: dict[bytes, bytes] = {}
-    for digest, data, base, whole in items:
+    for digest, data, base in items:
         base_data = contents.get(base)
-        if base_data is None or base == digest:
-            continue
-        delta = make_delta(data, base_data)
-        if len(delta) + _HEADER < _KEEP_BELOW * whole:
-            out[digest] = delta_frame(chains[base] + 1, base, delta)
+        if base_data is not None and base != digest:
+            out[digest] = delta_frame(chains[base] + 1, base, make_delta(data, base_data))
     return out
+
+
+#: A delta frame under this fraction of the canonical bytes is kept without compressing the whole object to
+#: compare (zstd gets nowhere near 8x on one object); a larger one must beat :data:`_KEEP_BELOW` of the whole frame.
+_CLEARLY_SMALLER = 0.125
+
+
+def clearly_smaller(delta: bytes, data: bytes) -> bool:
+    """Whether a delta frame is kept without comparing it with the compressed whole frame."""
+    return len(delta) < _CLEARLY_SMALLER * len(data)
+
+
+def worth_it(delta: bytes, whole: bytes) -> bool:
+    """Whether a delta frame is worth its read cost against the whole frame."""
+    return len(delta) < _KEEP_BELOW * len(whole)
