@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -233,3 +235,17 @@ def test_gc_keeps_unreachable_bases_of_reachable_deltas_and_sweeps_the_rest() ->
     assert report.kept_bases > 0 and report.swept > 0  # old versions under the head's deltas stay; others go
     assert broken_deltas(store.blobs) == []
     assert casstore.verify(store).ok
+
+
+def test_stats_counts_frames_by_kind_and_chain_length(tmp_path: Path, cli: Any) -> None:
+    store = casstore.NetworkStore(LmdbStore(tmp_path / "s"))
+    store.save_network_state("net", network())
+    churn(store, 3)
+    expected = frame_kinds(store.blobs)
+    store.close()
+    document = json.loads(cli("--store", str(tmp_path / "s"), "stats", "--frames", "--json").output)
+    frames = document["frames"]
+    assert {int(k): n for k, n in frames["chain_lengths"].items()} == dict(expected)
+    assert frames["frames"]["delta"]["objects"] == sum(n for length, n in expected.items() if length)
+    assert frames["frame_bytes"] == sum(kind["bytes"] for kind in frames["frames"].values())
+    assert frames["overhead_bytes"] == document["stored_bytes"] - frames["frame_bytes"]

@@ -23,6 +23,7 @@ frame read raw, so no delta frame is ever taken for an object by mistake.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from casstore import codec
 from casstore.errors import CorruptObject, StorageError
@@ -37,6 +38,7 @@ __all__ = [
     "chain_bases",
     "clearly_smaller",
     "delta_frame",
+    "frame_census",
     "frame_chain",
     "make_delta_frames",
     "parse_delta_frame",
@@ -244,3 +246,24 @@ def clearly_smaller(delta: bytes, data: bytes) -> bool:
 def worth_it(delta: bytes, whole: bytes) -> bool:
     """Whether a delta frame is worth its read cost against the whole frame."""
     return len(delta) < _KEEP_BELOW * len(whole)
+
+
+def frame_census(blobs_get_frames: GetFrames, digests: Sequence[bytes], batch: int = 4096) -> dict[str, Any]:
+    """What the frames of ``digests`` are: count and bytes of whole raw, whole zstd and delta frames, and
+    how many frames have each chain length (``"0"``: whole)."""
+    kinds = {"raw": [0, 0], "zstd": [0, 0], "delta": [0, 0]}
+    chains: dict[str, int] = {}
+    for start in range(0, len(digests), batch):
+        for frame in blobs_get_frames(digests[start : start + batch]):
+            if not frame:
+                continue
+            kind = "delta" if frame[0] == FRAME_DELTA else "zstd" if frame[0] == codec.FRAME_ZSTD else "raw"
+            kinds[kind][0] += 1
+            kinds[kind][1] += len(frame)
+            chain = str(frame_chain(frame))
+            chains[chain] = chains.get(chain, 0) + 1
+    return {
+        "frames": {kind: {"objects": n, "bytes": size} for kind, (n, size) in kinds.items()},
+        "frame_bytes": sum(size for _, size in kinds.values()),
+        "chain_lengths": dict(sorted(chains.items(), key=lambda item: int(item[0]))),
+    }
