@@ -22,7 +22,7 @@ from casstore.codec import format_id
 from casstore.model.refs import ref_kind
 from casstore.model.walk import Reached, walk
 from casstore.store.base import ObjectStore
-from casstore.store.deltas import chain_bases
+from casstore.store.deltas import chain_links
 from casstore.verify import backend_of
 
 __all__ = ["DEFAULT_GRACE_MINUTES", "GcReport", "TempFiles", "collect_garbage", "mark"]
@@ -44,7 +44,7 @@ class GcReport:
     dry_run: bool = False
     #: temporary files of killed writes (``file://``'s ``tmp/*.tmp``) older than the grace period, removed
     temp_files: int = 0
-    #: unreachable objects kept because a kept object is stored as a delta against them
+    #: objects no ref reaches, kept because a kept object is stored as a delta on them (not in ``unreachable``)
     kept_bases: int = 0
 
 
@@ -97,19 +97,21 @@ def collect_garbage(
     report = GcReport(reachable=len(marked), missing=missing, dry_run=dry_run)
     # read after marking, so objects written while we marked are protected too
     recent = store.blobs.written_since(started - grace_minutes * 60)
-    unreachable = []
+    # the bases of recent objects too: a writer's fresh delta keeps what it is rebuilt from
+    fresh = [digest for digest in recent if digest not in marked]
+    bases.update(chain_links(store.blobs.get_frames, fresh).values())
+    doomed = []
     for digest in store.blobs.iter_hashes():
         if digest in marked:
+            continue
+        if digest in bases:  # a kept object is rebuilt from it: kept, and not counted as unreachable
+            report.kept_bases += 1
             continue
         report.unreachable += 1
         if digest in recent:
             report.kept_recent += 1
         else:
-            unreachable.append(digest)
-    # the bases of recent objects too: a writer's fresh delta keeps what it is rebuilt from
-    bases |= chain_bases(store.blobs.get_frames, [digest for digest in recent if digest not in marked])
-    doomed = [digest for digest in unreachable if digest not in bases]
-    report.kept_bases = len(unreachable) - len(doomed)
+            doomed.append(digest)
     backend = backend_of(store)
     if isinstance(backend, TempFiles):
         report.temp_files = backend.remove_temp_files(started - grace_minutes * 60, dry_run=dry_run)

@@ -7,9 +7,11 @@ value, say) may be stored as a *delta frame* instead of a whole frame::
 
 where ``delta`` is a :func:`casstore.pack.make_delta` delta (a splice, or zstd
 with the base as a raw-content dictionary) of the object's canonical bytes
-against its base's canonical bytes.  The base is a whole frame (chain length 1)
-or a delta frame one shorter, so the writer learns the new chain length from
-the base's header alone; at :data:`MAX_CHAIN` the object is written whole.
+against its base's canonical bytes.  The base is a whole frame or a delta
+frame with a shorter chain length (one shorter when written; gc may rewrite
+a base whole, which only shortens chains), so the writer learns the new chain
+length from the base's header alone; at :data:`WRITE_CHAIN` it deltas against
+the chain's bottom instead, or writes the object whole.
 
 Backends never see the difference: frames stay opaque to them.  Chains are
 resolved here, above every backend, by :func:`resolve_frames` — one batched
@@ -35,7 +37,7 @@ __all__ = [
     "WRITE_CHAIN",
     "WRITE_DELTAS",
     "GetFrames",
-    "chain_bases",
+    "chain_links",
     "clearly_smaller",
     "delta_frame",
     "frame_census",
@@ -85,6 +87,7 @@ def resolve_frames(
     used: set[bytes] | None = None,
     frames: Sequence[bytes | None] | None = None,
     compress: bool = False,
+    links: dict[bytes, bytes] | None = None,
 ) -> list[bytes | None]:
     """``get_frames(digests)`` with every delta frame rebuilt into a whole ``00`` frame (not yet re-hashed).
 
@@ -93,7 +96,8 @@ def resolve_frames(
     delta frame in place, which ``codec.unframe`` reports as corrupt.  Every
     base read is added to ``used`` (gc keeps them alive).  ``frames``: those of
     ``digests``, already read.  With ``compress``, rebuilt objects are framed
-    as they would be stored whole (for frames that leave the store).
+    as they would be stored whole (for frames that leave the store).  ``links``
+    receives, for every delta frame met, its base (gc follows chains with it).
     """
     frames = list(get_frames(digests) if frames is None else frames)
     pending = [i for i, frame in enumerate(frames) if frame is not None and frame[:1] == b"\x02"]
@@ -121,6 +125,8 @@ def resolve_frames(
             else:
                 known[digest] = _whole_content(frame, digest)
     rebuilt = []
+    if links is not None:
+        links.update((digest, entry[1]) for digest, entry in wanted.items())
     for i in pending:
         data = _rebuild(digests[i], wanted, known)
         if data is not None:
@@ -169,8 +175,8 @@ def _rebuild(
             break
         stack.append(current)
         chain, base, _ = entry
-        if (base in wanted and wanted[base][0] != chain - 1) or (base not in wanted and chain != 1):
-            known[current] = None  # a chain length that does not count down to a whole frame: never a cycle
+        if base in wanted and wanted[base][0] >= chain:
+            known[current] = None  # chain lengths must fall towards a whole frame: never a cycle
             break
         current = base
     data = known.get(current)
@@ -188,49 +194,75 @@ def _rebuild(
     return known.get(digest)
 
 
-def chain_bases(get_frames: GetFrames, digests: Sequence[bytes]) -> set[bytes]:
-    """Every base the delta frames of ``digests`` are built on, down their whole chains (headers only)."""
-    found: set[bytes] = set()
+def chain_links(get_frames: GetFrames, digests: Sequence[bytes]) -> dict[bytes, bytes]:
+    """Delta frame → its base, for the delta frames of ``digests`` and down their whole chains (headers only)."""
+    found: dict[bytes, bytes] = {}
     level = list(digests)
     for _ in range(MAX_CHAIN + 1):
         bases = []
-        for frame in get_frames(level) if level else []:
+        for digest, frame in zip(level, get_frames(level) if level else [], strict=True):
             if frame is not None and frame[:1] == b"\x02" and len(frame) > _HEADER:
-                base = frame[2:_HEADER]
+                found[digest] = base = frame[2:_HEADER]
                 if base not in found:
-                    found.add(base)
                     bases.append(base)
         if not bases:
             break
-        level = bases
+        level = list(dict.fromkeys(bases))
     return found
 
 
 def make_delta_frames(items: Sequence[tuple[bytes, bytes, bytes]], get_frames: GetFrames) -> dict[bytes, bytes]:
     """Delta frames, by digest, for ``(digest, canonical bytes, base digest)``, where the base allows one.
 
-    The base's chain must be shorter than :data:`WRITE_CHAIN` (else the object
-    stays whole: the chain restarts there).  Bases are read and rebuilt in one
-    batch per chain level; a base that cannot be read is simply not used.  The
-    caller compares each delta frame with the whole frame (see :func:`worth_it`).
+    A base whose chain is shorter than :data:`WRITE_CHAIN` is used as it is
+    (the new chain is one longer).  At the bound the delta is taken against the
+    whole frame at the bottom of the base's chain instead (a chain of one: it
+    holds every change since that frame, so it grows until the caller finds it
+    no longer pays and writes the object whole, which starts a new chain).
+    Bases are read and rebuilt in one batch per chain level; a base that cannot
+    be read is simply not used.  The caller compares each delta frame with the
+    whole frame (see :func:`worth_it`).
     """
     if not items:
         return {}
     base_ids = list(dict.fromkeys(base for _, _, base in items))
     raw = list(get_frames(base_ids))
     chains = {base: frame_chain(frame) for base, frame in zip(base_ids, raw, strict=True) if frame is not None}
+    target = {base: (base, chains[base]) for base in chains if chains[base] < WRITE_CHAIN}
+    target.update(_chain_roots(get_frames, [base for base in chains if chains[base] >= WRITE_CHAIN]))
+    wanted = list(dict.fromkeys(digest for digest, _ in target.values()))
     contents: dict[bytes, bytes] = {}
-    for base, frame in zip(base_ids, resolve_frames(get_frames, base_ids, frames=raw), strict=True):
-        if frame is not None and chains[base] < WRITE_CHAIN:
-            data = _whole_content(frame, base)
-            if data is not None:
-                contents[base] = data
+    for digest, frame in zip(wanted, resolve_frames(get_frames, wanted), strict=True):
+        data = _whole_content(frame, digest) if frame is not None else None
+        if data is not None:
+            contents[digest] = data
     out: dict[bytes, bytes] = {}
     for digest, data, base in items:
-        base_data = contents.get(base)
-        if base_data is not None and base != digest:
-            out[digest] = delta_frame(chains[base] + 1, base, make_delta(data, base_data))
+        against, chain = target.get(base, (base, -1))
+        base_data = contents.get(against)
+        if base_data is not None and against != digest:
+            out[digest] = delta_frame(chain + 1, against, make_delta(data, base_data))
     return out
+
+
+def _chain_roots(get_frames: GetFrames, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, int]]:
+    """For each delta-framed digest, the whole frame at the bottom of its chain (and chain length 0)."""
+    at = {digest: digest for digest in digests}
+    roots: dict[bytes, tuple[bytes, int]] = {}
+    for _ in range(MAX_CHAIN + 1):
+        if not at:
+            break
+        order = list(at)
+        following = {}
+        for digest, frame in zip(order, get_frames([at[d] for d in order]), strict=True):
+            if frame is None:
+                continue
+            if frame[:1] != b"\x02":
+                roots[digest] = (at[digest], 0)
+            elif len(frame) > _HEADER:
+                following[digest] = frame[2:_HEADER]
+        at = following
+    return roots
 
 
 #: A delta frame under this fraction of the canonical bytes is kept without compressing the whole object to
