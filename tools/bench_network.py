@@ -22,7 +22,8 @@ At-rest figures: ``growth_per_step_bytes`` (``du`` of the store over the steps,
 per step), ``disk_to_logical`` (``du`` / logical bytes after the steps),
 ``cold_load_s`` (the whole network, cold caches), ``load_snapshot_s`` (the
 oldest snapshot, cold caches), ``frames_by_chain`` (stored frames by chain
-length; 0 = whole).
+length; 0 = whole), ``frame_bytes`` / ``delta_frame_bytes`` (what the frames
+hold) and ``page_fill`` (frame bytes over the blob table's LMDB pages).
 """
 
 from __future__ import annotations
@@ -136,16 +137,6 @@ def disk_usage(path: Path) -> int:
     return sum(entry.stat().st_blocks * 512 for entry in path.rglob("*") if entry.is_file())
 
 
-def chain_lengths(store: casstore.NetworkStore) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    hashes = list(store.blobs.iter_hashes())
-    for start in range(0, len(hashes), 4096):
-        for frame in store.blobs.get_frames(hashes[start : start + 4096]):
-            key = str(deltas.frame_chain(frame or b""))
-            counts[key] = counts.get(key, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: int(kv[0])))
-
-
 def run_main(contacts: int, steps: int, workdir: Path) -> dict[str, Any]:
     state = make_state(contacts)
     logical = len(to_json(state))
@@ -189,7 +180,11 @@ def run_main(contacts: int, steps: int, workdir: Path) -> dict[str, Any]:
     out["disk_ratio"] = round(out["bytes_on_disk"] / logical, 3)
     out["du_bytes"] = stepped_du
     out["disk_to_logical"] = round(stepped_du / logical, 3)
-    out["frames_by_chain"] = chain_lengths(store)
+    census = deltas.frame_census(store.blobs.get_frames, list(store.blobs.iter_hashes()))
+    out["frames_by_chain"] = census["chain_lengths"]
+    out["frame_bytes"] = census["frame_bytes"]
+    out["delta_frame_bytes"] = census["frames"]["delta"]["bytes"]
+    out["page_fill"] = round(census["frame_bytes"] / stats.stored_bytes, 3)  # frame bytes / blob table pages
 
     load_s, loaded = timed(store.load_network_state, "bench")
     out["load_network_s"] = out["cold_load_s"] = round(load_s, 3)
