@@ -14,6 +14,7 @@ from casstore.model.bassline_json import NetworkJSONError, network_from_json, ne
 from casstore.model.history import HistoryEntry
 from casstore.model.stats import NetworkStats
 from casstore.store import ObjectStore, open_object_store
+from casstore.store.config import SchedulerStorageConfig, StorageConfig, load_config
 from casstore.sync import Divergence, SyncReport, clone, pull, push
 from casstore.verify import VerifyReport, verify
 
@@ -30,13 +31,16 @@ __all__ = [
     "NetworkStats",
     "NetworkStore",
     "ObjectStore",
+    "SchedulerStorageConfig",
     "SnapshotInfo",
+    "StorageConfig",
     "StorageError",
     "SyncReport",
     "VerifyReport",
     "Wire",
     "__version__",
     "clone",
+    "load_config",
     "network_from_json",
     "network_to_json",
     "open_store",
@@ -46,9 +50,12 @@ __all__ = [
 ]
 
 
-def open_store(url: str | os.PathLike[str], *, create: bool = True) -> NetworkStore:
-    """Open the store a URL names (``memory://``, ``lmdb:///path`` or a bare path, ``file:///path``).
+def open_store(url: str | os.PathLike[str] | StorageConfig, *, create: bool = True) -> NetworkStore:
+    """Open the store a URL names (``memory://``, ``lmdb:///path`` or a bare path, ``file:///path``…),
+    or a :class:`StorageConfig` (the one URL :meth:`StorageConfig.to_url` maps it to; see docs/runtime.md).
 
     The result has Bassline's ``NetworkStorage`` interface plus ``.blobs`` and ``.refs``.
     """
+    if isinstance(url, StorageConfig):
+        url = url.to_url()
     return NetworkStore(open_object_store(url, create=create))

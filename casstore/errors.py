@@ -10,6 +10,7 @@ __all__ = [
     "CorruptObject",
     "GroupNotFound",
     "InvalidArchive",
+    "InvalidConfig",
     "InvalidId",
     "InvalidPack",
     "InvalidRefName",
@@ -65,6 +66,12 @@ class InvalidStoreURL(StorageError, ValueError):
     """A store URL with an unknown scheme or a malformed location."""
 
     code = "INVALID_STORE_URL"
+
+
+class InvalidConfig(StorageError, ValueError):
+    """A storage or scheduler configuration with bad fields; the message lists every one of them."""
+
+    code = "INVALID_CONFIG"
 
 
 class StoreNotFound(StorageError):

@@ -5,7 +5,8 @@ modules by family: ``objects`` (the store and its objects), ``networks``, ``remo
 (replication) and ``images`` (CAR archives), with what they share in ``common``.
 
 The store is chosen by ``--store URL`` (before the verb) or ``CASSTORE_URL``,
-default ``./.casstore`` (LMDB).  ``--json`` (before or after the verb) prints one JSON
+default ``./.casstore`` (LMDB), or by ``--config FILE`` (a ``StorageConfig`` in TOML or JSON,
+``CASSTORE_CONFIG``; it names one URL, see ``docs/runtime.md``).  ``--json`` (before or after the verb) prints one JSON
 document; ``--quiet`` drops progress bars and chatter.  Errors a user can cause print one
 line and exit non-zero; they never show a traceback (see ``output``).  ``docs/cli.md``
 documents every verb and its JSON.
@@ -14,9 +15,12 @@ documents every verb and its JSON.
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
-from casstore.cli import deletes, images, networks, objects, remotes, snapshots
+from casstore.cli import deletes, images, networks, objects, prune, remotes, snapshots
 from casstore.cli.output import CasstoreGroup
+from casstore.errors import StorageError
+from casstore.store.config import load_config
 
 __all__ = ["DEFAULT_STORE", "main"]
 
@@ -45,12 +49,26 @@ Shell completion (bash; zsh and fish alike, see docs/cli.md):
     show_default=True,
     help="Store URL: a path, lmdb:///p, file:///p, s3://bucket/prefix?endpoint_url=…, memory://. Env: CASSTORE_URL.",
 )
+@click.option(
+    "--config",
+    "config_path",
+    envvar="CASSTORE_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="A StorageConfig file (.toml, else JSON) naming the store, instead of --store. Env: CASSTORE_CONFIG.",
+)
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON document (also accepted after the verb).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or chatter; data and ids still print.")
 @click.version_option(package_name="casstore")
 @click.pass_context
-def main(ctx: click.Context, url: str, json_output: bool, quiet: bool) -> None:
+def main(ctx: click.Context, url: str, config_path: str | None, json_output: bool, quiet: bool) -> None:
     """casstore: a content-addressed store for Bassline network state."""
+    if config_path is not None:
+        if ctx.get_parameter_source("url") == ParameterSource.COMMANDLINE:
+            raise click.UsageError("give --store or --config, not both")
+        try:
+            url = load_config(config_path).to_url()
+        except StorageError as exc:
+            raise click.BadParameter(f"{exc} [{exc.code}]", param_hint="--config") from None
     ctx.obj = {"url": url, "json": json_output, "quiet": quiet}
 
 
@@ -73,6 +91,7 @@ for _verb in (
     snapshots.log,
     snapshots.diff,
     snapshots.history,
+    prune.prune,
     deletes.delete,
     remotes.remote,
     remotes.push,

@@ -161,4 +161,5 @@ def snapshot_json(info: SnapshotInfo) -> dict[str, Any]:
         "created_at": info.created_at.isoformat(),
         "size": info.size,
         "root": info.root,
+        "automatic": info.automatic,
     }

@@ -435,19 +435,22 @@ def decode_network_root(data: bytes) -> dict[str, Any]:
     return obj
 
 
-def encode_snapshot(network_id: str, root: bytes, parent: str | None, label: str | None, size: int) -> bytes:
+def encode_snapshot(
+    network_id: str, root: bytes, parent: str | None, label: str | None, size: int, automatic: bool = False
+) -> bytes:
     check_str(label, "label", optional=True)
-    return codec.encode(
-        {
-            "t": "snap",
-            "network": network_id,
-            "root": codec.link(root),
-            "parent": parent,
-            "label": label,
-            "time": datetime.now(UTC).isoformat(timespec="microseconds"),
-            "size": size,
-        }
-    )
+    obj: dict[str, Any] = {
+        "t": "snap",
+        "network": network_id,
+        "root": codec.link(root),
+        "parent": parent,
+        "label": label,
+        "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "size": size,
+    }
+    if automatic:  # taken by a live image's snapshot timer (casstore.runtime); absent on every other snapshot
+        obj["auto"] = True
+    return codec.encode(obj)
 
 
 def decode_snapshot(data: bytes) -> dict[str, Any]:
@@ -456,4 +459,5 @@ def decode_snapshot(data: bytes) -> dict[str, Any]:
         raise SerializationError("object is not a snapshot")
     obj["root"] = codec.link_digest(obj["root"])
     obj["time"] = datetime.fromisoformat(obj["time"])
+    obj["auto"] = obj.get("auto") is True
     return obj

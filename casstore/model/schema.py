@@ -121,6 +121,7 @@ def check_snapshot(data: bytes) -> list[tuple[bytes, Kind]]:
         raise _Invalid(f"snapshot: 'time' {time!r} is not an ISO-8601 time") from None
     _require(when.tzinfo is not None, f"snapshot: 'time' {time!r} has no time zone")
     _require(_is_count(snap.get("size")), "snapshot: 'size' is not a whole number")
+    _require(snap.get("auto", True) is True, "snapshot: 'auto' is present and not true")
     return [(root, "net")]
 
 

@@ -39,15 +39,21 @@ MIN_PREFIX = 8
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
-def save_snapshot(reader: NetworkReader, objects: ObjectStore, network_id: str, label: str | None = None) -> str:
-    """Record the network's current head as a snapshot (one commit: the object, its ref, the tip hint)."""
+def save_snapshot(
+    reader: NetworkReader, objects: ObjectStore, network_id: str, label: str | None = None, automatic: bool = False
+) -> str:
+    """Record the network's current head as a snapshot (one commit: the object, its ref, the tip hint).
+
+    ``automatic`` marks it as taken by a snapshot timer (``"auto": true``), which retention may prune.
+    """
     refs = reader.refs
     head = refs.get(head_ref(network_id))
     if head is None:
         raise NetworkNotFound(f"network {network_id!r} not found")
     tip = refs.get(tip_ref(network_id))
     size = reader.network_root(head)["size"]
-    data = records.encode_snapshot(network_id, head, None if tip is None else codec.format_id(tip), label, size)
+    parent = None if tip is None else codec.format_id(tip)
+    data = records.encode_snapshot(network_id, head, parent, label, size, automatic=automatic)
     pending = PendingWrites()
     digest = pending.add(data)
     snapshot_id = codec.format_id(digest)
@@ -142,6 +148,7 @@ def list_snapshots(reader: NetworkReader, network_id: str) -> list[SnapshotInfo]
                 created_at=snap["time"],
                 size=snap["size"],
                 root=codec.format_id(snap["root"]),
+                automatic=snap["auto"],
             )
         )
     infos.sort(key=lambda info: (info.created_at, info.id), reverse=True)

@@ -152,8 +152,9 @@ class NetworkTransaction(Batch):
     ``save_group_state``, ``delete_group``, ``save_network_state``) take the
     store's signatures, are validated when called and raise then (a write that
     raises records nothing).  ``start_head`` is the printable id of the head it
-    started from (``None``: the network did not exist).  Every call names the
-    transaction's network.
+    started from (``None``: the network did not exist); once it committed,
+    ``end_head`` is the printable id of the head it moved to (``start_head`` when it
+    wrote nothing).  Every call names the transaction's network.
     """
 
     kind = "transaction"
@@ -163,6 +164,7 @@ class NetworkTransaction(Batch):
         self._ref = head_ref(network_id)
         self._start = writer.refs.get(self._ref)
         self.start_head = None if self._start is None else codec.format_id(self._start)
+        self.end_head: str | None = None
         self._blobs = PreviewBlobs(writer.blobs)
         self._refs = PinnedRefs(writer.refs, self._ref, self._start)
         self._reader = PreviewReader(writer.reader, self._blobs, self._refs)
@@ -246,6 +248,7 @@ class NetworkTransaction(Batch):
         self._check_open()
         self._open = False
         if not self._ops:
+            self.end_head = self.start_head
             return
         if self._previews:  # rebuild in one transaction on the start head: no preview-only object is written
             tx = Transaction(self._reader, self.network_id, self._start)
@@ -254,7 +257,7 @@ class NetworkTransaction(Batch):
                 op(tx)
         else:
             tx = self._live
-        self.writer.commit_transaction(tx, self._ref, self._start)
+        self.end_head = codec.format_id(self.writer.commit_transaction(tx, self._ref, self._start))
 
     def close(self) -> None:
         """Forget the recorded writes without committing them."""

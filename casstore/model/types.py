@@ -200,6 +200,8 @@ class SnapshotInfo:
         size: the network's logical size then, in bytes (group bodies, member keys and
             records, large contents; see ``docs/format.md``).
         root: the printable id of the network root it names.
+        automatic: whether a live image's snapshot timer took it (``"auto": true`` in the snapshot
+            object; see :mod:`casstore.runtime`), so retention may prune it.
     """
 
     id: str
@@ -208,6 +210,7 @@ class SnapshotInfo:
     created_at: datetime
     size: int
     root: str
+    automatic: bool = False
 
 
 ChangeKind = Literal[

@@ -72,21 +72,23 @@ class NetworkWriter:
             return
         raise StorageError(f"network {network_id!r}: gave up after {MAX_ATTEMPTS} conflicting concurrent writes")
 
-    def commit_transaction(self, tx: Transaction, ref: str, head: bytes | None) -> None:
+    def commit_transaction(self, tx: Transaction, ref: str, head: bytes | None) -> bytes:
         """Build ``tx``'s new root and move the head ``ref`` from ``head`` to it: one compare-and-swap.
 
-        Raises :class:`~casstore.errors.RefConflict` if the head has moved (nothing is
+        Returns the new head (``head`` itself when nothing changed).  Raises
+        :class:`~casstore.errors.RefConflict` if the head has moved (nothing is
         then written on a backend whose commit is one transaction); subscribers are
         told of the changed groups once the head moved.
         """
         new_head = tx.commit()
         if new_head == head:
-            return
+            return new_head
         # the new objects (rewritten ones as deltas against what they replace), then the head: one
         # transaction where the backend has them
         pair_replacements(self.blobs, tx.pending, head, new_head)
         self.objects.commit(tx.pending.frames(self.blobs), [RefUpdate(ref, head, new_head)])
-        self.subscribers.notify(tx.network_id, tx.changed_groups())
+        self.subscribers.committed(tx.network_id, head, new_head, tx.changed_groups())
+        return new_head
 
     def save_contact_content(self, network_id: str, group_id: str, contact_id: str, content: Any) -> None:
         check_id(group_id, "group_id")

@@ -1,0 +1,425 @@
+"""The live image of one running network: memory-speed reads and writes, a dirty set, coalesced flushes.
+
+A :class:`NetworkImage` loads a network once (groups, contacts, wires, one
+consistent head) and then serves every read from memory.  A write changes the
+image and adds the contact to the dirty set (a dict store and a set add under
+a lock: no encoding, no validation beyond the group existing); a contact
+changed 100 times between flushes is written once.  A flush
+(:mod:`casstore.runtime.flush`) copies the dirty set under the lock and
+writes it as one head compare-and-swap, validating each value then: a bad
+value is reported (``status().rejected``, the ``on_error`` callback) and the
+rest is written.  *When* it flushes is the mode's business
+(:mod:`casstore.runtime.modes`).
+
+A flush that fails (the backend is down) keeps its changes dirty: they are
+retried at the next flush, the failure is reported through ``on_error`` and
+:meth:`NetworkImage.status`, and reads and writes go on.
+
+Concurrent writers: when another process moved the head, the flush's writes
+are applied to the new head (blind writes, contact by contact), and the image
+takes in the other writer's changes (the groups that differ between the head
+it knew and the new one, re-read), except where it has unflushed changes of
+its own.
+
+Values are stored by reference: treat a value given to :meth:`set` as
+immutable afterwards (the flush encodes it later, on another thread in
+``interval`` mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from casstore.errors import GroupNotFound, StorageError
+from casstore.model import Contact, GroupState, NetworkState, NetworkStore
+from casstore.model.types import check_group_state, check_id
+from casstore.runtime.flush import Rejected, commit_changes, read_changes
+from casstore.runtime.flusher import Flusher
+from casstore.runtime.modes import Mode, mode_for
+from casstore.runtime.retention import AutoSnapshots
+from casstore.runtime.status import ImageStatus
+from casstore.runtime.undo import UndoLog
+from casstore.store.config import SchedulerStorageConfig
+
+__all__ = ["NetworkImage"]
+
+ErrorCallback = Callable[[StorageError], None]
+#: After a failed flush, a full batch waits this long (seconds, doubling per failure up to the maximum)
+#: before the next automatic flush, so a down backend does not slow every write; explicit flushes
+#: (``flush``, ``save``, ``cycle_done``, the interval flusher) always try.
+RETRY_PAUSE = 0.1
+MAX_RETRY_PAUSE = 5.0
+
+
+def copy_group(state: GroupState) -> GroupState:
+    """A copy a flush can encode while the image goes on changing the original."""
+    group = dataclasses.replace(
+        state.group,
+        contact_ids=list(state.group.contact_ids),
+        wire_ids=list(state.group.wire_ids),
+        subgroup_ids=list(state.group.subgroup_ids),
+        boundary_contact_ids=list(state.group.boundary_contact_ids),
+    )
+    contacts = {cid: dataclasses.replace(c) for cid, c in state.contacts.items()}
+    return GroupState(group, contacts, dict(state.wires), dict(state.extra))
+
+
+class NetworkImage:
+    """One network held in memory and persisted by a mode (see the module docstring).
+
+    ``NetworkImage(store, network_id, config)`` loads the network (an absent one starts
+    empty and is created by the first flush).  ``on_error`` is called with each flush failure
+    and each rejected value (a :class:`~casstore.errors.StorageError`), from the thread that
+    flushed.  Thread-safe; use as a context manager to :meth:`close` it.
+    """
+
+    def __init__(
+        self,
+        store: NetworkStore,
+        network_id: str,
+        config: SchedulerStorageConfig | None = None,
+        *,
+        on_error: ErrorCallback | None = None,
+    ) -> None:
+        check_id(network_id, "network_id")
+        self.store = store
+        self.network_id = network_id
+        self.config = config or SchedulerStorageConfig()
+        self.mode: Mode = mode_for(self.config)
+        self.on_error = on_error
+        self._lock = threading.Lock()  # the image's state and dirty set
+        self._flush_lock = threading.Lock()  # one flush at a time
+        self._dirty: set[tuple[str, str]] = set()
+        self._group_ops: set[str] = set()  # groups put or deleted whole since the last flush
+        self._changes = 0
+        self._in_flight = False  # a flush has copied the dirty set and not yet committed it
+        self._retry_at = 0.0  # after a failed flush, automatic flushes wait until then (monotonic)
+        self._limit = self.mode.batch_limit
+        self._undo = UndoLog()
+        self._status = ImageStatus(network_id=network_id, mode=self.mode.name)
+        self._closed = False
+        with store.transaction(network_id) as view:  # one consistent head for the whole load
+            state = view.load_network_state(network_id)
+            self._head = view.start_head
+        self._state = state or NetworkState()
+        self._members = {gid: gs.contacts for gid, gs in self._state.groups.items()}
+        self.snapshots = AutoSnapshots(store, network_id, self.config.snapshot_interval, self.config.max_snapshots)
+        self.snapshots.start(self._head)
+        self._flusher: Flusher | None = None
+        periods = [self.config.interval_ms / 1000] if self.mode.background_flush else []
+        if self.config.snapshot_interval is not None:
+            periods.append(self.config.snapshot_interval / 1000)
+        if periods:
+            self._flusher = Flusher(self._tick, min(periods), f"casstore-image-{network_id}")
+            self._flusher.start()
+
+    # ---------------------------------------------------------------- reads (memory only)
+
+    def get(self, group_id: str, contact_id: str) -> Any:
+        """A contact's content (``None`` for an absent contact or group)."""
+        try:
+            return self._members[group_id][contact_id].content
+        except KeyError:
+            return None
+
+    def contact(self, group_id: str, contact_id: str) -> Contact | None:
+        """A contact's whole record (the image's own object: do not change it), or ``None``."""
+        contacts = self._members.get(group_id)
+        return None if contacts is None else contacts.get(contact_id)
+
+    def group(self, group_id: str) -> GroupState | None:
+        """A group with its contacts and wires (the image's own objects: change them through the image)."""
+        return self._state.groups.get(group_id)
+
+    @property
+    def state(self) -> NetworkState:
+        """The whole network as the image has it (its own objects: change them through the image)."""
+        return self._state
+
+    @property
+    def head(self) -> str | None:
+        """The printable id of the head the image last read or flushed (``None``: not stored yet)."""
+        return self._head
+
+    # ---------------------------------------------------------------- writes (memory only)
+
+    def set(self, group_id: str, contact_id: str, value: Any) -> None:
+        """Set one contact's content (creating the contact in its group if absent); flushed later.
+
+        :class:`~casstore.errors.GroupNotFound` if the image has no such group.  The value is
+        validated at the flush (a bad one is reported then, see :meth:`status`).
+        """
+        with self._lock:
+            try:
+                contacts = self._members[group_id]
+            except KeyError:
+                raise GroupNotFound(f"group {group_id!r} not found in network {self.network_id!r}") from None
+            key = (group_id, contact_id)
+            contact = contacts.get(contact_id)
+            if self._undo.active:
+                self._undo.contact(key, contact, key in self._dirty)
+            if contact is None:
+                check_id(contact_id, "contact_id")
+                contacts[contact_id] = Contact(contact_id, group_id, value)
+                self._state.groups[group_id].group.contact_ids.append(contact_id)
+            else:
+                contact.content = value
+            self._dirty.add(key)
+            self._changes += 1
+            full = self._changes >= self._limit and not self._undo.active
+        if full:
+            self._auto_flush()
+
+    def put_group(self, group_id: str, state: GroupState) -> None:
+        """Add or replace a whole group (its fields, contacts and wires); flushed later."""
+        check_id(group_id, "group_id")
+        check_group_state(state, "state")
+        with self._lock:
+            self._record_group(group_id)
+            self._state.groups[group_id] = state
+            self._members[group_id] = state.contacts
+            self._changes += 1
+            full = self._changes >= self._limit and not self._undo.active
+        if full:
+            self._auto_flush()
+
+    def delete_group(self, group_id: str) -> None:
+        """Remove a group with its contacts and wires; its subgroups move up to its parent (as the store does)."""
+        check_id(group_id, "group_id")
+        with self._lock:
+            state = self._state.groups.get(group_id)
+            if state is None:
+                return
+            parent_id, children = state.group.parent_id, list(state.group.subgroup_ids)
+            parent = None if parent_id in (None, group_id) else self._state.groups.get(parent_id)
+            if parent is not None:
+                self._record_group(parent.group.id)
+                siblings = parent.group.subgroup_ids
+                moved = [c for c in children if c != parent.group.id and c not in siblings]
+                at = siblings.index(group_id) if group_id in siblings else len(siblings)
+                parent.group.subgroup_ids = [*siblings[:at], *moved, *siblings[at + 1 :]]
+            for child_id in children:
+                child = self._state.groups.get(child_id)
+                if child is not None and child_id not in (group_id, parent_id):
+                    self._record_group(child_id)
+                    child.group.parent_id = None if parent is None else parent.group.id
+            self._record_group(group_id)
+            del self._state.groups[group_id]
+            del self._members[group_id]
+            self._changes += 1
+
+    def _record_group(self, group_id: str) -> None:
+        """Mark a group to be written whole (its dirty contacts with it); under the lock."""
+        dirty_here = {key for key in self._dirty if key[0] == group_id}
+        if self._undo.active:
+            old = self._state.groups.get(group_id)
+            self._undo.group(
+                group_id, None if old is None else copy_group(old), group_id in self._group_ops, dirty_here
+            )
+        self._dirty -= dirty_here
+        self._group_ops.add(group_id)
+
+    # ---------------------------------------------------------------- transactions
+
+    @contextmanager
+    def transaction(self) -> Iterator[NetworkImage]:
+        """Changes inside are seen at once by the runtime; nothing is flushed until the outermost block ends.
+
+        Leaving the outermost block hands its changes to the mode (``transactional``: flushed as
+        one commit).  An exception rolls the image back to the block's start (a nested block: to
+        its own start) and propagates; nothing of the rolled-back changes is ever written.
+        A transaction covers every write to the image while it is open, from any thread.
+        """
+        with self._lock:
+            self._undo.begin()
+        try:
+            yield self
+        except BaseException:
+            with self._lock:
+                self._undo.rollback(self)
+            raise
+        with self._lock:
+            outermost = self._undo.commit()
+        if outermost:
+            self.mode.transaction_done(self)
+
+    # ---------------------------------------------------------------- persistence
+
+    def cycle_done(self) -> bool:
+        """End of a propagation cycle.  ``immediate``: flush, and ``True`` once the cycle is durable;
+        other modes: whether everything written so far is durable (nothing is flushed)."""
+        return self.mode.cycle_done(self)
+
+    def save(self) -> bool:
+        """Flush now (the only flush in ``manual`` mode); ``True`` once every change so far is durable."""
+        return self.flush()
+
+    def flush(self) -> bool:
+        """Write the dirty set as one new head; ``True`` if the image is then durable.
+
+        A backend failure keeps every change dirty and returns ``False`` (reported by
+        ``on_error`` and :meth:`status`).  Refused (``StorageError``) inside a transaction.
+        """
+        return self._flush(automatic=False)
+
+    def _flush(self, automatic: bool) -> bool:
+        """:meth:`flush`; an ``automatic`` one (the background thread's) skips while a transaction is open."""
+        with self._flush_lock:
+            with self._lock:
+                if self._undo.active:
+                    if automatic:
+                        return False
+                    raise StorageError("flush inside an image transaction: leave the transaction to persist it")
+                if not self._dirty and not self._group_ops:
+                    return True
+                keys, self._dirty = self._dirty, set()
+                group_ids, self._group_ops = self._group_ops, set()
+                self._changes = 0
+                groups = {
+                    gid: (None if gid not in self._state.groups else copy_group(self._state.groups[gid]))
+                    for gid in group_ids
+                }
+                contents = [
+                    (gid, cid, contact.content)
+                    for gid, cid in keys
+                    if (contact := self._members.get(gid, {}).get(cid)) is not None
+                ]
+                known = self._head
+                self._in_flight = True
+            started = time.monotonic()
+            try:
+                result = commit_changes(self.store, self.network_id, groups, contents)
+                if result.start_head != known:  # another writer moved the head: take in its changes
+                    head, changed = read_changes(self.store, self.network_id, known)
+                else:
+                    head, changed = result.end_head, {}
+            except Exception as exc:  # nothing of the dirty set may be lost, whatever failed
+                with self._lock:
+                    self._dirty |= {key for key in keys if key[0] not in self._group_ops}
+                    self._group_ops |= group_ids
+                    self._changes += len(keys) + len(group_ids)
+                    self._in_flight = False
+                    if isinstance(exc, StorageError):
+                        self._status.failed(exc)
+                        pause = min(RETRY_PAUSE * 2 ** (self._status.failures - 1), MAX_RETRY_PAUSE)
+                        self._retry_at = time.monotonic() + pause
+                if not isinstance(exc, StorageError):
+                    raise
+                self._report(exc)
+                return False
+            with self._lock:
+                self._take_in(changed)
+                self._head = head
+                self._in_flight = False
+                self._retry_at = 0.0
+                self._status.flushed(len(contents), len(groups), time.monotonic() - started, head, result.rejected)
+                durable = not self._dirty and not self._group_ops
+            for rejected in result.rejected:
+                self._report(StorageError(f"not persisted: {_describe(rejected)}"))
+            self._take_snapshot()
+            return durable and not result.rejected
+
+    def _auto_flush(self) -> None:
+        """A flush the mode asked for (a full batch): after a failure, not before the retry pause."""
+        if time.monotonic() >= self._retry_at:
+            self.flush()
+
+    def refresh(self) -> None:
+        """Take in what other writers committed since the image last read or flushed (its own unflushed
+        changes win)."""
+        with self._flush_lock:
+            if self._undo.active:
+                raise StorageError("refresh inside an image transaction: leave the transaction first")
+            head, changed = read_changes(self.store, self.network_id, self._head)
+            with self._lock:
+                self._take_in(changed)
+                self._head = head
+
+    def _take_in(self, changed: dict[str, GroupState | None]) -> None:
+        """Another writer's groups, except where the image has unflushed changes; under the lock."""
+        for gid, stored in changed.items():
+            if gid in self._group_ops:
+                continue
+            if stored is None:
+                self._state.groups.pop(gid, None)
+                self._members.pop(gid, None)
+                self._dirty = {key for key in self._dirty if key[0] != gid}
+                continue
+            local = self._members.get(gid, {})
+            for cid in [cid for g, cid in self._dirty if g == gid]:
+                mine = local.get(cid)
+                if mine is not None:
+                    if cid not in stored.contacts:
+                        stored.group.contact_ids.append(cid)
+                    stored.contacts[cid] = mine
+            self._state.groups[gid] = stored
+            self._members[gid] = stored.contacts
+
+    def _take_snapshot(self) -> None:
+        try:
+            self.snapshots.maybe_take(self._head)
+        except StorageError as exc:
+            with self._lock:
+                self._status.failed(exc)
+            self._report(exc)
+        with self._lock:
+            self._status.auto_snapshots = self.snapshots.taken
+
+    def _tick(self) -> None:
+        """The background thread's work: an interval flush (interval mode), then the snapshot timer."""
+        if self.mode.background_flush:
+            self._flush(automatic=True)
+        if self.snapshots.due(self._head):
+            with self._flush_lock:
+                self._take_snapshot()
+
+    def _report(self, exc: StorageError) -> None:
+        if self.on_error is not None:
+            with contextlib.suppress(Exception):  # a callback's failure must not stop the runtime
+                self.on_error(exc)
+
+    # ---------------------------------------------------------------- state of persistence
+
+    def pending_changes(self) -> int:
+        """Changes made since the last flush (every write counted, before coalescing)."""
+        return self._changes
+
+    def durable(self) -> bool:
+        """Whether every change made so far has been flushed (a flush in progress has not)."""
+        return not self._dirty and not self._group_ops and not self._in_flight
+
+    def status(self) -> ImageStatus:
+        """A copy of the persistence figures: dirty count, flushes, writes, the last error, rejected values."""
+        with self._lock:
+            return self._status.copy(dirty=len(self._dirty) + len(self._group_ops), head=self._head)
+
+    def close(self, flush: bool | None = None) -> bool:
+        """Stop the background thread, then flush (by default unless the mode is ``manual``); idempotent.
+
+        Returns whether the image was durable when closed.  The store stays open (it is the caller's).
+        """
+        if self._closed:
+            return self.durable()
+        self._closed = True
+        if self._flusher is not None:
+            self._flusher.stop()
+        if self.mode.flush_on_close if flush is None else flush:
+            return self.flush()
+        return self.durable()
+
+    def __enter__(self) -> NetworkImage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _describe(rejected: Rejected) -> str:
+    where = rejected.group_id if rejected.contact_id is None else f"{rejected.group_id}/{rejected.contact_id}"
+    return f"{where}: {rejected.reason}"

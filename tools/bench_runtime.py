@@ -1,0 +1,173 @@
+"""The live-image benchmark (issue #15): persistence modes over a 100,000-contact network.
+
+Workload (deterministic): ``bench_network.make_state`` (groups of 100 contacts) imported
+once; then propagation cycles of 1-10 changed contacts each (small JSON-like values), run
+through a :class:`casstore.runtime.NetworkImage` on LMDB and, as the ceiling, on memory, in
+the same run:
+
+* ``immediate``: ``cycle_done()`` after each cycle — cycles/s and the cycle time p50/p99;
+* ``batch`` with ``batch_size=1000``: changes/s, flushes included (``flush()`` at the end);
+* ``interval`` (100 ms flusher) against persistence off (``manual``, never saved): runtime
+  throughput ratio (``interval_runtime_overhead``);
+* ``model_batch_cycles_per_s`` / ``model_batch_changes_per_s``: the same work through
+  ``NetworkStore.batch`` (one batch per cycle / per 1,000 changes), the write path a flush uses:
+  the ceiling of ``immediate`` and ``batch``;
+* ``image_write_ns`` / ``image_read_ns``: one ``set`` / ``get`` on the loaded image, before any flush,
+  with a plain ``dict`` store + ``set`` add under a lock measured alongside as the machine's yardstick.
+
+    python tools/bench_runtime.py [--contacts 100000] [--cycles 10000] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_network import make_state
+
+import casstore
+from casstore.runtime import NetworkImage, SchedulerStorageConfig
+
+NET = "bench"
+
+
+def cycles_of(state: Any, count: int, seed: int) -> list[list[tuple[str, str, dict[str, Any]]]]:
+    rnd = random.Random(seed)
+    keys = [(gid, cid) for gid, gs in state.groups.items() for cid in gs.contacts]
+    return [
+        [(*rnd.choice(keys), {"reading": rnd.randint(0, 10**6), "cycle": n}) for _ in range(rnd.randint(1, 10))]
+        for n in range(count)
+    ]
+
+
+def run_cycles(image: NetworkImage, cycles: list[list[tuple[str, str, Any]]], done: bool) -> list[float]:
+    times = []
+    for cycle in cycles:
+        started = time.perf_counter()
+        for gid, cid, value in cycle:
+            image.set(gid, cid, value)
+        if done:
+            assert image.cycle_done(), image.status().last_error
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def per_call_ns(fn: Any, n: int) -> float:
+    started = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - started) / n * 1e9
+
+
+def measure(url: str, contacts: int, cycles: int) -> dict[str, Any]:
+    state = make_state(contacts)
+    result: dict[str, Any] = {}
+    with casstore.open_store(url) as store:
+        store.save_network_state(NET, state)
+        started = time.perf_counter()
+        image = NetworkImage(store, NET, SchedulerStorageConfig("immediate"))
+        result["load_s"] = round(time.perf_counter() - started, 3)
+
+        work = cycles_of(state, cycles, 1)
+        times = run_cycles(image, work, done=True)
+        result["immediate_cycles_per_s"] = round(len(times) / sum(times))
+        quantiles = statistics.quantiles(times, n=100)
+        result["immediate_cycle_ms_p50"] = round(statistics.median(times) * 1000, 3)
+        result["immediate_cycle_ms_p99"] = round(quantiles[98] * 1000, 3)
+        image.close()
+
+        image = NetworkImage(store, NET, SchedulerStorageConfig("batch", batch_size=1000))
+        work = cycles_of(state, cycles, 2)
+        changes = sum(len(c) for c in work)
+        started = time.perf_counter()
+        run_cycles(image, work, done=False)
+        assert image.flush()
+        result["batch_changes_per_s"] = round(changes / (time.perf_counter() - started))
+        image.close()
+
+        # the model's own write path on the same work, as the ceiling of what a flush can do
+        work = cycles_of(state, min(cycles, 2000), 4)
+        started = time.perf_counter()
+        for cycle in work:
+            with store.batch(NET) as batch:
+                for gid, cid, value in cycle:
+                    batch.save_contact_content(NET, gid, cid, value)
+        result["model_batch_cycles_per_s"] = round(len(work) / (time.perf_counter() - started))
+        work = cycles_of(state, cycles, 5)
+        changes, started = 0, time.perf_counter()
+        flat = [change for cycle in work for change in cycle]
+        for at in range(0, len(flat), 1000):
+            with store.batch(NET) as batch:
+                for gid, cid, value in flat[at : at + 1000]:
+                    batch.save_contact_content(NET, gid, cid, value)
+            changes += len(flat[at : at + 1000])
+        result["model_batch_changes_per_s"] = round(changes / (time.perf_counter() - started))
+
+        rates = {}
+        for mode, settings in (("manual", {}), ("interval", {"interval_ms": 100})):
+            image = NetworkImage(store, NET, SchedulerStorageConfig(mode, **settings))  # type: ignore[arg-type]
+            work = cycles_of(state, cycles, 3)
+            started = time.perf_counter()
+            run_cycles(image, work, done=False)
+            rates[mode] = len(work) / (time.perf_counter() - started)
+            image.close(flush=False)
+        result["interval_runtime_overhead"] = round(rates["interval"] / rates["manual"], 3)
+        result["persistence_off_cycles_per_s"] = round(rates["manual"])
+
+        image = NetworkImage(store, NET, SchedulerStorageConfig("manual"))
+        gid, cid = next((g, c) for g, gs in state.groups.items() for c in gs.contacts)
+        n = 200_000
+        result["image_write_ns"] = round(per_call_ns(lambda: image.set(gid, cid, 1), n))
+        result["image_read_ns"] = round(per_call_ns(lambda: image.get(gid, cid), n))
+        lock, dirty, values = threading.Lock(), set(), {gid: {cid: 0}}
+
+        def yardstick() -> None:
+            with lock:
+                values[gid][cid] = 1
+                dirty.add((gid, cid))
+
+        result["yardstick_dict_and_set_ns"] = round(per_call_ns(yardstick, n))
+        image.close(flush=False)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--cycles", type=int, default=10_000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="casstore-bench-runtime-") as tmp:
+        lmdb = measure(str(Path(tmp) / "lmdb"), args.contacts, args.cycles)
+    memory = measure("memory://", args.contacts, args.cycles)
+    result = {"contacts": args.contacts, "cycles": args.cycles, **lmdb, "memory": memory}
+    print(f"casstore runtime benchmark: {args.contacts:,} contacts, {args.cycles:,} cycles; LMDB (memory ceiling)")
+    for key, value in lmdb.items():
+        print(f"  {key:<30} {value:>12} ({memory[key]})")
+    targets = [
+        ("immediate_cycles_per_s", ">=", 300),
+        ("batch_changes_per_s", ">=", 100_000),
+        ("interval_runtime_overhead", ">=", 0.8),
+        ("image_write_ns", "<=", 2000),
+    ]
+    for name, op, bound in targets:
+        value = lmdb[name]
+        ok = value >= bound if op == ">=" else value <= bound
+        print(f"  target {name} {op} {bound}: {'met' if ok else 'NOT met'} ({value})")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
