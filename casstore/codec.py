@@ -44,6 +44,7 @@ __all__ = [
     "background",
     "decode",
     "decode_value",
+    "decompress_bounded",
     "encode",
     "encode_value",
     "format_id",
@@ -386,7 +387,7 @@ MAX_OBJECT_BYTES = 1 << 30
 _ONE_SHOT_BYTES = 64 << 20
 
 
-def _decompress_bounded(packed: bytes, digest: bytes) -> bytes:
+def decompress_bounded(packed: bytes, digest: bytes) -> bytes:
     """The content of a zstd frame, never allocating more than its real size (or MAX_OBJECT_BYTES)."""
     try:
         declared = zstandard.get_frame_parameters(packed).content_size
@@ -425,7 +426,9 @@ def unframe(stored: bytes, digest: bytes) -> bytes:
     if kind == b"\x00":
         data = stored[1:]
     elif kind == b"\x01":
-        data = _decompress_bounded(stored[1:], digest)
+        data = decompress_bounded(stored[1:], digest)
+    elif kind == b"\x02":  # a delta frame (casstore.store.deltas): BlobStore.get_many rebuilds it first
+        raise CorruptObject(format_id(digest), "a delta whose base is missing or corrupt")
     else:
         raise CorruptObject(format_id(digest), f"unknown frame header {stored[:1].hex() or 'empty'}")
     if blake3.blake3(data).digest() != digest:

@@ -4,7 +4,10 @@ Marking follows casstore's schema (:mod:`casstore.model.walk`), so a kept
 object always keeps its whole subtree: the invariant "a present object implies
 its whole subtree is present" survives gc.  Objects written (or re-written)
 within the grace period are never swept, so a concurrent writer's fresh objects
-survive until its ref moves.  The temporary files a killed write left
+survive until its ref moves.  A kept object stored as a delta (see
+:mod:`casstore.store.deltas`) keeps the chain of bases it is rebuilt from,
+whether those are reachable or not, so gc never leaves a delta without its
+base.  The temporary files a killed write left
 (``file://``'s ``tmp/*.tmp``) are removed once older than the grace period too.
 """
 
@@ -19,6 +22,7 @@ from casstore.codec import format_id
 from casstore.model.refs import ref_kind
 from casstore.model.walk import Reached, walk
 from casstore.store.base import ObjectStore
+from casstore.store.deltas import chain_links
 from casstore.verify import backend_of
 
 __all__ = ["DEFAULT_GRACE_MINUTES", "GcReport", "TempFiles", "collect_garbage", "mark"]
@@ -40,6 +44,8 @@ class GcReport:
     dry_run: bool = False
     #: temporary files of killed writes (``file://``'s ``tmp/*.tmp``) older than the grace period, removed
     temp_files: int = 0
+    #: objects no ref reaches, kept because a kept object is stored as a delta on them (not in ``unreachable``)
+    kept_bases: int = 0
 
 
 @runtime_checkable
@@ -49,8 +55,13 @@ class TempFiles(Protocol):
     def remove_temp_files(self, older_than: float, dry_run: bool = False) -> int: ...
 
 
-def mark(store: ObjectStore, progress: Callable[[int], None] | None = None) -> tuple[set[bytes], list[str]]:
-    """Digests reachable from every ref, and the printable ids of reachable objects that are absent."""
+def mark(
+    store: ObjectStore, progress: Callable[[int], None] | None = None, bases: set[bytes] | None = None
+) -> tuple[set[bytes], list[str]]:
+    """Digests reachable from every ref, and the printable ids of reachable objects that are absent.
+
+    ``bases`` receives every delta base the reachable objects are rebuilt from (gc keeps them).
+    """
     roots = [(digest, ref_kind(name)) for name, digest in store.refs.list().items()]
     marked: set[bytes] = set()
     missing: list[str] = []
@@ -61,7 +72,10 @@ def mark(store: ObjectStore, progress: Callable[[int], None] | None = None) -> t
             if progress and len(marked) % _BATCH == 0:
                 progress(_BATCH)
 
-    walk(store.blobs.get_frames, roots, visit=visit, on_missing=lambda digest, _: missing.append(format_id(digest)))
+    def fetch(digests: list[bytes]) -> list[bytes | None]:
+        return store.blobs.get_whole_frames(digests, bases)
+
+    walk(fetch, roots, visit=visit, on_missing=lambda digest, _: missing.append(format_id(digest)))
     return marked, missing
 
 
@@ -78,13 +92,20 @@ def collect_garbage(
     if grace_minutes < 0:
         raise ValueError("grace period must be zero or more minutes")
     started = time.time()
-    marked, missing = mark(store, progress=(lambda n: progress("mark", n)) if progress else None)
+    bases: set[bytes] = set()
+    marked, missing = mark(store, progress=(lambda n: progress("mark", n)) if progress else None, bases=bases)
     report = GcReport(reachable=len(marked), missing=missing, dry_run=dry_run)
     # read after marking, so objects written while we marked are protected too
     recent = store.blobs.written_since(started - grace_minutes * 60)
+    # the bases of recent objects too: a writer's fresh delta keeps what it is rebuilt from
+    fresh = [digest for digest in recent if digest not in marked]
+    bases.update(chain_links(store.blobs.get_frames, fresh).values())
     doomed = []
     for digest in store.blobs.iter_hashes():
         if digest in marked:
+            continue
+        if digest in bases:  # a kept object is rebuilt from it: kept, and not counted as unreachable
+            report.kept_bases += 1
             continue
         report.unreachable += 1
         if digest in recent:

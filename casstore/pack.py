@@ -184,7 +184,7 @@ def apply_pack(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
     entries = built if built is not None else list(read_pack(pack))
     base_ids = list(dict.fromkeys(entry.base for entry in entries if entry.base is not None))
     bases: dict[bytes, bytes] = {}
-    for digest, frame in zip(base_ids, blobs.get_frames(base_ids) if base_ids else [], strict=True):
+    for digest, frame in zip(base_ids, blobs.get_whole_frames(base_ids) if base_ids else [], strict=True):
         if frame is None:
             raise ObjectNotFound(
                 codec.format_id(digest),

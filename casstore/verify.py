@@ -112,13 +112,13 @@ def _read_tolerantly(blobs: BlobStore, digests: Sequence[bytes], refused: dict[b
     """``get_frames``; a batch the store refuses is read one by one, and a refused read stands in as
     :data:`_UNREADABLE` (its reason in ``refused``)."""
     try:
-        return blobs.get_frames(digests)
+        return blobs.get_whole_frames(digests)
     except Exception:  # verify reports, never raises
         pass
     frames: list[bytes | None] = []
     for digest in digests:
         try:
-            frames.extend(blobs.get_frames([digest]))
+            frames.extend(blobs.get_whole_frames([digest]))
         except Exception as exc:
             refused[digest] = f"unreadable: {exc}"
             frames.append(_UNREADABLE)

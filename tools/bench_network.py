@@ -15,6 +15,15 @@ default 100,000).
 
     python tools/bench_network.py [--contacts 100000] [--steps 20] [--skip-1m] [--skip-history] [--json PATH]
     python tools/bench_network.py --history-only      # the history figures alone (a few seconds)
+    python tools/bench_network.py --no-deltas         # the layout before deltas at rest (whole frames only)
+    python tools/bench_network.py --baseline          # also the --no-deltas layout, in the same run (baseline_*)
+
+At-rest figures: ``growth_per_step_bytes`` (``du`` of the store over the steps,
+per step), ``disk_to_logical`` (``du`` / logical bytes after the steps),
+``cold_load_s`` (the whole network, cold caches), ``load_snapshot_s`` (the
+oldest snapshot, cold caches), ``frames_by_chain`` (stored frames by chain
+length; 0 = whole), ``frame_bytes`` / ``delta_frame_bytes`` (what the frames
+hold) and ``page_fill`` (frame bytes over the blob table's LMDB pages).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from typing import Any
 
 import casstore
 from casstore.model import Contact, Group, GroupState, NetworkState, Wire
+from casstore.store import deltas
 from casstore.store.lmdb import LmdbStore
 from casstore.store.memory import MemoryStore
 from casstore.sync import push
@@ -122,6 +132,11 @@ def timed(fn: Any, *args: Any) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
+def disk_usage(path: Path) -> int:
+    """What ``du`` counts for a directory: allocated blocks of every file below it."""
+    return sum(entry.stat().st_blocks * 512 for entry in path.rglob("*") if entry.is_file())
+
+
 def run_main(contacts: int, steps: int, workdir: Path) -> dict[str, Any]:
     state = make_state(contacts)
     logical = len(to_json(state))
@@ -131,6 +146,8 @@ def run_main(contacts: int, steps: int, workdir: Path) -> dict[str, Any]:
     import_s, _ = timed(store.save_network_state, "bench", state)
     out["import_s"] = round(import_s, 3)
     out["import_contacts_per_s"] = round(contacts / import_s)
+    imported_du = disk_usage(workdir / "store")
+    oldest = store.save_snapshot("bench", "imported")
 
     rnd = random.Random(99)
     all_contacts = [(gid, cid) for gid, gs in state.groups.items() for cid in gs.contacts]
@@ -152,6 +169,8 @@ def run_main(contacts: int, steps: int, workdir: Path) -> dict[str, Any]:
     out["snapshot_ms_100k" if contacts == 100_000 else f"snapshot_ms_{contacts}"] = round(statistics.median(snaps), 3)
 
     store.close()
+    stepped_du = disk_usage(workdir / "store")
+    out["growth_per_step_bytes"] = round((stepped_du - imported_du) / max(1, steps))
     store = casstore.NetworkStore(LmdbStore(workdir / "store"))  # cold caches for the reads
     stats = store.blobs.stats()
     out["objects"] = stats.objects
@@ -159,10 +178,22 @@ def run_main(contacts: int, steps: int, workdir: Path) -> dict[str, Any]:
     out["blob_pages_bytes"] = stats.stored_bytes
     out["logical_bytes"] = logical
     out["disk_ratio"] = round(out["bytes_on_disk"] / logical, 3)
+    out["du_bytes"] = stepped_du
+    out["disk_to_logical"] = round(stepped_du / logical, 3)
+    census = deltas.frame_census(store.blobs.get_frames, list(store.blobs.iter_hashes()))
+    out["frames_by_chain"] = census["chain_lengths"]
+    out["frame_bytes"] = census["frame_bytes"]
+    out["delta_frame_bytes"] = census["frames"]["delta"]["bytes"]
+    out["page_fill"] = round(census["frame_bytes"] / stats.stored_bytes, 3)  # frame bytes / blob table pages
 
     load_s, loaded = timed(store.load_network_state, "bench")
-    out["load_network_s"] = round(load_s, 3)
+    out["load_network_s"] = out["cold_load_s"] = round(load_s, 3)
     assert loaded is not None and len(loaded.groups) == len(state.groups)
+    store.close()
+    store = casstore.NetworkStore(LmdbStore(workdir / "store"))
+    snapshot_s, old_state = timed(store.load_snapshot, "bench", oldest)
+    out["load_snapshot_s"] = round(snapshot_s, 3)
+    assert old_state == state
 
     sample = [all_contacts[rnd.randrange(len(all_contacts))] for _ in range(10_000)]
     start = time.perf_counter()
@@ -265,8 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--million-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--skip-history", action="store_true", help="skip the contact_history figures")
     parser.add_argument("--history-only", action="store_true", help="only the contact_history figures")
+    parser.add_argument("--no-deltas", action="store_true", help="write whole frames only (the layout before)")
+    parser.add_argument("--baseline", action="store_true", help="also run the --no-deltas layout (baseline_*)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    deltas.WRITE_DELTAS = not args.no_deltas
 
     if args.million_only:
         print(json.dumps(run_million(args.big, args.million_only)))
@@ -284,7 +318,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     with tempfile.TemporaryDirectory(prefix="casstore-bench-") as tmp:
-        result = run_main(args.contacts, args.steps, Path(tmp))
+        result = run_main(args.contacts, args.steps, Path(tmp) / "main")
+        if args.baseline:
+            deltas.WRITE_DELTAS = False
+            baseline = run_main(args.contacts, args.steps, Path(tmp) / "baseline")
+            deltas.WRITE_DELTAS = not args.no_deltas
+            skip = ("contacts", "groups")
+            result.update({f"baseline_{key}": value for key, value in baseline.items() if key not in skip})
+            for key in ("cold_load_s", "load_snapshot_s", "step_ms_median", "growth_per_step_bytes", "verify_s"):
+                if baseline[key]:
+                    result[f"{key}_vs_baseline"] = round(result[key] / baseline[key], 3)
         if not args.skip_history:
             result.update(run_history(args.contacts, Path(tmp)))
         if not args.skip_1m:
@@ -302,11 +345,15 @@ def main(argv: list[str] | None = None) -> int:
         ("snapshot_ms_1m", "<=", 2),
         ("rss_ratio_1m", "<=", 2),
         ("verify_s", "<=", 0.5),
+        ("growth_per_step_bytes", "<=", 500_000),
+        ("disk_to_logical", "<=", 0.9),
+        ("cold_load_s_vs_baseline", "<=", 1.2),
+        ("load_snapshot_s_vs_baseline", "<=", 1.2),
         ("history_ms_1000_snapshots", "<=", 1000),
     ]
     print(f"casstore network benchmark: {result['contacts']:,} contacts in {result['groups']:,} groups, LMDB")
     for key, value in result.items():
-        print(f"  {key:<24} {value:>16,}" if isinstance(value, int) else f"  {key:<24} {value:>16}")
+        print(f"  {key:<24} {value:>16,}" if isinstance(value, int) else f"  {key:<24} {value!s:>16}")
     print("targets:")
     checks = [
         (f"{key} {op} {bound} ({result[key]})", result[key] >= bound if op == ">=" else result[key] <= bound)

@@ -220,6 +220,6 @@ def check_image(stage: ObjectStore, snapshot: bytes) -> None:
             if problem is not None:
                 raise InvalidArchive(f"the image's {item.kind} object {codec.format_id(item.digest)}: {problem}")
 
-    walk(stage.blobs.get_frames, [(snapshot, "snap")], visit=visit, on_missing=on_missing, on_corrupt=on_corrupt)
-    for digest, problem in check.finish(stage.blobs.get_frames).items():
+    walk(stage.blobs.get_whole_frames, [(snapshot, "snap")], visit=visit, on_missing=on_missing, on_corrupt=on_corrupt)
+    for digest, problem in check.finish(stage.blobs.get_whole_frames).items():
         raise InvalidArchive(f"the image's object {codec.format_id(digest)}: {problem}")

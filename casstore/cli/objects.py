@@ -18,6 +18,7 @@ from casstore.cli.locations import local_kind
 from casstore.cli.output import committing, emit, err, fail, json_mode, out, say, verb
 from casstore.errors import CorruptObject
 from casstore.gc import DEFAULT_GRACE_MINUTES, collect_garbage
+from casstore.store.deltas import frame_census
 from casstore.store.registry import parse_location
 from casstore.verify import verify as verify_store
 
@@ -40,10 +41,13 @@ def init(ctx: click.Context, path: str | None) -> None:
         )
 
 
-@verb("casstore stats\ncasstore stats thermostat --json")
+@verb("casstore stats\ncasstore stats --frames\ncasstore stats thermostat --json")
 @click.argument("network", required=False)
+@click.option(
+    "--frames", "census", is_flag=True, help="Also read every frame: bytes by kind, delta chain lengths, overhead."
+)
 @click.pass_context
-def stats(ctx: click.Context, network: str | None) -> None:
+def stats(ctx: click.Context, network: str | None, census: bool) -> None:
     """Show what the store holds, or (with NETWORK) what one network holds."""
     if network is not None:
         _network_stats(ctx, network)
@@ -58,6 +62,11 @@ def stats(ctx: click.Context, network: str | None) -> None:
             "extra": dict(st.extra or {}),
             "refs": len(refs),
         }
+        frames: dict[str, Any] = {}
+        if census:
+            frames = frame_census(store.blobs.get_frames, list(store.blobs.iter_hashes()))
+            frames["overhead_bytes"] = st.stored_bytes - frames["frame_bytes"]  # pages, index, partly filled pages
+            document["frames"] = frames
 
         def render() -> None:
             table = Table(show_header=False)
@@ -68,6 +77,12 @@ def stats(ctx: click.Context, network: str | None) -> None:
                 shown = human_bytes(value) if isinstance(value, int) and key.endswith(("bytes", "size")) else str(value)
                 table.add_row(key.replace("_", " "), shown)
             table.add_row("refs", f"{len(refs):,}")
+            if census:
+                for kind, figures in frames["frames"].items():
+                    table.add_row(f"{kind} frames", f"{figures['objects']:,} ({human_bytes(figures['bytes'])})")
+                chains = ", ".join(f"{length}: {n:,}" for length, n in frames["chain_lengths"].items())
+                table.add_row("chain lengths", chains or "-")
+                table.add_row("overhead", human_bytes(frames["overhead_bytes"]))
             out.print(table)
 
         emit(document, render)

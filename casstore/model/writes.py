@@ -22,6 +22,7 @@ from typing import Any
 from casstore.errors import NetworkNotFound, RefConflict, SerializationError, StorageError
 from casstore.model import records
 from casstore.model.events import Subscribers
+from casstore.model.pairing import pair_replacements
 from casstore.model.reads import NetworkReader
 from casstore.model.refs import head_ref, snapshots_prefix, tip_ref
 from casstore.model.transaction import KeptWrites, PreparedGroup, Transaction, large_contents, prepare_group
@@ -86,8 +87,10 @@ class NetworkWriter:
         new_head = tx.commit()
         if new_head == head:
             return new_head
-        # the new objects, then the head: one transaction where the backend has them
-        self.objects.commit(tx.pending.frames(), [RefUpdate(ref, head, new_head)])
+        # the new objects (rewritten ones as deltas against what they replace), then the head: one
+        # transaction where the backend has them
+        pair_replacements(self.blobs, tx.pending, head, new_head)
+        self.objects.commit(tx.pending.frames(self.blobs), [RefUpdate(ref, head, new_head)])
         self.subscribers.committed(tx.network_id, head, new_head, tx.changed_groups())
         return new_head
 

@@ -29,6 +29,8 @@ from casstore.errors import (
     StoreNotFound,
 )
 from casstore.pack import apply_pack
+from casstore.store import deltas as at_rest
+from casstore.store.deltas import make_delta_frames, resolve_frames
 from casstore.store.watch import RefChanges, RefPoller
 
 __all__ = [
@@ -132,13 +134,26 @@ class BlobStore(ABC):
         Raises :class:`~casstore.errors.ObjectNotFound` for an absent id and
         :class:`~casstore.errors.CorruptObject` for bytes that do not hash to it.
         """
-        frames = self.get_frames(digests)
+        frames = self.get_whole_frames(digests)
         out = []
         for digest, stored in zip(digests, frames, strict=False):
             if stored is None:
                 raise ObjectNotFound(format_id(digest))
             out.append(unframe(stored, digest))
         return out
+
+    def get_whole_frames(
+        self, digests: Sequence[bytes], used: set[bytes] | None = None, compress: bool = False
+    ) -> list[bytes | None]:
+        """:meth:`get_frames` with delta frames rebuilt through their chains (see :mod:`casstore.store.deltas`).
+
+        What leaves a store (sync, images) and what walks read: every frame is
+        whole (``00``/``01``), not yet re-hashed; a chain that cannot be rebuilt
+        stays a delta frame, which ``codec.unframe`` reports as corrupt.  Each
+        base read is added to ``used``.  With ``compress`` a rebuilt object is
+        framed as it would be stored whole (what sync sends).
+        """
+        return resolve_frames(self.get_frames, digests, used, compress=compress)
 
     def get(self, digest: bytes) -> bytes:
         """Canonical bytes of one object (see :meth:`get_many`)."""
@@ -160,6 +175,8 @@ class PendingWrites:
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}
         self.nbytes = 0
+        #: new object -> the object it replaces (a delta base at rest), set by the write engine's pairing
+        self.bases: dict[bytes, bytes] = {}
 
     def add(self, data: bytes) -> bytes:
         """Keep ``data`` for writing; returns its digest."""
@@ -176,7 +193,8 @@ class PendingWrites:
         """Take over ``other``'s objects, after ours, in their order."""
         for digest, data in other._data.items():
             self.add_hashed(digest, data)
-        other._data, other.nbytes = {}, 0
+        self.bases.update(other.bases)
+        other._data, other.nbytes, other.bases = {}, 0, {}
 
     def get(self, digest: bytes) -> bytes | None:
         return self._data.get(digest)
@@ -187,10 +205,31 @@ class PendingWrites:
     def __len__(self) -> int:
         return len(self._data)
 
-    def frames(self) -> list[tuple[bytes, bytes]]:
-        """Everything as ``(digest, frame)`` in order (children first); then forget it."""
-        frames = frame_many_hashed(list(self._data.items()))
-        self._data, self.nbytes = {}, 0
+    def frames(self, blobs: BlobStore | None = None) -> list[tuple[bytes, bytes]]:
+        """Everything as ``(digest, frame)`` in order (children first); then forget it.
+
+        With ``blobs`` (the store the objects are for), an object paired with
+        the one it replaces (:attr:`bases`) is framed as a delta against it
+        where that is smaller (see :mod:`casstore.store.deltas`).
+        """
+        data, bases = self._data, self.bases
+        deltas: dict[bytes, bytes] = {}
+        if blobs is not None and bases and at_rest.WRITE_DELTAS:
+            paired = [d for d in data if d in bases and bases[d] not in data]
+            # only objects the store lacks: an object held already (a value changed back) may be some
+            # delta's base, and making it a delta in turn could close a cycle
+            absent = blobs.missing(paired) if paired else set()
+            deltas = make_delta_frames([(d, data[d], bases[d]) for d in paired if d in absent], blobs.get_frames)
+        if not deltas:
+            frames = frame_many_hashed(list(data.items()))
+        else:
+            kept = {d: f for d, f in deltas.items() if at_rest.clearly_smaller(f, data[d])}
+            whole = dict(frame_many_hashed([(d, v) for d, v in data.items() if d not in kept]))
+            for digest, frame in deltas.items():
+                if digest not in kept and at_rest.worth_it(frame, whole[digest]):
+                    kept[digest] = frame
+            frames = [(d, kept[d] if d in kept else whole[d]) for d in data]
+        self._data, self.nbytes, self.bases = {}, 0, {}
         return frames
 
     def write_to(self, blobs: BlobStore) -> None:

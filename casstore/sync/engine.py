@@ -128,7 +128,7 @@ def transfer(
 
     def fetch(digests: list[bytes]) -> list[bytes | None]:
         trips(source)
-        return source.blobs.get_frames(digests)
+        return source.blobs.get_whole_frames(digests, compress=True)
 
     def lacking(digest: bytes, kind: Kind) -> None:
         name = codec.format_id(digest)
@@ -165,7 +165,7 @@ def transfer(
         visit=visit,
         on_missing=lacking,
         bases=bases if use_deltas else None,
-        fetch_bases=local.blobs.get_frames if use_deltas else None,
+        fetch_bases=local.blobs.get_whole_frames if use_deltas else None,
     )
     writer = _Writer(source, target, deltas if use_deltas else None, final_updates, stats, trips, progress)
     writer.write(order, kids, held)
@@ -245,7 +245,7 @@ class _Writer:
             again: dict[bytes, bytes | None] = {}
             if refetch:
                 self.trips(self.source)
-                again = dict(zip(refetch, self.source.blobs.get_frames(refetch), strict=True))
+                again = dict(zip(refetch, self.source.blobs.get_whole_frames(refetch, compress=True), strict=True))
             for digest in chunk:
                 frame = held.pop(digest, None)
                 if frame is None:

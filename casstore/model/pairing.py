@@ -1,0 +1,56 @@
+"""Pairing a write's new objects with the ones they replace: the delta bases at rest.
+
+After a transaction has built its new network root, :func:`pair_replacements`
+descends the new root and the old one side by side (as sync's pack builder
+does, with :func:`~casstore.model.walk.paired_children`), only into objects the
+write created, and records each new object's predecessor in
+``PendingWrites.bases``.  A rewritten prolly leaf is then stored as a delta
+against the leaf it replaced (see :mod:`casstore.store.deltas`).  Leaves that
+link to nothing are paired without being read; old versions of the objects
+that do link are read in one batch per level.
+"""
+
+from __future__ import annotations
+
+from casstore.errors import StorageError
+from casstore.model.walk import LARGE_CONTENT_KEY, LEAF_PREFIX, Kind, paired_children
+from casstore.store.base import BlobStore, PendingWrites
+
+__all__ = ["pair_replacements"]
+
+
+def _has_children(kind: Kind, data: bytes) -> bool:
+    if kind == "net":
+        return True
+    if not kind.startswith("tree:"):
+        return False
+    if not data.startswith(LEAF_PREFIX):
+        return True
+    return kind == "tree:groups" or (kind == "tree:contacts" and LARGE_CONTENT_KEY in data)
+
+
+def pair_replacements(blobs: BlobStore, pending: PendingWrites, old_root: bytes | None, new_root: bytes) -> None:
+    """Record in ``pending.bases`` the object each new object of the write replaces (old → new roots)."""
+    if old_root is None or old_root == new_root or new_root not in pending:
+        return
+    level: list[tuple[bytes, Kind, bytes]] = [(new_root, "net", old_root)]
+    while level:
+        descend: list[tuple[bytes, Kind, bytes, bytes]] = []
+        for new, kind, old in level:
+            pending.bases[new] = old
+            data = pending.get(new)
+            if data is not None and _has_children(kind, data):
+                descend.append((new, kind, old, data))
+        if not descend:
+            return
+        try:
+            olds = blobs.get_many([old for _, _, old, _ in descend])
+        except StorageError:  # an old version that cannot be read is no base; the objects are stored whole
+            return
+        level = []
+        for (_, kind, _, data), old_data in zip(descend, olds, strict=True):
+            try:
+                pairs = list(paired_children(kind, data, old_data))
+            except (StorageError, KeyError, TypeError, ValueError):
+                continue
+            level += [(c, k, o) for c, k, o in pairs if o is not None and c != o and c in pending]

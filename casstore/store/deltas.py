@@ -1,0 +1,301 @@
+"""Deltas at rest: the delta frame (header ``02``), writing it, and rebuilding objects through chains.
+
+A rewritten object (a prolly leaf that differs from the one it replaces by one
+value, say) may be stored as a *delta frame* instead of a whole frame::
+
+    02 | chain length (1 byte, 1..MAX_CHAIN) | base digest (32) | delta
+
+where ``delta`` is a :func:`casstore.pack.make_delta` delta (a splice, or zstd
+with the base as a raw-content dictionary) of the object's canonical bytes
+against its base's canonical bytes.  The base is a whole frame or a delta
+frame with a shorter chain length (one shorter when written; gc may rewrite
+a base whole, which only shortens chains), so the writer learns the new chain
+length from the base's header alone; at :data:`WRITE_CHAIN` it deltas against
+the chain's bottom instead, or writes the object whole.
+
+Backends never see the difference: frames stay opaque to them.  Chains are
+resolved here, above every backend, by :func:`resolve_frames` — one batched
+``get_frames`` per chain level — and every rebuilt object is re-hashed by the
+caller's ``unframe`` exactly like a whole frame; a rebuilt object whose base
+is corrupt or missing does not hash to its id and is reported as
+:class:`~casstore.errors.CorruptObject`.  ``codec.unframe`` refuses a delta
+frame read raw, so no delta frame is ever taken for an object by mistake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from casstore import codec
+from casstore.errors import CorruptObject, StorageError
+from casstore.pack import apply_delta, make_delta
+
+__all__ = [
+    "FRAME_DELTA",
+    "MAX_CHAIN",
+    "WRITE_CHAIN",
+    "WRITE_DELTAS",
+    "GetFrames",
+    "chain_links",
+    "clearly_smaller",
+    "delta_frame",
+    "frame_census",
+    "frame_chain",
+    "make_delta_frames",
+    "parse_delta_frame",
+    "resolve_frames",
+    "worth_it",
+]
+
+FRAME_DELTA = 0x02
+#: Whether writes store deltas at all (``False`` writes the layout of before: whole frames only; for
+#: benchmarks' same-run baselines and compatibility tests). Reading chains never depends on it.
+WRITE_DELTAS = True
+#: The longest chain of delta frames above a whole frame the format allows (a reader refuses longer).
+MAX_CHAIN = 8
+#: The longest chain writers build (at most MAX_CHAIN): a read of an object rebuilds at most this many
+#: deltas, one batched base read per level.  Measured in docs/format.md.
+WRITE_CHAIN = 4
+_HEADER = 2 + codec.DIGEST_SIZE
+#: A delta is kept only if it saves at least this fraction of the whole frame (else the read cost is not worth it).
+_KEEP_BELOW = 0.75
+
+GetFrames = Callable[[Sequence[bytes]], Sequence[bytes | None]]
+
+
+def delta_frame(chain: int, base: bytes, delta: bytes) -> bytes:
+    """The stored frame of an object ``delta`` rebuilds from ``base``, ``chain`` deltas above a whole frame."""
+    return bytes([FRAME_DELTA, chain]) + base + delta
+
+
+def parse_delta_frame(frame: bytes) -> tuple[int, bytes, bytes]:
+    """``(chain length, base digest, delta)`` of a delta frame (:class:`ValueError` if it is not one)."""
+    if len(frame) <= _HEADER or frame[0] != FRAME_DELTA or not 1 <= frame[1] <= MAX_CHAIN:
+        raise ValueError("not a delta frame")
+    return frame[1], frame[2:_HEADER], frame[_HEADER:]
+
+
+def frame_chain(frame: bytes) -> int:
+    """How many deltas a read of ``frame`` applies: 0 for a whole frame."""
+    return frame[1] if frame[:1] == b"\x02" and len(frame) > 1 else 0
+
+
+def resolve_frames(
+    get_frames: GetFrames,
+    digests: Sequence[bytes],
+    used: set[bytes] | None = None,
+    frames: Sequence[bytes | None] | None = None,
+    compress: bool = False,
+    links: dict[bytes, bytes] | None = None,
+) -> list[bytes | None]:
+    """``get_frames(digests)`` with every delta frame rebuilt into a whole ``00`` frame (not yet re-hashed).
+
+    Bases are read in one batch per chain level.  A chain that cannot be
+    rebuilt (a base missing or unreadable, a malformed delta) leaves the
+    delta frame in place, which ``codec.unframe`` reports as corrupt.  Every
+    base read is added to ``used`` (gc keeps them alive).  ``frames``: those of
+    ``digests``, already read.  With ``compress``, rebuilt objects are framed
+    as they would be stored whole (for frames that leave the store).  ``links``
+    receives, for every delta frame met, its base (gc follows chains with it).
+    """
+    frames = list(get_frames(digests) if frames is None else frames)
+    pending = [i for i, frame in enumerate(frames) if frame is not None and frame[:1] == b"\x02"]
+    if not pending:
+        return frames
+    known: dict[bytes, bytes | None] = {}  # digest -> canonical bytes (None: cannot be rebuilt)
+    wanted: dict[bytes, tuple[int, bytes, bytes]] = {}  # delta-framed digest -> its parsed frame
+    for i in pending:
+        _parse_into(wanted, known, digests[i], frames[i])  # type: ignore[arg-type]
+    level = {base for _, base, _ in wanted.values()}
+    for _ in range(MAX_CHAIN):
+        level = {digest for digest in level if digest not in known and digest not in wanted}
+        if not level:
+            break
+        order = list(level)
+        if used is not None:
+            used.update(order)
+        level = set()
+        for digest, frame in zip(order, get_frames(order), strict=True):
+            if frame is None:
+                known[digest] = None
+            elif frame[:1] == b"\x02":
+                if _parse_into(wanted, known, digest, frame):
+                    level.add(wanted[digest][1])
+            else:
+                known[digest] = _whole_content(frame, digest)
+    rebuilt = []
+    if links is not None:
+        links.update((digest, entry[1]) for digest, entry in wanted.items())
+    for i in pending:
+        data = _rebuild(digests[i], wanted, known)
+        if data is not None:
+            frames[i] = b"\x00" + data
+            rebuilt.append(i)
+    if compress and rebuilt:
+        framed = codec.frame_hashed([(digests[i], frames[i][1:]) for i in rebuilt])  # type: ignore[index]
+        for i, (_, frame) in zip(rebuilt, framed, strict=True):
+            frames[i] = frame
+    return frames
+
+
+def _parse_into(
+    wanted: dict[bytes, tuple[int, bytes, bytes]], known: dict[bytes, bytes | None], digest: bytes, frame: bytes
+) -> bool:
+    try:
+        wanted[digest] = parse_delta_frame(frame)
+        return True
+    except ValueError:
+        known[digest] = None
+        return False
+
+
+def _whole_content(frame: bytes, digest: bytes) -> bytes | None:
+    """A whole frame's canonical bytes, unhashed (the object built on it is hashed), or None if unreadable."""
+    try:
+        if frame[:1] == b"\x00":
+            return frame[1:]
+        if frame[:1] == b"\x01":
+            return codec.decompress_bounded(frame[1:], digest)
+    except StorageError:
+        pass
+    return None
+
+
+def _rebuild(
+    digest: bytes, wanted: dict[bytes, tuple[int, bytes, bytes]], known: dict[bytes, bytes | None]
+) -> bytes | None:
+    """The canonical bytes ``digest``'s chain rebuilds (None if it cannot), memoised in ``known``."""
+    stack: list[bytes] = []
+    current = digest
+    while current not in known:
+        entry = wanted.get(current)
+        if entry is None or len(stack) > MAX_CHAIN:
+            known[current] = None
+            break
+        stack.append(current)
+        chain, base, _ = entry
+        if base in wanted and wanted[base][0] >= chain:
+            known[current] = None  # chain lengths must fall towards a whole frame: never a cycle
+            break
+        current = base
+    data = known.get(current)
+    while stack:
+        top = stack.pop()
+        if top in known:
+            data = known[top]
+            continue
+        if data is not None:
+            try:
+                data = apply_delta(wanted[top][2], data, top)
+            except CorruptObject:
+                data = None
+        known[top] = data
+    return known.get(digest)
+
+
+def chain_links(get_frames: GetFrames, digests: Sequence[bytes]) -> dict[bytes, bytes]:
+    """Delta frame → its base, for the delta frames of ``digests`` and down their whole chains (headers only)."""
+    found: dict[bytes, bytes] = {}
+    level = list(digests)
+    for _ in range(MAX_CHAIN + 1):
+        bases = []
+        for digest, frame in zip(level, get_frames(level) if level else [], strict=True):
+            if frame is not None and frame[:1] == b"\x02" and len(frame) > _HEADER:
+                found[digest] = base = frame[2:_HEADER]
+                if base not in found:
+                    bases.append(base)
+        if not bases:
+            break
+        level = list(dict.fromkeys(bases))
+    return found
+
+
+def make_delta_frames(items: Sequence[tuple[bytes, bytes, bytes]], get_frames: GetFrames) -> dict[bytes, bytes]:
+    """Delta frames, by digest, for ``(digest, canonical bytes, base digest)``, where the base allows one.
+
+    A base whose chain is shorter than :data:`WRITE_CHAIN` is used as it is
+    (the new chain is one longer).  At the bound the delta is taken against the
+    whole frame at the bottom of the base's chain instead (a chain of one: it
+    holds every change since that frame, so it grows until the caller finds it
+    no longer pays and writes the object whole, which starts a new chain).
+    Bases are read and rebuilt in one batch per chain level; a base that cannot
+    be read is simply not used.  The caller compares each delta frame with the
+    whole frame (see :func:`worth_it`).
+    """
+    if not items:
+        return {}
+    base_ids = list(dict.fromkeys(base for _, _, base in items))
+    raw = list(get_frames(base_ids))
+    chains = {base: frame_chain(frame) for base, frame in zip(base_ids, raw, strict=True) if frame is not None}
+    target = {base: (base, chains[base]) for base in chains if chains[base] < WRITE_CHAIN}
+    target.update(_chain_roots(get_frames, [base for base in chains if chains[base] >= WRITE_CHAIN]))
+    wanted = list(dict.fromkeys(digest for digest, _ in target.values()))
+    contents: dict[bytes, bytes] = {}
+    for digest, frame in zip(wanted, resolve_frames(get_frames, wanted), strict=True):
+        data = _whole_content(frame, digest) if frame is not None else None
+        if data is not None:
+            contents[digest] = data
+    out: dict[bytes, bytes] = {}
+    for digest, data, base in items:
+        against, chain = target.get(base, (base, -1))
+        base_data = contents.get(against)
+        if base_data is not None and against != digest:
+            out[digest] = delta_frame(chain + 1, against, make_delta(data, base_data))
+    return out
+
+
+def _chain_roots(get_frames: GetFrames, digests: Sequence[bytes]) -> dict[bytes, tuple[bytes, int]]:
+    """For each delta-framed digest, the whole frame at the bottom of its chain (and chain length 0)."""
+    at = {digest: digest for digest in digests}
+    roots: dict[bytes, tuple[bytes, int]] = {}
+    for _ in range(MAX_CHAIN + 1):
+        if not at:
+            break
+        order = list(at)
+        following = {}
+        for digest, frame in zip(order, get_frames([at[d] for d in order]), strict=True):
+            if frame is None:
+                continue
+            if frame[:1] != b"\x02":
+                roots[digest] = (at[digest], 0)
+            elif len(frame) > _HEADER:
+                following[digest] = frame[2:_HEADER]
+        at = following
+    return roots
+
+
+#: A delta frame under this fraction of the canonical bytes is kept without compressing the whole object to
+#: compare (zstd gets nowhere near 8x on one object); a larger one must beat :data:`_KEEP_BELOW` of the whole frame.
+_CLEARLY_SMALLER = 0.125
+
+
+def clearly_smaller(delta: bytes, data: bytes) -> bool:
+    """Whether a delta frame is kept without comparing it with the compressed whole frame."""
+    return len(delta) < _CLEARLY_SMALLER * len(data)
+
+
+def worth_it(delta: bytes, whole: bytes) -> bool:
+    """Whether a delta frame is worth its read cost against the whole frame."""
+    return len(delta) < _KEEP_BELOW * len(whole)
+
+
+def frame_census(blobs_get_frames: GetFrames, digests: Sequence[bytes], batch: int = 4096) -> dict[str, Any]:
+    """What the frames of ``digests`` are: count and bytes of whole raw, whole zstd and delta frames, and
+    how many frames have each chain length (``"0"``: whole)."""
+    kinds = {"raw": [0, 0], "zstd": [0, 0], "delta": [0, 0]}
+    chains: dict[str, int] = {}
+    for start in range(0, len(digests), batch):
+        for frame in blobs_get_frames(digests[start : start + batch]):
+            if not frame:
+                continue
+            kind = "delta" if frame[0] == FRAME_DELTA else "zstd" if frame[0] == codec.FRAME_ZSTD else "raw"
+            kinds[kind][0] += 1
+            kinds[kind][1] += len(frame)
+            chain = str(frame_chain(frame))
+            chains[chain] = chains.get(chain, 0) + 1
+    return {
+        "frames": {kind: {"objects": n, "bytes": size} for kind, (n, size) in kinds.items()},
+        "frame_bytes": sum(size for _, size in kinds.values()),
+        "chain_lengths": dict(sorted(chains.items(), key=lambda item: int(item[0]))),
+    }
