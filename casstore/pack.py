@@ -128,6 +128,10 @@ class PackBuilder:
         if len(delta) + _DIGEST >= len(frame):
             self.add_frame(digest, frame)
             return
+        self.add_delta(digest, base, delta)
+
+    def add_delta(self, digest: bytes, base: bytes, delta: bytes) -> None:
+        """Add an object as ``delta`` (:func:`make_delta`'s format) against ``base``, computed already."""
         self._parts += (_DELTA_TAG, digest, base, codec.varint(len(delta)), delta)
         if self._entries is not None:
             self._entries.append(Entry(digest, base, delta))

@@ -17,6 +17,7 @@ from casstore.codec import ref_conflict
 from casstore.errors import StorageError
 from casstore.pack import MAGIC, PackBuilder
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate
+from casstore.store.deltas import FRAME_DELTA, parse_delta_frame
 from casstore.store.http.client import ConnectionFailed, Session
 from casstore.store.http.watch import RefWatcher
 from casstore.store.http.wire import (
@@ -140,14 +141,21 @@ class HttpStore(ObjectStore):
         return answer
 
     def send_frames(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
-        """Whole frames as packs within the body limit; ``updates`` ride on the last one."""
+        """Frames as packs within the body limit; ``updates`` ride on the last one.
+
+        A delta frame at rest (:mod:`casstore.store.deltas`: against the object it replaced, which the
+        server holds) travels as the pack's delta entry, so the server rebuilds and re-hashes it."""
         limit = max(1 << 20, self.max_body // 2)
         builder, size, first = PackBuilder(), 0, True
         for digest, frame in frames:
             if size and size + len(frame) > limit:
                 self.receive_pack(builder.finish(), ())
                 builder, size = PackBuilder(), 0
-            builder.add_frame(digest, frame)
+            if frame[0] == FRAME_DELTA:
+                _, base, delta = parse_delta_frame(frame)
+                builder.add_delta(digest, base, delta)
+            else:
+                builder.add_frame(digest, frame)
             size += len(frame) + 40
             first = False
         if size or updates or first:
