@@ -11,6 +11,7 @@ is absent).  A failed move reads the ref once more, for the conflict's message.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -18,13 +19,22 @@ import psycopg
 from casstore.codec import ref_conflict
 from casstore.store.base import RefStore
 from casstore.store.postgres.connection import Database
+from casstore.store.postgres.derived import Move
 
 __all__ = ["PostgresRefs"]
+
+
+#: What runs in a ref move's transaction after the move (the store's notify and derived tables).
+AfterMoves = Callable[[psycopg.Connection[Any], Mapping[bytes, bytes], Sequence[Move]], None]
 
 
 class PostgresRefs(RefStore):
     def __init__(self, db: Database, schema: str) -> None:
         self._db = db
+        #: Set by the store: called in the same transaction after every move (see :mod:`.derived`).
+        self.after_moves: AfterMoves | None = None
+        #: The store's derived tables, when on (read by the SQL view's query hook).
+        self.derived: Any = None
         t = f"{schema}.refs"
         self._get_sql = f"SELECT value FROM {t} WHERE name = %s"
         self._create = f"INSERT INTO {t} (name, value) VALUES (%s, %b) ON CONFLICT (name) DO NOTHING"
@@ -43,7 +53,17 @@ class PostgresRefs(RefStore):
         return None if row is None else bytes(row[0])
 
     def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
-        self._db.run("refs.compare_and_swap", lambda conn: self.swap(conn, name, expected, new))
+        after = self.after_moves
+        if after is None:
+            self._db.run("refs.compare_and_swap", lambda conn: self.swap(conn, name, expected, new))
+            return
+
+        def body(conn: psycopg.Connection[Any]) -> None:
+            self.swap(conn, name, expected, new)
+            if expected != new:
+                after(conn, {}, [(name, expected, new)])
+
+        self._db.run("refs.compare_and_swap", body, transaction=True)
 
     def swap(self, conn: psycopg.Connection[Any], name: str, expected: bytes | None, new: bytes | None) -> None:
         """Compare-and-swap on ``conn`` (inside the caller's transaction, if any); RefConflict if it did not move."""
@@ -60,6 +80,10 @@ class PostgresRefs(RefStore):
                 changed = cur.rowcount == 1
         if not changed:
             raise ref_conflict(name, expected, self.read(conn, name))
+
+    def run_query(self, what: str, body: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+        """``body(conn)`` on a pooled connection: for the layers above that read the derived tables."""
+        return self._db.run(what, body)
 
     def _list(self, prefix: str) -> dict[str, bytes]:
         def body(conn: psycopg.Connection[Any]) -> dict[str, bytes]:
