@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import click
 
-from casstore.cli import deletes, images, networks, objects, remotes, snapshots
+from casstore.cli import deletes, images, networks, objects, remotes, snapshots, sqltables
 from casstore.cli.output import CasstoreGroup
 
 __all__ = ["DEFAULT_STORE", "main"]
@@ -78,6 +78,8 @@ for _verb in (
     remotes.push,
     remotes.pull,
     remotes.clone,
+    sqltables.rebuild_tables,
+    sqltables.import_tables,
     images.archive_network,
     images.restore_network,
 ):

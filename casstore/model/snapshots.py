@@ -11,10 +11,11 @@ characters (printable or hex), as the CLI does (:func:`resolve_snapshot_id`).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from casstore import codec
-from casstore.errors import InvalidId, NetworkNotFound, SnapshotNotFound
+from casstore.errors import InvalidId, NetworkNotFound, SerializationError, SnapshotNotFound
 from casstore.model import records
 from casstore.model.reads import NetworkReader
 from casstore.model.refs import head_ref, snapshot_ref, snapshots_prefix, tip_ref
@@ -39,8 +40,18 @@ MIN_PREFIX = 8
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
-def save_snapshot(reader: NetworkReader, objects: ObjectStore, network_id: str, label: str | None = None) -> str:
-    """Record the network's current head as a snapshot (one commit: the object, its ref, the tip hint)."""
+def save_snapshot(
+    reader: NetworkReader,
+    objects: ObjectStore,
+    network_id: str,
+    label: str | None = None,
+    *,
+    time: datetime | None = None,
+) -> str:
+    """Record the network's current head as a snapshot (one commit: the object, its ref, the tip hint).
+
+    ``time`` (timezone-aware) replaces "now" as the snapshot's time: for importing history.
+    """
     refs = reader.refs
     head = refs.get(head_ref(network_id))
     if head is None:
@@ -48,6 +59,12 @@ def save_snapshot(reader: NetworkReader, objects: ObjectStore, network_id: str, 
     tip = refs.get(tip_ref(network_id))
     size = reader.network_root(head)["size"]
     data = records.encode_snapshot(network_id, head, None if tip is None else codec.format_id(tip), label, size)
+    if time is not None:
+        if time.tzinfo is None:
+            raise SerializationError("time: a snapshot's time must be timezone-aware", "time")
+        fields = codec.decode(data)
+        fields["time"] = time.astimezone(UTC).isoformat(timespec="microseconds")
+        data = codec.encode(fields)
     pending = PendingWrites()
     digest = pending.add(data)
     snapshot_id = codec.format_id(digest)
