@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from casstore.cli.common import opened
@@ -63,4 +65,4 @@ def import_tables(ctx: click.Context, source: str, networks: tuple[str, ...], sc
 
     emit(document, render)
     if report.failed:
-        ctx.exit(1)
+        sys.exit(1)

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from casstore import codec
-from casstore.errors import StorageError
+from casstore.errors import CorruptObject, ObjectNotFound, SerializationError, StorageError
 from casstore.model import records
 from casstore.model.bassline_json import contact_to_json, group_state_to_json, network_to_json
 from casstore.model.diff import tree_pair
@@ -189,7 +189,11 @@ class SqlTables:
         if derived_from != old:  # left behind by a writer with tables off: derive this network whole
             self._forget(conn, network_id)
             old = None
-        self._derive(conn, network_id, old, new)
+        try:
+            self._derive(conn, network_id, old, new)
+        except (ObjectNotFound, CorruptObject, SerializationError):
+            # a ref named like a head that names no network root (raw ref use): no network to show
+            self._forget(conn, network_id)
 
     def _derive(self, conn: Any, network_id: str, old: bytes | None, new: bytes) -> None:
         reader = self._reader

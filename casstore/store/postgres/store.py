@@ -62,11 +62,13 @@ class PostgresStore(ObjectStore):
         tables: bool = True,
         libpq: Mapping[str, Any] | None = None,
     ) -> None:
+        self._stop_watchers: list[Callable[[], None]] = []
         self.url = redact_url(url)
         quoted = quote_schema(schema)
         if insert not in INSERT_METHODS:
             raise InvalidStoreURL(f"insert in {self.url} must be one of {', '.join(INSERT_METHODS)}, not {insert!r}")
         self.schema = schema
+        self.quoted = quoted
         self.synchronous_commit = synchronous_commit
         self.db = Database(
             url, libpq or {}, pool_size=pool_size, pool_timeout=pool_timeout, synchronous_commit=synchronous_commit
@@ -90,7 +92,6 @@ class PostgresStore(ObjectStore):
         self.db.open_pool()
         self.refs.after_moves = self.after_moves
         self.refs.derived = self.derived
-        self._stop_watchers: list[Callable[[], None]] = []
 
     def after_moves(self, conn: psycopg.Connection[Any], frames: Mapping[bytes, bytes], moves: Sequence[Move]) -> None:
         """In a write's transaction, after its ref moves: announce them, keep the derived tables."""
@@ -102,6 +103,17 @@ class PostgresStore(ObjectStore):
         conn.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
         if self.derived is not None:
             self.derived.apply(conn, frames, moves)
+
+    def watch_refs(self, prefix: str, callback: Callable[[Mapping[str, bytes | None]], None]) -> Callable[[], None]:
+        """Report ref moves under ``prefix`` by any process, through LISTEN/NOTIFY (see :mod:`.listen`).
+
+        Returns once listening; the stop function is idempotent.
+        """
+        from casstore.store.postgres.listen import RefWatcher
+
+        watcher = RefWatcher(self.db.conninfo, self.quoted, self.channel, prefix, callback, self.db.translate)
+        self._stop_watchers.append(watcher.stop)
+        return watcher.stop
 
     def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
         """Objects and ref moves in one transaction: all or nothing."""
@@ -130,4 +142,7 @@ class PostgresStore(ObjectStore):
         return is_transient_error(exc)
 
     def close(self) -> None:
+        for stop in self._stop_watchers:
+            stop()
+        self._stop_watchers.clear()
         self.db.close()
