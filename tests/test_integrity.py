@@ -198,9 +198,25 @@ def test_case_8_a_damaged_index_file_is_a_clean_error_and_a_verify_finding(mock_
         key = damage_index(store.objects, damage)  # type: ignore[arg-type]
         report = verify(store)
         assert not report.ok and key in report.damaged, report
-        with pytest.raises(CorruptObject) as opening:
-            S3Store(BUCKET, "idx", cache=False, workers=1)
-        assert key in str(opening.value) and opening.value.code == "STORAGE_CORRUPTION_ERROR"
+        with NetworkStore(S3Store(BUCKET, "idx", cache=False, workers=1)) as reopened:  # opens: verify can start
+            fresh_report = verify(reopened)
+            assert not fresh_report.ok and key in fresh_report.damaged, fresh_report
+            with pytest.raises(CorruptObject) as reading:  # every read needs the index: it raises, naming it
+                reopened.load_network_state("net")
+        assert key in str(reading.value) and reading.value.code == "STORAGE_CORRUPTION_ERROR"
+
+
+def test_case_8_casstore_verify_reports_a_damaged_index_instead_of_failing_to_start(mock_s3: None) -> None:
+    from click.testing import CliRunner
+
+    from casstore.cli import main
+
+    with NetworkStore(S3Store(BUCKET, "cli-idx", cache=False, workers=1)) as store:
+        store.save_network_state("net", rich_state())
+        key = damage_index(store.objects, b"garbage")  # type: ignore[arg-type]
+    result = CliRunner().invoke(main, ["--json", "--store", f"s3://{BUCKET}/cli-idx?cache=off", "verify"])
+    assert result.exit_code == 1
+    assert key in json.loads(result.stdout)["damaged"]
 
 
 def test_case_8_an_index_naming_bytes_past_a_pack_is_a_finding(mock_s3: None) -> None:

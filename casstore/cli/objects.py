@@ -16,6 +16,7 @@ from casstore import codec
 from casstore.cli.common import human_bytes, load_json, opened, progress_bar, require_network, resolve_id, to_json
 from casstore.cli.locations import local_kind
 from casstore.cli.output import committing, emit, err, fail, json_mode, out, say, verb
+from casstore.errors import CorruptObject
 from casstore.gc import DEFAULT_GRACE_MINUTES, collect_garbage
 from casstore.store.registry import parse_location
 from casstore.verify import verify as verify_store
@@ -117,7 +118,10 @@ def _network_stats(ctx: click.Context, network: str) -> None:
 def verify(ctx: click.Context) -> None:
     """Re-hash every object and check its structure; exit 1 if anything is corrupt, invalid, missing or damaged."""
     with opened(ctx) as store:
-        total = store.blobs.stats().objects
+        try:
+            total: int | None = store.blobs.stats().objects
+        except CorruptObject:  # a damaged store file (an S3 index): verify reads past it and reports it
+            total = None
         with progress_bar() as progress:
             task = progress.add_task("verifying", total=total)
             report = verify_store(store, progress=lambda n: progress.advance(task, n))
@@ -198,7 +202,10 @@ def cat(ctx: click.Context, object_id: str) -> None:
 def gc(ctx: click.Context, grace: float, dry_run: bool) -> None:
     """Delete objects no ref reaches (older than the grace period)."""
     with opened(ctx) as store:
-        total = store.blobs.stats().objects
+        try:
+            total: int | None = store.blobs.stats().objects
+        except CorruptObject:  # a damaged store file (an S3 index): verify reads past it and reports it
+            total = None
         with progress_bar() as progress:
             tasks: dict[str, Any] = {}
 

@@ -44,6 +44,7 @@ from casstore.model.types import (
 )
 from casstore.model.writes import Batch, NetworkWriter
 from casstore.store.base import ObjectStore, RefUpdate
+from casstore.store.watch import RefChanges
 
 if TYPE_CHECKING:
     from casstore.model.transactions import NetworkTransaction, T
@@ -83,7 +84,8 @@ class NetworkStore(ObjectStore):
         self.passive_remote = objects.passive_remote
         self._reader = NetworkReader(objects.blobs, objects.refs, cache_nodes)
         self.cache = self._reader.cache
-        self._subscribers = Subscribers(self._reader)
+        self.watch_interval = objects.watch_interval
+        self._subscribers = Subscribers(self._reader, objects)
         self._writer = NetworkWriter(objects, self._reader, self._subscribers)
 
     # ---------------------------------------------------------------- the wrapped store
@@ -96,12 +98,17 @@ class NetworkStore(ObjectStore):
         """The wrapped store's :meth:`~casstore.store.base.ObjectStore.receive_pack`."""
         return self.objects.receive_pack(pack, updates)
 
+    def watch_refs(self, prefix: str, callback: Callable[[RefChanges], None]) -> Callable[[], None]:
+        """The wrapped store's :meth:`~casstore.store.base.ObjectStore.watch_refs`."""
+        return self.objects.watch_refs(prefix, callback)
+
     def is_transient(self, exc: BaseException) -> bool:
         """The wrapped store's :meth:`~casstore.store.base.ObjectStore.is_transient`."""
         return self.objects.is_transient(exc)
 
     def close(self) -> None:
-        """Close the wrapped store (files, handles, connections). Idempotent."""
+        """Stop watching for other writers, close the wrapped store (files, handles, connections). Idempotent."""
+        self._subscribers.close()
         self.objects.close()
 
     # ---------------------------------------------------------------- decoded objects
@@ -361,6 +368,11 @@ class NetworkStore(ObjectStore):
 
         Returns a function that unsubscribes.  Callbacks run in the writing
         thread after the head moved; one that raises is logged and ignored.
+        Changes made by other processes or machines (or another object over
+        the same store) are reported too, on a thread of the store's
+        :meth:`watch_refs` (within :attr:`watch_interval` on a polled backend);
+        each move is reported once, and moves seen late are diffed from the
+        last state reported, so no change is missed.
         """
         return self._subscribers.subscribe(path, callback)
 

@@ -83,7 +83,7 @@ class NetworkWriter:
             return
         # the new objects, then the head: one transaction where the backend has them
         self.objects.commit(tx.pending.frames(), [RefUpdate(ref, head, new_head)])
-        self.subscribers.notify(tx.network_id, tx.changed_groups())
+        self.subscribers.committed(tx.network_id, head, new_head, tx.changed_groups())
 
     def save_contact_content(self, network_id: str, group_id: str, contact_id: str, content: Any) -> None:
         check_id(group_id, "group_id")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +29,7 @@ from casstore.errors import (
     StoreNotFound,
 )
 from casstore.pack import apply_pack
+from casstore.store.watch import RefChanges, RefPoller
 
 __all__ = [
     "BATCH",
@@ -306,6 +307,9 @@ class ObjectStore:
     #: Capability: the objects live across a network on a service that runs no casstore code (S3), so
     #: a transfer to or from this store moves whole frames; sync sends delta packs only between others.
     passive_remote = False
+    #: Seconds between two listings of the default :meth:`watch_refs`; ``None`` when nothing but this
+    #: object can move the refs (``memory://``), so nobody needs to watch them.
+    watch_interval: float | None = 0.25
 
     def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
         """Store ``frames`` (children first), then apply ``updates`` in order.
@@ -347,6 +351,22 @@ class ObjectStore:
                 self.blobs.put_frames(frames)
             raise
         return len(frames)
+
+    def watch_refs(self, prefix: str, callback: Callable[[RefChanges], None]) -> Callable[[], None]:
+        """Report the ref moves under ``prefix`` that anyone makes: this process, others, other machines.
+
+        Returns once watching, so every move after the return is reported, and
+        returns the function that stops the watch (idempotent).  ``callback``
+        gets ``{ref name: new value, or None if deleted}`` for what differs from
+        its last report; moves close together may be coalesced into the last
+        one, never lost.  It runs on a thread of the watch; one that raises is
+        logged.  This default lists ``prefix`` every :attr:`watch_interval`
+        seconds (a quarter of a second unless the backend says otherwise); a
+        backend with a change feed overrides it, and after a lost connection
+        re-lists and reports what changed meanwhile.
+        """
+        poller = RefPoller(self.refs.list, prefix, callback, self.watch_interval or 0.25)
+        return poller.stop
 
     def is_transient(self, exc: BaseException) -> bool:
         """Whether ``exc``, raised by one of this store's calls, may succeed if retried.

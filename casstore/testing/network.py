@@ -357,6 +357,27 @@ class NetworkTests(ConformanceSuite):
         store.save_contact_content("net", "g", "g-c0", 44)
         assert len(by_group) == 1 and by_net == ["g", "h", "g"]
 
+    def test_subscribe_hears_another_writer_once_each(self, store: NetworkStore) -> None:
+        store.save_group_state("net", "g", sample_group("g"))
+        other = self.make_store_again(store)  # its writes bypass ``store``'s own notifications
+        heard: list[Any] = []
+        arrived = threading.Event()
+
+        def listen(state: GroupState) -> None:
+            heard.append(state.contacts["g-c0"].content)
+            arrived.set()
+
+        unsubscribe = store.subscribe("net/g", listen)
+        try:
+            other.save_contact_content("net", "g", "g-c0", "from elsewhere")
+            assert arrived.wait(5), "a write through another store object was never reported"
+            assert heard == ["from elsewhere"]
+            store.save_contact_content("net", "g", "g-c0", "mine")
+            time.sleep(3 * (store.watch_interval or 0.25) + 0.2)  # the watch sees the move too
+            assert heard == ["from elsewhere", "mine"], "each move is reported exactly once"
+        finally:
+            unsubscribe()
+
     def test_concurrent_threads_lose_no_update(self, store: NetworkStore) -> None:
         if not self.threads:
             pytest.skip("the test double is not thread-safe; the race runs against a server instead")

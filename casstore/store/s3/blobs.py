@@ -8,6 +8,7 @@ per pack; gc rewrites index files, repacks sparse packs and deletes released one
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -64,7 +65,9 @@ class S3Blobs(BlobStore):
         self._where: dict[bytes, tuple[str, int, int]] = {}  # digest → (pack key, offset, length)
         self._pack_objects: dict[str, list[tuple[int, int, bytes]]] = {}  # pack key → (offset, length, digest)
         self._memory = FrameMemory(memory_bytes)
-        self.refresh()
+        self._index_read = False
+        with contextlib.suppress(CorruptObject):  # raised again by the first read (verify reads past it)
+            self.refresh()
 
     # ---- index
 
@@ -100,6 +103,7 @@ class S3Blobs(BlobStore):
             else:
                 for index_file in loaded:
                     self._add(index_file)
+            self._index_read = True
 
     def _add(self, index_file: IndexFile) -> None:
         packs = [self._prefix + "packs/" + name for name in index_file.packs]
@@ -248,6 +252,8 @@ class S3Blobs(BlobStore):
         return {digest: body[offset - start : offset - start + length] for offset, length, digest in run}
 
     def missing(self, digests: Iterable[bytes]) -> set[bytes]:
+        if not self._index_read:
+            self.refresh()
         with self._lock:
             return {d for d in digests if d not in self._where}
 

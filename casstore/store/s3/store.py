@@ -32,6 +32,7 @@ class S3Store(ObjectStore):
     blobs: S3Blobs
     refs: S3Refs
     passive_remote = True
+    watch_interval = 1.0  # each listing is a LIST request: poll a subscribed head once a second
     #: Store-level files that could not be read (only an :meth:`uncached_view` goes on without them).
     damaged: dict[str, str]
 

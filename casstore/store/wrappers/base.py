@@ -2,7 +2,7 @@
 
 :class:`WrappedBlobs`, :class:`WrappedRefs` and :class:`WrappedStore` forward
 every primitive of the protocols in :mod:`casstore.store.base`, ``commit``,
-``receive_pack``, ``is_transient``, ``close``, ``url`` and every capability
+``receive_pack``, ``watch_refs``, ``is_transient``, ``close``, ``url`` and every capability
 flag, so a wrapper overrides only the calls it changes.  They forward *frames*:
 hashing and re-hashing stay in :meth:`BlobStore.put_many` / :meth:`BlobStore.get_many`
 of the outermost layer, once, whatever the depth of the stack.  Refs are
@@ -12,11 +12,12 @@ forwarded through the inner store's public ``get`` / ``compare_and_swap`` /
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate
 from casstore.store.registry import redact_url
+from casstore.store.watch import RefChanges
 
 __all__ = ["WrappedBlobs", "WrappedRefs", "WrappedStore", "find_layer", "innermost"]
 
@@ -108,6 +109,7 @@ class WrappedStore(ObjectStore):
         self.url = inner.url
         self.atomic_commit = inner.atomic_commit
         self.passive_remote = inner.passive_remote
+        self.watch_interval = inner.watch_interval
 
     def unwrap(self) -> ObjectStore:
         """The store below this one."""
@@ -118,6 +120,9 @@ class WrappedStore(ObjectStore):
 
     def receive_pack(self, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
         return self.inner.receive_pack(pack, updates)
+
+    def watch_refs(self, prefix: str, callback: Callable[[RefChanges], None]) -> Callable[[], None]:
+        return self.inner.watch_refs(prefix, callback)
 
     def is_transient(self, exc: BaseException) -> bool:
         return self.inner.is_transient(exc)
