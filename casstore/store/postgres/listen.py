@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from casstore.store.postgres.refs import _like_prefix, _text
+from casstore.store.watch import RefChanges
 
 __all__ = ["LISTENER_NAME", "RefWatcher"]
 
@@ -41,7 +42,7 @@ class RefWatcher:
         schema: str,
         channel: str,
         prefix: str,
-        callback: Callable[[Mapping[str, bytes | None]], None],
+        callback: Callable[[RefChanges], None],
         translate: Callable[[BaseException, str], Exception],
     ) -> None:
         self._conninfo = psycopg.conninfo.make_conninfo(conninfo, application_name=LISTENER_NAME)

@@ -28,6 +28,7 @@ from casstore.store.postgres.derived import DerivedTables, Move, derived_tables_
 from casstore.store.postgres.refs import PostgresRefs
 from casstore.store.postgres.schema import ensure_schema, quote_schema
 from casstore.store.registry import redact_url
+from casstore.store.watch import RefChanges
 
 __all__ = ["DEFAULT_POOL_SIZE", "DEFAULT_SCHEMA", "NOTIFY_LIMIT", "PostgresStore", "notify_channel"]
 
@@ -104,7 +105,7 @@ class PostgresStore(ObjectStore):
         if self.derived is not None:
             self.derived.apply(conn, frames, moves)
 
-    def watch_refs(self, prefix: str, callback: Callable[[Mapping[str, bytes | None]], None]) -> Callable[[], None]:
+    def watch_refs(self, prefix: str, callback: Callable[[RefChanges], None]) -> Callable[[], None]:
         """Report ref moves under ``prefix`` by any process, through LISTEN/NOTIFY (see :mod:`.listen`).
 
         Returns once listening; the stop function is idempotent.
