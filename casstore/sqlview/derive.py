@@ -20,17 +20,16 @@ from urllib.parse import unquote
 from casstore import codec
 from casstore.errors import CorruptObject, ObjectNotFound, SerializationError, StorageError
 from casstore.model import records
-from casstore.model.bassline_json import contact_to_json, group_state_to_json, network_to_json
+from casstore.model.bassline_json import group_state_to_json, network_to_json
 from casstore.model.diff import tree_pair
 from casstore.model.reads import NetworkReader
-from casstore.model.types import GroupState, NetworkState
+from casstore.model.types import Contact, GroupState, NetworkState
 from casstore.sqlview.jsonform import dumps, sql_text
 from casstore.sqlview.tables import TableWriter, create_statements, tables_exist
 from casstore.store.base import BlobStats, BlobStore
 
 __all__ = ["SqlTables", "contact_row", "group_row", "parse_ref"]
 
-_CONTACT_COLUMNS = frozenset({"id", "groupId", "content", "blendMode"})
 
 
 def parse_ref(name: str) -> tuple[str, str, str | None] | None:
@@ -45,8 +44,8 @@ def parse_ref(name: str) -> tuple[str, str, str | None] | None:
     return None
 
 
-def group_row(state: GroupState) -> tuple[str, str, str, str | None]:
-    """(group id, structure, attributes, extra) as column text, for one group (its contacts not needed)."""
+def group_row(state: GroupState) -> list[Any]:
+    """[group id, structure, attributes, extra or None] in the export's JSON form, for one group's row."""
     doc = group_state_to_json(GroupState(state.group, {}, state.wires, state.extra))
     group = doc["group"]
     attributes = group.pop("attributes")
@@ -57,15 +56,26 @@ def group_row(state: GroupState) -> tuple[str, str, str, str | None]:
     state_extra = {k: v for k, v in doc.items() if k not in ("group", "contacts", "wires")}
     if state_extra:
         extra["state"] = state_extra
-    return sql_text(state.group.id), dumps(group), dumps(attributes), dumps(extra) if extra else None
+    return [state.group.id, group, attributes, extra or None]
 
 
-def contact_row(contact: Any) -> tuple[str, str, str, str, str]:
-    """(group id, contact id, content, blend mode, the rest of the contact's JSON) as column text."""
-    doc = contact_to_json(contact)
-    rest = {k: v for k, v in doc.items() if k not in _CONTACT_COLUMNS}
-    rest["id"] = doc["id"]  # the exact id (the key column shows U+0000 as U+FFFD)
-    return sql_text(contact.group_id), sql_text(contact.id), dumps(doc["content"]), contact.blend_mode, dumps(rest)
+def contact_row(contact: Contact) -> list[Any]:
+    """[group id, contact id, content, blend mode, the rest] of one contact, shaped as the export writes it.
+
+    Values stay Python values (bytes included): :func:`~casstore.sqlview.jsonform.dumps` writes them.
+    """
+    rest: dict[str, Any] = {"id": contact.id}
+    if contact.is_boundary:
+        rest["isBoundary"] = True
+    if contact.boundary_direction is not None:
+        rest["boundaryDirection"] = contact.boundary_direction
+    if contact.name is not None:
+        rest["name"] = contact.name
+    if contact.attributes:
+        rest["attributes"] = contact.attributes
+    if contact.extra:
+        rest.update((k, v) for k, v in contact.extra.items() if k not in rest)
+    return [contact.group_id, contact.id, contact.content, contact.blend_mode, rest]
 
 
 class TransactionBlobs(BlobStore):
@@ -208,13 +218,13 @@ class SqlTables:
         for key, _, _ in trees["wires"].diff(*tree_pair(reader, "wires", old_root, new_root)):
             changed.add(records.split_member_key(key)[0])
         changed.difference_update(dropped)
-        gone: list[tuple[str, str]] = []
-        kept: list[Any] = []
+        gone: list[list[str]] = []
+        kept: list[list[Any]] = []
         fetch = reader.blobs.get
         for key, _, record in trees["contacts"].diff(*tree_pair(reader, "contacts", old_root, new_root)):
             gid, cid = records.split_member_key(key)
             if record is None:
-                gone.append((sql_text(gid), sql_text(cid)))
+                gone.append([gid, cid])
             else:
                 kept.append(contact_row(records.decode_contact(record, cid, gid, fetch)))
         metadata = network_to_json(
@@ -224,16 +234,15 @@ class SqlTables:
         del metadata["groups"]
         conn.execute(self.sql.put_network, (net, new, dumps(metadata)))
         if dropped:
-            conn.execute(self.sql.drop_groups, (net, [sql_text(g) for g in dropped]))
+            conn.execute(self.sql.drop_groups, (net, dumps(dropped)))
         if gone:
-            conn.execute(self.sql.drop_contacts, (net, [g for g, _ in gone], [c for _, c in gone]))
+            conn.execute(self.sql.drop_contacts, (net, dumps(gone)))
         if changed:
-            rows = self._group_rows(new_root, sorted(changed))
-            conn.execute(self.sql.put_groups, (net, *map(list, zip(*rows, strict=True))))
+            conn.execute(self.sql.put_groups, (net, dumps(self._group_rows(new_root, sorted(changed)))))
         if kept:
-            conn.execute(self.sql.put_contacts, (net, *map(list, zip(*kept, strict=True))))
+            conn.execute(self.sql.put_contacts, (net, dumps(kept)))
 
-    def _group_rows(self, root: dict[str, Any], gids: list[str]) -> list[tuple[str, str, str, str | None]]:
+    def _group_rows(self, root: dict[str, Any], gids: list[str]) -> list[list[Any]]:
         reader = self._reader
         got = reader.trees["groups"].get_many(root["groups"], gids)
         present = [g for g in gids if g in got]

@@ -11,6 +11,7 @@ keys and values alike, and in the id columns; the objects keep the exact text.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -20,11 +21,19 @@ __all__ = ["NUL_STANDIN", "dumps", "sql_text"]
 #: What U+0000 is shown as in the tables.
 NUL_STANDIN = "\ufffd"
 _ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
-_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+def _bytes_form(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"/": {"bytes": base64.b64encode(value).decode("ascii").rstrip("=")}}
+    raise TypeError(f"{type(value).__name__} is not in the data model")
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_bytes_form).encode
 
 
 def dumps(value: Any) -> str:
-    """``value`` (already in the export's JSON shape) as JSON text PostgreSQL's ``jsonb`` accepts."""
+    """``value`` (of the data model; bytes become their DAG-JSON form) as JSON text ``jsonb`` accepts."""
     text = _encode(value)
     if "\\u0000" in text:
         text = _ESCAPED_NUL.sub(lambda m: m.group(1) + "\\ufffd", text)

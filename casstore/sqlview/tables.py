@@ -58,23 +58,26 @@ class TableWriter:
             f"INSERT INTO {s}.networks (id, head, metadata) VALUES (%s, %b, %s::jsonb) ON CONFLICT (id)"
             " DO UPDATE SET head = excluded.head, metadata = excluded.metadata, updated_at = now()"
         )
+        # each batch is one jsonb array parameter (one value to send, parsed by the server in C)
         self.put_groups = (
             f"INSERT INTO {s}.groups (network_id, group_id, structure, attributes, extra)"
-            " SELECT %s, g, st::jsonb, a::jsonb, x::jsonb FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])"
-            " AS u(g, st, a, x) ON CONFLICT (network_id, group_id) DO UPDATE SET structure = excluded.structure,"
+            " SELECT %s, r->>0, r->1, r->2, NULLIF(r->3, 'null') FROM jsonb_array_elements(%s::jsonb) AS r"
+            " ON CONFLICT (network_id, group_id) DO UPDATE SET structure = excluded.structure,"
             " attributes = excluded.attributes, extra = excluded.extra, updated_at = now()"
         )
-        self.drop_groups = f"DELETE FROM {s}.groups WHERE network_id = %s AND group_id = ANY(%s::text[])"
+        self.drop_groups = (
+            f"DELETE FROM {s}.groups WHERE network_id = %s AND group_id IN"
+            " (SELECT jsonb_array_elements_text(%s::jsonb))"
+        )
         self.put_contacts = (
             f"INSERT INTO {s}.contacts (network_id, group_id, contact_id, content, blend_mode, record)"
-            " SELECT %s, g, c, j::jsonb, b, r::jsonb FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
-            " %s::text[]) AS u(g, c, j, b, r) ON CONFLICT (network_id, group_id, contact_id) DO UPDATE SET"
-            " content = excluded.content, blend_mode = excluded.blend_mode, record = excluded.record,"
-            " updated_at = now()"
+            " SELECT %s, r->>0, r->>1, r->2, r->>3, r->4 FROM jsonb_array_elements(%s::jsonb) AS r"
+            " ON CONFLICT (network_id, group_id, contact_id) DO UPDATE SET content = excluded.content,"
+            " blend_mode = excluded.blend_mode, record = excluded.record, updated_at = now()"
         )
         self.drop_contacts = (
             f"DELETE FROM {s}.contacts WHERE network_id = %s AND (group_id, contact_id) IN"
-            " (SELECT * FROM unnest(%s::text[], %s::text[]))"
+            " (SELECT r->>0, r->>1 FROM jsonb_array_elements(%s::jsonb) AS r)"
         )
         self.put_snapshot = (
             f"INSERT INTO {s}.snapshots (id, network_id, label, created_at, root, size)"
