@@ -42,6 +42,22 @@ def writer(url: str, start: int, log: str) -> None:
             step += 1
 
 
+WRITER = "casstore-killed-writer"
+
+
+def _wait_for_backends_to_exit(base_url: str) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + 30
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (WRITER,))
+            if row.fetchone() == (0,):
+                return
+            time.sleep(0.01)
+    raise AssertionError("the killed writer's server processes did not exit")
+
+
 def _without_snapshots(store: NetworkStore) -> object:
     return store.load_network_state("net")
 
@@ -60,7 +76,7 @@ def test_a_writer_killed_mid_commit_leaves_a_committed_state_and_tables_equal_to
         for kill in range(KILLS):
             log = tmp_path / f"log{kill}"
             log.touch()
-            child = fork.Process(target=writer, args=(url, done, str(log)), daemon=True)
+            child = fork.Process(target=writer, args=(url + f"&application_name={WRITER}", done, str(log)), daemon=True)
             child.start()
             deadline = time.monotonic() + 30
             while not log.read_text() and time.monotonic() < deadline:
@@ -69,6 +85,7 @@ def test_a_writer_killed_mid_commit_leaves_a_committed_state_and_tables_equal_to
             assert child.pid is not None
             os.kill(child.pid, signal.SIGKILL)
             child.join(10)
+            _wait_for_backends_to_exit(postgres_server.url)  # a COMMIT the server had received completes first
             acknowledged = [int(line) for line in log.read_text().split()]
             for step in acknowledged:
                 apply(mirror, step)
