@@ -211,3 +211,18 @@ def test_query_groups_uses_the_gin_index_and_answers_as_memory_does(postgres_ser
                 ("big", *params),
             ).fetchall()
         assert "groups_attributes_gin" in " ".join(r[0] for r in plan)
+
+
+def test_a_ref_name_over_the_btree_limit_is_a_clean_error(postgres_server: PgTestServer) -> None:
+    from casstore.errors import InvalidRefName
+
+    with open_store(postgres_server.fresh_url()) as store:
+        digest = store.blobs.put(codec.encode_value("x"))
+        long_name = "a/" + "b" * 2700
+        assert store.refs.get(long_name) is None
+        with pytest.raises(InvalidRefName, match="over PostgreSQL's limit of 2,600"):
+            store.refs.compare_and_swap(long_name, None, digest)
+        with pytest.raises(InvalidRefName):
+            store.save_group_state("é" * 500, "g", sample_group("g"))  # 1,000 bytes, %-escaped 3,000
+        assert store.list_networks() == []
+        store.refs.compare_and_swap("a/" + "b" * 2590, None, digest)  # just under: stored

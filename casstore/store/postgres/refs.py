@@ -7,6 +7,11 @@ the same row makes the second statement wait for the first, then re-check its
 ``WHERE`` against the committed row, so exactly one of two racing moves from
 the same value wins.  No ``SELECT … FOR UPDATE`` (it locks nothing when the row
 is absent).  A failed move reads the ref once more, for the conflict's message.
+
+A btree index entry holds at most ~2,700 bytes, so ref names longer than
+:data:`MAX_NAME_BYTES` UTF-8 bytes are refused with
+:class:`~casstore.errors.InvalidRefName` before any statement (reading one
+answers "absent": it cannot exist).
 """
 
 from __future__ import annotations
@@ -17,11 +22,23 @@ from typing import Any
 import psycopg
 
 from casstore.codec import ref_conflict
+from casstore.errors import InvalidRefName
 from casstore.store.base import RefStore
 from casstore.store.postgres.connection import Database
 from casstore.store.postgres.derived import Move
 
-__all__ = ["PostgresRefs"]
+__all__ = ["MAX_NAME_BYTES", "PostgresRefs"]
+
+#: The longest ref name stored (the primary key's btree limit is 2,704 bytes per entry, less overhead).
+MAX_NAME_BYTES = 2600
+
+
+def _check_length(name: str) -> None:
+    size = len(name.encode())
+    if size > MAX_NAME_BYTES:
+        raise InvalidRefName(
+            f"ref name of {size:,} bytes is over PostgreSQL's limit of {MAX_NAME_BYTES:,} (its btree index)"
+        )
 
 
 #: What runs in a ref move's transaction after the move (the store's notify and derived tables).
@@ -44,6 +61,8 @@ class PostgresRefs(RefStore):
         self._list_prefix = f"SELECT name, value FROM {t} WHERE name LIKE %s"
 
     def _get(self, name: str) -> bytes | None:
+        if len(name) > MAX_NAME_BYTES // 4 and len(name.encode()) > MAX_NAME_BYTES:
+            return None
         return self._db.run("refs.get", lambda conn: self.read(conn, name))
 
     def read(self, conn: psycopg.Connection[Any], name: str) -> bytes | None:
@@ -67,6 +86,7 @@ class PostgresRefs(RefStore):
 
     def swap(self, conn: psycopg.Connection[Any], name: str, expected: bytes | None, new: bytes | None) -> None:
         """Compare-and-swap on ``conn`` (inside the caller's transaction, if any); RefConflict if it did not move."""
+        _check_length(name)
         with conn.cursor() as cur:
             if expected is None and new is None:  # "delete if absent": nothing to do unless it exists
                 changed = self.read(conn, name) is None
