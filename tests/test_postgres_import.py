@@ -101,13 +101,17 @@ def _expected(version: int) -> NetworkState:
     }
     wires = {"w1": Wire("w1", "root", "temp", "target", "directed")}
     root = GroupState(
-        Group("root", "Thermostat", None, ["temp", "target"], ["w1"], [], [], {"bassline.tags": ["hvac"], "v": version}),
+        Group(
+            "root", "Thermostat", None, ["temp", "target"], ["w1"], [], [], {"bassline.tags": ["hvac"], "v": version}
+        ),
         root_contacts,
         wires,
     )
     groups = {"root": root}
     if version >= 2:
-        groups["sub"] = GroupState(Group("sub", "Sensor", None, ["s"]), {"s": Contact("s", "sub", [version, None, True])})
+        groups["sub"] = GroupState(
+            Group("sub", "Sensor", None, ["s"]), {"s": Contact("s", "sub", [version, None, True])}
+        )
     return NetworkState(groups)
 
 
@@ -145,7 +149,11 @@ def test_import_tables_imports_a_seed_schema_database_exactly_and_once(
     again = CliRunner().invoke(main, args)
     report = json.loads(again.stdout)
     assert report["imported_snapshots"] == 0 and report["imported_heads"] == 0
-    assert sorted(report["networks"]["thermostat"]["skipped_snapshots"]) == ["snapshot-0-x", "snapshot-1-x", "snapshot-2-x"]
+    assert sorted(report["networks"]["thermostat"]["skipped_snapshots"]) == [
+        "snapshot-0-x",
+        "snapshot-1-x",
+        "snapshot-2-x",
+    ]
     with open_store(store_url) as store:
         assert {n: store.refs.get(f"networks/{n}/head") for n in ("thermostat", "empty")} == heads
         assert len(store.list_snapshots("thermostat")) == 3

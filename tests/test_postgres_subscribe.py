@@ -97,6 +97,7 @@ def test_watch_refs_reports_moves_and_deletes_and_stops(postgres_server: PgTestS
         stop = b.objects.watch_refs("networks/", lambda changes: got.put(dict(changes)))
         a.save_group_state("other", "g", sample_group("g"))
         head = a.refs.get("networks/other/head")
+        assert head is not None
         assert got.get(timeout=5) == {"networks/other/head": head}
         a.delete_network("other")
         assert got.get(timeout=5) == {"networks/other/head": None}

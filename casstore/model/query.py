@@ -132,13 +132,7 @@ def query_groups(
         for finder in _finders:
             answer = finder(reader.refs, network_id, checked)
             if answer is not None:
-                head, candidates = answer
-                if head is None:
-                    return []
-                root = reader.network_root(head)
-                got = reader.trees["groups"].get_many(root["groups"], candidates)
-                states = reader.group_states(root, sorted(got.items()))
-                return [s for s in states.values() if matches(s.group.attributes, attributes, author, tags, type)]
+                return _found_by_backend(reader, checked, *answer)
     root = reader.head_root(network_id)
     if root is None:
         return []
@@ -171,6 +165,19 @@ def query_groups(
         found = sorted(got.items())
     states = reader.group_states(root, found)
     return [state for state in states.values() if matches(state.group.attributes, attributes, author, tags, type)]
+
+
+def _found_by_backend(
+    reader: NetworkReader, checked: QueryFilter, head: bytes | None, candidates: set[str]
+) -> list[GroupState]:
+    """The groups of ``head`` among a backend's ``candidates`` that match ``checked`` exactly."""
+    if head is None:
+        return []
+    root = reader.network_root(head)
+    got = reader.trees["groups"].get_many(root["groups"], candidates)
+    states = reader.group_states(root, sorted(got.items()))
+    a, author, tags, type = checked.attributes, checked.author, checked.tags, checked.type
+    return [s for s in states.values() if matches(s.group.attributes, a, author, tags, type)]
 
 
 def matches(

@@ -31,7 +31,6 @@ from casstore.store.base import BlobStats, BlobStore
 __all__ = ["SqlTables", "contact_row", "group_row", "parse_ref"]
 
 
-
 def parse_ref(name: str) -> tuple[str, str, str | None] | None:
     """``("head", network, None)`` or ``("snapshot", network, snapshot id)`` for a network's refs, else ``None``."""
     parts = name.split("/")

@@ -5,8 +5,8 @@ Options: ``schema`` (default ``casstore``), ``pool_size`` (default 4),
 ``synchronous_commit`` (default on; ``off`` trades the last ~600 ms of
 acknowledged commits on a server crash for speed, see docs/backends.md),
 ``insert`` (``unnest`` or ``copy``), ``tables`` (default on: keep the SQL view of
-every network, see :mod:`casstore.sqlview`; ``off`` neither creates nor maintains it), and every libpq connection parameter
-(``host``, ``port``, ``user``, ``password``, ``sslmode``, …), applied with
+every network, see :mod:`casstore.sqlview`; ``off`` neither creates nor maintains it),
+and every libpq connection parameter (``host``, ``port``, ``user``, ``password``, ``sslmode``, …), applied with
 libpq's own semantics, ``PG*`` environment variables included.
 """
 

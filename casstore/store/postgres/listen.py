@@ -14,9 +14,9 @@ A callback that raises is logged and ignored.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -99,7 +99,9 @@ class RefWatcher:
             except psycopg.Error as exc:
                 if self._stopped.is_set():
                     return
-                log.info("watch_refs lost its connection (%s); reconnecting", str(exc).splitlines()[0] if str(exc) else exc)
+                log.info(
+                    "watch_refs lost its connection (%s); reconnecting", str(exc).splitlines()[0] if str(exc) else exc
+                )
                 self._reconnect()
 
     def _listen_once(self) -> None:
@@ -119,10 +121,8 @@ class RefWatcher:
 
     def _reconnect(self) -> None:
         delay = 0.05
-        try:
+        with contextlib.suppress(psycopg.Error):
             self._conn.close()
-        except psycopg.Error:
-            pass
         while not self._stopped.is_set():
             try:
                 self._conn = self._connect()
@@ -139,7 +139,5 @@ class RefWatcher:
         self._stopped.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
-        try:
+        with contextlib.suppress(psycopg.Error):
             self._conn.close()
-        except psycopg.Error:
-            pass
