@@ -24,8 +24,10 @@ from casstore.model.bassline_json import group_state_to_json, network_to_json
 from casstore.model.diff import tree_pair
 from casstore.model.reads import NetworkReader
 from casstore.model.types import Contact, GroupState, NetworkState
+from casstore.prolly import NodeCache
 from casstore.sqlview.jsonform import dumps, sql_text
 from casstore.sqlview.tables import TableWriter, create_statements, tables_exist
+from casstore.sqlview.treediff import changed_entries
 from casstore.store.base import BlobStats, BlobStore
 
 __all__ = ["SqlTables", "contact_row", "group_row", "parse_ref"]
@@ -131,6 +133,12 @@ class SqlTables:
         self._reader = NetworkReader(self._blobs, store.refs, 50_000)
         self._lock = threading.Lock()
 
+    def share_cache(self, cache: NodeCache) -> None:
+        """Read tree nodes through ``cache`` (a network store's): the nodes its writes built are decoded there."""
+        self._reader.cache = cache
+        for tree in self._reader.trees.values():
+            tree.cache = cache
+
     # ---- the slot
 
     def prepare(self, conn: Any) -> None:
@@ -212,15 +220,18 @@ class SqlTables:
         trees = reader.trees
         changed: set[str] = set()
         dropped: list[str] = []
-        for gid, _, record in trees["groups"].diff(*tree_pair(reader, "groups", old_root, new_root)):
+        for gid, (_, record) in changed_entries(
+            trees["groups"], *tree_pair(reader, "groups", old_root, new_root)
+        ).items():
             (changed.add(gid) if record is not None else dropped.append(gid))
-        for key, _, _ in trees["wires"].diff(*tree_pair(reader, "wires", old_root, new_root)):
+        for key in changed_entries(trees["wires"], *tree_pair(reader, "wires", old_root, new_root)):
             changed.add(records.split_member_key(key)[0])
         changed.difference_update(dropped)
         gone: list[list[str]] = []
         kept: list[list[Any]] = []
         fetch = reader.blobs.get
-        for key, _, record in trees["contacts"].diff(*tree_pair(reader, "contacts", old_root, new_root)):
+        contacts = changed_entries(trees["contacts"], *tree_pair(reader, "contacts", old_root, new_root))
+        for key, (_, record) in sorted(contacts.items()):
             gid, cid = records.split_member_key(key)
             if record is None:
                 gone.append([gid, cid])
