@@ -95,7 +95,7 @@ def query_filter(filters: Mapping[str, Any] | None = None, **keywords: Any) -> Q
     return QueryFilter(attributes, merged.get("author"), tags, merged.get("type"))
 
 
-#: A backend's own index (PostgreSQL's GIN): ``(refs, network id, filter)`` → ``(head, candidate group ids)``
+#: A backend's own index (PostgreSQL's GIN): ``(reader, network id, filter)`` → ``(head, candidate group ids)``
 #: read together, or ``None`` when it cannot answer; candidates are still checked on the head's groups.
 GroupFinder = Callable[[Any, str, QueryFilter], "tuple[bytes | None, set[str]] | None"]
 _finders: list[GroupFinder] = []
@@ -130,7 +130,7 @@ def query_groups(
     attributes, author, tags, type = checked.attributes, checked.author, checked.tags, checked.type
     if attributes or author is not None or tags or type is not None:
         for finder in _finders:
-            answer = finder(reader.refs, network_id, checked)
+            answer = finder(reader, network_id, checked)
             if answer is not None:
                 return _found_by_backend(reader, checked, *answer)
     root = reader.head_root(network_id)
