@@ -128,11 +128,10 @@ def query_groups(
     check_id(network_id, "network_id")
     checked = query_filter(filters, attributes=attributes, author=author, tags=tags, type=type)
     attributes, author, tags, type = checked.attributes, checked.author, checked.tags, checked.type
-    if attributes or author is not None or tags or type is not None:
-        for finder in _finders:
-            answer = finder(reader, network_id, checked)
-            if answer is not None:
-                return _found_by_backend(reader, checked, *answer)
+    for finder in _finders:
+        answer = finder(reader, network_id, checked)
+        if answer is not None:
+            return _found_by_backend(reader, checked, *answer)
     root = reader.head_root(network_id)
     if root is None:
         return []

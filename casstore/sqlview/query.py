@@ -75,7 +75,7 @@ def find_groups(reader: NetworkReader, network_id: str, checked: QueryFilter) ->
     if tables is None:
         return None
     parts = conditions(checked)
-    where = " AND ".join(sql for sql, _ in parts)
+    where = " AND ".join(sql for sql, _ in parts) or "TRUE"  # no filter: every group (its members prefetched)
     params: list[Any] = [head_ref(network_id), sql_text(network_id), sql_text(network_id)]
     for _, values in parts:
         params.extend(values)
