@@ -17,8 +17,8 @@ __all__ = ["import_tables", "rebuild_tables"]
 
 
 @verb(
-    "casstore --store 'postgresql:///casstore?host=/var/run/postgresql' rebuild-tables\n"
-    'casstore --store "$PG" rebuild-tables thermostat --json',
+    "export CASSTORE_URL='postgresql:///casstore?host=/var/run/postgresql'\n"
+    "casstore rebuild-tables\ncasstore rebuild-tables thermostat --json",
     name="rebuild-tables",
     partial="the networks listed as rebuilt were re-derived; the others are as they were",
 )
@@ -38,7 +38,7 @@ def rebuild_tables(ctx: click.Context, networks: tuple[str, ...]) -> None:
 
 
 @verb(
-    "casstore --store \"$PG\" import-tables 'postgresql://bassline@db/bassline' --json\n"
+    "casstore import-tables 'postgresql://bassline@db/bassline' --json\n"
     "casstore import-tables 'postgresql:///old?host=/run/postgresql' --schema legacy thermostat",
     name="import-tables",
     partial="networks are imported one by one: those in the report of a new run are complete",
