@@ -16,6 +16,7 @@ from casstore import codec, network_to_json, open_store
 from casstore.cli import main
 from casstore.model import Contact, Group, GroupState, NetworkState, NetworkStore
 from casstore.model.query import query_filter
+from casstore.model.refs import head_ref
 from casstore.sqlview.jsonform import NUL_STANDIN
 from casstore.sqlview.query import conditions
 from casstore.sqlview.read import state_from_tables
@@ -54,7 +55,7 @@ def assert_tables_match(store: NetworkStore, base_url: str, schema: str) -> None
             found = state_from_tables(conn, schema, net)
             assert found is not None
             head, state = found
-            assert head == store.refs.get(f"networks/{net}/head")
+            assert head == store.refs.get(head_ref(net))
             expected = store.load_network_state(net)
             assert expected is not None
             assert _without_nul(network_to_json(state)) == _without_nul(network_to_json(expected))
@@ -213,16 +214,34 @@ def test_query_groups_uses_the_gin_index_and_answers_as_memory_does(postgres_ser
         assert "groups_attributes_gin" in " ".join(r[0] for r in plan)
 
 
-def test_a_ref_name_over_the_btree_limit_is_a_clean_error(postgres_server: PgTestServer) -> None:
-    from casstore.errors import InvalidRefName
-
-    with open_store(postgres_server.fresh_url()) as store:
+def test_ref_names_beyond_the_btree_limit_work_and_old_stores_migrate(postgres_server: PgTestServer) -> None:
+    url = postgres_server.fresh_url()
+    schema = _schema(url)
+    with _psycopg().connect(postgres_server.url, autocommit=True) as conn:  # a store at schema version 1
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'CREATE TABLE "{schema}".schema_version (version int PRIMARY KEY,'
+                     " applied_at timestamptz NOT NULL DEFAULT now(), description text NOT NULL)")  # fmt: skip
+        conn.execute(f'INSERT INTO "{schema}".schema_version (version, description) VALUES (1, %s)', ("v1",))
+        conn.execute(f'CREATE TABLE "{schema}".objects (id bytea PRIMARY KEY, frame bytea NOT NULL,'
+                     " written_at timestamptz NOT NULL DEFAULT now())")  # fmt: skip
+        conn.execute(f'CREATE TABLE "{schema}".refs (name text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)')
+        conn.execute(f'INSERT INTO "{schema}".refs VALUES (%s, %s)', ("config/old", bytes(32)))
+    with open_store(url) as store:
+        assert store.refs.get("config/old") == bytes(32)  # kept by the migration
         digest = store.blobs.put(codec.encode_value("x"))
-        long_name = "a/" + "b" * 2700
-        assert store.refs.get(long_name) is None
-        with pytest.raises(InvalidRefName, match="over PostgreSQL's limit of 2,600"):
-            store.refs.compare_and_swap(long_name, None, digest)
-        with pytest.raises(InvalidRefName):
-            store.save_group_state("é" * 500, "g", sample_group("g"))  # 1,000 bytes, %-escaped 3,000
-        assert store.list_networks() == []
-        store.refs.compare_and_swap("a/" + "b" * 2590, None, digest)  # just under: stored
+        long_name = "a/" + "b" * 4000
+        store.refs.compare_and_swap(long_name, None, digest)
+        assert store.refs.get(long_name) == digest
+        assert store.refs.list("a/" + "b" * 3000) == {long_name: digest}
+        network = "é" * 500  # 1,000 UTF-8 bytes, %-escaped into 3,000 characters of each ref name
+        store.save_group_state(network, "g", sample_group("g"))
+        store.save_snapshot(network, "long")
+        assert store.list_networks() == [network]
+        assert store.query_groups(network, tags=["t"]) == []
+        assert_tables_match(store, postgres_server.url, schema)
+        with _psycopg().connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute("SET enable_seqscan = off")  # a few rows: is a lookup by name an index lookup?
+            plan = conn.execute(
+                f'EXPLAIN SELECT value FROM "{schema}".refs WHERE key = "{schema}".ref_key(%s)', ("x",)
+            ).fetchall()
+        assert "refs_key" in " ".join(r[0] for r in plan)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from typing import Any
 from urllib.parse import unquote
 
@@ -165,7 +166,9 @@ class SqlTables:
                     if kind == "head":
                         self._head_moved(conn, network_id, old, new)
                     elif new is not None:
-                        self._snapshot_added(conn, network_id, new)
+                        # a ref named like a snapshot that names no snapshot (raw ref use): no row
+                        with suppress(ObjectNotFound, CorruptObject, SerializationError):
+                            self._snapshot_added(conn, network_id, new)
                     elif snapshot_id is not None:
                         conn.execute(self.sql.drop_snapshot, (snapshot_id,))
             finally:

@@ -81,7 +81,8 @@ def find_groups(reader: NetworkReader, network_id: str, checked: QueryFilter) ->
         params.extend(values)
     s = tables.quoted
     statement = (
-        f"SELECT (SELECT value FROM {s}.refs WHERE name = %s), (SELECT head FROM {s}.networks WHERE id = %s),"
+        f"SELECT (SELECT value FROM {s}.refs WHERE key = {s}.ref_key(%s)),"
+        f" (SELECT head FROM {s}.networks WHERE id = %s),"
         f" array(SELECT structure->>'id' FROM {s}.groups WHERE network_id = %s AND {where})"
     )
 

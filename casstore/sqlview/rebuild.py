@@ -44,6 +44,8 @@ def postgres_store(store: ObjectStore) -> Any:
 def rebuild_tables(store: ObjectStore, networks: Sequence[str] = ()) -> RebuildReport:
     """Create the tables if missing and re-derive ``networks`` (every network when empty) from their heads."""
     pg = postgres_store(store)
+    from casstore.store.postgres.refs import like_prefix  # psycopg is there: this is a PostgreSQL store
+
     tables: SqlTables = pg.derived if pg.derived is not None else SqlTables(pg)
     with pg.db.connect() as conn:
         tables.prepare(conn)
@@ -64,12 +66,16 @@ def rebuild_tables(store: ObjectStore, networks: Sequence[str] = ()) -> RebuildR
 
         def body(conn: Any, net: str = network_id) -> None:
             with conn.cursor(binary=True) as cur:
-                cur.execute(f"SELECT value FROM {tables.quoted}.refs WHERE name = %s FOR UPDATE", (head_ref(net),))
+                by_key = f"key = {tables.quoted}.ref_key(%s)"
+                cur.execute(f"SELECT value FROM {tables.quoted}.refs WHERE {by_key} FOR UPDATE", (head_ref(net),))
                 row = cur.fetchone()
                 head = None if row is None else bytes(row[0])
                 prefix = snapshots_prefix(net)
-                like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                cur.execute(f"SELECT name, value FROM {tables.quoted}.refs WHERE name LIKE %s", (like,))
+                cur.execute(
+                    f"SELECT name, value FROM {tables.quoted}.refs"
+                    " WHERE substr(name, 1, 1000) LIKE %s AND name LIKE %s",
+                    (like_prefix(prefix[:1000]), like_prefix(prefix)),
+                )
                 snapshots = {str(n): bytes(v) for n, v in cur.fetchall()} if head is not None else {}
             tables.rebuild(conn, net, head, snapshots)
 

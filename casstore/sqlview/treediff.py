@@ -63,7 +63,7 @@ def prefetch_prefixes(tree: ProllyTree, root: bytes, prefixes: list[str]) -> Non
     if not wanted:
         return
     ends = [p + "\U0010ffff" for p in wanted]
-    frontier = [(root, None)]
+    frontier: list[tuple[bytes, str | None]] = [(root, None)]
     while frontier:
         nodes = tree.load_many([digest for digest, _ in frontier])
         below: list[tuple[bytes, str | None]] = []

@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from casstore.store.postgres.refs import _like_prefix, _text
+from casstore.store.postgres.refs import _text, like_prefix
 from casstore.store.watch import RefChanges
 
 __all__ = ["LISTENER_NAME", "RefWatcher"]
@@ -47,8 +47,11 @@ class RefWatcher:
     ) -> None:
         self._conninfo = psycopg.conninfo.make_conninfo(conninfo, application_name=LISTENER_NAME)
         self._listen = f'LISTEN "{channel}"'
-        self._list = f"SELECT name, value FROM {schema}.refs WHERE name LIKE %s"
-        self._some = f"SELECT name, value FROM {schema}.refs WHERE name = ANY(%s)"
+        self._list = f"SELECT name, value FROM {schema}.refs WHERE substr(name, 1, 1000) LIKE %s AND name LIKE %s"
+        self._some = (
+            f"SELECT name, value FROM {schema}.refs WHERE key = ANY(ARRAY("
+            f"SELECT {schema}.ref_key(n) FROM unnest(%s::text[]) AS n))"
+        )
         self._prefix = prefix
         self._callback = callback
         self._stopped = threading.Event()
@@ -68,7 +71,7 @@ class RefWatcher:
 
     def _list_prefix(self) -> dict[str, bytes]:
         with self._conn.cursor(binary=True) as cur:
-            cur.execute(self._list, (_like_prefix(self._prefix),))
+            cur.execute(self._list, (like_prefix(self._prefix[:1000]), like_prefix(self._prefix)))
             return {_text(n): bytes(v) for n, v in cur.fetchall()}
 
     def _read(self, names: set[str]) -> dict[str, bytes]:

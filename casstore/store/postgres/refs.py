@@ -1,4 +1,4 @@
-"""Refs in ``refs (name text primary key, value bytea)``, each move one conditional statement.
+"""Refs in ``refs (name text, value bytea, key bytea primary key)``, each move one conditional statement.
 
 create = ``INSERT … ON CONFLICT DO NOTHING``, move = ``UPDATE … WHERE name = %s
 AND value = %s``, delete = ``DELETE … WHERE name = %s AND value = %s``: the
@@ -8,10 +8,9 @@ the same row makes the second statement wait for the first, then re-check its
 the same value wins.  No ``SELECT … FOR UPDATE`` (it locks nothing when the row
 is absent).  A failed move reads the ref once more, for the conflict's message.
 
-A btree index entry holds at most ~2,700 bytes, so ref names longer than
-:data:`MAX_NAME_BYTES` UTF-8 bytes are refused with
-:class:`~casstore.errors.InvalidRefName` before any statement (reading one
-answers "absent": it cannot exist).
+A row is found by ``key``, the SHA-256 of its name (a generated column, the
+primary key): a btree entry holds at most ~2,700 bytes and a name may have
+4,096.  A prefix listing scans the index on the name's first 1,000 characters.
 """
 
 from __future__ import annotations
@@ -22,23 +21,11 @@ from typing import Any
 import psycopg
 
 from casstore.codec import ref_conflict
-from casstore.errors import InvalidRefName
 from casstore.store.base import RefStore
 from casstore.store.postgres.connection import Database
 from casstore.store.postgres.derived import Move
 
-__all__ = ["MAX_NAME_BYTES", "PostgresRefs"]
-
-#: The longest ref name stored (the primary key's btree limit is 2,704 bytes per entry, less overhead).
-MAX_NAME_BYTES = 2600
-
-
-def _check_length(name: str) -> None:
-    size = len(name.encode())
-    if size > MAX_NAME_BYTES:
-        raise InvalidRefName(
-            f"ref name of {size:,} bytes is over PostgreSQL's limit of {MAX_NAME_BYTES:,} (its btree index)"
-        )
+__all__ = ["PostgresRefs", "like_prefix"]
 
 
 #: What runs in a ref move's transaction after the move (the store's notify and derived tables).
@@ -53,16 +40,15 @@ class PostgresRefs(RefStore):
         #: The store's derived tables, when on (read by the SQL view's query hook).
         self.derived: Any = None
         t = f"{schema}.refs"
-        self._get_sql = f"SELECT value FROM {t} WHERE name = %s"
-        self._create = f"INSERT INTO {t} (name, value) VALUES (%s, %b) ON CONFLICT (name) DO NOTHING"
-        self._move = f"UPDATE {t} SET value = %b WHERE name = %s AND value = %b"
-        self._remove = f"DELETE FROM {t} WHERE name = %s AND value = %b"
+        key = f"key = {schema}.ref_key(%s)"
+        self._get_sql = f"SELECT value FROM {t} WHERE {key}"
+        self._create = f"INSERT INTO {t} (name, value) VALUES (%s, %b) ON CONFLICT (key) DO NOTHING"
+        self._move = f"UPDATE {t} SET value = %b WHERE {key} AND value = %b"
+        self._remove = f"DELETE FROM {t} WHERE {key} AND value = %b"
         self._list_all = f"SELECT name, value FROM {t}"
-        self._list_prefix = f"SELECT name, value FROM {t} WHERE name LIKE %s"
+        self._list_prefix = f"SELECT name, value FROM {t} WHERE substr(name, 1, 1000) LIKE %s AND name LIKE %s"
 
     def _get(self, name: str) -> bytes | None:
-        if len(name) > MAX_NAME_BYTES // 4 and len(name.encode()) > MAX_NAME_BYTES:
-            return None
         return self._db.run("refs.get", lambda conn: self.read(conn, name))
 
     def read(self, conn: psycopg.Connection[Any], name: str) -> bytes | None:
@@ -86,7 +72,6 @@ class PostgresRefs(RefStore):
 
     def swap(self, conn: psycopg.Connection[Any], name: str, expected: bytes | None, new: bytes | None) -> None:
         """Compare-and-swap on ``conn`` (inside the caller's transaction, if any); RefConflict if it did not move."""
-        _check_length(name)
         with conn.cursor() as cur:
             if expected is None and new is None:  # "delete if absent": nothing to do unless it exists
                 changed = self.read(conn, name) is None
@@ -109,7 +94,7 @@ class PostgresRefs(RefStore):
         def body(conn: psycopg.Connection[Any]) -> dict[str, bytes]:
             with conn.cursor(binary=True) as cur:
                 if prefix:
-                    cur.execute(self._list_prefix, (_like_prefix(prefix),))
+                    cur.execute(self._list_prefix, (like_prefix(prefix[:1000]), like_prefix(prefix)))
                 else:
                     cur.execute(self._list_all)
                 return {_text(name): bytes(value) for name, value in cur.fetchall()}
@@ -117,7 +102,7 @@ class PostgresRefs(RefStore):
         return self._db.run("refs.list", body)
 
 
-def _like_prefix(prefix: str) -> str:
+def like_prefix(prefix: str) -> str:
     """A LIKE pattern matching names that start with ``prefix`` (its ``\\``, ``%`` and ``_`` escaped)."""
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
