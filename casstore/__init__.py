@@ -13,6 +13,7 @@ from casstore.model import Change, Contact, Group, GroupState, NetworkState, Net
 from casstore.model.bassline_json import NetworkJSONError, network_from_json, network_to_json
 from casstore.model.history import HistoryEntry
 from casstore.model.stats import NetworkStats
+from casstore.sqlview import share_node_cache  # importing it installs the SQL view's hooks
 from casstore.store import ObjectStore, open_object_store
 from casstore.store.config import SchedulerStorageConfig, StorageConfig, load_config
 from casstore.sync import Divergence, SyncReport, clone, pull, push
@@ -58,4 +59,4 @@ def open_store(url: str | os.PathLike[str] | StorageConfig, *, create: bool = Tr
     """
     if isinstance(url, StorageConfig):
         url = url.to_url()
-    return NetworkStore(open_object_store(url, create=create))
+    return share_node_cache(NetworkStore(open_object_store(url, create=create)))

@@ -9,7 +9,10 @@ Three parts, each on both backends:
 * the 100,000-contact workload of ``tools/bench_network.py`` (its workload
   functions): ``import_contacts_per_s``, ``step_ms_median`` (1% churn in one
   batch + a snapshot), ``snapshot_ms``, ``cold_load_s``, ``query_selective_ms``
-  (one type, through the attribute index) against ``query_scan_ms``;
+  (one type: through the SQL view's GIN index on PostgreSQL, the attribute
+  index on LMDB) against ``query_scan_ms``; all with the SQL view on (the
+  default), and ``tables_off_import_contacts_per_s`` / ``tables_off_step_ms_median``
+  with ``?tables=off``;
 * ``put_objects_per_s``: 100,000 ~100-byte objects, with each insert method
   (``unnest``, the default; ``copy`` into a temporary table; and plain
   ``executemany``, rejected) measured.
@@ -43,6 +46,7 @@ from bench_network import AUTHORS, TAGS, TYPES, emit, make_state, small_value, t
 import casstore
 from casstore import codec
 from casstore.model import NetworkState
+from casstore.sqlview import share_node_cache
 from casstore.store import open_object_store
 from casstore.store.base import ObjectStore
 from casstore.store.lmdb import LmdbStore
@@ -69,7 +73,7 @@ def median_ms(fn: Callable[[], Any], runs: int) -> float:
 def bench_upstream_shape(open_store: Callable[[], ObjectStore]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     states = [upstream_state(seed=seed) for seed in (1, 2, 3)]
-    store = casstore.NetworkStore(open_store())
+    store = share_node_cache(casstore.NetworkStore(open_store()))  # as casstore.open_store does
     out["save_5k_ms"] = round(statistics.median(timed(store.save_network_state, f"up-{i}", s)[0] * 1000
                                                 for i, s in enumerate(states)), 3)  # fmt: skip
     out["load_5k_ms"] = median_ms(lambda: casstore.NetworkStore(store.objects).load_network_state("up-0"), 5)
@@ -99,7 +103,7 @@ def bench_upstream_shape(open_store: Callable[[], ObjectStore]) -> dict[str, Any
 
 def bench_100k(open_store: Callable[[], ObjectStore], contacts: int, steps: int) -> dict[str, Any]:
     state = make_state(contacts)
-    store = casstore.NetworkStore(open_store())
+    store = share_node_cache(casstore.NetworkStore(open_store()))
     out: dict[str, Any] = {}
     import_s, _ = timed(store.save_network_state, "bench", state)
     out["import_contacts_per_s"] = round(contacts / import_s)
@@ -218,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                 result.update({prefix + k: v for k, v in bench_upstream_shape(opener).items()})
             for prefix, opener in (("", pg_opener()), ("lmdb_", lmdb_opener("100k"))):
                 result.update({prefix + k: v for k, v in bench_100k(opener, args.contacts, args.steps).items()})
+            off = bench_100k(pg_opener(tables="off"), args.contacts, args.steps)  # the SQL view's cost
+            result.update({f"tables_off_{k}": off[k] for k in ("import_contacts_per_s", "step_ms_median")})
             frames = small_frames(args.objects)
             for method in ("unnest", "copy"):
                 with pg_opener(insert=method)() as store:

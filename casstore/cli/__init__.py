@@ -17,7 +17,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from casstore.cli import deletes, images, merge, networks, objects, prune, remotes, serve, snapshots
+from casstore.cli import deletes, images, merge, networks, objects, prune, remotes, serve, snapshots, sqltables
 from casstore.cli.output import CasstoreGroup
 from casstore.errors import StorageError
 from casstore.store.config import load_config
@@ -101,6 +101,8 @@ for _verb in (
     merge.merge,
     merge.conflicts,
     merge.resolve,
+    sqltables.rebuild_tables,
+    sqltables.import_tables,
     images.archive_network,
     images.restore_network,
     serve.serve,

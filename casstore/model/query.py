@@ -16,7 +16,7 @@ anything is read: a wrong type or text that is not valid Unicode raises
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,15 @@ from casstore.model import records
 from casstore.model.reads import NetworkReader
 from casstore.model.types import GroupState, check_id, check_str
 
-__all__ = ["FILTER_KEYS", "QueryFilter", "matches", "query_filter", "query_groups"]
+__all__ = [
+    "FILTER_KEYS",
+    "GroupFinder",
+    "QueryFilter",
+    "install_group_finder",
+    "matches",
+    "query_filter",
+    "query_groups",
+]
 
 #: The keys of a filter mapping (Bassline's ``QueryFilter``).
 FILTER_KEYS = ("attributes", "author", "tags", "type")
@@ -87,6 +95,18 @@ def query_filter(filters: Mapping[str, Any] | None = None, **keywords: Any) -> Q
     return QueryFilter(attributes, merged.get("author"), tags, merged.get("type"))
 
 
+#: A backend's own index (PostgreSQL's GIN): ``(reader, network id, filter)`` → ``(head, candidate group ids)``
+#: read together, or ``None`` when it cannot answer; candidates are still checked on the head's groups.
+GroupFinder = Callable[[Any, str, QueryFilter], "tuple[bytes | None, set[str]] | None"]
+_finders: list[GroupFinder] = []
+
+
+def install_group_finder(finder: GroupFinder) -> None:
+    """Called by a layer above on import (:mod:`casstore.sqlview`): ``query_groups`` asks ``finder`` first."""
+    if finder not in _finders:
+        _finders.append(finder)
+
+
 def _type_name(value: object) -> str:
     return type(value).__name__
 
@@ -108,6 +128,10 @@ def query_groups(
     check_id(network_id, "network_id")
     checked = query_filter(filters, attributes=attributes, author=author, tags=tags, type=type)
     attributes, author, tags, type = checked.attributes, checked.author, checked.tags, checked.type
+    for finder in _finders:
+        answer = finder(reader, network_id, checked)
+        if answer is not None:
+            return _found_by_backend(reader, checked, *answer)
     root = reader.head_root(network_id)
     if root is None:
         return []
@@ -140,6 +164,19 @@ def query_groups(
         found = sorted(got.items())
     states = reader.group_states(root, found)
     return [state for state in states.values() if matches(state.group.attributes, attributes, author, tags, type)]
+
+
+def _found_by_backend(
+    reader: NetworkReader, checked: QueryFilter, head: bytes | None, candidates: set[str]
+) -> list[GroupState]:
+    """The groups of ``head`` among a backend's ``candidates`` that match ``checked`` exactly."""
+    if head is None:
+        return []
+    root = reader.network_root(head)
+    got = reader.trees["groups"].get_many(root["groups"], candidates)
+    states = reader.group_states(root, sorted(got.items()))
+    a, author, tags, type = checked.attributes, checked.author, checked.tags, checked.type
+    return [s for s in states.values() if matches(s.group.attributes, a, author, tags, type)]
 
 
 def matches(

@@ -11,10 +11,11 @@ characters (printable or hex), as the CLI does (:func:`resolve_snapshot_id`).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from casstore import codec
-from casstore.errors import InvalidId, NetworkNotFound, SnapshotNotFound
+from casstore.errors import InvalidId, NetworkNotFound, SerializationError, SnapshotNotFound
 from casstore.model import records
 from casstore.model.reads import NetworkReader
 from casstore.model.refs import head_ref, snapshot_ref, snapshots_prefix, tip_ref
@@ -40,11 +41,18 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def save_snapshot(
-    reader: NetworkReader, objects: ObjectStore, network_id: str, label: str | None = None, automatic: bool = False
+    reader: NetworkReader,
+    objects: ObjectStore,
+    network_id: str,
+    label: str | None = None,
+    automatic: bool = False,
+    *,
+    time: datetime | None = None,
 ) -> str:
     """Record the network's current head as a snapshot (one commit: the object, its ref, the tip hint).
 
     ``automatic`` marks it as taken by a snapshot timer (``"auto": true``), which retention may prune.
+    ``time`` (timezone-aware) replaces "now" as the snapshot's time: for importing history.
     """
     refs = reader.refs
     head = refs.get(head_ref(network_id))
@@ -54,6 +62,12 @@ def save_snapshot(
     size = reader.network_root(head)["size"]
     parent = None if tip is None else codec.format_id(tip)
     data = records.encode_snapshot(network_id, head, parent, label, size, automatic=automatic)
+    if time is not None:
+        if time.tzinfo is None:
+            raise SerializationError("time: a snapshot's time must be timezone-aware", "time")
+        fields = codec.decode(data)
+        fields["time"] = time.astimezone(UTC).isoformat(timespec="microseconds")
+        data = codec.encode(fields)
     pending = PendingWrites()
     digest = pending.add(data)
     snapshot_id = codec.format_id(digest)

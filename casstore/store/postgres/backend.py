@@ -4,8 +4,9 @@ Options: ``schema`` (default ``casstore``), ``pool_size`` (default 4),
 ``pool_timeout`` (seconds to wait for a pooled connection, default 30),
 ``synchronous_commit`` (default on; ``off`` trades the last ~600 ms of
 acknowledged commits on a server crash for speed, see docs/backends.md),
-``insert`` (``unnest`` or ``copy``), and every libpq connection parameter
-(``host``, ``port``, ``user``, ``password``, ``sslmode``, …), applied with
+``insert`` (``unnest`` or ``copy``), ``tables`` (default on: keep the SQL view of
+every network, see :mod:`casstore.sqlview`; ``off`` neither creates nor maintains it),
+and every libpq connection parameter (``host``, ``port``, ``user``, ``password``, ``sslmode``, …), applied with
 libpq's own semantics, ``PG*`` environment variables included.
 """
 
@@ -35,6 +36,7 @@ def _open(location: StoreLocation, create: bool) -> ObjectStore:
         pool_timeout=location.float_option("pool_timeout", 30.0),
         synchronous_commit=location.bool_option("synchronous_commit", True),
         insert=location.str_option("insert") or "unnest",
+        tables=location.bool_option("tables", True),
         libpq=libpq,
     )
 

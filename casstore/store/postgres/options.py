@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = ["LIBPQ_OPTIONS", "STORE_OPTIONS"]
 
 #: The options that are casstore's, not libpq's.
-STORE_OPTIONS = frozenset({"schema", "pool_size", "pool_timeout", "synchronous_commit", "insert"})
+STORE_OPTIONS = frozenset({"schema", "pool_size", "pool_timeout", "synchronous_commit", "insert", "tables"})
 
 #: libpq connection parameters a URL's query (or a keyword option) may give, as libpq documents them.
 LIBPQ_OPTIONS = frozenset(

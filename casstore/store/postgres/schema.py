@@ -4,11 +4,13 @@ Everything lives in one schema (``?schema=``, default ``casstore``)::
 
     schema_version (version int primary key, applied_at timestamptz, description text)
     objects (id bytea primary key, frame bytea STORAGE EXTERNAL, written_at timestamptz)
-    refs    (name text COLLATE "C" primary key, value bytea)
+    refs    (name text COLLATE "C", value bytea, key bytea primary key = sha256(name))
 
 Frames are zstd-compressed already, so ``frame`` is stored ``EXTERNAL``
-(out of line, not compressed again).  ``refs.name`` uses the ``C`` collation,
-so a prefix listing is an index range scan.  Opening checks the recorded
+(out of line, not compressed again).  A ref is found by ``key``, the SHA-256
+of its name (generated), since a btree entry holds at most ~2,700 bytes and a
+name may have 4,096; ``refs.name`` uses the ``C`` collation and its first 1,000
+characters are indexed, so a prefix listing is an index range scan.  Opening checks the recorded
 version (one query, no lock, when it is current); otherwise it takes a
 transaction-scoped advisory lock on the schema's name, re-reads the version
 and applies each missing step of :data:`MIGRATIONS` with its row in
@@ -38,6 +40,19 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             " id bytea PRIMARY KEY, frame bytea NOT NULL, written_at timestamptz NOT NULL DEFAULT now())",
             "ALTER TABLE {s}.objects ALTER COLUMN frame SET STORAGE EXTERNAL",
             'CREATE TABLE IF NOT EXISTS {s}.refs (name text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)',
+        ),
+    ),
+    (
+        2,
+        "refs keyed by the SHA-256 of the name (a btree entry holds ~2,700 bytes; names may have 4,096)",
+        (
+            # convert_to is STABLE only because of the server encoding, which a database never changes
+            "CREATE OR REPLACE FUNCTION {s}.ref_key(text) RETURNS bytea IMMUTABLE STRICT PARALLEL SAFE"
+            " LANGUAGE sql AS $$ SELECT sha256(convert_to($1, 'UTF8')) $$",
+            "ALTER TABLE {s}.refs ADD COLUMN IF NOT EXISTS key bytea GENERATED ALWAYS AS ({s}.ref_key(name)) STORED",
+            "ALTER TABLE {s}.refs DROP CONSTRAINT IF EXISTS refs_pkey",
+            "ALTER TABLE {s}.refs ADD CONSTRAINT refs_key PRIMARY KEY (key)",
+            "CREATE INDEX IF NOT EXISTS refs_name_prefix ON {s}.refs (substr(name, 1, 1000))",
         ),
     ),
 ]

@@ -1,0 +1,79 @@
+"""Tree reads for the SQL view: changed entries (whole changed leaves compared as dicts), batched prefetch.
+
+The prolly layer's own diff yields changes in key order, merging two queues
+entry by entry.  The view needs no order, only the set of changed keys, so
+this walks both trees level by level, dropping every subtree whose digest
+both sides share (its entries are equal: a key lives in one leaf per tree),
+reading each level's nodes in one batch, and compares the leaves that remain
+as dicts.  The cost follows the number of changed leaves.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from casstore.prolly import ProllyTree
+
+__all__ = ["changed_entries", "prefetch_prefixes"]
+
+
+def changed_entries(tree: ProllyTree, old: bytes, new: bytes) -> dict[str, tuple[bytes | None, bytes | None]]:
+    """``{key: (old value or None, new value or None)}`` for every key whose value differs."""
+    if old == new:
+        return {}
+    sides: list[dict[bytes, int]] = [{old: tree.load(old).level}, {new: tree.load(new).level}]
+    leaves: list[list[bytes]] = [[], []]
+    while sides[0] or sides[1]:
+        common = sides[0].keys() & sides[1].keys()
+        for side in sides:
+            for digest in common:
+                del side[digest]
+        top = max((level for side in sides for level in side.values()), default=-1)
+        if top < 0:
+            break
+        for index, side in enumerate(sides):
+            expand = [d for d, level in side.items() if level == top]
+            if top == 0:
+                leaves[index].extend(expand)
+            else:
+                for node in tree.load_many(expand):
+                    side.update((child, node.level - 1) for child in node.values)
+            for digest in expand:
+                del side[digest]
+    before: dict[str, bytes] = {}
+    after: dict[str, bytes] = {}
+    for target, digests in ((before, leaves[0]), (after, leaves[1])):
+        for node in tree.load_many(digests):
+            target.update(zip(node.keys, node.values, strict=True))
+    return {
+        key: (before.get(key), after.get(key))
+        for key in before.keys() | after.keys()
+        if before.get(key) != after.get(key)
+    }
+
+
+def prefetch_prefixes(tree: ProllyTree, root: bytes, prefixes: list[str]) -> None:
+    """Load into the tree's cache every node a scan of each of ``prefixes`` needs: one batched read per level.
+
+    For a query answering many groups, whose members the model then reads by one
+    prefix scan per group: on a server, one round trip per level instead of one
+    per node.  ``prefixes`` must not be prefixes of one another (member prefixes are not).
+    """
+    wanted = sorted(prefixes)
+    if not wanted:
+        return
+    ends = [p + "\U0010ffff" for p in wanted]
+    frontier: list[tuple[bytes, str | None]] = [(root, None)]
+    while frontier:
+        nodes = tree.load_many([digest for digest, _ in frontier])
+        below: list[tuple[bytes, str | None]] = []
+        for node, (_, lower) in zip(nodes, frontier, strict=True):
+            if node.level == 0:
+                continue
+            lo = lower
+            for child, hi in zip(node.values, node.keys, strict=True):
+                at = bisect_right(wanted, hi)  # the prefixes <= this child's last key
+                if at and (lo is None or ends[at - 1] > lo):
+                    below.append((child, lo))
+                lo = hi
+        frontier = below
