@@ -22,7 +22,7 @@ from casstore.codec import format_id
 from casstore.model.refs import ref_kind
 from casstore.model.walk import Reached, walk
 from casstore.store.base import ObjectStore
-from casstore.store.deltas import chain_links
+from casstore.store.deltas import chain_links, frame_chain
 from casstore.verify import backend_of
 
 __all__ = ["DEFAULT_GRACE_MINUTES", "GcReport", "TempFiles", "collect_garbage", "mark"]
@@ -115,10 +115,28 @@ def collect_garbage(
     backend = backend_of(store)
     if isinstance(backend, TempFiles):
         report.temp_files = backend.remove_temp_files(started - grace_minutes * 60, dry_run=dry_run)
+    for level in _by_chain_level(store, doomed, report):
+        for start in range(0, len(level), _BATCH):
+            chunk = level[start : start + _BATCH]
+            report.swept += len(chunk) if dry_run else store.blobs.delete_many(chunk)
+            if progress:
+                progress("sweep", len(chunk))
+    return report
+
+
+def _by_chain_level(store: ObjectStore, doomed: list[bytes], report: GcReport) -> list[list[bytes]]:
+    """``doomed`` grouped by chain length, longest first (and their bytes counted into ``report``).
+
+    A delta's base is one level below it, so deleting level by level, longest chains first,
+    never leaves an object whose base is gone, even when the sweep is interrupted part-way
+    (a backend whose ``delete_many`` is not one transaction, such as the directory backend).
+    """
+    levels: dict[int, list[bytes]] = {}
     for start in range(0, len(doomed), _BATCH):
         chunk = doomed[start : start + _BATCH]
-        report.swept_bytes += sum(len(f) for f in store.blobs.get_frames(chunk) if f is not None)
-        report.swept += len(chunk) if dry_run else store.blobs.delete_many(chunk)
-        if progress:
-            progress("sweep", len(chunk))
-    return report
+        for digest, frame in zip(chunk, store.blobs.get_frames(chunk), strict=True):
+            if frame is None:
+                continue
+            report.swept_bytes += len(frame)
+            levels.setdefault(frame_chain(frame), []).append(digest)
+    return [levels[level] for level in sorted(levels, reverse=True)]

@@ -186,6 +186,31 @@ def test_gc_keeps_the_bases_of_recent_unreachable_deltas() -> None:
     assert casstore.verify(store).ok
 
 
+def test_a_sweep_interrupted_part_way_never_leaves_a_delta_without_its_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The directory backend deletes one file at a time: gc deletes the longest chains first."""
+    store = casstore.NetworkStore(MemoryStore())
+    store.save_network_state("net", network(1))
+    churn(store, 3 * deltas.WRITE_CHAIN, groups=1)
+    assert frame_kinds(store.blobs)[deltas.WRITE_CHAIN] > 0
+    store.delete_network("net")  # everything unreachable
+    real = store.blobs.delete_many
+    calls: list[int] = []
+
+    def killed_after_one_call(digests: Any) -> int:
+        if calls:
+            raise KeyboardInterrupt("the sweep is interrupted")
+        calls.append(1)
+        return real(digests)
+
+    monkeypatch.setattr(store.blobs, "delete_many", killed_after_one_call)
+    with pytest.raises(KeyboardInterrupt):
+        collect_garbage(store, grace_minutes=0)
+    assert calls and broken_deltas(store.blobs) == []
+    assert frame_kinds(store.blobs)[deltas.WRITE_CHAIN] == 0, "the longest chains went first"
+    report = casstore.verify(store)
+    assert report.ok, report
+
+
 @pytest.mark.parametrize("receiver_deltas", [True, False])
 def test_sync_and_images_between_delta_and_whole_stores_round_trip(tmp_path: Path, receiver_deltas: bool) -> None:
     src = casstore.NetworkStore(LmdbStore(tmp_path / "src"))
