@@ -87,6 +87,7 @@ class NetworkStore(ObjectStore):
         self._reader = NetworkReader(objects.blobs, objects.refs, cache_nodes)
         self.cache = self._reader.cache
         self.watch_interval = objects.watch_interval
+        self.deltas_at_rest = objects.deltas_at_rest
         self._subscribers = Subscribers(self._reader, objects)
         self._writer = NetworkWriter(objects, self._reader, self._subscribers)
 

@@ -89,8 +89,10 @@ class NetworkWriter:
             return new_head
         # the new objects (rewritten ones as deltas against what they replace), then the head: one
         # transaction where the backend has them
-        pair_replacements(self.blobs, tx.pending, head, new_head)
-        self.objects.commit(tx.pending.frames(self.blobs), [RefUpdate(ref, head, new_head)])
+        deltas = self.objects.deltas_at_rest
+        if deltas:
+            pair_replacements(self.blobs, tx.pending, head, new_head)
+        self.objects.commit(tx.pending.frames(self.blobs if deltas else None), [RefUpdate(ref, head, new_head)])
         self.subscribers.committed(tx.network_id, head, new_head, tx.changed_groups())
         return new_head
 

@@ -346,6 +346,9 @@ class ObjectStore:
     #: Capability: the objects live across a network on a service that runs no casstore code (S3), so
     #: a transfer to or from this store moves whole frames; sync sends delta packs only between others.
     passive_remote = False
+    #: Capability: the network model may store a rewritten object as a delta against the one it
+    #: replaces (see :mod:`casstore.store.deltas`); reads resolve chains whatever the flag says.
+    deltas_at_rest = True
     #: Seconds between two listings of the default :meth:`watch_refs`; ``None`` when nothing but this
     #: object can move the refs (``memory://``), so nobody needs to watch them.
     watch_interval: float | None = 0.25

@@ -37,6 +37,8 @@ MEMORY_CACHE_BYTES = 256 << 20
 CONSOLIDATE_AT = 16
 #: gc deletes packs that no index names only once they are this old (a writer uploads packs before its index).
 ORPHAN_PACK_AGE_S = 3600.0
+#: Listings one refresh may take when listed index files vanish (merged by another writer) before they are read.
+_RELISTS = 4
 
 
 class S3Blobs(BlobStore):
@@ -72,7 +74,18 @@ class S3Blobs(BlobStore):
     # ---- index
 
     def refresh(self) -> None:
-        """Read index files written (or deleted) since the last look: one LIST, one GET per new file."""
+        """Read index files written (or deleted) since the last look: one LIST, one GET per new file.
+
+        A listed file that is gone when read was merged meanwhile by another writer, which wrote
+        the merged file first: listing again finds it (at most a few times), so no object written
+        before the call is missed."""
+        for _ in range(_RELISTS):
+            if not self._refresh_once():
+                return
+
+    def _refresh_once(self) -> bool:
+        """One listing; whether a listed file vanished before it could be read."""
+        vanished: list[str] = []
         listed = {
             item["Key"]: item["LastModified"].timestamp() for item in self._client.list_keys(self._prefix + "index/")
         }
@@ -82,12 +95,14 @@ class S3Blobs(BlobStore):
         loaded = []
         for key in sorted((k for k in new if k.endswith(MERGED_SUFFIX)), reverse=True):  # newest first
             if key not in covered:  # usually the newest merged file covers every other one
-                index_file = self._load_index(key, listed[key])
+                index_file = self._load_index(key, listed[key], vanished)
                 if index_file is not None:
                     loaded.append(index_file)
                     covered.update(self._prefix + name for name in index_file.covers)
         rest = [key for key in new if not key.endswith(MERGED_SUFFIX) and key not in covered]
-        loaded += [f for f in self._pool.map(lambda key: self._load_index(key, listed[key]), rest) if f is not None]
+        loaded += [
+            f for f in self._pool.map(lambda key: self._load_index(key, listed[key], vanished), rest) if f is not None
+        ]
         with self._lock:
             self._covered = (self._covered | covered) & set(listed)
             gone = [key for key in self._files if key not in listed or key in self._covered]
@@ -104,6 +119,7 @@ class S3Blobs(BlobStore):
                 for index_file in loaded:
                     self._add(index_file)
             self._index_read = True
+        return bool(vanished)
 
     def _add(self, index_file: IndexFile) -> None:
         packs = [self._prefix + "packs/" + name for name in index_file.packs]
@@ -111,7 +127,7 @@ class S3Blobs(BlobStore):
             self._where[digest] = (packs[pack], offset, length)
             self._pack_objects.setdefault(packs[pack], []).append((offset, length, digest))
 
-    def _load_index(self, key: str, written: float) -> IndexFile | None:
+    def _load_index(self, key: str, written: float, vanished: list[str]) -> IndexFile | None:
         """An index file; ``None`` if it was deleted since it was listed (merged by another writer,
         which wrote the merged file first, so nothing is lost; a miss later refreshes again)."""
         data = self._cache.get_file(key) if self._cache else None
@@ -120,6 +136,7 @@ class S3Blobs(BlobStore):
                 data = self._client.read(key)
             except ClientError as exc:
                 if is_missing(exc):
+                    vanished.append(key)
                     return None
                 raise StorageConnectionError(f"{self._client.bucket}: reading index file {key} failed: {exc}") from None
             if self._cache:

@@ -110,6 +110,7 @@ class WrappedStore(ObjectStore):
         self.atomic_commit = inner.atomic_commit
         self.passive_remote = inner.passive_remote
         self.watch_interval = inner.watch_interval
+        self.deltas_at_rest = inner.deltas_at_rest
 
     def unwrap(self) -> ObjectStore:
         """The store below this one."""
