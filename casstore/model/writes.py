@@ -25,7 +25,7 @@ from casstore.model.events import Subscribers
 from casstore.model.reads import NetworkReader
 from casstore.model.refs import head_ref, snapshots_prefix, tip_ref
 from casstore.model.transaction import KeptWrites, PreparedGroup, Transaction, large_contents, prepare_group
-from casstore.model.types import GroupState, NetworkState, check_id, check_str
+from casstore.model.types import GroupState, NetworkState, check_id, check_str, check_time
 from casstore.store.base import ObjectStore, PendingWrites, RefStore, RefUpdate
 
 __all__ = ["FLUSH_BYTES", "MAX_ATTEMPTS", "Batch", "NetworkWriter", "delete_ref"]
@@ -106,11 +106,19 @@ class NetworkWriter:
         if self.reader.head_root(network_id) is not None:
             self.write(network_id, lambda tx: tx.delete_contact(group_id, contact_id), create=False)
 
-    def save_network_state(self, network_id: str, state: NetworkState) -> None:
+    def save_network_state(self, network_id: str, state: NetworkState, keep_times: bool = False) -> None:
         head_ref(network_id)  # a bad id is refused before prepare_network writes anything
+        extra, metadata, times = network_fields(state, keep_times)
         prepared, current, root_group = self.prepare_network(state, flush=True)
-        extra = records.encode_network_extra(state.extra)
-        self.write(network_id, lambda tx: tx.replace_network(prepared, current, root_group, extra), create=True)
+        self.write(
+            network_id,
+            lambda tx: tx.replace_network(prepared, current, root_group, extra, metadata, times),
+            create=True,
+        )
+
+    def save_network_metadata(self, network_id: str, metadata: dict[str, Any]) -> None:
+        data = records.encode_network_metadata(metadata)
+        self.write(network_id, lambda tx: tx.set_metadata(data), create=False)
 
     def prepare_network(
         self, state: NetworkState, flush: bool = False
@@ -186,6 +194,22 @@ class NetworkWriter:
         raise StorageError(f"network {network_id!r}: gave up deleting after {MAX_ATTEMPTS} concurrent changes")
 
 
+def network_fields(
+    state: NetworkState, keep_times: bool
+) -> tuple[bytes | None, bytes | None, tuple[str | None, str | None] | None]:
+    """A state's encoded extra fields and metadata, and (with ``keep_times``) its times to store as they are."""
+    if not isinstance(state, NetworkState):
+        raise SerializationError(f"expected a NetworkState, got {type(state).__name__}")
+    extra = records.encode_network_extra(state.extra)
+    metadata = records.encode_network_metadata(state.metadata)
+    if not keep_times:
+        return extra, metadata, None
+    for name in ("created_at", "updated_at"):
+        check_time(getattr(state, name), name)
+    created, updated = (None if t is None else records.encode_time(t) for t in (state.created_at, state.updated_at))
+    return extra, metadata, (created, updated)
+
+
 def delete_ref(refs: RefStore, name: str, value: bytes) -> None:
     """Delete ref ``name`` whatever it has moved to meanwhile (done once it is absent)."""
     while True:
@@ -242,11 +266,16 @@ class Batch:
         self._ops.append(lambda tx: tx.delete_contact(group_id, contact_id))
         self._groups.append(group_id)
 
-    def save_network_state(self, network_id: str, state: NetworkState) -> None:
+    def save_network_state(self, network_id: str, state: NetworkState, keep_times: bool = False) -> None:
         self._same_network(network_id)
+        extra, metadata, times = network_fields(state, keep_times)
         prepared, current, root_group = self.writer.prepare_network(state)
-        extra = records.encode_network_extra(state.extra)
-        self._record(lambda tx: tx.replace_network(prepared, current, root_group, extra), create=True)
+        self._record(lambda tx: tx.replace_network(prepared, current, root_group, extra, metadata, times), create=True)
+
+    def save_network_metadata(self, network_id: str, metadata: dict[str, Any]) -> None:
+        self._same_network(network_id)
+        data = records.encode_network_metadata(metadata)
+        self._record(lambda tx: tx.set_metadata(data))
 
     def _record(
         self,

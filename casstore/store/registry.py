@@ -52,6 +52,7 @@ BUILTIN: dict[str, str] = {
     "s3": "casstore.store.s3:BACKEND",
     "postgresql": "casstore.store.postgres:BACKEND",
     "postgres": "casstore.store.postgres:BACKEND",
+    "filesystem": "casstore.store.filesystem:BACKEND",
 }
 
 
