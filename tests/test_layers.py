@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "casstore.gc": 6,
     "casstore.verify": 6,
     "casstore.archive": 6,
+    "casstore.layout": 6,
     "casstore.cli": 7,
     "casstore.__main__": 7,
     "casstore": 8,  # the facade

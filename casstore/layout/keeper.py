@@ -16,7 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -128,10 +128,8 @@ def _remove_empty_dirs(root: Path) -> None:
     if not root.is_dir():
         return
     for directory, _, _ in sorted(os.walk(root), key=lambda item: -len(item[0])):
-        try:
+        with suppress(OSError):
             os.rmdir(directory)
-        except OSError:
-            pass
 
 
 class _Hooks:

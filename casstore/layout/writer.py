@@ -108,8 +108,7 @@ def changed_files(
         else:
             files[path] = canonical(contact_doc(records.decode_contact(new, cid, gid, fetch)))
     lookup = [gid for gid, record in touched.items() if record == b""]
-    for gid, record in trees["groups"].get_many(new_root["groups"], lookup).items():
-        touched[gid] = record
+    touched.update(trees["groups"].get_many(new_root["groups"], lookup))
     for gid, record in touched.items():
         if not record:
             removed_groups.add(group_dir(gid))

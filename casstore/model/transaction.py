@@ -158,6 +158,25 @@ class Transaction:
             edit.content_order.append(cid)
         edits[key] = apply
 
+    def put_contact(self, gid: str, cid: str, record: bytes) -> None:
+        """Replace (or create, appended to the group's contact ids) one contact's whole record."""
+        edit = self.group(gid)
+        if edit is None:
+            raise GroupNotFound(f"group {gid!r} not found in network {self.network_id!r}")
+        key = records.member_key(gid, cid)
+        edits = self.member_edits["contacts"]
+        results = self.results
+
+        def apply(old: bytes | None) -> bytes:
+            if old is None:
+                edit.created.add(cid)
+            results[key] = record
+            return record
+
+        if key not in edits:
+            edit.content_order.append(cid)
+        edits[key] = apply
+
     def _clear_members(self, gid: str) -> None:
         """Delete every contact and wire of a group (pending edits included)."""
         prefix = records.member_prefix(gid)

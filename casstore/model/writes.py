@@ -25,7 +25,7 @@ from casstore.model.events import Subscribers
 from casstore.model.reads import NetworkReader
 from casstore.model.refs import head_ref, snapshots_prefix, tip_ref
 from casstore.model.transaction import KeptWrites, PreparedGroup, Transaction, large_contents, prepare_group
-from casstore.model.types import GroupState, NetworkState, check_id, check_str, check_time
+from casstore.model.types import Contact, GroupState, NetworkState, check_id, check_str, check_time
 from casstore.store.base import ObjectStore, PendingWrites, RefStore, RefUpdate
 
 __all__ = ["FLUSH_BYTES", "MAX_ATTEMPTS", "Batch", "NetworkWriter", "delete_ref"]
@@ -253,6 +253,24 @@ class Batch:
         self._same_network(network_id)
         prepared = prepare_group(group_id, state)
         self._record(lambda tx: tx.put_group(group_id, prepared), create=True)
+
+    def save_contact(self, network_id: str, group_id: str, contact: Contact) -> None:
+        """Replace (or create) one contact whole: content, blend mode and every other field."""
+        self._same_network(network_id)
+        check_id(group_id, "group_id")
+        if not isinstance(contact, Contact):
+            raise SerializationError(f"contact: expected a Contact, got {type(contact).__name__}", "contact")
+        check_id(contact.id, "contact.id")
+        objects = PendingWrites()
+        record = records.encode_contact(contact, contact.id, group_id, objects)
+        kept = KeptWrites.taking(objects)
+        cid = contact.id
+
+        def op(tx: Transaction) -> None:
+            kept.copy_into(tx.pending)
+            tx.put_contact(group_id, cid, record)
+
+        self._record(op, group_id=group_id)
 
     def delete_group(self, network_id: str, group_id: str) -> None:
         self._same_network(network_id)
