@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import click
 
-from casstore.cli import deletes, images, networks, objects, remotes, snapshots
+from casstore.cli import deletes, images, layout, networks, objects, remotes, snapshots
 from casstore.cli.output import CasstoreGroup
 
 __all__ = ["DEFAULT_STORE", "main"]
@@ -80,5 +80,6 @@ for _verb in (
     remotes.clone,
     images.archive_network,
     images.restore_network,
+    *(layout.status, layout.commit_edits),
 ):
     main.add_command(_verb)
