@@ -41,7 +41,7 @@ _RESERVED = frozenset(
     ["con", "prn", "aux", "nul", "conin$", "conout$"]
     + [f"{base}{n}" for base in ("com", "lpt") for n in [*"123456789", "¹", "²", "³"]]
 )
-_ESCAPE = re.compile(r"%([0-9A-F]{2})|!([a-z])")
+_TOKEN = re.compile(r"%([0-9A-F]{2})|!([a-z])|(.)", re.DOTALL)
 
 
 def _escape_char(char: str) -> str:
@@ -89,15 +89,20 @@ def decode_name(name: str) -> str | None:
     if is_hashed_name(name):
         return None
 
-    def undo(match: re.Match[str]) -> str:
-        hex_byte, lower = match.groups()
-        return chr(int(hex_byte, 16)) if hex_byte else "\0" + lower.upper()
-
-    # bytes first (as latin-1 code points), then UTF-8; "\0" marks an upper-case letter
-    raw = _ESCAPE.sub(undo, name)
+    raw = bytearray()
+    for match in _TOKEN.finditer(name):
+        hex_byte, lower, plain = match.groups()
+        if hex_byte:
+            raw.append(int(hex_byte, 16))
+        elif lower:
+            raw += lower.upper().encode()
+        elif plain in _PLAIN:
+            raw += plain.encode()
+        else:
+            return None
     try:
-        text = raw.replace("\0", "").encode("latin-1").decode()
-    except (UnicodeEncodeError, UnicodeDecodeError):
+        text = raw.decode()
+    except UnicodeDecodeError:
         return None
     return text if text and encode_name(text) == name else None
 
