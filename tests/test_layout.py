@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import BUCKET
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from casstore.layout.transfer import export_layout, import_layout, layout_networ
 from casstore.model import Contact, Group, GroupState, NetworkState, NetworkStore, Wire
 from casstore.model.refs import head_ref
 from casstore.store.memory import MemoryStore
+from casstore.sync import push
 from casstore.testing.state_machine import contents
 
 MATH_TOOLKIT = {"name": "math-toolkit", "build": {"gadgets": ["add", "multiply"]}}
@@ -291,13 +293,10 @@ def test_the_layout_of_every_backend_equals_memorys(tmp_path: Path, postgres_ser
     expected = {
         p: (tmp_path / "memory/networks/main" / p).read_bytes() for p in tree(tmp_path / "memory/networks/main")
     }
-    from conftest import BUCKET
 
     urls = [*backend_urls(tmp_path), postgres_server.store_url(tmp_path / "pg"), f"s3://{BUCKET}/layout"]
     for url in urls:
         with open_store(url) as store:
-            from casstore.sync import push
-
             push(memory, store)
             out = tmp_path / f"out-{url.split(':')[0]}"
             export_layout(store, "main", out)

@@ -103,7 +103,8 @@ def test_metadata_and_times_travel_in_snapshots_sync_and_keep_times_gives_the_sa
 
 def test_the_json_network_key_is_checked() -> None:
     assert network_from_json({"groups": {}}).metadata == {}
-    for bad in ({"network": []}, {"network": {"metadata": 3}}, {"network": {"createdAt": "yesterday"}}):
+    bads: list[dict[str, object]] = [{"network": []}, {"network": {"metadata": 3}}, {"network": {"createdAt": "x"}}]
+    for bad in bads:
         with pytest.raises(NetworkJSONError):
             network_from_json({"groups": {}, **bad})
     with pytest.raises(NetworkJSONError, match="time zone"):
