@@ -34,6 +34,7 @@ def test_main_job(cli) -> None:  # type: ignore[no-untyped-def]
     shown = cli("show", "thermostat", "--group", "sensors").stdout
     assert "23.5" in shown and "w-temp" in shown
     exported = json.loads(cli("export", "thermostat", "--snapshot", first).stdout)
+    assert set(exported.pop("network")) == {"createdAt", "updatedAt"}  # the times the store keeps (#16)
     assert exported == json.loads(SAMPLE.read_text())
     current = json.loads(cli("export", "thermostat").stdout)
     assert current["groups"]["sensors"]["contacts"]["temperature"]["content"] == {"celsius": 23.5}

@@ -27,7 +27,7 @@ def _networks(store: NetworkStore, network: str | None) -> list[str]:
     return sorted(set(store.list_networks()) | set(layout_networks(base)))
 
 
-@verb("casstore --store filesystem:///srv/nets status\ncasstore --store filesystem:///srv/nets status main --full")
+@verb("casstore status\ncasstore --store filesystem:///srv/nets status main --full")
 @click.argument("network", required=False)
 @click.option("--full", is_flag=True, help="Read and hash every file (not only those whose mtime or size moved).")
 @click.pass_context
@@ -52,8 +52,7 @@ def status(ctx: click.Context, network: str | None, full: bool) -> None:
 
 
 @verb(
-    "casstore --store filesystem:///srv/nets commit main -m 'fixed the bio'\n"
-    "git clone … nets && casstore --store filesystem://$PWD/nets commit",
+    "casstore commit main -m 'fixed the bio'\ngit clone … nets && casstore --store filesystem://$PWD/nets commit",
     name="commit",
 )
 @click.argument("network", required=False)

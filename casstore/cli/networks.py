@@ -259,7 +259,8 @@ def set_content(ctx: click.Context, network: str, group_id: str, contact_id: str
 def import_network(ctx: click.Context, network: str, source: str | None, as_id: str | None) -> None:
     """Replace NETWORK's current state with SOURCE (Bassline JSON; - for stdin; a directory: the seed layout).
 
-    A directory holds ``networks/NETWORK/...`` (see docs/layout.md); given alone, every network in it.
+    The times SOURCE gives (its "network" key, metadata.json) are kept. A directory holds
+    networks/NETWORK/... (see docs/layout.md); given alone, every network in it.
     """
     if source is None and Path(network).is_dir():
         network, source = "", network  # `import DIR`: every network the directory holds
@@ -284,7 +285,7 @@ def import_network(ctx: click.Context, network: str, source: str | None, as_id: 
     except NetworkJSONError as exc:
         fail(f"{name}: {exc}", "INVALID_NETWORK_JSON")
     with opened(ctx) as store, committing(f"network {network} replaced"):
-        store.save_network_state(network, state)
+        store.save_network_state(network, state, keep_times=True)  # the document's times, where it has them
     contacts = sum(len(g.contacts) for g in state.groups.values())
     emit(
         {"network": network, "groups": len(state.groups), "contacts": contacts},

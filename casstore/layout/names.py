@@ -44,28 +44,26 @@ _RESERVED = frozenset(
 _TOKEN = re.compile(r"%([0-9A-F]{2})|!([a-z])|(.)", re.DOTALL)
 
 
+_UNSAFE = re.compile(r"[^a-z0-9\-_.@+=,]")
+
+
+def _escape_match(match: re.Match[str]) -> str:
+    char = match.group()
+    return "!" + char.lower() if char in _UPPER else _escape_char(char)
+
+
 def _escape_char(char: str) -> str:
     return "".join(f"%{byte:02X}" for byte in char.encode())
 
 
 def encode_name(item_id: str) -> str:
     """The file name (without extension) of an id; safe on Linux, macOS and Windows."""
-    if item_id.isascii() and item_id.isalnum() and item_id.islower() and len(item_id) <= MAX_NAME:
-        name = item_id  # the common case: nothing to escape (but maybe a reserved stem)
-    else:
-        parts = []
-        for char in item_id:
-            if char in _PLAIN:
-                parts.append(char)
-            elif char in _UPPER:
-                parts.append("!" + char.lower())
-            else:
-                parts.append(_escape_char(char))
-        if parts[0] == ".":
-            parts[0] = "%2E"
-        if parts[-1] == ".":
-            parts[-1] = "%2E"
-        name = "".join(parts)
+    # the common case has nothing to escape (but maybe a dot or a reserved stem)
+    name = item_id if _PLAIN.issuperset(item_id) else _UNSAFE.sub(_escape_match, item_id)
+    if name[0] == ".":
+        name = "%2E" + name[1:]
+    if name[-1] == ".":
+        name = name[:-1] + "%2E"
     stem = name.split(".", 1)[0]
     if stem.rstrip(" ") in _RESERVED:
         name = _escape_char(name[0]) + name[1:]

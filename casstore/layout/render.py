@@ -1,7 +1,9 @@
 """What each file of the seed's layout holds, as canonical bytes; and the paths they live at.
 
 Every file is pretty JSON (two-space indent), keys sorted, UTF-8, ending in a
-newline (:func:`canonical`), so a one-value change is a one-line diff.  Field
+newline (:func:`canonical`), so a one-value change is a one-line diff.  The
+documents hold user values as they are (bytes included); :func:`canonical`
+writes bytes the DAG-JSON way as it prints.  Field
 names are Bassline's camelCase, as in casstore's JSON import/export
 (:mod:`casstore.model.bassline_json`); contents and attribute values carry bytes
 the DAG-JSON way.  Paths are relative to the directory that holds
@@ -37,26 +39,42 @@ __all__ = [
 #: How many characters of a snapshot's printable id stand for it in a file name (a unique prefix).
 SHORT_ID = 16
 
-_encoder = json.JSONEncoder(ensure_ascii=False)
-_scalar = _encoder.encode
+_string = json.encoder.encode_basestring  # the C one where there is one
+_float = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _pretty(value: Any, indent: str) -> str:
+    """``json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)`` at ``indent``; bytes the DAG-JSON way."""
     kind = type(value)
+    if kind is str:
+        return _string(value)
     if kind is dict:
         if not value:
             return "{}"
         inner = indent + "  "
-        body = ",\n".join(f"{inner}{_scalar(k)}: {_pretty(v, inner)}" for k, v in sorted(value.items()))
-        return "{\n" + body + "\n" + indent + "}"
+        parts = [f"{inner}{_string(k)}: {_pretty(v, inner)}" for k, v in sorted(value.items())]
+        return "{\n" + ",\n".join(parts) + "\n" + indent + "}"
     if kind is list:
         if not value:
             return "[]"
         inner = indent + "  "
-        return "[\n" + ",\n".join(inner + _pretty(v, inner) for v in value) + "\n" + indent + "]"
-    if isinstance(value, dict | list):  # subclasses: the slow, general way
-        return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).replace("\n", "\n" + indent)
-    return _scalar(value)
+        return "[\n" + ",\n".join([inner + _pretty(v, inner) for v in value]) + "\n" + indent + "]"
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is float:
+        return float.__repr__(value) if value - value == 0 else _float(value)
+    if kind is bytes:
+        return _pretty(value_to_json(value), indent)
+    return _pretty(value_to_json(value), indent) if isinstance(value, bytes) else _general(value, indent)
+
+
+def _general(value: Any, indent: str) -> str:
+    """Subclasses of dict, list, str, int: the slow, general way."""
+    return json.dumps(value_to_json(value), indent=2, sort_keys=True, ensure_ascii=False).replace("\n", "\n" + indent)
 
 
 def canonical(doc: Any) -> bytes:
@@ -94,7 +112,7 @@ def contact_doc(contact: Contact) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "id": contact.id,
         "groupId": contact.group_id,
-        "content": value_to_json(contact.content),
+        "content": contact.content,
         "blendMode": contact.blend_mode,
     }
     if contact.is_boundary:
@@ -104,9 +122,9 @@ def contact_doc(contact: Contact) -> dict[str, Any]:
     if contact.name is not None:
         doc["name"] = contact.name
     if contact.attributes:
-        doc["attributes"] = value_to_json(contact.attributes, named=True)
+        doc["attributes"] = contact.attributes
     if contact.extra:
-        doc["extra"] = value_to_json(contact.extra, named=True)
+        doc["extra"] = contact.extra
     return doc
 
 
@@ -119,9 +137,9 @@ def wire_doc(wire: Wire) -> dict[str, Any]:
         "type": wire.type,
     }
     if wire.attributes:
-        doc["attributes"] = value_to_json(wire.attributes, named=True)
+        doc["attributes"] = wire.attributes
     if wire.extra:
-        doc["extra"] = value_to_json(wire.extra, named=True)
+        doc["extra"] = wire.extra
     return doc
 
 
@@ -139,14 +157,14 @@ def structure_doc(state: GroupState) -> dict[str, Any]:
         "wires": {wid: wire_doc(wire) for wid, wire in state.wires.items()},
     }
     if group.extra:
-        doc["extra"] = value_to_json(group.extra, named=True)
+        doc["extra"] = group.extra
     if state.extra:
-        doc["stateExtra"] = value_to_json(state.extra, named=True)
+        doc["stateExtra"] = state.extra
     return doc
 
 
 def attributes_doc(state: GroupState) -> dict[str, Any]:
-    return value_to_json(state.group.attributes, named=True)  # type: ignore[no-any-return]
+    return state.group.attributes
 
 
 def render_group(state: GroupState, contacts: bool = True) -> dict[str, bytes]:
@@ -176,7 +194,7 @@ def metadata_doc(network_id: str, state: NetworkState, root: str) -> dict[str, A
         "rootGroupId": state.root_group_id,
     }
     if state.extra:
-        doc["extra"] = value_to_json(state.extra, named=True)
+        doc["extra"] = state.extra
     return doc
 
 

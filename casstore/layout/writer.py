@@ -3,8 +3,8 @@
 :func:`full_files` renders every file of a head; :func:`changed_files` renders
 only those the diff between two roots touches (contacts changed, groups whose
 own fields or wires changed, ``metadata.json``) and lists the removed ones.
-:class:`TreeWriter` writes files atomically (a temp file in the same directory,
-then a rename), skips those whose bytes the bookkeeping already records, and
+:class:`TreeWriter` replaces files atomically (a temp file in the same directory,
+then a rename; a new file is created in place), skips those whose bytes the bookkeeping already records, and
 returns the bookkeeping changes.  ``metadata.json`` is written last.
 """
 
@@ -132,8 +132,11 @@ class TreeWriter:
         self.root = base / network_dir(network_id)
         self.entries = entries
         self.changes: dict[str, Entry | None] = {}
-        self._dirs: set[Path] = set()
+        self._root = str(self.root)
+        self._dirs: set[str] = set()
         self.written = 0
+        #: files may be there that the bookkeeping does not know (an earlier export, a checkout)
+        self._untracked = not entries and self.root.exists()
 
     def write_all(self, files: Mapping[str, bytes], prune: bool = False) -> dict[str, Entry | None]:
         """Write the files whose bytes differ from the bookkeeping (``b""``: remove the file).
@@ -158,29 +161,33 @@ class TreeWriter:
         known = self.entries.get(path)
         if known is not None and known.hash == digest and self._unchanged(path, known):
             return
-        self.changes[path] = self._write(path, data, digest)
+        self.changes[path] = self._write(path, data, digest, replace=known is not None or self._untracked)
 
     def _unchanged(self, path: str, known: Entry) -> bool:
         try:
-            st = os.stat(self.root / path)
+            st = os.stat(os.path.join(self._root, path))
         except FileNotFoundError:
             return False
         return st.st_mtime_ns == known.mtime_ns and st.st_size == known.size
 
-    def _write(self, path: str, data: bytes, digest: str) -> Entry:
-        target = self.root / path
-        parent = target.parent
+    def _write(self, path: str, data: bytes, digest: str, replace: bool) -> Entry:
+        """Write one file: a file the tree holds is replaced atomically (temp file, then rename), so
+        nobody ever sees it half-written; a new one is created in place (until the bookkeeping
+        records the new root, a crash leaves it to the next open's repair, which rewrites it)."""
+        target = os.path.join(self._root, path)
+        parent, name = os.path.split(target)
         if parent not in self._dirs:
-            parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(parent, exist_ok=True)
             self._dirs.add(parent)
-        temp = parent / f".{target.name}.{os.getpid()}.tmp"
+        temp = os.path.join(parent, f".{name}.{os.getpid()}.tmp") if replace else target
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, data)
             st = os.fstat(fd)
         finally:
             os.close(fd)
-        os.replace(temp, target)
+        if replace:
+            os.replace(temp, target)
         self.written += 1
         return Entry(digest, st.st_mtime_ns, st.st_size)
 

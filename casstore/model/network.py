@@ -145,7 +145,7 @@ class NetworkStore(ObjectStore):
 
         Its metadata replaces the network's; its created time is the stored network's (``now`` for a
         new one) and its updated time ``now``.  With ``keep_times`` (an import restoring a state
-        exactly) ``state.created_at`` / ``updated_at`` are stored as they are.
+        exactly) ``state.created_at`` / ``updated_at`` are stored as they are where they are set.
         """
         check_network_state(state)
         self._writer.save_network_state(network_id, state, keep_times)

@@ -101,7 +101,7 @@ class Transaction:
             self.extra = root.get("x")
             self.metadata, self.created, self.updated = root.get("m"), root.get("ct"), root.get("ut")
         self.head = head
-        #: times given by the writer (an import keeping a state's times): used as they are
+        #: times given by the writer (an import keeping a state's times): used where set
         self.given_times: tuple[str | None, str | None] | None = None
         self.groups: dict[str, GroupEdit] = {}
         self.member_edits: dict[str, dict[str, Edit]] = {"contacts": {}, "wires": {}}
@@ -385,9 +385,9 @@ class Transaction:
             data = self._encode_root(size, created, updated)
             if codec.hash_bytes(data) == self.head:
                 return self.head
-        if self.given_times is None:
+        if self.given_times is None or updated is None:
             updated = records.now_text()
-            created = created or updated
+        created = created or self.created or updated
         data = self._encode_root(size, created, updated)
         digest = self.pending.add(data)
         self.reader.remember_root(digest, data)  # a snapshot of it will not have to read it back
