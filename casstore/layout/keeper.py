@@ -152,7 +152,8 @@ class _Hooks:
             return
         heads, _ = _networks_of(names)
         for network_id in sorted(heads):
-            status = network_status(store, network_id)
+            with layout_state(store).locked():  # not in the middle of another writer's tree update
+                status = network_status(store, network_id)
             if status:
                 paths = status.paths
                 shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
