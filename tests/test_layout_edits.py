@@ -324,3 +324,26 @@ def write_until_killed(base: Path, seed: int, ready: int) -> None:
                 batch.save_contact_content("main", rnd.choice(sorted(live)), f"c{rnd.randrange(25)}", step)
         if step % 4 == 0:
             store.save_snapshot("main", f"step {step}")
+
+
+def test_the_cli_exports_imports_and_reports_status(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sample = ROOT / "docs" / "examples" / "sample-network.json"
+    cli("init")
+    cli("import", "thermostat", str(sample))
+    done = json.loads(cli("--json", "export", "thermostat", "--layout", "seed", "out").stdout)
+    assert done["networks"]["thermostat"] == len(list((tmp_path / "out/networks/thermostat").rglob("*.json")))
+    cli("import", "thermostat", "out", "--as", "copy")
+    assert json.loads(cli("export", "copy").stdout) == json.loads(cli("export", "thermostat").stdout)
+    assert json.loads(cli("--json", "import", "out").stdout) == {"networks": ["thermostat"]}
+    url = f"filesystem://{tmp_path / 'P'}"
+    cli("--store", url, "init")
+    cli("--store", url, "import", "thermostat", "out", "--as", "main")
+    target = next((tmp_path / "P/networks/main/groups").iterdir()) / "structure.json"
+    edit(target, name="by hand")
+    report = json.loads(cli("--json", "--store", url, "status").stdout)
+    assert report == {
+        "networks": {"main": {"modified": [f"groups/{target.parent.name}/structure.json"], "added": [], "removed": []}}
+    }
+    cli("--store", url, "set", "main", "x", "y", "1", code=1)  # refused: the edit is not committed
+    assert "committed 1 files" in cli("--store", url, "commit", "main").stdout
+    assert "nothing to commit" in cli("--store", url, "status").stdout
