@@ -25,6 +25,7 @@ from casstore import codec
 from casstore.errors import StorageError
 from casstore.layout.errors import InvalidLayout
 from casstore.layout.keeper import bring_in_step, layout_state, network_status
+from casstore.layout.manifest import Entry
 from casstore.layout.names import decode_name, encode_name
 from casstore.layout.parse import NetworkFields, group_id_of, read_contact, read_group_dir, read_network
 from casstore.layout.render import canonical, contact_doc, network_dir, render_group
@@ -78,6 +79,7 @@ def commit(store: NetworkStore, network_id: str, label: str | None = None) -> Co
         return report
     report.paths = status.paths
     plan = _plan(store, fs, network_id, status.paths, exists)
+    before = dict(layout_state(fs).manifest.entries(network_id))
     with fs.forcing():
         if plan.whole:
             report.whole = True
@@ -96,7 +98,7 @@ def commit(store: NetworkStore, network_id: str, label: str | None = None) -> Co
                     batch.delete_contact(network_id, gid, cid)
                 if plan.metadata is not None:
                     batch.save_network_metadata(network_id, plan.metadata.metadata)
-        _refresh(fs, network_id, status.paths)
+        _refresh(fs, network_id, status.paths, before)
         if label:
             report.snapshot = store.save_snapshot(network_id, label)
     return report
@@ -193,8 +195,11 @@ def _network_fields_changed(store: NetworkStore, network_id: str, root: Path, di
     return (fields.current_group_id, fields.root_group_id, fields.extra) != stored
 
 
-def _refresh(fs: FilesystemStore, network_id: str, paths: list[str]) -> None:
-    """Rewrite every edited path from the head (canonical bytes; removed if the head lacks it)."""
+def _refresh(fs: FilesystemStore, network_id: str, edited: list[str], before: dict[str, Entry]) -> None:
+    """Rewrite every edited path from the head (canonical bytes; removed if the head lacks it).
+
+    Paths the tree update after the commit rewrote (their bookkeeping entry moved) are from the head already.
+    """
     state = layout_state(fs)
     bring_in_step(fs, network_id, snapshots=True)
     head = fs.refs.get(head_ref(network_id))
@@ -202,6 +207,7 @@ def _refresh(fs: FilesystemStore, network_id: str, paths: list[str]) -> None:
         return
     with state.locked():
         entries = state.manifest.entries(network_id)
+        paths = [path for path in edited if entries.get(path) == before.get(path)]
         writer = TreeWriter(state.base, network_id, entries)
         reader = state.reader
         root_obj = reader.network_root(head)
