@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ from casstore.model.types import GroupState, NetworkState
 __all__ = ["METADATA", "TreeWriter", "changed_files", "file_hash", "full_files", "metadata_file", "snapshot_files"]
 
 METADATA = "metadata.json"
+#: From this many files, :meth:`TreeWriter.write_all` writes them on :data:`WRITERS` threads.
+PARALLEL_FROM = 64
+WRITERS = 8
 
 
 def file_hash(data: bytes) -> str:
@@ -137,15 +141,29 @@ class TreeWriter:
         self.written = 0
         #: files may be there that the bookkeeping does not know (an earlier export, a checkout)
         self._untracked = not entries and self.root.exists()
+        self._jobs: list[tuple[str, bytes, str, bool]] | None = None  # files to write, collected by write_all
 
     def write_all(self, files: Mapping[str, bytes], prune: bool = False) -> dict[str, Entry | None]:
         """Write the files whose bytes differ from the bookkeeping (``b""``: remove the file).
 
         With ``prune``, files the bookkeeping lists that are not in ``files`` are removed.
         """
-        for path, data in files.items():
-            if path != METADATA:
-                self.put(path, data)
+        self._jobs = []
+        try:
+            for path, data in files.items():
+                if path != METADATA:
+                    self.put(path, data)
+            jobs, self._jobs = self._jobs, None
+            if len(jobs) < PARALLEL_FROM:
+                entries = [self._write(*job) for job in jobs]
+            else:  # the syscalls (open, write, rename) release the GIL: the filesystem's latency overlaps
+                with ThreadPoolExecutor(WRITERS) as pool:
+                    entries = list(pool.map(lambda job: self._write(*job), jobs))
+            for job, entry in zip(jobs, entries, strict=True):
+                self.changes[job[0]] = entry
+            self.written += len(jobs)
+        finally:
+            self._jobs = None
         if prune:
             for path in [p for p in self.entries if p not in files]:
                 self.remove(path)
@@ -161,7 +179,12 @@ class TreeWriter:
         known = self.entries.get(path)
         if known is not None and known.hash == digest and self._unchanged(path, known):
             return
-        self.changes[path] = self._write(path, data, digest, replace=known is not None or self._untracked)
+        job = (path, data, digest, known is not None or self._untracked)
+        if self._jobs is not None:
+            self._jobs.append(job)
+        else:
+            self.changes[path] = self._write(*job)
+            self.written += 1
 
     def _unchanged(self, path: str, known: Entry) -> bool:
         try:
@@ -188,7 +211,6 @@ class TreeWriter:
             os.close(fd)
         if replace:
             os.replace(temp, target)
-        self.written += 1
         return Entry(digest, st.st_mtime_ns, st.st_size)
 
     def remove(self, path: str) -> None:
