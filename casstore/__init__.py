@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import casstore.layout  # noqa: F401  (installs the filesystem:// store's hooks)
 from casstore.errors import StorageError
 from casstore.model import Change, Contact, Group, GroupState, NetworkState, NetworkStore, SnapshotInfo, Wire
 from casstore.model.bassline_json import NetworkJSONError, network_from_json, network_to_json

@@ -22,6 +22,7 @@ from casstore.store.config import (
 )
 from casstore.store.wrappers.base import find_layer
 from casstore.store.wrappers.caching import CachingStore
+from casstore.testing.network import sample_group
 
 MIB = 1 << 20
 
@@ -60,9 +61,16 @@ def test_every_type_maps_to_one_url_and_back(config: StorageConfig, url: str) ->
     assert StorageConfig.from_mapping(config.to_mapping()) == config
 
 
-def test_filesystem_is_refused_until_its_layout_lands() -> None:
-    with pytest.raises(InvalidConfig, match="filesystem"):
-        StorageConfig("filesystem", StorageOptions(base_path="/srv/networks"))
+def test_filesystem_names_the_seed_layout_store_and_opens_it(tmp_path: Path) -> None:
+    config = StorageConfig("filesystem", StorageOptions(base_path=str(tmp_path / "networks")))
+    assert config.to_url() == f"filesystem://{(tmp_path / 'networks').as_posix()}"
+    assert StorageConfig.from_url(config.to_url()) == config
+    with casstore.open_store(config) as store:
+        store.save_group_state("net", "root", sample_group("root"))
+        store.save_network_metadata("net", {"owner": "ops"})
+    assert json.loads((tmp_path / "networks" / "networks" / "net" / "metadata.json").read_text())["metadata"] == {
+        "owner": "ops"
+    }
 
 
 def test_a_file_with_mistakes_reports_every_one(tmp_path: Path) -> None:

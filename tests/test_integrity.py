@@ -238,7 +238,7 @@ def test_case_8_an_index_naming_bytes_past_a_pack_is_a_finding(mock_s3: None) ->
 def test_case_9_a_damaged_ref_file_is_a_finding(tmp_path: Path) -> None:
     with NetworkStore(FileStore(tmp_path / "f")) as store:
         store.save_network_state("net", rich_state())
-        store.save_network_state("other", rich_state())
+        store.save_network_state("other", store.load_network_state("net"), keep_times=True)  # type: ignore[arg-type]
         snapshot = store.save_snapshot("other")
         (tmp_path / "f" / "refs" / "networks" / "net" / "head").write_bytes(b"\xffnot an id\n")
         (tmp_path / "f" / "refs" / "networks" / "other" / "snapshots" / snapshot).write_bytes(b"")
@@ -252,7 +252,7 @@ def test_case_9_a_damaged_ref_file_is_a_finding(tmp_path: Path) -> None:
 def test_case_9_a_damaged_s3_ref_is_a_finding(mock_s3: None) -> None:
     with NetworkStore(S3Store(BUCKET, "refdamage", cache=False, workers=1)) as store:
         store.save_network_state("net", rich_state())
-        store.save_network_state("other", rich_state())
+        store.save_network_state("other", store.load_network_state("net"), keep_times=True)  # type: ignore[arg-type]
         client = store.objects.client  # type: ignore[attr-defined]
         key = next(item["Key"] for item in client.list_keys("refdamage/refs/") if "other" in item["Key"])
         for body in (b"garbage", b""):

@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "casstore.archive": 6,
     "casstore.runtime": 6,
     "casstore.sqlview": 6,
+    "casstore.layout": 6,
     "casstore.cli": 7,
     "casstore.server": 7,  # beside the CLI: `casstore serve` runs it
     "casstore.__main__": 7,

@@ -312,6 +312,7 @@ def test_cli_end_to_end_over_http(moto_server: str, tmp_path: Path) -> None:
     stats = run_cli(url, "stats").stdout
     assert "packs" in stats and "requests" in stats
     exported = json.loads(run_cli(url, "export", "thermostat", "--snapshot", first).stdout)
+    assert set(exported.pop("network")) == {"createdAt", "updatedAt"}  # the times the store keeps (#16)
     assert exported == json.loads(SAMPLE.read_text())
     missing = run_cli(f"s3://no-such-bucket/x?endpoint_url={moto_server}", "stats")
     assert missing.returncode == 1 and "no-such-bucket" in missing.stderr and "Traceback" not in missing.stderr

@@ -17,7 +17,19 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from casstore.cli import deletes, images, merge, networks, objects, prune, remotes, serve, snapshots, sqltables
+from casstore.cli import (
+    deletes,
+    images,
+    layout,
+    merge,
+    networks,
+    objects,
+    prune,
+    remotes,
+    serve,
+    snapshots,
+    sqltables,
+)
 from casstore.cli.output import CasstoreGroup
 from casstore.errors import StorageError
 from casstore.store.config import load_config
@@ -106,5 +118,6 @@ for _verb in (
     images.archive_network,
     images.restore_network,
     serve.serve,
+    *(layout.status, layout.commit_edits),
 ):
     main.add_command(_verb)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TextIO
+import sys
+from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -19,6 +21,7 @@ from casstore.cli.common import (
     to_json,
 )
 from casstore.cli.output import committing, emit, fail, out, say, verb
+from casstore.layout.transfer import export_layout, import_layout, layout_networks
 from casstore.model import GroupState
 from casstore.model.bassline_json import NetworkJSONError, network_from_json, network_to_json
 from casstore.model.refs import head_ref
@@ -245,17 +248,36 @@ def set_content(ctx: click.Context, network: str, group_id: str, contact_id: str
 
 
 @verb(
-    "casstore import thermostat docs/examples/sample-network.json\ncat net.json | casstore import thermostat -",
+    "casstore import thermostat docs/examples/sample-network.json\ncat net.json | casstore import thermostat -\n"
+    "casstore import main ./checkout --as main-copy\ncasstore import ./checkout",
     name="import",
 )
 @click.argument("network")
-@click.argument("source", type=click.File("r", encoding="utf-8"))
+@click.argument("source", required=False)
+@click.option("--as", "as_id", help="With a layout directory: import NETWORK under this id.")
 @click.pass_context
-def import_network(ctx: click.Context, network: str, source: TextIO) -> None:
-    """Replace NETWORK's current state with SOURCE (Bassline JSON; - for stdin)."""
-    name = getattr(source, "name", "input")
+def import_network(ctx: click.Context, network: str, source: str | None, as_id: str | None) -> None:
+    """Replace NETWORK's current state with SOURCE (Bassline JSON; - for stdin; a directory: the seed layout).
+
+    The times SOURCE gives (its "network" key, metadata.json) are kept. A directory holds
+    networks/NETWORK/... (see docs/layout.md); given alone, every network in it.
+    """
+    if source is None and Path(network).is_dir():
+        network, source = "", network  # `import DIR`: every network the directory holds
+    if source is None:
+        fail("missing SOURCE: a Bassline JSON file, - for stdin, or a layout directory", "USAGE")
+    if Path(source).is_dir():
+        _import_layout(ctx, network or None, Path(source), as_id)
+        return
+    if as_id is not None:
+        fail("--as is for a layout directory (for a JSON file, name the network you import into)", "USAGE")
+    name = "<stdin>" if source == "-" else source
     try:
-        doc = load_json(source.read(), name)
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot read {name}: {exc.strerror}", "NOT_FOUND")
+    try:
+        doc = load_json(text, name)
     except json.JSONDecodeError as exc:
         fail(f"{name} is not valid JSON: {exc}", "INVALID_JSON")
     try:
@@ -263,7 +285,7 @@ def import_network(ctx: click.Context, network: str, source: TextIO) -> None:
     except NetworkJSONError as exc:
         fail(f"{name}: {exc}", "INVALID_NETWORK_JSON")
     with opened(ctx) as store, committing(f"network {network} replaced"):
-        store.save_network_state(network, state)
+        store.save_network_state(network, state, keep_times=True)  # the document's times, where it has them
     contacts = sum(len(g.contacts) for g in state.groups.values())
     emit(
         {"network": network, "groups": len(state.groups), "contacts": contacts},
@@ -271,14 +293,53 @@ def import_network(ctx: click.Context, network: str, source: TextIO) -> None:
     )
 
 
+def _import_layout(ctx: click.Context, network: str | None, directory: Path, as_id: str | None) -> None:
+    networks = [network] if network else layout_networks(directory)
+    if as_id is not None and len(networks) != 1:
+        fail("--as renames one network: name it", "USAGE")
+    done = []
+    with opened(ctx) as store, committing("networks imported"):
+        for net in networks:
+            done.append(import_layout(store, directory, net, as_id))
+    emit({"networks": done}, lambda: say(f"imported {', '.join(done) or 'no networks'} from {directory}"))
+
+
 @verb(
-    "casstore export thermostat > thermostat.json\ncasstore export thermostat --snapshot bafyr4iabc123de", name="export"
+    "casstore export thermostat > thermostat.json\ncasstore export thermostat --snapshot bafyr4iabc123de\n"
+    "casstore export thermostat --layout seed ./checkout",
+    name="export",
 )
-@click.argument("network")
+@click.argument("network", required=False)
+@click.argument("directory", required=False)
 @click.option("--snapshot", "snapshot_id", help="Export this snapshot instead of the current state.")
+@click.option("--layout", type=click.Choice(["seed"]), help="Write the seed's directory layout into DIRECTORY.")
 @click.pass_context
-def export_network(ctx: click.Context, network: str, snapshot_id: str | None) -> None:
-    """Write NETWORK (or one of its snapshots) as Bassline JSON to stdout (with or without --json)."""
+def export_network(
+    ctx: click.Context, network: str | None, directory: str | None, snapshot_id: str | None, layout: str | None
+) -> None:
+    """Write NETWORK (or one of its snapshots) as Bassline JSON to stdout (with or without --json).
+
+    With --layout seed: write DIRECTORY/networks/NETWORK/... (without NETWORK: every network).
+    """
+    if layout is not None:
+        if directory is None:
+            network, directory = None, network
+        if directory is None:
+            fail("--layout seed needs a DIRECTORY to write into", "USAGE")
+        if snapshot_id:
+            fail("--layout writes the current state (snapshots are listed in it): drop --snapshot", "USAGE")
+        with opened(ctx) as store:
+            networks = [network] if network else store.list_networks()
+            if network:
+                require_network(store, network)
+            files = {net: export_layout(store, net, Path(directory)) for net in networks}
+        emit(
+            {"directory": directory, "networks": files},
+            lambda: say(f"wrote {sum(files.values()):,} files of {len(files)} networks under {directory}"),
+        )
+        return
+    if network is None or directory is not None:
+        fail("export takes one NETWORK (a DIRECTORY only with --layout seed)", "USAGE")
     with opened(ctx) as store:
         require_network(store, network)
         if snapshot_id:

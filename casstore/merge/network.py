@@ -397,7 +397,13 @@ class _Merge:
         for kind, root in roots.items():
             if root == self.trees[kind].empty(write=False):
                 self.trees[kind].empty()
-        data = records.encode_network_root(roots, current, root_group, size, extra, conflicts)
+        metadata = three_way(base.get("m"), self.ours.get("m"), self.theirs.get("m"), later, collided)
+        # times: the earlier creation and the later update of the two sides (the same whichever is ours)
+        created = min((t for t in (self.ours.get("ct"), self.theirs.get("ct")) if t is not None), default=None)
+        updated = max((t for t in (self.ours.get("ut"), self.theirs.get("ut")) if t is not None), default=None)
+        data = records.encode_network_root(
+            roots, current, root_group, size, extra, metadata, created, updated, conflicts=conflicts
+        )
         digest = codec.hash_bytes(data)
         if digest == self.ours_digest:
             return MergedRoot(digest, PendingWrites(), list(self.conflicts.values()), edited)

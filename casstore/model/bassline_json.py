@@ -8,12 +8,17 @@ a value nested deeper than :data:`casstore.codec.MAX_DEPTH` levels raises
 :class:`~casstore.errors.SerializationError` (neither direction recurses
 further than that).  Fields of a contact, wire or group that casstore does not
 model are kept in its ``extra`` and written back unchanged.
+
+The network's own metadata and times are under one top-level key, ``"network"``:
+``{"metadata": {...}, "createdAt": ISO-8601, "updatedAt": ISO-8601}`` (each part
+left out when empty or unset, the key itself when all are).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Any
 
 from casstore.codec import MAX_DEPTH
@@ -36,7 +41,11 @@ __all__ = [
     "contact_to_json",
     "group_state_to_json",
     "network_from_json",
+    "network_info_from_json",
+    "network_info_to_json",
     "network_to_json",
+    "value_from_json",
+    "value_to_json",
     "wire_to_json",
 ]
 
@@ -100,12 +109,56 @@ def _with_extra(out: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def value_to_json(value: Any, named: bool = False) -> Any:
+    """A content (or, ``named``, a map of named values: attributes, extra fields) as JSON, bytes the DAG-JSON way."""
+    return _to_json_value(value, MAX_DEPTH + 1 if named else MAX_DEPTH)
+
+
+def value_from_json(value: Any, path: str, named: bool = False) -> Any:
+    """A JSON value read back as a content (or a map of named values); DAG-JSON bytes decoded; errors name ``path``."""
+    return _from_json_map(value, path) if named else _from_json_value(value, path)
+
+
+def network_info_to_json(state: NetworkState) -> dict[str, Any]:
+    """The ``"network"`` object: metadata and times (parts left out when empty or unset)."""
+    out: dict[str, Any] = {}
+    if state.metadata:
+        out["metadata"] = _to_json_value(state.metadata)
+    for name, when in (("createdAt", state.created_at), ("updatedAt", state.updated_at)):
+        if when is not None:
+            out[name] = when.isoformat(timespec="microseconds")
+    return out
+
+
+def _time(obj: dict[str, Any], name: str, path: str) -> datetime | None:
+    text = _field(obj, name, path, str, None)
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise NetworkJSONError(f"{path}.{name}: {text!r} is not an ISO-8601 time") from None
+    if when.tzinfo is None:
+        raise NetworkJSONError(f"{path}.{name}: {text!r} has no time zone")
+    return when
+
+
+def network_info_from_json(doc: Any, path: str) -> tuple[dict[str, Any], datetime | None, datetime | None]:
+    """Metadata, created and updated times from a ``"network"`` object."""
+    info = _obj(doc, path)
+    metadata = _from_json_map(_field(info, "metadata", path, dict, {}), f"{path}.metadata")
+    return metadata, _time(info, "createdAt", path), _time(info, "updatedAt", path)
+
+
 def network_to_json(state: NetworkState) -> dict[str, Any]:
     out = {
         "groups": {gid: group_state_to_json(gs) for gid, gs in state.groups.items()},
         "currentGroupId": state.current_group_id,
         "rootGroupId": state.root_group_id,
     }
+    info = network_info_to_json(state)
+    if info:
+        out["network"] = info
     return _with_extra(out, state.extra)
 
 
@@ -231,9 +284,13 @@ def network_from_json(doc: Any) -> NetworkState:
                 extra=_extra(w, WIRE_FIELDS, wpath),
             )
         groups[gid] = GroupState(group, contacts, wires, _extra(gs, GROUP_STATE_FIELDS, path))
+    metadata, created, updated = network_info_from_json(root.get("network", {}), "$.network")
     return NetworkState(
         groups,
         current_group_id=_field(root, "currentGroupId", "$", str, "root"),
         root_group_id=_field(root, "rootGroupId", "$", str, "root"),
         extra=_extra(root, NETWORK_FIELDS, "$"),
+        metadata=metadata,
+        created_at=created,
+        updated_at=updated,
     )

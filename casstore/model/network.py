@@ -164,10 +164,26 @@ class NetworkStore(ObjectStore):
         """
         self._writer.delete_group(network_id, group_id)
 
-    def save_network_state(self, network_id: str, state: NetworkState) -> None:
-        """Replace a whole network with ``state`` (creating it if absent), as one new head."""
+    def save_network_state(self, network_id: str, state: NetworkState, *, keep_times: bool = False) -> None:
+        """Replace a whole network with ``state`` (creating it if absent), as one new head.
+
+        Its metadata replaces the network's; its created time is the stored network's (``now`` for a
+        new one) and its updated time ``now``.  With ``keep_times`` (an import restoring a state
+        exactly) ``state.created_at`` / ``updated_at`` are stored as they are where they are set.
+        """
         check_network_state(state)
-        self._writer.save_network_state(network_id, state)
+        self._writer.save_network_state(network_id, state, keep_times)
+
+    def save_network_metadata(self, network_id: str, metadata: dict[str, Any]) -> None:
+        """Replace a network's metadata (a JSON object: string keys, any values of the data model).
+
+        One new head (its updated time moves); :class:`~casstore.errors.NetworkNotFound` if absent.
+        """
+        self._writer.save_network_metadata(network_id, metadata)
+
+    def load_network_metadata(self, network_id: str) -> dict[str, Any] | None:
+        """A network's metadata (``{}`` if it has none), or ``None`` if the network does not exist."""
+        return self._reader.load_network_metadata(network_id)
 
     def batch(self, network_id: str) -> AbstractContextManager[Batch]:
         """Collect blind writes to one network and apply them atomically (one new head) at exit.

@@ -149,4 +149,11 @@ class NetworkReader:
             for (gid, _), body in zip(group_records, bodies, strict=True)
         }
         extra = codec.decode_value(root["x"]) if "x" in root else {}
-        return NetworkState(groups, root["current"], root["rootGroup"], extra)
+        created, updated = records.root_times(root)
+        return NetworkState(
+            groups, root["current"], root["rootGroup"], extra, records.root_metadata(root), created, updated
+        )
+
+    def load_network_metadata(self, network_id: str) -> dict[str, Any] | None:
+        root = self.head_root(network_id)
+        return None if root is None else records.root_metadata(root)

@@ -1,7 +1,9 @@
 """How the network model is laid out in objects (see docs/format.md, "Networks").
 
 * **Network root** ``{"t": "net", "v": 1, "groups": link, "contacts": link, "wires": link,
-  "index": link, "current": str, "rootGroup": str, "size": int}`` — the Merkle root of a network's state.
+  "index": link, "current": str, "rootGroup": str, "size": int}`` — the Merkle root of a network's state;
+  optional ``"x"`` (unmodelled top-level fields), ``"m"`` (the network's metadata, ``encode_value``
+  bytes), ``"ct"`` / ``"ut"`` (created / updated, ISO-8601 UTC strings).
 * **Groups tree** (prolly, kind ``groups``): group id → *group record* ``{"b": link(body)}``.
   The **body** is a separate object holding the group's own fields (user data,
   encoded with ``encode_value``; ``"x"``: its extra, unmodelled fields).  Records
@@ -52,6 +54,7 @@ from casstore.model.types import (
     check_group_state,
     check_id,
     check_id_list,
+    check_metadata,
     check_str,
 )
 from casstore.store.base import PendingWrites
@@ -77,16 +80,21 @@ __all__ = [
     "encode_body",
     "encode_contact",
     "encode_group_record",
+    "encode_network_metadata",
     "encode_network_root",
     "encode_snapshot",
+    "encode_time",
     "encode_wire",
     "group_fields",
     "group_state_fields",
     "index_keys",
     "member_key",
     "member_prefix",
+    "now_text",
     "own_fields",
     "record_content",
+    "root_metadata",
+    "root_times",
     "snapshot_parents",
     "split_member_key",
     "tag_prefix",
@@ -424,12 +432,31 @@ def encode_network_extra(extra: dict[str, Any]) -> bytes | None:
     return codec.encode_value(extra, "extra") if extra else None
 
 
+def encode_network_metadata(metadata: dict[str, Any]) -> bytes | None:
+    """A network's metadata as the root's ``"m"`` (``None`` when empty)."""
+    check_metadata(metadata)
+    return codec.encode_value(metadata, "metadata", _MEMBER_DEPTH) if metadata else None
+
+
+def encode_time(when: datetime) -> str:
+    """A root's or snapshot's time: ISO-8601 in UTC, to the microsecond."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
 def encode_network_root(
     roots: dict[str, bytes],
     current: str,
     root_group: str,
     size: int,
     extra: bytes | None = None,
+    metadata: bytes | None = None,
+    created: str | None = None,
+    updated: str | None = None,
+    *,
     conflicts: bytes | None = None,
 ) -> bytes:
     """A network root; ``conflicts`` is the root of its conflicts tree (``"k"``, omitted when ``None``)."""
@@ -441,6 +468,12 @@ def encode_network_root(
         obj["x"] = extra
     if conflicts is not None:
         obj[CONFLICTS_FIELD] = codec.link(conflicts)
+    if metadata is not None:
+        obj["m"] = metadata
+    if created is not None:
+        obj["ct"] = created
+    if updated is not None:
+        obj["ut"] = updated
     return codec.encode(obj)
 
 
@@ -453,6 +486,20 @@ def decode_network_root(data: bytes) -> dict[str, Any]:
     if CONFLICTS_FIELD in obj:
         obj[CONFLICTS_FIELD] = codec.link_digest(obj[CONFLICTS_FIELD])
     return obj
+
+
+def root_metadata(root: dict[str, Any]) -> dict[str, Any]:
+    """A decoded network root's metadata (``{}`` when it has none)."""
+    return codec.decode_value(root["m"]) if "m" in root else {}
+
+
+def root_times(root: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """A decoded network root's created and updated times (``None`` where a root has none)."""
+    created, updated = root.get("ct"), root.get("ut")
+    return (
+        None if created is None else datetime.fromisoformat(created),
+        None if updated is None else datetime.fromisoformat(updated),
+    )
 
 
 def encode_snapshot(
@@ -473,7 +520,7 @@ def encode_snapshot(
         "root": codec.link(root),
         "parent": parent,
         "label": label,
-        "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "time": now_text(),
         "size": size,
     }
     if parents:

@@ -104,7 +104,24 @@ def check_network_root(data: bytes) -> list[tuple[bytes, Kind]]:
     for name in ("current", "rootGroup"):
         _require(_is_str(root.get(name)), f"network root: {name!r} is not a string")
     _require(_is_count(root.get("size")), "network root: 'size' is not a whole number")
+    if "m" in root:
+        _require(isinstance(root["m"], bytes), "network root: 'm' (metadata) is not bytes")
+        metadata = _decode_map(root["m"], "network root metadata", user_data=True)
+        _require(all(_is_str(key) for key in metadata), "network root: a metadata key is not a string")
+    for name in ("ct", "ut"):
+        if name in root:
+            _time(root[name], f"network root: {name!r}")
     return links
+
+
+def _time(value: Any, what: str) -> None:
+    """An ISO-8601 time with a time zone."""
+    _require(_is_str(value), f"{what} is not a string")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Invalid(f"{what} {value!r} is not an ISO-8601 time") from None
+    _require(when.tzinfo is not None, f"{what} {value!r} has no time zone")
 
 
 def check_snapshot(data: bytes) -> list[tuple[bytes, Kind]]:

@@ -92,12 +92,19 @@ class Transaction:
             self.current, self.root_group, self.size = "root", "root", 0
             self.extra: bytes | None = None
             self.conflicts: bytes | None = None
+            self.metadata: bytes | None = None
+            self.created: str | None = None
+            self.updated: str | None = None
         else:
             root = reader.network_root(head)
             self.roots = {kind: root[kind] for kind in TREE_KINDS}
             self.current, self.root_group, self.size = root["current"], root["rootGroup"], root["size"]
             self.extra = root.get("x")
             self.conflicts = root.get(records.CONFLICTS_FIELD)  # kept as it is by every ordinary write
+            self.metadata, self.created, self.updated = root.get("m"), root.get("ct"), root.get("ut")
+        self.head = head
+        #: times given by the writer (an import keeping a state's times): used where set
+        self.given_times: tuple[str | None, str | None] | None = None
         self.groups: dict[str, GroupEdit] = {}
         self.member_edits: dict[str, dict[str, Edit]] = {"contacts": {}, "wires": {}}
         self.results: dict[str, bytes] = {}  # member key → record an edit function produced
@@ -150,6 +157,25 @@ class Transaction:
             return record
 
         if prior is _NO_EDIT:
+            edit.content_order.append(cid)
+        edits[key] = apply
+
+    def put_contact(self, gid: str, cid: str, record: bytes) -> None:
+        """Replace (or create, appended to the group's contact ids) one contact's whole record."""
+        edit = self.group(gid)
+        if edit is None:
+            raise GroupNotFound(f"group {gid!r} not found in network {self.network_id!r}")
+        key = records.member_key(gid, cid)
+        edits = self.member_edits["contacts"]
+        results = self.results
+
+        def apply(old: bytes | None) -> bytes:
+            if old is None:
+                edit.created.add(cid)
+            results[key] = record
+            return record
+
+        if key not in edits:
             edit.content_order.append(cid)
         edits[key] = apply
 
@@ -258,13 +284,25 @@ class Transaction:
         edit.body, edit.body_changed = body, True
 
     def replace_network(
-        self, groups: list[tuple[str, PreparedGroup]], current: str, root_group: str, extra: bytes | None = None
+        self,
+        groups: list[tuple[str, PreparedGroup]],
+        current: str,
+        root_group: str,
+        extra: bytes | None = None,
+        metadata: bytes | None = None,
+        times: tuple[str | None, str | None] | None = None,
     ) -> None:
+        """Replace the whole network; ``times`` (created, updated), if given, are stored as they are."""
         self.replace_all = groups
         self.groups.clear()
         for edits in self.member_edits.values():
             edits.clear()
-        self.current, self.root_group, self.extra = current, root_group, extra
+        self.current, self.root_group, self.extra, self.metadata = current, root_group, extra, metadata
+        self.given_times = times
+
+    def set_metadata(self, metadata: bytes | None) -> None:
+        """Replace the network's metadata (encoded; ``None``: none)."""
+        self.metadata = metadata
 
     # ---- commit
 
@@ -342,10 +380,33 @@ class Transaction:
         for kind, root in self.roots.items():
             if root == self.trees[kind].empty(write=False):
                 self.trees[kind].empty()
-        data = records.encode_network_root(self.roots, self.current, self.root_group, size, self.extra, self.conflicts)
+        created, updated = self.created, self.updated
+        if self.given_times is not None:
+            created, updated = self.given_times
+        elif self.head is not None:  # unchanged apart from the times: the head itself (no new root, no write)
+            data = self._encode_root(size, created, updated)
+            if codec.hash_bytes(data) == self.head:
+                return self.head
+        if self.given_times is None or updated is None:
+            updated = records.now_text()
+        created = created or self.created or updated
+        data = self._encode_root(size, created, updated)
         digest = self.pending.add(data)
         self.reader.remember_root(digest, data)  # a snapshot of it will not have to read it back
         return digest
+
+    def _encode_root(self, size: int, created: str | None, updated: str | None) -> bytes:
+        return records.encode_network_root(
+            self.roots,
+            self.current,
+            self.root_group,
+            size,
+            self.extra,
+            self.metadata,
+            created,
+            updated,
+            conflicts=self.conflicts,
+        )
 
 
 def prepare_group(gid: str, state: GroupState) -> PreparedGroup:

@@ -42,8 +42,10 @@ __all__ = [
     "check_group_state",
     "check_id",
     "check_id_list",
+    "check_metadata",
     "check_network_state",
     "check_str",
+    "check_time",
 ]
 
 BlendMode = Literal["accept-last", "merge"]
@@ -59,7 +61,7 @@ CONTACT_FIELDS = frozenset(
     {"id", "groupId", "content", "blendMode", "isBoundary", "boundaryDirection", "name", "attributes"}
 )
 WIRE_FIELDS = frozenset({"id", "groupId", "fromId", "toId", "type", "attributes"})
-NETWORK_FIELDS = frozenset({"groups", "currentGroupId", "rootGroupId"})
+NETWORK_FIELDS = frozenset({"groups", "currentGroupId", "rootGroupId", "network"})
 GROUP_STATE_FIELDS = frozenset({"group", "contacts", "wires"})
 GROUP_FIELDS = frozenset(
     {"id", "name", "parentId", "contactIds", "wireIds", "subgroupIds", "boundaryContactIds", "attributes"}
@@ -180,12 +182,19 @@ class NetworkState:
         root_group_id: the id of the outermost group.
         extra: top-level fields of a Bassline document that casstore does not model, kept and
             exported unchanged (JSON names as keys).
+        metadata: the network's own metadata (the seed's ``networks.metadata``), a JSON object.
+        created_at: when the network was first written (timezone-aware; ``None`` until stored).
+            Kept by every later write; not part of equality.
+        updated_at: when it was last written (timezone-aware; ``None`` until stored); not part of equality.
     """
 
     groups: dict[str, GroupState] = field(default_factory=dict)
     current_group_id: str = "root"
     root_group_id: str = "root"
     extra: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = field(default=None, compare=False)
+    updated_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -336,3 +345,22 @@ def check_network_state(state: object) -> None:
     check_str(state.current_group_id, "current_group_id")
     check_str(state.root_group_id, "root_group_id")
     check_extra(state.extra, "extra", NETWORK_FIELDS)
+    check_metadata(state.metadata)
+    for name in ("created_at", "updated_at"):
+        check_time(getattr(state, name), name)
+
+
+def check_metadata(value: object, path: str = "metadata") -> None:
+    """Network metadata: a dict with string keys (its values are checked as they are encoded)."""
+    check_attributes(value, path)
+    assert isinstance(value, dict)
+    for key in value:
+        check_str(key, f"{path} key")
+
+
+def check_time(value: object, path: str) -> None:
+    """``None`` or a timezone-aware :class:`~datetime.datetime`."""
+    if value is None:
+        return
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise SerializationError(f"{path}: expected a timezone-aware datetime, got {value!r}", path)

@@ -26,7 +26,7 @@ from casstore.model.pairing import pair_replacements
 from casstore.model.reads import NetworkReader
 from casstore.model.refs import head_ref, snapshots_prefix, tip_ref
 from casstore.model.transaction import KeptWrites, PreparedGroup, Transaction, large_contents, prepare_group
-from casstore.model.types import GroupState, NetworkState, check_id, check_str
+from casstore.model.types import Contact, GroupState, NetworkState, check_id, check_str, check_time
 from casstore.store.base import ObjectStore, PendingWrites, RefStore, RefUpdate
 
 __all__ = ["FLUSH_BYTES", "MAX_ATTEMPTS", "Batch", "NetworkWriter", "delete_ref"]
@@ -117,11 +117,19 @@ class NetworkWriter:
         if self.reader.head_root(network_id) is not None:
             self.write(network_id, lambda tx: tx.delete_contact(group_id, contact_id), create=False)
 
-    def save_network_state(self, network_id: str, state: NetworkState) -> None:
+    def save_network_state(self, network_id: str, state: NetworkState, keep_times: bool = False) -> None:
         head_ref(network_id)  # a bad id is refused before prepare_network writes anything
+        extra, metadata, times = network_fields(state, keep_times)
         prepared, current, root_group = self.prepare_network(state, flush=True)
-        extra = records.encode_network_extra(state.extra)
-        self.write(network_id, lambda tx: tx.replace_network(prepared, current, root_group, extra), create=True)
+        self.write(
+            network_id,
+            lambda tx: tx.replace_network(prepared, current, root_group, extra, metadata, times),
+            create=True,
+        )
+
+    def save_network_metadata(self, network_id: str, metadata: dict[str, Any]) -> None:
+        data = records.encode_network_metadata(metadata)
+        self.write(network_id, lambda tx: tx.set_metadata(data), create=False)
 
     def prepare_network(
         self, state: NetworkState, flush: bool = False
@@ -197,6 +205,22 @@ class NetworkWriter:
         raise StorageError(f"network {network_id!r}: gave up deleting after {MAX_ATTEMPTS} concurrent changes")
 
 
+def network_fields(
+    state: NetworkState, keep_times: bool
+) -> tuple[bytes | None, bytes | None, tuple[str | None, str | None] | None]:
+    """A state's encoded extra fields and metadata, and (with ``keep_times``) its times to store as they are."""
+    if not isinstance(state, NetworkState):
+        raise SerializationError(f"expected a NetworkState, got {type(state).__name__}")
+    extra = records.encode_network_extra(state.extra)
+    metadata = records.encode_network_metadata(state.metadata)
+    if not keep_times:
+        return extra, metadata, None
+    for name in ("created_at", "updated_at"):
+        check_time(getattr(state, name), name)
+    created, updated = (None if t is None else records.encode_time(t) for t in (state.created_at, state.updated_at))
+    return extra, metadata, (created, updated)
+
+
 def delete_ref(refs: RefStore, name: str, value: bytes) -> None:
     """Delete ref ``name`` whatever it has moved to meanwhile (done once it is absent)."""
     while True:
@@ -241,6 +265,24 @@ class Batch:
         prepared = prepare_group(group_id, state)
         self._record(lambda tx: tx.put_group(group_id, prepared), create=True)
 
+    def save_contact(self, network_id: str, group_id: str, contact: Contact) -> None:
+        """Replace (or create) one contact whole: content, blend mode and every other field."""
+        self._same_network(network_id)
+        check_id(group_id, "group_id")
+        if not isinstance(contact, Contact):
+            raise SerializationError(f"contact: expected a Contact, got {type(contact).__name__}", "contact")
+        check_id(contact.id, "contact.id")
+        objects = PendingWrites()
+        record = records.encode_contact(contact, contact.id, group_id, objects)
+        kept = KeptWrites.taking(objects)
+        cid = contact.id
+
+        def op(tx: Transaction) -> None:
+            kept.copy_into(tx.pending)
+            tx.put_contact(group_id, cid, record)
+
+        self._record(op, group_id=group_id)
+
     def delete_group(self, network_id: str, group_id: str) -> None:
         self._same_network(network_id)
         check_id(group_id, "group_id")
@@ -253,11 +295,16 @@ class Batch:
         self._ops.append(lambda tx: tx.delete_contact(group_id, contact_id))
         self._groups.append(group_id)
 
-    def save_network_state(self, network_id: str, state: NetworkState) -> None:
+    def save_network_state(self, network_id: str, state: NetworkState, keep_times: bool = False) -> None:
         self._same_network(network_id)
+        extra, metadata, times = network_fields(state, keep_times)
         prepared, current, root_group = self.writer.prepare_network(state)
-        extra = records.encode_network_extra(state.extra)
-        self._record(lambda tx: tx.replace_network(prepared, current, root_group, extra), create=True)
+        self._record(lambda tx: tx.replace_network(prepared, current, root_group, extra, metadata, times), create=True)
+
+    def save_network_metadata(self, network_id: str, metadata: dict[str, Any]) -> None:
+        self._same_network(network_id)
+        data = records.encode_network_metadata(metadata)
+        self._record(lambda tx: tx.set_metadata(data))
 
     def _record(
         self,

@@ -15,7 +15,7 @@ mapped to exactly one store URL (:meth:`StorageConfig.to_url`; the table is in
     s3          <connection_string>                (an s3:// URL)
     postgres    <connection_string>[?pool_size=N]  (a postgresql:// URL)
     remote      <server_url>[?auth_token=…]        (an https:// or http:// URL)
-    filesystem  refused until the seed's human-readable layout lands
+    filesystem  filesystem:///<base_path>          (the seed's human-readable layout)
 
 ``cache.enabled`` adds the caching wrapper's options to the URL
 (``frame_cache_mb`` from ``max_size`` bytes rounded up to MiB, ``ref_ttl``
@@ -223,8 +223,6 @@ class StorageConfig:
                 found.append(f"options.{option.name}: required for type {self.type!r}")
             elif option.name not in allowed and value is not None:
                 found.append(f"options.{option.name}: not used by type {self.type!r}")
-        if self.type == "filesystem":  # the seed's human-readable layout: not yet a backend here
-            found.append("type: 'filesystem' (the seed's human-readable layout) is not available yet; use 'file'")
         scheme_of = {"s3": ("s3",), "postgres": ("postgresql", "postgres"), "remote": ("https", "http")}
         url = opts.server_url if self.type == "remote" else opts.connection_string
         bad_scheme = isinstance(url, str) and url and urlsplit(url).scheme.lower() not in scheme_of.get(self.type, ())
@@ -245,7 +243,7 @@ class StorageConfig:
         query: list[tuple[str, str]] = []
         if self.type == "memory":
             base = "memory://"
-        elif self.type in ("lmdb", "file"):
+        elif self.type in ("lmdb", "file", "filesystem"):
             assert opts.base_path is not None
             base = f"{self.type}://{Path(opts.base_path).expanduser().absolute().as_posix()}"
         elif self.type == "remote":
@@ -291,7 +289,7 @@ class StorageConfig:
         if scheme == "memory":
             options = StorageOptions()
             kind: str = "memory"
-        elif scheme in ("lmdb", "file"):
+        elif scheme in ("lmdb", "file", "filesystem"):
             options, kind = StorageOptions(base_path=parts.netloc + parts.path), scheme
         elif scheme in ("https", "http"):
             token = query.pop("auth_token", None)
@@ -306,7 +304,7 @@ class StorageConfig:
             options, kind = StorageOptions(connection_string=plain), "s3"
         else:
             raise InvalidConfig(f"{text}: no StorageConfig type has the scheme {scheme!r}")
-        if kind in ("memory", "lmdb", "file") and query:
+        if kind in ("memory", "lmdb", "file", "filesystem") and query:
             raise InvalidConfig(f"{text}: options {sorted(query)} have no StorageConfig field")
         return cls(kind, options, cache)  # type: ignore[arg-type]
 

@@ -54,6 +54,7 @@ BUILTIN: dict[str, str] = {
     "postgres": "casstore.store.postgres:BACKEND",
     "http": "casstore.store.http:BACKEND",
     "https": "casstore.store.http:BACKEND",
+    "filesystem": "casstore.store.filesystem:BACKEND",
 }
 
 

@@ -1,0 +1,81 @@
+"""Verbs on a ``filesystem://`` store's files: ``status`` (hand edits) and ``commit`` (apply them).
+
+``export --layout seed DIR`` and ``import NET DIR`` (in :mod:`casstore.cli.networks`) write and read
+the same layout from and to any store, through :mod:`casstore.layout.transfer`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from casstore.cli.common import opened
+from casstore.cli.output import committing, emit, out, say, verb
+from casstore.layout.edits import commit, filesystem_store
+from casstore.layout.keeper import layout_state, network_status
+from casstore.layout.render import network_dir
+from casstore.layout.transfer import layout_networks
+from casstore.model.network import NetworkStore
+
+__all__ = ["commit_edits", "status"]
+
+
+def _networks(store: NetworkStore, network: str | None) -> list[str]:
+    """NETWORK, or every network the store holds or the directory has files for."""
+    if network is not None:
+        return [network]
+    base = layout_state(filesystem_store(store)).base
+    return sorted(set(store.list_networks()) | set(layout_networks(base)))
+
+
+@verb("casstore status\ncasstore --store filesystem:///srv/nets status main --full")
+@click.argument("network", required=False)
+@click.option("--full", is_flag=True, help="Read and hash every file (not only those whose mtime or size moved).")
+@click.pass_context
+def status(ctx: click.Context, network: str | None, full: bool) -> None:
+    """List the files of NETWORK (default: every network) changed, added or removed by hand."""
+    with opened(ctx) as store:
+        fs = filesystem_store(store)
+        found = {net: network_status(fs, net, full) for net in _networks(store, network)}
+    doc = {net: {"modified": st.modified, "added": st.added, "removed": st.removed} for net, st in found.items()}
+
+    def render() -> None:
+        clean = True
+        for net, st in found.items():
+            for mark, paths in (("modified", st.modified), ("added", st.added), ("removed", st.removed)):
+                for path in paths:
+                    clean = False
+                    out.print(f"{mark:9} {network_dir(net)}/{path}", highlight=False, soft_wrap=True)
+        if clean:
+            say("nothing to commit: the files are as last written")
+
+    emit({"networks": doc}, render)
+
+
+@verb(
+    "casstore commit main -m 'fixed the bio'\ngit clone … nets && casstore --store filesystem://$PWD/nets commit",
+    name="commit",
+)
+@click.argument("network", required=False)
+@click.option("-m", "--message", "label", help="Also take a snapshot of the result, with this label.")
+@click.pass_context
+def commit_edits(ctx: click.Context, network: str | None, label: str | None) -> None:
+    """Apply the hand edits of NETWORK's files (default: every network) to the store, as one write each."""
+    reports = []
+    with opened(ctx, create=True) as store, committing("hand edits applied"):
+        for net in _networks(store, network):
+            reports.append(commit(store, net, label))
+    doc = [
+        {"network": r.network_id, "paths": r.paths, "snapshot": r.snapshot, "whole_directory": r.whole} for r in reports
+    ]
+
+    def render() -> None:
+        for report in reports:
+            if not report.paths:
+                say(f"{report.network_id}: nothing to commit")
+                continue
+            how = " (the whole directory)" if report.whole else ""
+            say(f"{report.network_id}: committed {len(report.paths):,} files{how}")
+            if report.snapshot:
+                say(f"{report.network_id}: snapshot {report.snapshot}")
+
+    emit({"commits": doc}, render)

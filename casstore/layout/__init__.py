@@ -1,0 +1,21 @@
+"""The seed's human-readable, git-friendly directory layout of a network (see docs/layout.md).
+
+``P/networks/{network-id}/`` holds ``metadata.json``, ``groups/{group-id}/``
+(``structure.json``, ``attributes.json``, ``contacts/{contact-id}.json``) and
+``snapshots/{timestamp}-{label}.json``.  Modules: :mod:`~casstore.layout.names`
+(ids as safe file names), :mod:`~casstore.layout.render` (each file's bytes),
+:mod:`~casstore.layout.writer` (full and incremental writes),
+:mod:`~casstore.layout.parse` (reading files back), :mod:`~casstore.layout.status`
+(hand edits), :mod:`~casstore.layout.manifest` (the bookkeeping),
+:mod:`~casstore.layout.keeper` (the ``filesystem://`` store's hooks, installed on
+import), :mod:`~casstore.layout.edits` (``commit``) and
+:mod:`~casstore.layout.transfer` (export and import from any store).
+"""
+
+from __future__ import annotations
+
+from casstore.layout.errors import InvalidLayout, UncommittedEdits
+from casstore.layout.keeper import network_status
+from casstore.layout.status import Status
+
+__all__ = ["InvalidLayout", "Status", "UncommittedEdits", "network_status"]

@@ -1,0 +1,178 @@
+"""Keeping a ``filesystem://`` store's files in step with its heads (the hooks of :mod:`casstore.store.filesystem`).
+
+After every ref move the networks it touched are brought in step under one
+file lock (``P/.casstore/layout.lock``): the files are rewritten from the diff
+between the root the tree records and the network's head as it is now (so
+concurrent writers converge), only changed files are written, then the
+bookkeeping records the new root.  Before a head move the network's files are
+scanned for hand edits, and the move is refused (:class:`UncommittedEdits`)
+unless the store is forced.  On open every network is repaired: a tree whose
+recorded root is not its head (a crash between the head move and the tree
+update) is brought in step, and temp files a killed writer left are removed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+from casstore import codec
+from casstore.errors import ObjectNotFound
+from casstore.layout.errors import UncommittedEdits
+from casstore.layout.manifest import Manifest
+from casstore.layout.render import network_dir
+from casstore.layout.status import Status, scan
+from casstore.layout.writer import TreeWriter, changed_files, full_files, snapshot_files
+from casstore.model.reads import NetworkReader
+from casstore.model.refs import NETWORKS_PREFIX, head_ref, network_heads
+from casstore.store.filesystem import STORE_DIR, FilesystemStore, install_layout
+
+__all__ = ["LayoutState", "bring_in_step", "layout_state", "network_status"]
+
+
+@dataclass
+class LayoutState:
+    """What the layout keeps for one open filesystem store."""
+
+    base: Path
+    manifest: Manifest
+    reader: NetworkReader
+    lock_path: Path
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        with open(self.lock_path, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def layout_state(store: FilesystemStore) -> LayoutState:
+    state = store.layout_state
+    assert isinstance(state, LayoutState)
+    return state
+
+
+def _networks_of(names: Sequence[str]) -> tuple[set[str], set[str]]:
+    """The networks whose heads these refs are, and those whose snapshots they are."""
+    heads, snapshots = set(), set()
+    for name in names:
+        parts = name.split("/")
+        if len(parts) < 3 or name.startswith(NETWORKS_PREFIX) is False:
+            continue
+        network_id = unquote(parts[1])
+        if len(parts) == 3 and parts[2] == "head":
+            heads.add(network_id)
+        elif parts[2] in ("snapshot-tip", "snapshots"):
+            snapshots.add(network_id)
+    return heads, snapshots
+
+
+def network_status(store: FilesystemStore, network_id: str, full: bool = False) -> Status:
+    """Hand edits in one network's files since they were last written."""
+    state = layout_state(store)
+    return scan(state.base / network_dir(network_id), state.manifest.entries(network_id), full)
+
+
+def bring_in_step(store: FilesystemStore, network_id: str, snapshots: bool = False, repair: bool = False) -> int:
+    """Rewrite what differs between a network's files and its head; returns the number of files written."""
+    state = layout_state(store)
+    with state.locked():
+        head = store.inner.refs.get(head_ref(network_id))
+        recorded, _ = state.manifest.state(network_id)
+        entries = state.manifest.entries(network_id)
+        writer = TreeWriter(state.base, network_id, entries)
+        if repair:
+            writer.remove_temp_files()
+        if head is None:
+            if recorded is None and not entries:
+                return 0
+            for path in list(entries):
+                writer.remove(path)
+            _remove_empty_dirs(writer.root)
+            state.manifest.forget(network_id)
+            return writer.written
+        head_id = codec.format_id(head)
+        if recorded == head_id and not snapshots:
+            return 0
+        if recorded is None:
+            writer.write_all(full_files(state.reader, network_id, head), prune=True)
+        else:
+            if recorded != head_id:
+                try:
+                    files, removed_groups = changed_files(state.reader, network_id, codec.parse_id(recorded), head)
+                except ObjectNotFound:  # the recorded root was collected: compare every file instead
+                    files, removed_groups = full_files(state.reader, network_id, head), set()
+                    snapshots = False
+                    writer.write_all(files, prune=True)
+                else:
+                    writer.remove_dirs(removed_groups)
+                    writer.write_all(files)
+            if snapshots:
+                current = snapshot_files(state.reader, network_id)
+                writer.write_all(current)
+                for path in [p for p in entries if p.startswith("snapshots/") and p not in current]:
+                    writer.remove(path)
+        state.manifest.save(network_id, head_id, writer.changes)
+        return writer.written
+
+
+def _remove_empty_dirs(root: Path) -> None:
+    if not root.is_dir():
+        return
+    for directory, _, _ in sorted(os.walk(root), key=lambda item: -len(item[0])):
+        with suppress(OSError):
+            os.rmdir(directory)
+
+
+class _Hooks:
+    """The :class:`~casstore.store.filesystem.LayoutHooks` this package installs."""
+
+    def opened(self, store: FilesystemStore) -> None:
+        store_dir = store.base / STORE_DIR
+        reader = NetworkReader(store.inner.blobs, store.inner.refs)
+        store.layout_state = LayoutState(
+            store.base, Manifest(store_dir / "layout.sqlite"), reader, store_dir / "layout.lock"
+        )
+        if store.inner.read_only:
+            return
+        heads = network_heads(store.inner.refs.list(NETWORKS_PREFIX))
+        for network_id in sorted(set(heads) | set(layout_state(store).manifest.networks())):
+            bring_in_step(store, network_id, snapshots=True, repair=True)
+
+    def before_moves(self, store: FilesystemStore, names: Sequence[str]) -> None:
+        if store.forced:
+            return
+        heads, _ = _networks_of(names)
+        for network_id in sorted(heads):
+            with layout_state(store).locked():  # not in the middle of another writer's tree update
+                status = network_status(store, network_id)
+            if status:
+                paths = status.paths
+                shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+                where = store.base / network_dir(network_id)
+                raise UncommittedEdits(
+                    f"network {network_id!r} has uncommitted hand edits in {where} ({shown}): "
+                    f"commit them (`casstore commit`) or force the write",
+                    paths,
+                )
+
+    def after_moves(self, store: FilesystemStore, names: Sequence[str]) -> None:
+        heads, snapshots = _networks_of(names)
+        for network_id in sorted(heads | snapshots):
+            bring_in_step(store, network_id, snapshots=network_id in snapshots)
+
+    def closing(self, store: FilesystemStore) -> None:
+        state = store.layout_state
+        if isinstance(state, LayoutState):
+            state.manifest.close()
+
+
+install_layout(_Hooks())

@@ -1,0 +1,114 @@
+"""The tree's bookkeeping: which root each network's files reflect, and each file's hash and stat.
+
+Kept in one SQLite database (``P/.casstore/layout.sqlite``): ``trees`` (network
+→ the printable id of the root its files reflect, and a version bumped on every
+save) and ``files`` (network, path → BLAKE3 hash of the bytes written, their
+mtime in ns and size).  A save is one SQLite transaction, made after the files
+are written, so the recorded root is never ahead of the files: a crash between
+the head move and the end of the tree update leaves the old root recorded, and
+the next open brings the files in step again.  A process caches one network's
+entries and re-reads them when the version moved.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+__all__ = ["Entry", "Manifest"]
+
+
+class Entry(NamedTuple):
+    """What was written at one path: the bytes' hash, and the file's mtime (ns) and size then."""
+
+    hash: str
+    mtime_ns: int
+    size: int
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS trees (network TEXT PRIMARY KEY, root TEXT, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    network TEXT NOT NULL, path TEXT NOT NULL, hash TEXT NOT NULL, mtime INTEGER NOT NULL, size INTEGER NOT NULL,
+    PRIMARY KEY (network, path)
+) WITHOUT ROWID;
+"""
+
+
+class Manifest:
+    """The bookkeeping database of one layout directory (thread-safe; several processes may share it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._cache: dict[str, tuple[int, dict[str, Entry]]] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def networks(self) -> list[str]:
+        with self._lock:
+            return sorted(row[0] for row in self._db.execute("SELECT network FROM trees"))
+
+    def state(self, network_id: str) -> tuple[str | None, int]:
+        """The root the network's files reflect (``None``: no tree) and the bookkeeping's version."""
+        with self._lock:
+            row = self._db.execute("SELECT root, version FROM trees WHERE network = ?", (network_id,)).fetchone()
+        return (None, 0) if row is None else (row[0], row[1])
+
+    def root(self, network_id: str) -> str | None:
+        return self.state(network_id)[0]
+
+    def entries(self, network_id: str) -> dict[str, Entry]:
+        """Every file of the network's tree, by path relative to the network's directory (do not mutate)."""
+        with self._lock:
+            _, version = self.state(network_id)
+            cached = self._cache.get(network_id)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            rows = self._db.execute("SELECT path, hash, mtime, size FROM files WHERE network = ?", (network_id,))
+            entries = {path: Entry(h, m, s) for path, h, m, s in rows}
+            self._cache[network_id] = (version, entries)
+            return entries
+
+    def save(self, network_id: str, root: str | None, changes: Mapping[str, Entry | None]) -> None:
+        """Record ``root`` and the changed paths (``None``: removed) in one transaction."""
+        with self._lock:
+            entries = dict(self.entries(network_id))
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                gone = [(network_id, path) for path, entry in changes.items() if entry is None]
+                kept = [(network_id, path, *entry) for path, entry in changes.items() if entry is not None]
+                db.executemany("DELETE FROM files WHERE network = ? AND path = ?", gone)
+                db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", kept)
+                _, version = self.state(network_id)
+                db.execute("INSERT OR REPLACE INTO trees VALUES (?, ?, ?)", (network_id, root, version + 1))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            for path, entry in changes.items():
+                if entry is None:
+                    entries.pop(path, None)
+                else:
+                    entries[path] = entry
+            self._cache[network_id] = (version + 1, entries)
+
+    def forget(self, network_id: str) -> None:
+        """Drop a network's bookkeeping (its tree is gone)."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM files WHERE network = ?", (network_id,))
+            db.execute("DELETE FROM trees WHERE network = ?", (network_id,))
+            db.execute("COMMIT")
+            self._cache.pop(network_id, None)

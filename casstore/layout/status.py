@@ -1,0 +1,118 @@
+"""Which files of a network's tree were changed, added or removed by hand since the tree was written.
+
+A file counts as changed when its bytes hash differently from what the
+bookkeeping recorded (:mod:`casstore.layout.manifest`).  As git does, a file
+whose mtime and size are those recorded is trusted unchanged without reading
+it; ``full=True`` reads and hashes every file.  Only the layout's own files
+count (``metadata.json``, ``groups/*/structure.json``, ``groups/*/attributes.json``,
+``groups/*/contacts/*.json``, ``snapshots/*.json``); anything else in the
+directory (an editor's swap file, a ``.gitkeep``) is ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import blake3
+
+from casstore.layout.manifest import Entry
+
+__all__ = ["Status", "is_layout_path", "layout_files", "scan"]
+
+_GROUP_FILES = ("structure.json", "attributes.json")
+
+
+@dataclass
+class Status:
+    """Paths (relative to the network's directory) that differ from the tree as last written."""
+
+    modified: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.modified or self.added or self.removed)
+
+    @property
+    def paths(self) -> list[str]:
+        return sorted([*self.modified, *self.added, *self.removed])
+
+
+def is_layout_path(path: str) -> bool:
+    parts = path.split("/")
+    if parts == ["metadata.json"]:
+        return True
+    if len(parts) == 2 and parts[0] == "snapshots":
+        return _json_name(parts[1])
+    if len(parts) == 3 and parts[0] == "groups":
+        return _plain(parts[1]) and parts[2] in _GROUP_FILES
+    if len(parts) == 4 and parts[0] == "groups" and parts[2] == "contacts":
+        return _plain(parts[1]) and _json_name(parts[3])
+    return False
+
+
+def _plain(name: str) -> bool:
+    return bool(name) and not name.startswith(".")
+
+
+def _json_name(name: str) -> bool:
+    return _plain(name) and name.endswith(".json") and len(name) > 5
+
+
+def _files(directory: str, rel: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if _json_name(entry.name) and entry.is_file(follow_symlinks=False):
+                    yield rel + entry.name, entry
+    except (FileNotFoundError, NotADirectoryError):
+        return
+
+
+def layout_files(root: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Every layout file under a network's directory: (relative path, directory entry)."""
+    base = str(root)
+    for path, entry in _files(base, ""):
+        if path == "metadata.json":
+            yield path, entry
+    yield from _files(os.path.join(base, "snapshots"), "snapshots/")
+    try:
+        with os.scandir(os.path.join(base, "groups")) as groups:
+            group_names = [g.name for g in groups if _plain(g.name) and g.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in sorted(group_names):
+        group_path = os.path.join(base, "groups", name)
+        for path, entry in _files(group_path, f"groups/{name}/"):
+            if path.rsplit("/", 1)[1] in _GROUP_FILES:
+                yield path, entry
+        yield from _files(os.path.join(group_path, "contacts"), f"groups/{name}/contacts/")
+
+
+def _hash_file(path: str) -> str:
+    with open(path, "rb") as handle:
+        return blake3.blake3(handle.read()).hexdigest(16)
+
+
+def scan(root: Path, entries: Mapping[str, Entry], full: bool = False) -> Status:
+    """The hand edits under a network's directory ``root`` against its bookkeeping ``entries``."""
+    status = Status()
+    seen = set()
+    for path, entry in layout_files(root):
+        seen.add(path)
+        known = entries.get(path)
+        if known is None:
+            status.added.append(path)
+            continue
+        st = entry.stat(follow_symlinks=False)
+        if not full and st.st_mtime_ns == known.mtime_ns and st.st_size == known.size:
+            continue
+        if st.st_size != known.size or _hash_file(entry.path) != known.hash:
+            status.modified.append(path)
+    status.removed = sorted(path for path in entries if path not in seen)
+    status.added.sort()
+    status.modified.sort()
+    return status

@@ -1,0 +1,190 @@
+"""The layout benchmark (#16): the seed's directory layout of the 100,000-contact workload, against naive writes.
+
+Workload: ``tools/bench_network.py``'s (1,000 groups of 100 contacts, 0.5% large
+contents, ~100 wires per group) in a ``filesystem://`` store.  Figures, each
+with its same-run baseline:
+
+* ``layout_full_write_s``: the first write of the tree (state read from the
+  store, every file rendered and written atomically, the bookkeeping saved);
+  ``naive_full_write_s``: the same files' documents (built from the in-memory
+  state) written with one ``json.dump`` each (``indent=2, sort_keys=True``).
+* ``layout_step_s``: after a 1% step (one batch of 1,000 content changes), the
+  tree brought in step (diff, render, write, bookkeeping); ``naive_step_write_s``:
+  the same 1,000 contact files plus ``metadata.json`` written naively.
+  ``edit_check_s``: the scan for hand edits a write makes first (stat of every file).
+* ``commit_step_s``: ``commit`` of 1,000 hand-edited contact files (status, read,
+  one batch, the tree refreshed).
+* ``status_s``: ``status`` on the unchanged tree (102,001 files at the default
+  size); ``git_status_s``: ``git status`` on the same tree in a repository.
+
+    python tools/bench_layout.py [--contacts 100000] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_network import emit, make_state, small_value
+
+from casstore import open_store
+from casstore.layout.edits import commit, filesystem_store
+from casstore.layout.keeper import bring_in_step, network_status
+from casstore.layout.render import (
+    attributes_doc,
+    contact_doc,
+    contact_path,
+    group_dir,
+    metadata_doc,
+    network_dir,
+    structure_doc,
+)
+from casstore.model import NetworkState
+from casstore.store import filesystem
+
+
+def naive_docs(state: NetworkState, network_id: str) -> dict[str, Any]:
+    docs: dict[str, Any] = {}
+    for gid, group_state in state.groups.items():
+        docs[f"{group_dir(gid)}/structure.json"] = structure_doc(group_state)
+        docs[f"{group_dir(gid)}/attributes.json"] = attributes_doc(group_state)
+        for cid, contact in group_state.contacts.items():
+            docs[contact_path(gid, cid)] = contact_doc(contact)
+    docs["metadata.json"] = metadata_doc(network_id, state, "root")
+    return docs
+
+
+def naive_write(root: Path, docs: dict[str, Any]) -> None:
+    made: set[Path] = set()
+    for rel, doc in docs.items():
+        path = root / rel
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(doc, handle, indent=2, sort_keys=True, ensure_ascii=False)
+            handle.write("\n")
+
+
+class _Quiet:
+    """Hooks that do nothing: a write without its tree update (timed apart)."""
+
+    def opened(self, store: Any) -> None: ...
+
+    def before_moves(self, store: Any, names: Any) -> None: ...
+
+    def after_moves(self, store: Any, names: Any) -> None: ...
+
+    def closing(self, store: Any) -> None: ...
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    saved = filesystem._hooks
+    filesystem._hooks = _Quiet()
+    try:
+        yield
+    finally:
+        filesystem._hooks = saved
+
+
+def timed(fn: Any, *args: Any) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - start, result
+
+
+def run(contacts: int, workdir: Path) -> dict[str, Any]:
+    state = make_state(contacts)
+    rnd = random.Random(7)
+    out: dict[str, Any] = {"contacts": contacts}
+
+    out["naive_full_write_s"], _ = timed(lambda: naive_write(workdir / "naive", naive_docs(state, "main")))
+
+    base = workdir / "fs"
+    store = open_store(f"filesystem://{base}")
+    fs = filesystem_store(store)
+    with quiet():  # the import without its tree update, which is timed alone
+        store.save_network_state("main", state)
+    out["layout_full_write_s"], _ = timed(bring_in_step, fs, "main")
+    root = base / network_dir("main")
+    out["files"] = sum(1 for _ in root.rglob("*.json"))
+
+    # a 1% step: the API write (with its hand-edit scan), then the tree brought in step, timed apart
+    cids = [(gid, cid) for gid, gs in state.groups.items() for cid in gs.contacts]
+    changed = rnd.sample(cids, contacts // 100)
+    out["edit_check_s"], _ = timed(network_status, fs, "main")
+    with quiet(), store.batch("main") as batch:
+        for gid, cid in changed:
+            batch.save_contact_content("main", gid, cid, small_value(rnd))
+    out["layout_step_s"], written = timed(bring_in_step, fs, "main")
+    out["layout_step_files"] = written
+    # the whole API step as a user sees it: the hand-edit scan, the write, the tree update
+    again = rnd.sample(cids, contacts // 100)
+    start = time.perf_counter()
+    with store.batch("main") as batch:
+        for gid, cid in again:
+            batch.save_contact_content("main", gid, cid, small_value(rnd))
+    out["api_step_s"] = time.perf_counter() - start
+    changed = list(dict.fromkeys([*changed, *again]))
+    step_state = store.load_network_state("main")
+    assert step_state is not None
+    step_docs = {contact_path(gid, cid): contact_doc(step_state.groups[gid].contacts[cid]) for gid, cid in again}
+    step_docs["metadata.json"] = metadata_doc("main", step_state, "root")
+    naive_write(workdir / "naive", naive_docs(step_state, "main"))
+    out["naive_step_write_s"], _ = timed(naive_write, workdir / "naive", step_docs)
+
+    out["status_s"], status = timed(network_status, fs, "main")
+    assert not status, status
+    subprocess.run(["git", "init", "-q", str(base)], check=True)
+    (base / ".gitignore").write_text(".casstore/\n")
+    subprocess.run(["git", "-C", str(base), "add", "-A"], check=True)
+    subprocess.run(
+        ["git", "-C", str(base), "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "t"], check=True
+    )
+    start = time.perf_counter()
+    subprocess.run(["git", "-C", str(base), "status", "--porcelain"], check=True, capture_output=True)
+    out["git_status_s"] = time.perf_counter() - start
+
+    # 1,000 hand-edited contact files, committed
+    for gid, cid in rnd.sample(cids, 1000):
+        path = root / contact_path(gid, cid)
+        doc = json.loads(path.read_text())
+        doc["content"] = {"edited": rnd.random()}
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+    out["commit_step_s"], report = timed(commit, store, "main")
+    assert len(report.paths) == 1000 and not network_status(fs, "main")
+    store.close()
+
+    out["targets"] = {
+        "layout_full_write_s <= 1.2 x naive": out["layout_full_write_s"] <= 1.2 * out["naive_full_write_s"],
+        "layout_step_s <= 0.3": out["layout_step_s"] <= 0.3,
+        "layout_step_s <= 2 x naive step": out["layout_step_s"] <= 2 * out["naive_step_write_s"],
+        "commit_step_s <= 0.5": out["commit_step_s"] <= 0.5,
+        "status_s <= 1": out["status_s"] <= 1.0,
+    }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-layout-") as tmp:
+        emit(run(args.contacts, Path(tmp)), args.json)
+
+
+if __name__ == "__main__":
+    main()
