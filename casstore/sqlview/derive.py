@@ -240,9 +240,11 @@ class SqlTables:
                 gone.append([gid, cid])
             else:
                 kept.append(contact_row(records.decode_contact(record, cid, gid, fetch)))
+        created, updated = records.root_times(new_root)
         metadata = network_to_json(
             NetworkState({}, new_root["current"], new_root["rootGroup"],
-                         codec.decode_value(new_root["x"]) if "x" in new_root else {})
+                         codec.decode_value(new_root["x"]) if "x" in new_root else {},
+                         metadata=records.root_metadata(new_root), created_at=created, updated_at=updated)
         )  # fmt: skip
         del metadata["groups"]
         conn.execute(self.sql.put_network, (net, new, dumps(metadata)))
