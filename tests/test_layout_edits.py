@@ -239,14 +239,19 @@ def git(repo: Path, *args: str) -> str:
     return result.stdout
 
 
+#: The workload's size: 20,000 contacts by default (a minute at 100,000 on 2 cores); the issue's
+#: 100,000 with CASSTORE_LAYOUT_STEP_CONTACTS=100000.
+STEP_CONTACTS = int(os.environ.get("CASSTORE_LAYOUT_STEP_CONTACTS", "20000"))
+
+
 @pytest.mark.slow
-def test_a_one_percent_step_on_100k_contacts_rewrites_exactly_the_changed_files(tmp_path: Path) -> None:
+def test_a_one_percent_step_rewrites_exactly_the_changed_files(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT / "tools"))
     bench = importlib.import_module("bench_network")
     make_state, small_value = bench.make_state, bench.small_value
 
     base = tmp_path / "P"
-    state = make_state(100_000)
+    state = make_state(STEP_CONTACTS)
     rnd = random.Random(3)
     with open_store(f"filesystem://{base}") as store:
         store.save_network_state("main", state)
@@ -256,8 +261,8 @@ def test_a_one_percent_step_on_100k_contacts_rewrites_exactly_the_changed_files(
         git(base, "commit", "-qm", "before")
         root = base / "networks" / "main"
         before = {p: (s.st_ino, s.st_mtime_ns) for p in root.rglob("*.json") if (s := p.stat())}
-        assert len(before) == 102_001
-        changed = rnd.sample([(g, c) for g, gs in state.groups.items() for c in gs.contacts], 1000)
+        assert len(before) == STEP_CONTACTS + 2 * len(state.groups) + 1  # contacts, structure/attributes, metadata
+        changed = rnd.sample([(g, c) for g, gs in state.groups.items() for c in gs.contacts], STEP_CONTACTS // 100)
         with store.batch("main") as batch:
             for gid, cid in changed:
                 batch.save_contact_content("main", gid, cid, small_value(rnd))
