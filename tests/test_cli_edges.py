@@ -294,3 +294,17 @@ def test_delete_asks_on_a_real_terminal_and_ctrl_c_exits_130(tmp_path: Path) -> 
             os.close(terminal)
         with casstore.open_store(tmp_path / ".casstore", create=False) as store:
             assert store.list_networks() == ([] if answer else ["t"])
+
+
+def test_the_cli_runs_without_the_server_and_postgres_extras() -> None:
+    """A plain `pip install casstore` has no fastapi, uvicorn, httpx or psycopg: every other verb works."""
+    script = (
+        "import sys\n"
+        "for name in ('fastapi', 'uvicorn', 'httpx', 'psycopg', 'psycopg_pool'):\n"
+        "    sys.modules[name] = None  # importing it raises ImportError, as when it is not installed\n"
+        "from casstore.cli import main\n"
+        "main(['--store', 'memory://', 'serve'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "pip install 'casstore[server]'" in result.stderr and "Traceback" not in result.stderr

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from casstore.errors import StorageError
 
@@ -109,7 +110,7 @@ def _report_error(code: str, message: str, as_json: bool | None = None, **extra:
     if json_mode() if as_json is None else as_json:
         click.echo(json.dumps({"error": {"code": code, "message": message, **extra}}, ensure_ascii=False), err=True)
     else:
-        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
 
 
 def fail(message: str, code: str = "ERROR", exit_code: int = 1) -> NoReturn:

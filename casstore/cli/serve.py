@@ -8,10 +8,8 @@ import click
 
 from casstore.cli.locations import check_store_url
 from casstore.cli.output import emit, say, verb
-from casstore.server.auth import Tokens
-from casstore.server.run import ServeOptions, make_server
+from casstore.errors import StorageError
 from casstore.store import open_object_store
-from casstore.store.http import read_token_file as read_token
 
 __all__ = ["serve"]
 
@@ -42,6 +40,12 @@ def serve(
     create: bool,
 ) -> None:
     """Serve STORE_URL (default: --store) over HTTP until SIGTERM. A missing store is refused unless --init."""
+    try:  # the server's libraries are the `server` extra: the rest of the CLI works without them
+        from casstore.server.auth import Tokens
+        from casstore.server.run import ServeOptions, make_server
+        from casstore.store.http import read_token_file as read_token
+    except ImportError as exc:
+        raise StorageError(f"casstore serve needs the server extra: pip install 'casstore[server]' ({exc})") from None
     url = store_url or ctx.find_root().obj["url"]
     check_store_url(url, create=create)
     tokens = Tokens(

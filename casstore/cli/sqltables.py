@@ -9,8 +9,7 @@ import click
 
 from casstore.cli.common import opened
 from casstore.cli.output import emit, out, verb
-from casstore.sqlview.migrate import import_tables as run_import
-from casstore.sqlview.rebuild import rebuild_tables as run_rebuild
+from casstore.errors import StorageError
 from casstore.store.registry import redact_url
 
 __all__ = ["import_tables", "rebuild_tables"]
@@ -27,6 +26,12 @@ __all__ = ["import_tables", "rebuild_tables"]
 def rebuild_tables(ctx: click.Context, networks: tuple[str, ...]) -> None:
     """(Re)create a PostgreSQL store's SQL view and re-derive it from the heads (every network by default)."""
     with opened(ctx) as store:
+        try:  # psycopg is the `postgres` extra: the rest of the CLI works without it
+            from casstore.sqlview.rebuild import rebuild_tables as run_rebuild
+        except ImportError as exc:
+            raise StorageError(
+                f"rebuild-tables needs the postgres extra: pip install 'casstore[postgres]': {exc}"
+            ) from None
         report = run_rebuild(store, networks)
 
     def render() -> None:
@@ -50,6 +55,12 @@ def rebuild_tables(ctx: click.Context, networks: tuple[str, ...]) -> None:
 def import_tables(ctx: click.Context, source: str, networks: tuple[str, ...], schema: str) -> None:
     """Import networks (and their snapshots, oldest first) from a database in upstream Bassline's schema."""
     with opened(ctx, create=True) as store:
+        try:
+            from casstore.sqlview.migrate import import_tables as run_import
+        except ImportError as exc:
+            raise StorageError(
+                f"import-tables needs the postgres extra: pip install 'casstore[postgres]': {exc}"
+            ) from None
         report = run_import(store, source, schema, networks)
     document = {"source": redact_url(source), "schema": schema, **report.as_json()}
 
