@@ -133,7 +133,9 @@ def store_of(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
         store.close()
 
 
-@pytest.mark.parametrize(("here", "there"), [("lmdb", "s3"), ("s3", "file"), ("file", "lmdb"), ("lmdb", "http"), ("http", "file")])
+@pytest.mark.parametrize(
+    ("here", "there"), [("lmdb", "s3"), ("s3", "file"), ("file", "lmdb"), ("lmdb", "http"), ("http", "file")]
+)
 def test_merge_across_backends(store_of: Any, here: str, there: str) -> None:
     a, b = store_of(here), store_of(there)
     a.save_network_state("n", _start())
