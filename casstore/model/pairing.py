@@ -7,7 +7,8 @@ write created, and records each new object's predecessor in
 ``PendingWrites.bases``.  A rewritten prolly leaf is then stored as a delta
 against the leaf it replaced (see :mod:`casstore.store.deltas`).  Leaves that
 link to nothing are paired without being read; old versions of the objects
-that do link are read in one batch per level.
+that do link are read in one batch per level, except those the tree update
+already holds (``PendingWrites.base_data``).
 """
 
 from __future__ import annotations
@@ -37,16 +38,19 @@ def pair_replacements(blobs: BlobStore, pending: PendingWrites, old_root: bytes 
     while level:
         descend: list[tuple[bytes, Kind, bytes, bytes]] = []
         for new, kind, old in level:
-            pending.bases[new] = old
+            pending.replaces(new, old)
             data = pending.get(new)
             if data is not None and _has_children(kind, data):
                 descend.append((new, kind, old, data))
         if not descend:
             return
+        held = {old: data for _, _, old, _ in descend if (data := pending.base_data(old)) is not None}
+        unread = list(dict.fromkeys(old for _, _, old, _ in descend if old not in held))
         try:
-            olds = blobs.get_many([old for _, _, old, _ in descend])
+            held.update(zip(unread, blobs.get_many(unread) if unread else [], strict=True))
         except StorageError:  # an old version that cannot be read is no base; the objects are stored whole
             return
+        olds = [held[old] for _, _, old, _ in descend]
         level = []
         for (_, kind, _, data), old_data in zip(descend, olds, strict=True):
             try:

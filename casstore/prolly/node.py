@@ -9,7 +9,6 @@ counted as :data:`LINK_BYTES`), which the chunking rule's ``MAX`` cap measures.
 from __future__ import annotations
 
 from collections import OrderedDict
-from contextlib import suppress
 from dataclasses import dataclass
 
 from casstore import codec
@@ -82,8 +81,10 @@ class NodeCache:
     def get(self, digest: bytes) -> Node | None:
         node = self._nodes.get(digest)
         if node is not None:
-            with suppress(KeyError):  # another thread may have evicted it just now; no lock on this hot path
+            try:
                 self._nodes.move_to_end(digest)
+            except KeyError:  # another thread evicted it just now; no lock on this hot path
+                pass
         return node
 
     def put(self, digest: bytes, node: Node) -> None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from casstore.prolly.chunking import MAX, Chunker
-from casstore.prolly.node import Node, entries_size
+from casstore.prolly.node import Node, encode_node, entries_size
 from casstore.prolly.read import LevelCursor
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def update(tree: ProllyTree, root: bytes, edits: Mapping[str, Edit]) -> tuple[by
     if not edits:
         return root, old_values
     root_node = tree.load(root)
-    plan = _plan(tree, root_node, sorted(edits))
+    plan = _plan(tree, root, root_node, sorted(edits))
     if plan is not None:  # every key exists: resolve each edit once, then try a same-shape rewrite
         resolved = _resolve_plan(plan, edits, old_values)
         if all(resolved[key] is not None for key in resolved) and _fits(plan, resolved):
@@ -115,6 +116,7 @@ def update(tree: ProllyTree, root: bytes, edits: Mapping[str, Edit]) -> tuple[by
 class _Plan:
     """The touched part of a tree: a node, its touched leaf positions (leaf) or touched children (internal)."""
 
+    digest: bytes
     node: Node
     positions: list[tuple[int, str]]
     children: list[tuple[int, _Plan]]
@@ -127,7 +129,7 @@ class _Plan:
             yield from child.leaves()
 
 
-def _plan(tree: ProllyTree, node: Node, keys: list[str]) -> _Plan | None:
+def _plan(tree: ProllyTree, digest: bytes, node: Node, keys: list[str]) -> _Plan | None:
     """Where each (sorted) key sits, down to leaf positions; ``None`` if any key is absent."""
     if node.level == 0:
         positions = []
@@ -136,7 +138,7 @@ def _plan(tree: ProllyTree, node: Node, keys: list[str]) -> _Plan | None:
             if i >= len(node.keys) or node.keys[i] != key:
                 return None
             positions.append((i, key))
-        return _Plan(node, positions, [])
+        return _Plan(digest, node, positions, [])
     by_child: dict[int, list[str]] = {}
     for key in keys:
         i = bisect_left(node.keys, key)
@@ -145,11 +147,11 @@ def _plan(tree: ProllyTree, node: Node, keys: list[str]) -> _Plan | None:
         by_child.setdefault(i, []).append(key)
     children = []
     for i, child_keys in by_child.items():
-        sub = _plan(tree, tree.load(node.values[i]), child_keys)
+        sub = _plan(tree, node.values[i], tree.load(node.values[i]), child_keys)
         if sub is None:
             return None
         children.append((i, sub))
-    return _Plan(node, [], children)
+    return _Plan(digest, node, [], children)
 
 
 def _resolve_plan(plan: _Plan, edits: Mapping[str, Edit], old_values: dict[str, bytes]) -> dict[str, bytes | None]:
@@ -186,7 +188,10 @@ def _rebuild(tree: ProllyTree, plan: _Plan, resolved: Mapping[str, bytes | None]
         values[position] = _rebuild(tree, child, resolved)
     # an internal node's size does not change: its links have a fixed size
     actual = plan.actual if node.level == 0 else node.actual
-    return tree.store_node(tree.kind, Node(node.level, node.keys, values, actual))
+    new = tree.store_node(tree.kind, Node(node.level, node.keys, values, actual))
+    # the node it replaces is its delta base at rest, and its bytes are at hand (re-encoded only if used)
+    tree.pending.replaces(new, plan.digest, partial(encode_node, tree.kind, node))
+    return new
 
 
 # ---- the general path: re-chunk the touched nodes of each level, bottom up

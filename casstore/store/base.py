@@ -177,6 +177,9 @@ class PendingWrites:
         self.nbytes = 0
         #: new object -> the object it replaces (a delta base at rest), set by the write engine's pairing
         self.bases: dict[bytes, bytes] = {}
+        #: a base -> what returns its canonical bytes, where the writer holds it already (checked by hash
+        #: when used), so framing deltas need not read it back through its chain
+        self.base_encoders: dict[bytes, Callable[[], bytes]] = {}
 
     def add(self, data: bytes) -> bytes:
         """Keep ``data`` for writing; returns its digest."""
@@ -189,12 +192,28 @@ class PendingWrites:
             self._data[digest] = data
             self.nbytes += len(data)
 
+    def replaces(self, new: bytes, old: bytes, encoder: Callable[[], bytes] | None = None) -> None:
+        """Record that ``new`` replaces ``old`` (its delta base); ``encoder`` gives ``old``'s canonical bytes."""
+        if new != old:
+            self.bases[new] = old
+            if encoder is not None:
+                self.base_encoders[old] = encoder
+
+    def base_data(self, digest: bytes) -> bytes | None:
+        """``digest``'s canonical bytes if the writer holds them (re-hashed here), else ``None``."""
+        encoder = self.base_encoders.get(digest)
+        if encoder is None:
+            return None
+        data = encoder()
+        return data if hash_bytes(data) == digest else None
+
     def absorb(self, other: PendingWrites) -> None:
         """Take over ``other``'s objects, after ours, in their order."""
         for digest, data in other._data.items():
             self.add_hashed(digest, data)
         self.bases.update(other.bases)
-        other._data, other.nbytes, other.bases = {}, 0, {}
+        self.base_encoders.update(other.base_encoders)
+        other._data, other.nbytes, other.bases, other.base_encoders = {}, 0, {}, {}
 
     def get(self, digest: bytes) -> bytes | None:
         return self._data.get(digest)
@@ -219,7 +238,9 @@ class PendingWrites:
             # only objects the store lacks: an object held already (a value changed back) may be some
             # delta's base, and making it a delta in turn could close a cycle
             absent = blobs.missing(paired) if paired else set()
-            deltas = make_delta_frames([(d, data[d], bases[d]) for d in paired if d in absent], blobs.get_frames)
+            deltas = make_delta_frames(
+                [(d, data[d], bases[d]) for d in paired if d in absent], blobs.get_frames, self.base_data
+            )
         if not deltas:
             frames = frame_many_hashed(list(data.items()))
         else:
@@ -229,7 +250,7 @@ class PendingWrites:
                 if digest not in kept and at_rest.worth_it(frame, whole[digest]):
                     kept[digest] = frame
             frames = [(d, kept[d] if d in kept else whole[d]) for d in data]
-        self._data, self.nbytes, self.bases = {}, 0, {}
+        self._data, self.nbytes, self.bases, self.base_encoders = {}, 0, {}, {}
         return frames
 
     def write_to(self, blobs: BlobStore) -> None:

@@ -211,7 +211,11 @@ def chain_links(get_frames: GetFrames, digests: Sequence[bytes]) -> dict[bytes, 
     return found
 
 
-def make_delta_frames(items: Sequence[tuple[bytes, bytes, bytes]], get_frames: GetFrames) -> dict[bytes, bytes]:
+def make_delta_frames(
+    items: Sequence[tuple[bytes, bytes, bytes]],
+    get_frames: GetFrames,
+    known: Callable[[bytes], bytes | None] | None = None,
+) -> dict[bytes, bytes]:
     """Delta frames, by digest, for ``(digest, canonical bytes, base digest)``, where the base allows one.
 
     A base whose chain is shorter than :data:`WRITE_CHAIN` is used as it is
@@ -220,8 +224,10 @@ def make_delta_frames(items: Sequence[tuple[bytes, bytes, bytes]], get_frames: G
     holds every change since that frame, so it grows until the caller finds it
     no longer pays and writes the object whole, which starts a new chain).
     Bases are read and rebuilt in one batch per chain level; a base that cannot
-    be read is simply not used.  The caller compares each delta frame with the
-    whole frame (see :func:`worth_it`).
+    be read is simply not used.  ``known`` gives the canonical bytes of a base
+    the caller holds already (checked by hash), which is then not rebuilt from
+    its chain: only its frame's header is read.  The caller compares each delta
+    frame with the whole frame (see :func:`worth_it`).
     """
     if not items:
         return {}
@@ -230,8 +236,12 @@ def make_delta_frames(items: Sequence[tuple[bytes, bytes, bytes]], get_frames: G
     chains = {base: frame_chain(frame) for base, frame in zip(base_ids, raw, strict=True) if frame is not None}
     target = {base: (base, chains[base]) for base in chains if chains[base] < WRITE_CHAIN}
     target.update(_chain_roots(get_frames, [base for base in chains if chains[base] >= WRITE_CHAIN]))
-    wanted = list(dict.fromkeys(digest for digest, _ in target.values()))
     contents: dict[bytes, bytes] = {}
+    if known is not None:
+        for base, (against, _) in target.items():
+            if against == base and (data := known(base)) is not None:
+                contents[base] = data
+    wanted = list(dict.fromkeys(digest for digest, _ in target.values() if digest not in contents))
     for digest, frame in zip(wanted, resolve_frames(get_frames, wanted), strict=True):
         data = _whole_content(frame, digest) if frame is not None else None
         if data is not None:
