@@ -81,9 +81,11 @@ class NodeCache:
     def get(self, digest: bytes) -> Node | None:
         node = self._nodes.get(digest)
         if node is not None:
-            try:
+            # another thread may have evicted it just now (no lock on this hot path); try/except, as
+            # contextlib.suppress costs three calls here
+            try:  # noqa: SIM105
                 self._nodes.move_to_end(digest)
-            except KeyError:  # another thread evicted it just now; no lock on this hot path
+            except KeyError:
                 pass
         return node
 
