@@ -8,7 +8,9 @@ write created, and records each new object's predecessor in
 against the leaf it replaced (see :mod:`casstore.store.deltas`).  Leaves that
 link to nothing are paired without being read; old versions of the objects
 that do link are read in one batch per level, except those the tree update
-already holds (``PendingWrites.base_data``).
+already holds (``PendingWrites.base_data``).  What the write engine paired as it
+wrote (a tree update's rewritten paths, group bodies, large contents) is not
+descended again.
 """
 
 from __future__ import annotations
@@ -34,10 +36,15 @@ def pair_replacements(blobs: BlobStore, pending: PendingWrites, old_root: bytes 
     """Record in ``pending.bases`` the object each new object of the write replaces (old → new roots)."""
     if old_root is None or old_root == new_root or new_root not in pending:
         return
+    # what the write engine paired as it wrote (a tree update's rewritten paths, group bodies, large
+    # contents) is not descended again: everything below it that the write replaced it paired too
+    paired = set(pending.bases)
     level: list[tuple[bytes, Kind, bytes]] = [(new_root, "net", old_root)]
     while level:
         descend: list[tuple[bytes, Kind, bytes, bytes]] = []
         for new, kind, old in level:
+            if new in paired and kind.startswith("tree:"):
+                continue
             pending.replaces(new, old)
             data = pending.get(new)
             if data is not None and _has_children(kind, data):

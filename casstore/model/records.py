@@ -191,9 +191,11 @@ def with_content(record_bytes: bytes, data: bytes, blobs_out: PendingWrites) -> 
         return codec.encode(content_record(data, blobs_out))
     record = codec.decode(record_bytes)
     record.pop("c", None)
-    record.pop("C", None)
+    old_large = record.pop("C", None)
     record.pop("z", None)
     record.update(content_record(data, blobs_out))
+    if old_large is not None and "C" in record:  # a large content replacing one: its delta base at rest
+        blobs_out.replaces(codec.link_digest(record["C"]), codec.link_digest(old_large))
     return codec.encode(record)
 
 

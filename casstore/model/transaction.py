@@ -347,6 +347,8 @@ class Transaction:
             size += len(body_bytes)
             body_digest = codec.hash_bytes(body_bytes)
             self.pending.add_hashed(body_digest, body_bytes)
+            if edit.old_body_digest is not None:
+                self.pending.replaces(body_digest, edit.old_body_digest)
             group_edits[gid] = records.encode_group_record(body_digest)
             new_keys = records.index_keys(gid, body.get("a", {}))
             index_edits.update(dict.fromkeys(old_keys - new_keys))
