@@ -90,6 +90,8 @@ def test_case_5_bad_store_options_and_paths_are_storage_errors(tmp_path: Path) -
         casstore.open_store(f"lmdb://{tmp_path}/a?map_size=-5")
     with pytest.raises(InvalidStoreURL, match="map_size"):
         casstore.open_store(f"lmdb://{tmp_path}/a?map_size=lots")
+    with pytest.raises(InvalidStoreURL, match="sync must be one of full, data, off, not 'fast'"):
+        casstore.open_store(f"lmdb://{tmp_path}/a?sync=fast")
     for url in ("lmdb:///proc/self/nope", "file:///proc/self/nope"):
         with pytest.raises(StorageError, match="/proc/self/nope"):
             casstore.open_store(url)

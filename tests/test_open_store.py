@@ -27,6 +27,12 @@ def test_schemes(tmp_path: Path) -> None:
         assert isinstance(store.objects, LmdbStore)
     with casstore.open_store(f"lmdb://{tmp_path / 'l'}?map_size=1048576") as store:
         assert isinstance(store.objects, LmdbStore)
+    for mode in ("full", "data", "off"):
+        with casstore.open_store(f"lmdb://{tmp_path / mode}?sync={mode}") as store:
+            assert isinstance(store.objects, LmdbStore) and store.objects.sync == mode
+            store.save_network_state("n", casstore.NetworkState({}))
+        with casstore.open_store(f"lmdb://{tmp_path / mode}") as store:
+            assert store.load_network_state("n") is not None
     with casstore.open_store(f"file://{tmp_path / 'f'}") as store:
         assert isinstance(store.objects, FileStore)
 

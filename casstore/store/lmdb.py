@@ -7,6 +7,14 @@ LMDB's own locks serialise writers, and a ref's compare-and-swap runs inside one
 write transaction.  When the map is full it is doubled and the transaction
 retried; when another process grew it, this one adopts the new size.  A directory
 this process cannot write is opened read-only (reads work, writes raise ``READ_ONLY``).
+
+Durability (``?sync=``, see :data:`SYNC_MODES`): ``full`` (the default) flushes
+data and meta pages to disk before a commit returns; ``data`` skips the meta
+page's flush (LMDB's ``NOMETASYNC``); ``off`` leaves flushing to the OS
+(``NOSYNC``).  A process crash loses no acknowledged commit in any mode (the
+OS holds what was written); a system crash or power loss may roll back the last
+commit (``data``) or the recent ones (``off``).  The database stays intact in
+every mode (no ``WRITEMAP``).
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ __all__ = [
     "LOG_RETENTION_S",
     "LONG_KEY",
     "MAX_KEY_BYTES",
+    "SYNC_MODES",
     "LmdbBlobs",
     "LmdbRefs",
     "LmdbStore",
@@ -63,6 +72,12 @@ FORMAT_VERSION = b"1"
 #: Write-log entries older than this are pruned by writers; gc's grace period cannot exceed it.
 LOG_RETENTION_S = 7 * 24 * 3600
 _SCAN_BATCH = 8192
+#: ``?sync=`` mode → ``lmdb.open`` flags (see the module docstring for what each mode keeps on a crash).
+SYNC_MODES: dict[str, dict[str, bool]] = {
+    "full": {"sync": True, "metasync": True},
+    "data": {"sync": True, "metasync": False},
+    "off": {"sync": False, "metasync": False},
+}
 
 
 class _SharedExclusiveLock:
@@ -109,13 +124,20 @@ class _Env:
     cannot be written), and every write transaction raises :class:`StoreReadOnly`.
     """
 
-    def __init__(self, path: Path, map_size: int, read_only: bool = False) -> None:
+    def __init__(self, path: Path, map_size: int, read_only: bool = False, sync: str = "full") -> None:
         self.path = path
         self.read_only = read_only
         lock = not read_only or _writable(path / "lock.mdb") or _writable(path)
         try:
             self.env = lmdb.open(
-                str(path), map_size=map_size, max_dbs=8, max_readers=512, subdir=True, readonly=read_only, lock=lock
+                str(path),
+                map_size=map_size,
+                max_dbs=8,
+                max_readers=512,
+                subdir=True,
+                readonly=read_only,
+                lock=lock,
+                **SYNC_MODES[sync],
             )
             self.blobs = self.env.open_db(b"blobs")
             self.refs = self.env.open_db(b"refs")
@@ -377,9 +399,13 @@ class LmdbStore(ObjectStore):
         create: bool = True,
         map_size: int = DEFAULT_MAP_SIZE,
         read_only: bool = False,
+        sync: str = "full",
     ) -> None:
         if type(map_size) is not int or map_size <= 0:
             raise InvalidStoreURL(f"LMDB map_size must be a positive whole number of bytes, not {map_size!r}")
+        if sync not in SYNC_MODES:
+            raise InvalidStoreURL(f"LMDB sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
+        self.sync = sync
         self.path = Path(path)
         self.url = f"lmdb://{self.path.resolve()}"
         exists = (self.path / "data.mdb").exists()
@@ -392,7 +418,7 @@ class LmdbStore(ObjectStore):
             self._env = _Env(self.path, map_size, read_only=True)
         else:
             make_directory(self.path)
-            self._env = _Env(self.path, map_size)
+            self._env = _Env(self.path, map_size, sync=sync)
             self._env.write(lambda txn: txn.put(FORMAT_KEY, FORMAT_VERSION, db=self._env.meta, overwrite=False))
         self.blobs = LmdbBlobs(self._env)
         self.refs = LmdbRefs(self._env)
@@ -418,7 +444,12 @@ class LmdbStore(ObjectStore):
 
 
 def _open(location: StoreLocation, create: bool) -> LmdbStore:
-    return LmdbStore(location.where, create=create, map_size=location.int_option("map_size", DEFAULT_MAP_SIZE))
+    return LmdbStore(
+        location.where,
+        create=create,
+        map_size=location.int_option("map_size", DEFAULT_MAP_SIZE),
+        sync=location.str_option("sync") or "full",
+    )
 
 
-BACKEND = register(Backend(("lmdb",), _open, frozenset({"map_size"}), summary="embedded LMDB (the default)"))
+BACKEND = register(Backend(("lmdb",), _open, frozenset({"map_size", "sync"}), summary="embedded LMDB (the default)"))
