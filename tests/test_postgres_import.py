@@ -71,7 +71,10 @@ def write_upstream_database(base_url: str, schema: str) -> None:
         conn.execute(f'CREATE SCHEMA "{schema}"')
         conn.execute(UPSTREAM_TABLES.format(s=f'"{schema}"'))
         s = f'"{schema}".'
-        conn.execute(f"INSERT INTO {s}bassline_networks (id, state) VALUES (%s, %s)", ("thermostat", Jsonb(_state(3))))
+        conn.execute(
+            f"INSERT INTO {s}bassline_networks (id, state, created_at, updated_at) VALUES (%s, %s, %s, %s)",
+            ("thermostat", Jsonb(_state(3)), T0 - timedelta(days=1), T0 + timedelta(hours=3)),
+        )
         conn.execute(f"INSERT INTO {s}bassline_networks (id, state) VALUES (%s, %s)", ("empty", Jsonb(
             {"groups": [], "currentGroupId": "root", "rootGroupId": "root"})))  # fmt: skip
         conn.execute(f"INSERT INTO {s}bassline_networks (id, state) VALUES (%s, %s)", ("broken", Jsonb({"x": 1})))
@@ -142,7 +145,11 @@ def test_import_tables_imports_a_seed_schema_database_exactly_and_once(
             "s": Contact("s", "sub", "overlaid"),
             "extra": Contact("extra", "sub", {"only": "in the contacts table"}),
         }
-        assert store.load_network_state("thermostat") == current
+        loaded = store.load_network_state("thermostat")
+        assert loaded == current
+        assert (loaded.created_at, loaded.updated_at) == (T0 - timedelta(days=1), T0 + timedelta(hours=3))
+        first_state = store.load_snapshot("thermostat", infos[0].id)
+        assert (first_state.created_at, first_state.updated_at) == (T0 - timedelta(days=1), T0)
         assert store.load_network_state("empty") == NetworkState()
         assert not store.exists("broken")
         heads = {n: store.refs.get(f"networks/{n}/head") for n in ("thermostat", "empty")}

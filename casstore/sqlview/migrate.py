@@ -130,15 +130,18 @@ def import_tables(store: NetworkStore, url: str, schema: str = "public", network
         raise StorageError(f"cannot connect to the upstream database: {str(exc).splitlines()[0]}") from None
     with conn:
         try:
-            rows = conn.execute(f"SELECT id, state FROM {s}.bassline_networks ORDER BY id").fetchall()
+            rows = conn.execute(
+                f"SELECT id, state, created_at, updated_at FROM {s}.bassline_networks ORDER BY id"
+            ).fetchall()
         except psycopg.Error as exc:
             raise StorageError(f"no Bassline tables in schema {schema!r}: {str(exc).splitlines()[0]}") from None
         wanted = set(networks)
-        for network_id, state in rows:
+        for network_id, state, created_at, updated_at in rows:
             if wanted and network_id not in wanted:
                 continue
+            times = tuple(None if t is None else _time(t) for t in (created_at, updated_at))
             try:
-                report.networks[network_id] = _import_network(conn, s, store, network_id, state)
+                report.networks[network_id] = _import_network(conn, s, store, network_id, state, times)
             except StorageError as exc:
                 report.failed[network_id] = str(exc)
         for missing in sorted(wanted - {r[0] for r in rows}):
@@ -146,7 +149,12 @@ def import_tables(store: NetworkStore, url: str, schema: str = "public", network
     return report
 
 
-def _import_network(conn: Any, s: str, store: NetworkStore, network_id: str, state: Any) -> dict[str, Any]:
+def _import_network(
+    conn: Any, s: str, store: NetworkStore, network_id: str, state: Any, times: tuple[datetime | None, ...]
+) -> dict[str, Any]:
+    """One network: its snapshots oldest first (each state written with the network's creation time and
+    the snapshot's time), then its current state with the network row's own times."""
+    created, updated = times
     current = upstream_state(state, f"bassline_networks[{network_id!r}].state")
     group_rows = conn.execute(
         f"SELECT group_id, state FROM {s}.bassline_groups WHERE network_id = %s ORDER BY group_id", (network_id,)
@@ -174,11 +182,14 @@ def _import_network(conn: Any, s: str, store: NetworkStore, network_id: str, sta
             done["skipped_snapshots"].append(upstream_id)
             continue
         if store.load_network_state(network_id) != parsed:
-            store.save_network_state(network_id, parsed)
+            parsed.created_at, parsed.updated_at = created or when, when
+            store.save_network_state(network_id, parsed, keep_times=True)
         snapshot_id = snapshots.save_snapshot(reader, store.objects, network_id, label, time=when)
         done["snapshots"].append({"upstream": upstream_id, "id": snapshot_id, "label": label, "time": when.isoformat()})
     final = network_from_json(current)
-    if store.load_network_state(network_id) != final:
-        store.save_network_state(network_id, final)
+    final.created_at, final.updated_at = created, updated
+    now = store.load_network_state(network_id)
+    if now != final or (now.created_at, now.updated_at) != (created, updated):
+        store.save_network_state(network_id, final, keep_times=True)
         done["head"] = True
     return done
