@@ -38,6 +38,7 @@ from casstore.model.types import (
 
 __all__ = [
     "NetworkJSONError",
+    "contact_optional_fields",
     "contact_to_json",
     "group_state_to_json",
     "network_from_json",
@@ -189,13 +190,9 @@ def wire_to_json(w: Wire) -> dict[str, Any]:
     return _with_extra(out, w.extra)
 
 
-def contact_to_json(c: Contact) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": c.id,
-        "groupId": c.group_id,
-        "content": _to_json_value(c.content, MAX_DEPTH),
-        "blendMode": c.blend_mode,
-    }
+def contact_optional_fields(c: Contact) -> dict[str, Any]:
+    """A contact's optional fields that are set, by Bassline's names (values as they are, not yet JSON)."""
+    out: dict[str, Any] = {}
     if c.is_boundary:
         out["isBoundary"] = True
     if c.boundary_direction is not None:
@@ -203,7 +200,20 @@ def contact_to_json(c: Contact) -> dict[str, Any]:
     if c.name is not None:
         out["name"] = c.name
     if c.attributes:
-        out["attributes"] = _to_json_value(c.attributes)
+        out["attributes"] = c.attributes
+    return out
+
+
+def contact_to_json(c: Contact) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": c.id,
+        "groupId": c.group_id,
+        "content": _to_json_value(c.content, MAX_DEPTH),
+        "blendMode": c.blend_mode,
+        **contact_optional_fields(c),
+    }
+    if "attributes" in out:
+        out["attributes"] = _to_json_value(out["attributes"])
     return _with_extra(out, c.extra)
 
 

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 from casstore import codec
 from casstore.errors import CorruptObject, ObjectNotFound, SerializationError, StorageError
 from casstore.model import records
-from casstore.model.bassline_json import group_state_to_json, network_to_json
+from casstore.model.bassline_json import contact_optional_fields, group_state_to_json, network_to_json
 from casstore.model.diff import tree_pair
 from casstore.model.reads import NetworkReader
 from casstore.model.types import Contact, GroupState, NetworkState
@@ -66,15 +66,7 @@ def contact_row(contact: Contact) -> list[Any]:
 
     Values stay Python values (bytes included): :func:`~casstore.sqlview.jsonform.dumps` writes them.
     """
-    rest: dict[str, Any] = {"id": contact.id}
-    if contact.is_boundary:
-        rest["isBoundary"] = True
-    if contact.boundary_direction is not None:
-        rest["boundaryDirection"] = contact.boundary_direction
-    if contact.name is not None:
-        rest["name"] = contact.name
-    if contact.attributes:
-        rest["attributes"] = contact.attributes
+    rest: dict[str, Any] = {"id": contact.id, **contact_optional_fields(contact)}
     if contact.extra:
         rest.update((k, v) for k, v in contact.extra.items() if k not in rest)
     return [contact.group_id, contact.id, contact.content, contact.blend_mode, rest]
