@@ -276,12 +276,23 @@ def _resolve_group(tx: Transaction, conflict: Conflict, choice: str, value: Any,
     if choice == "value":
         _no_value(value)
         group = value if isinstance(value, Group) else group_from_json(value, gid)
-    else:  # the side's own fields; the lists name the members the state holds, in the side's order
+        given = value if isinstance(value, dict) else {}
+        for name, lists, members in (
+            ("contactIds", "contact_ids", state.contacts),
+            ("wireIds", "wire_ids", state.wires),
+            ("boundaryContactIds", "boundary_contact_ids", state.contacts),
+        ):
+            if given and name not in given:  # left out: as the group lists them now
+                setattr(group, lists, list(getattr(state.group, lists)))
+            for index, member in enumerate(getattr(group, lists)):
+                if member not in members:
+                    where = f"value.{name}[{index}]"
+                    raise SerializationError(f"{where}: {member!r} is listed but the group has no such member", where)
+    else:  # the side's own fields, its boundary contacts among those the state holds
         group = group_from_view(value, gid)
-        group.contact_ids = _members_first(group.contact_ids, state.group.contact_ids, state.contacts)
-        group.wire_ids = _members_first(group.wire_ids, state.group.wire_ids, state.wires)
         group.boundary_contact_ids = [c for c in group.boundary_contact_ids if c in state.contacts]
-    if not isinstance(group, Group):
-        raise SerializationError(f"value: expected a Group, got {type(group).__name__}", "value")
+    # the lists name exactly the members the state holds: in the order given, then as listed now
+    group.contact_ids = _members_first(group.contact_ids, state.group.contact_ids, state.contacts)
+    group.wire_ids = _members_first(group.wire_ids, state.group.wire_ids, state.wires)
     state.group = group
     tx.put_group(gid, prepare_group(gid, state))
