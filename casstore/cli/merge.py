@@ -122,7 +122,7 @@ def conflicts(ctx: click.Context, network: str) -> None:
 @verb(
     "casstore resolve thermostat sensors temperature --theirs\n"
     "casstore resolve thermostat sensors temperature --value '21.5'\n"
-    "casstore resolve thermostat sensors w1 --value '{\"fromId\": \"a\", \"toId\": \"b\"}'\n"
+    'casstore resolve thermostat sensors w1 --value \'{"fromId": "a", "toId": "b"}\'\n'
     "casstore resolve thermostat sensors sensors --ours --json",
     name="resolve",
 )

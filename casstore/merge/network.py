@@ -69,6 +69,7 @@ class _Merge:
         self.edits: dict[str, dict[str, bytes | None]] = {k: {} for k in ("groups", *_MEMBERS)}
         self.diffs: dict[str, tuple[Diff, Diff]] = {}
         self.new_bodies: dict[bytes, dict[str, Any]] = {}  # bodies this merge wrote (not yet stored)
+        self.group_collisions: dict[str, dict[str, Any]] = {}  # group id → its both-changed record, but kept
         self.contacts = ContactMerge(theirs_later, self.fetch, self.pending, self.record)
 
     # ---------------------------------------------------------------- helpers
@@ -251,15 +252,15 @@ class _Merge:
     def merge_body(self, gid: str, b: dict[str, Any] | None, o: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
         collided: list[str] = []
         out = merge_body(b or {}, o, t, self.theirs_later, collided)
-        if collided:
+        if collided:  # recorded once reconcile has the body the merge keeps (its lists final)
 
             def shown(body: dict[str, Any] | None) -> Any:
                 return None if not body else group_view(records.decode_group(body, gid))
 
-            self.record(
-                "group", gid, gid, reason="both-changed", base=shown(b), ours=shown(o), theirs=shown(t),
-                kept=shown(out), kept_side="theirs" if self.theirs_later else "ours",
-            )  # fmt: skip
+            self.group_collisions[gid] = {
+                "reason": "both-changed", "base": shown(b), "ours": shown(o), "theirs": shown(t),
+                "kept_side": "theirs" if self.theirs_later else "ours",
+            }  # fmt: skip
         return out
 
     def reconcile(self, touched: dict[str, set[str]], bodies: dict[str, dict[str, Any]]) -> None:
@@ -312,6 +313,9 @@ class _Merge:
                     new.pop(name, None)
             if "b" in new and not new["b"]:
                 del new["b"]
+            if gid in self.group_collisions:
+                kept = group_view(records.decode_group(new, gid))
+                self.record("group", gid, gid, kept=kept, **self.group_collisions[gid])
             if gid in bodies or new != body:
                 data = records.encode_body(new, gid)
                 digest = self.pending.add(data)

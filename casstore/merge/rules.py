@@ -92,12 +92,15 @@ def merge_body(
 ) -> dict[str, Any]:
     """A group body: id lists by :func:`merge_ids` (the earlier side's order), attributes and extra
     fields key by key, the other fields one by one."""
-    first, second = (theirs, ours) if theirs_later else (ours, theirs)
+    first, second = (ours, theirs) if theirs_later else (theirs, ours)  # the earlier side first
     out: dict[str, Any] = {}
     for name in sorted(set(ours) | set(theirs) | set(base)):
         x, y, z = ours.get(name), theirs.get(name), base.get(name)
         if name in ("c", "w", "s", "b"):
-            ids = merge_ids(z or [], first.get(name) or [], second.get(name) or [])
+            if same(y, z) or same(x, z):  # one side left the list as it was: the other's (then reconciled)
+                ids = list((x if same(y, z) else y) or [])
+            else:
+                ids = merge_ids(z or [], first.get(name) or [], second.get(name) or [])
             if ids:
                 out[name] = ids
         elif name in ("a", "x", "X"):
