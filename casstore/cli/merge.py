@@ -39,7 +39,8 @@ def _short(value: Any) -> str:
 def _table(found: list[Conflict]) -> Table:
     table = Table("group", "item", "kind", "reason", "base", "ours", "theirs", "kept")
     for c in found:
-        table.add_row(c.group, c.item, c.kind, c.reason, _short(c.base), _short(c.ours), _short(c.theirs), c.kept_side)
+        reason = c.reason + (f" ({', '.join(c.fields)})" if c.fields else "")
+        table.add_row(c.group, c.item, c.kind, reason, _short(c.base), _short(c.ours), _short(c.theirs), c.kept_side)
     return table
 
 

@@ -7,8 +7,9 @@ unchanged.  Each entry's key is a kind letter and the item's place:
 group id`` (a group's own fields).  Its value is a :class:`Conflict` encoded
 with ``encode_value`` (user data, never a link).  Ordinary writes keep the tree
 as it is (:class:`~casstore.model.transaction.Transaction` carries it over);
-:func:`resolve_conflict` sets the value chosen and removes the entry in one
-head compare-and-swap.  See docs/merge.md.
+:func:`resolve_conflict` puts the version chosen back (a side's recorded one,
+or a value; :mod:`casstore.model.conflict_records` reads the records) and
+removes the entry, in one head compare-and-swap.  See docs/merge.md.
 """
 
 from __future__ import annotations
@@ -193,13 +194,9 @@ def resolve_conflict(tx: Transaction, group: str, item: str, choice: str, value:
         raise ConflictNotFound(f"network {tx.network_id!r} has no conflicts")
     key, conflict = _find(tx.reader, tx.conflicts, group, item)
     removes = choice != "value" and conflict.reason == "delete-modify" and conflict.kept_side != choice
-    side: Any = None if choice == "value" else (conflict.ours if choice == "ours" else conflict.theirs)
-    if conflict.kind == "contact":
-        _resolve_contact(tx, conflict, choice, side if choice != "value" else value, removes)
-    elif conflict.kind == "wire":
-        _resolve_wire(tx, conflict, choice, side if choice != "value" else value, removes)
-    else:
-        _resolve_group(tx, conflict, choice, side if choice != "value" else value, removes)
+    given = value if choice == "value" else (conflict.ours if choice == "ours" else conflict.theirs)
+    resolve = {"contact": _resolve_contact, "wire": _resolve_wire, "group": _resolve_group}[conflict.kind]
+    resolve(tx, conflict, choice, given, removes)
     tree = conflicts_tree(tx.reader, tx.pending)
     edits: dict[str, Edit] = {key: None}
     new_root, _ = tree.update(tx.conflicts, edits)
@@ -228,10 +225,7 @@ def _resolve_contact(tx: Transaction, conflict: Conflict, choice: str, value: An
         current = Contact(cid, gid) if old is None else records.decode_contact(old, cid, gid, tx.reader.blobs.get)
         shown = [conflict.base, conflict.ours, conflict.theirs, conflict.kept]
         contact = apply_contact_fields(current, conflict.fields, value or {}, shown)
-        pending = PendingWrites()
-        record = records.encode_contact(contact, cid, gid, pending)
-        tx.pending.absorb(pending)
-        tx.put_contact(gid, cid, record)
+        tx.put_contact(gid, cid, records.encode_contact(contact, cid, gid, tx.pending))
 
 
 def _group_state(tx: Transaction, gid: str) -> GroupState | None:
