@@ -229,6 +229,8 @@ RESOLVE: list[tuple[str, str, str, Any, Callable[[NetworkStore], Any], Any]] = [
      ("b", "m", "directed", {"b": b"\x01\x02"})),
     ("g", "w2", "ours", None, lambda s: ("w2" in _g(s).wires, _g(s).group.wire_ids), (False, ["w1"])),
     ("g", "w2", "theirs", None, lambda s: (_g(s).wires["w2"].type, _g(s).group.wire_ids), ("directed", ["w1", "w2"])),
+    ("g", "w2", "value", Wire("w2", "g", "m", "d"), lambda s: (_g(s).wires["w2"].to_id, _g(s).group.wire_ids),
+     ("d", ["w1", "w2"])),
     ("g", "g", "ours", None, lambda s: (lambda g: (g.name, g.contact_ids, g.wire_ids))(_g(s).group),
      ("G-ours", ["a", "b", "m", "d"], ["w1", "w2"])),
     ("g", "g", "theirs", None, lambda s: _g(s).group.name, "G-theirs"),

@@ -251,7 +251,11 @@ class _Merge:
 
     def merge_body(self, gid: str, b: dict[str, Any] | None, o: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
         collided: list[str] = []
-        out = merge_body(b or {}, o, t, self.theirs_later, collided)
+
+        def holds(name: str, item: str) -> bool:
+            return self.result_value("contacts" if name == "c" else "wires", records.member_key(gid, item)) is not None
+
+        out = merge_body(b or {}, o, t, self.theirs_later, collided, holds)
         if collided:  # recorded once reconcile has the body the merge keeps (its lists final)
 
             def shown(body: dict[str, Any] | None) -> Any:
