@@ -310,3 +310,27 @@ def test_cli_resolves_wires_groups_and_fields(cli: Any, tmp_path: Path) -> None:
         assert g is not None and on_disk.load_group_state("o", "h") is None
         assert (g.wires["w1"].to_id, g.group.name, g.contacts["m"].name) == ("m", "G-ours", "theirs")
         assert [c.item for c in on_disk.conflicts("o")] == ["d", "w2"]
+
+
+CLI_CASES = [r for r in RESOLVE if r[1] in ("m", "w1", "g", "h") and not isinstance(r[3], Wire)]
+
+
+@pytest.mark.parametrize(
+    ("group", "item", "choice", "value"), [r[:4] for r in CLI_CASES], ids=[f"{r[1]}-{r[2]}" for r in CLI_CASES]
+)
+def test_cli_resolve_is_the_python_resolve(
+    cli: Any, tmp_path: Path, group: str, item: str, choice: str, value: Any
+) -> None:
+    """Each kind with each option through the CLI: its --json document, and the state Python's resolve makes."""
+    twin, _ = _diverged()
+    twin.resolve_conflict("o", group, item, choice, value)
+    path = tmp_path / "store"
+    store, _ = _diverged()
+    with casstore.open_store(path) as on_disk:
+        casstore.sync.push(store, on_disk)
+    option = ["--value", json.dumps(value)] if choice == "value" else [f"--{choice}"]
+    out = json.loads(cli("--store", str(path), "resolve", "o", group, item, *option, "--json").output)
+    assert (out["resolved"]["item"], out["choice"], out["remaining"]) == (item, choice, 5)
+    with casstore.open_store(path) as on_disk:
+        assert on_disk.load_network_state("o") == twin.load_network_state("o")
+        assert on_disk.conflicts("o") == twin.conflicts("o")
