@@ -4,6 +4,7 @@ and through the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +15,10 @@ import pytest
 import casstore
 from casstore.errors import StorageError
 from casstore.merge import merge_roots
-from casstore.model import Contact, Group, GroupState, NetworkState, NetworkStore, Wire
+from casstore.model import Contact, Group, GroupState, NetworkState, NetworkStore, Wire, records
+from casstore.model.conflicts import conflict_key, conflicts_tree, encode_conflict
 from casstore.model.refs import head_ref
-from casstore.store.base import RefUpdate
+from casstore.store.base import PendingWrites, RefUpdate
 
 Edit = Callable[[Contact], None]
 
@@ -334,3 +336,32 @@ def test_cli_resolve_is_the_python_resolve(
     with casstore.open_store(path) as on_disk:
         assert on_disk.load_network_state("o") == twin.load_network_state("o")
         assert on_disk.conflicts("o") == twin.conflicts("o")
+
+
+def test_records_of_the_first_merges_resolve_too() -> None:
+    """Wire and group records written before the camelCase shape (Python field names) still resolve."""
+    store, _ = _diverged()
+    head = _head(store, "o")
+    root = store.network_root(head)
+    pending = PendingWrites()
+    tree = conflicts_tree(store.reader, pending)
+    edits: dict[str, Any] = {}
+    for c in store.conflicts("o"):
+        if c.item == "w1":
+            old = dataclasses.replace(c, ours=dataclasses.asdict(Wire("w1", "g", "a", "m", extra={"note": 1})))
+            edits[conflict_key("wire", "g", "w1")] = encode_conflict(old)
+        if c.item == "g":
+            old = dataclasses.replace(c, ours=dataclasses.asdict(Group("g", "old-shape", contact_ids=["m"])))
+            edits[conflict_key("group", "g", "g")] = encode_conflict(old)
+    conflicts, _ = tree.update(root["k"], edits)
+    data = records.encode_network_root(
+        {kind: root[kind] for kind in records.NETWORK_TREES}, root["current"], root["rootGroup"], root["size"],
+        root.get("x"), root.get("m"), root.get("ct"), root.get("ut"), conflicts=conflicts,
+    )  # fmt: skip
+    digest = pending.add(data)
+    store.objects.commit(pending.frames(), [RefUpdate(head_ref("o"), head, digest)])
+    store.resolve_conflict("o", "g", "w1", "ours")
+    store.resolve_conflict("o", "g", "g", "ours")
+    g = _g(store)
+    assert (g.wires["w1"].to_id, g.wires["w1"].extra, g.group.name) == ("m", {"note": 1}, "old-shape")
+    assert g.group.contact_ids == ["m", "a", "b", "d"]

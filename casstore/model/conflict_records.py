@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from casstore import codec
+from casstore.errors import SerializationError
 from casstore.model.bassline_json import NetworkJSONError, network_from_json
 from casstore.model.types import CONTACT_FIELDS, GROUP_FIELDS, WIRE_FIELDS, Contact, Group, Wire
 
@@ -130,8 +131,34 @@ def wire_view(wire: Wire) -> dict[str, Any]:
     return out
 
 
-def wire_from_view(view: dict[str, Any], group_id: str, wire_id: str) -> Wire:
+_SNAKE = {
+    "group_id": "groupId",
+    "from_id": "fromId",
+    "to_id": "toId",
+    "parent_id": "parentId",
+    "contact_ids": "contactIds",
+    "wire_ids": "wireIds",
+    "subgroup_ids": "subgroupIds",
+    "boundary_contact_ids": "boundaryContactIds",
+}
+
+
+def _camel(view: Any, what: str) -> dict[str, Any]:
+    """A recorded view; records of the first merges (fields by their Python names, ``extra`` nested) read too."""
+    if not isinstance(view, dict):
+        raise SerializationError(f"the conflict records no {what} for that side", "value")
+    if not any(name in view for name in _SNAKE):
+        return view
+    out: dict[str, Any] = {_SNAKE.get(k) or k: v for k, v in view.items() if k != "extra"}
+    out.update((k, v) for k, v in (view.get("extra") or {}).items() if k not in out)
+    return out
+
+
+def wire_from_view(view: Any, group_id: str, wire_id: str) -> Wire:
     """The wire a recorded :func:`wire_view` shows."""
+    view = _camel(view, "wire")
+    if not isinstance(view.get("fromId"), str) or not isinstance(view.get("toId"), str):
+        raise SerializationError("the conflict's record of the wire has no endpoints", "value")
     return Wire(
         id=view.get("id", wire_id),
         group_id=view.get("groupId", group_id),
@@ -159,8 +186,11 @@ def group_view(group: Group) -> dict[str, Any]:
     return out
 
 
-def group_from_view(view: dict[str, Any], group_id: str) -> Group:
+def group_from_view(view: Any, group_id: str) -> Group:
     """The group a recorded :func:`group_view` shows."""
+    view = _camel(view, "group")
+    if not isinstance(view.get("name"), str):
+        raise SerializationError("the conflict's record of the group has no name", "value")
     return Group(
         id=view.get("id", group_id),
         name=view["name"],
