@@ -251,6 +251,9 @@ _op = st.one_of(
     st.tuples(st.just("drop-group"), st.just("h"), st.none(), st.none()),
     st.tuples(st.just("rename"), st.sampled_from(["g", "h"]), st.text("xy", min_size=1, max_size=2), st.none()),
     st.tuples(st.just("wire"), st.just("g"), st.sampled_from(["w1", "w2"]), st.sampled_from(["a", "b", "c"])),
+    # a contact's other fields: its name, one attribute (merged per field and key, recorded when both differ)
+    st.tuples(st.just("name"), st.sampled_from(["g", "h"]), st.sampled_from(["a", "b"]), st.sampled_from(["x", "y"])),
+    st.tuples(st.just("attribute"), st.just("g"), st.sampled_from(["a", "s"]), st.integers(0, 2)),
 )
 
 
@@ -281,6 +284,12 @@ def _apply(store: NetworkStore, net: str, ops: list[tuple[Any, ...]]) -> None:
         elif kind == "rename":
             state.group.name = item
             store.save_group_state(net, gid, state)
+        elif kind in ("name", "attribute") and item in state.contacts:
+            if kind == "name":
+                state.contacts[item].name = value
+            else:
+                state.contacts[item].attributes["u"] = value
+            store.save_group_state(net, gid, state)
         elif kind == "wire" and value in state.contacts and "a" in state.contacts:
             state.wires[item] = Wire(item, gid, "a", value)
             state.group.wire_ids = [w for w in state.group.wire_ids if w != item] + [item]
@@ -297,6 +306,7 @@ def _items(state: NetworkState) -> dict[tuple[str, str, str], Any]:
         out["group", gid, gid] = codec.encode_value(group.group.name)
         for cid, contact in group.contacts.items():
             out["contact", gid, cid] = codec.encode_value(contact.content)
+            out["fields", gid, cid] = codec.encode_value([contact.name, contact.attributes, contact.blend_mode])
         for wid, wire in group.wires.items():
             out["wire", gid, wid] = codec.encode_value([wire.from_id, wire.to_id])
     return out

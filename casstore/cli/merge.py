@@ -39,7 +39,8 @@ def _short(value: Any) -> str:
 def _table(found: list[Conflict]) -> Table:
     table = Table("group", "item", "kind", "reason", "base", "ours", "theirs", "kept")
     for c in found:
-        table.add_row(c.group, c.item, c.kind, c.reason, _short(c.base), _short(c.ours), _short(c.theirs), c.kept_side)
+        reason = c.reason + (f" ({', '.join(c.fields)})" if c.fields else "")
+        table.add_row(c.group, c.item, c.kind, reason, _short(c.base), _short(c.ours), _short(c.theirs), c.kept_side)
     return table
 
 
@@ -121,20 +122,29 @@ def conflicts(ctx: click.Context, network: str) -> None:
 
 @verb(
     "casstore resolve thermostat sensors temperature --theirs\n"
-    "casstore resolve thermostat sensors temperature --value '21.5'",
+    "casstore resolve thermostat sensors temperature --value '21.5'\n"
+    'casstore resolve thermostat sensors w1 --value \'{"fromId": "a", "toId": "b"}\'\n'
+    "casstore resolve thermostat sensors sensors --ours --json",
     name="resolve",
 )
 @click.argument("network")
 @click.argument("group_id", metavar="GROUP")
-@click.argument("item_id", metavar="CONTACT")
-@click.option("--ours", "choice", flag_value="ours", help="Keep our side's value.")
-@click.option("--theirs", "choice", flag_value="theirs", help="Take their side's value.")
-@click.option("--value", "value_text", metavar="JSON", help="Set this value (JSON).")
+@click.argument("item_id", metavar="ITEM")
+@click.option("--ours", "choice", flag_value="ours", help="Put our side's recorded version back.")
+@click.option("--theirs", "choice", flag_value="theirs", help="Put their side's recorded version back.")
+@click.option(
+    "--value", "value_text", metavar="JSON", help="A contact's content, or a wire's or group's record (camelCase JSON)."
+)
 @click.pass_context
 def resolve(
     ctx: click.Context, network: str, group_id: str, item_id: str, choice: str | None, value_text: str | None
 ) -> None:
-    """Settle one conflict (a contact's; a wire or group: its id as CONTACT) and clear its record."""
+    """Settle one conflict and clear its record, in one write.
+
+    ITEM is the contact's id, the wire's id, or (a group conflict) GROUP again. --ours / --theirs put
+    that side's recorded version back (the side that had deleted the item deletes it); --value sets
+    a contact's content, or a wire's or group's record as `export` writes it.
+    """
     if (choice is None) == (value_text is None):
         fail("give exactly one of --ours, --theirs, --value JSON", "USAGE_ERROR", exit_code=2)
     value = load_json(value_text, "--value") if value_text is not None else None

@@ -14,14 +14,16 @@ index and size follow the groups and records written.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from casstore import codec
-from casstore.merge.content import Contradiction, merge3, same
-from casstore.merge.rules import merge_body, merge_fields, plain, three_way
+from casstore.merge.contacts import ContactMerge, covers
+from casstore.merge.content import same
+from casstore.merge.rules import merge_body, merge_fields, three_way
 from casstore.merge.treediff import Diff, aligned_diff
 from casstore.model import records
+from casstore.model.conflict_records import group_view, wire_view
 from casstore.model.conflicts import (
     Conflict,
     ConflictKind,
@@ -67,6 +69,8 @@ class _Merge:
         self.edits: dict[str, dict[str, bytes | None]] = {k: {} for k in ("groups", *_MEMBERS)}
         self.diffs: dict[str, tuple[Diff, Diff]] = {}
         self.new_bodies: dict[bytes, dict[str, Any]] = {}  # bodies this merge wrote (not yet stored)
+        self.group_collisions: dict[str, dict[str, Any]] = {}  # group id → its both-changed record, but kept
+        self.contacts = ContactMerge(theirs_later, self.fetch, self.pending, self.record)
 
     # ---------------------------------------------------------------- helpers
 
@@ -95,21 +99,20 @@ class _Merge:
         """Record a conflict; one that tells nothing ours' record of the item does not (the same kept
         value, every value already in it: merging the same change again) leaves that record as it is."""
         key = conflict_key(kind, group, item)
-        now = [fields.get("ours"), fields.get("theirs"), fields.get("kept")]
+        conflict = Conflict(group, item, kind, **fields)
         records_here = self.earlier(key)
         ours_record = records_here[0]
-        if ours_record is not None and same(ours_record.kept, fields.get("kept")):
-            known = (ours_record.ours, ours_record.theirs, ours_record.kept, *ours_record.superseded)
-            if all(any(same(value, k) for k in known) for value in now):
-                self.conflicts[key] = ours_record
-                return
+        if ours_record is not None and covers(ours_record, conflict):
+            self.conflicts[key] = ours_record
+            return
+        now = [conflict.ours, conflict.theirs, conflict.kept]
         found: dict[bytes, Any] = {}
         for old in records_here:
             if old is not None:
                 for value in (old.ours, old.theirs, old.kept, *old.superseded):
                     found.setdefault(codec.encode_value(value), value)
-        earlier = [value for value in found.values() if not any(same(value, v) for v in now)]
-        self.conflicts[key] = Conflict(group, item, kind, **fields, superseded=earlier)
+        conflict.superseded.extend(value for value in found.values() if not any(same(value, v) for v in now))
+        self.conflicts[key] = conflict
 
     def earlier(self, key: str) -> list[Conflict | None]:
         """The records ours' and theirs' states hold for ``key`` (``None`` where none)."""
@@ -122,55 +125,19 @@ class _Merge:
 
     # ---------------------------------------------------------------- members
 
-    def content(self, record: dict[str, Any] | None) -> Any:
-        return None if record is None else records.record_content(record, self.fetch)
-
     def merge_contact(self, key: str, b: bytes | None, o: bytes | None, t: bytes | None) -> bytes | None:
         gid, cid = records.split_member_key(key)
         rb, ro, rt = _decoded(b), _decoded(o), _decoded(t)
         if ro is None or rt is None:  # a removal against a change: the change is kept
-            kept, side = (t, "theirs") if ro is None else (o, "ours")
-            self.record(
-                "contact", gid, cid, reason="delete-modify", base=self.content(rb),
-                ours=self.content(ro), theirs=self.content(rt),
-                kept=self.content(rt if ro is None else ro), kept_side=side,
-            )  # fmt: skip
-            return kept
-        merged = merge_fields(rb, ro, rt, self.theirs_later, skip=("c", "C", "z"))
-        same_content = _content_id(ro) == _content_id(rt)
-        if same_content or (rb is not None and _content_id(rb) == _content_id(ro)):
-            content_from = rt
-        elif rb is not None and _content_id(rb) == _content_id(rt):
-            content_from = ro
-        else:
-            content_from = None
-        if content_from is not None:
-            merged.update({k: content_from[k] for k in ("c", "C", "z") if k in content_from})
-        else:
-            cb, co, ct = self.content(rb), self.content(ro), self.content(rt)
-            if merged.get("b", "accept-last") == "merge":
-                try:
-                    value = merge3(cb, co, ct, ours_first=self.theirs_later)
-                except Contradiction as exc:
-                    value = co
-                    self.record(
-                        "contact", gid, cid, reason="contradiction", base=cb, ours=co, theirs=ct,
-                        kept=co, kept_side="ours", message=exc.message,
-                    )  # fmt: skip
-            else:
-                value, side = self.later(co, ct)
-                self.record(
-                    "contact", gid, cid, reason="both-changed", base=cb, ours=co, theirs=ct,
-                    kept=value, kept_side=side,
-                )  # fmt: skip
-            merged.update(records.content_record(records.content_bytes(value), self.pending))
-        return codec.encode(merged)
+            self.contacts.removed(gid, cid, rb, ro, rt)
+            return t if ro is None else o
+        return self.contacts.merge(gid, cid, rb, ro, rt)
 
     def merge_wire(self, key: str, b: bytes | None, o: bytes | None, t: bytes | None) -> bytes | None:
         gid, wid = records.split_member_key(key)
 
         def shown(x: bytes | None) -> Any:
-            return None if x is None else plain(asdict(records.decode_wire(x, wid, gid)))
+            return None if x is None else wire_view(records.decode_wire(x, wid, gid))
 
         if o is None or t is None:
             self.record(
@@ -275,7 +242,7 @@ class _Merge:
     def keep_group(self, gid: str, b: bytes | None, o: bytes | None, t: bytes | None, kept: str) -> None:
         def shown(x: bytes | None) -> Any:
             body = self.body(x)
-            return None if body is None else plain(asdict(records.decode_group(body, gid)))
+            return None if body is None else group_view(records.decode_group(body, gid))
 
         self.record(
             "group", gid, gid, reason="delete-modify", base=shown(b), ours=shown(o), theirs=shown(t),
@@ -284,16 +251,20 @@ class _Merge:
 
     def merge_body(self, gid: str, b: dict[str, Any] | None, o: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
         collided: list[str] = []
-        out = merge_body(b or {}, o, t, self.theirs_later, collided)
-        if collided:
+
+        def holds(name: str, item: str) -> bool:
+            return self.result_value("contacts" if name == "c" else "wires", records.member_key(gid, item)) is not None
+
+        out = merge_body(b or {}, o, t, self.theirs_later, collided, holds)
+        if collided:  # recorded once reconcile has the body the merge keeps (its lists final)
 
             def shown(body: dict[str, Any] | None) -> Any:
-                return None if not body else plain(asdict(records.decode_group(body, gid)))
+                return None if not body else group_view(records.decode_group(body, gid))
 
-            self.record(
-                "group", gid, gid, reason="both-changed", base=shown(b), ours=shown(o), theirs=shown(t),
-                kept=shown(out), kept_side="theirs" if self.theirs_later else "ours",
-            )  # fmt: skip
+            self.group_collisions[gid] = {
+                "reason": "both-changed", "base": shown(b), "ours": shown(o), "theirs": shown(t),
+                "kept_side": "theirs" if self.theirs_later else "ours",
+            }  # fmt: skip
         return out
 
     def reconcile(self, touched: dict[str, set[str]], bodies: dict[str, dict[str, Any]]) -> None:
@@ -346,6 +317,9 @@ class _Merge:
                     new.pop(name, None)
             if "b" in new and not new["b"]:
                 del new["b"]
+            if gid in self.group_collisions:
+                kept = group_view(records.decode_group(new, gid))
+                self.record("group", gid, gid, kept=kept, **self.group_collisions[gid])
             if gid in bodies or new != body:
                 data = records.encode_body(new, gid)
                 digest = self.pending.add(data)
@@ -435,10 +409,6 @@ class _Merge:
 
 def _decoded(record: bytes | None) -> dict[str, Any] | None:
     return None if record is None else codec.decode(record)
-
-
-def _content_id(record: dict[str, Any]) -> Any:
-    return record.get("c", record.get("C"))
 
 
 def merge_roots(

@@ -7,6 +7,8 @@ differently takes the later side's value and is noted in ``collided``.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from casstore import codec
@@ -69,9 +71,17 @@ def merge_fields(
     return out
 
 
-def merge_ids(base: list[str], first: list[str], second: list[str]) -> list[str]:
-    """An id list: ``first``'s order without what ``second`` removed from ``base``, then ``second``'s additions."""
+def merge_ids(
+    base: list[str], first: list[str], second: list[str], holds: Callable[[str], bool] | None = None
+) -> list[str]:
+    """An id list: ``first``'s order without what ``second`` removed from ``base``, then ``second``'s additions.
+
+    ``holds(id)``: the merged state holds that member (a removal the other side's change undid, a
+    delete-modify), so it keeps its place rather than being appended when the lists are reconciled.
+    """
     removed = set(base) - set(second)
+    if holds is not None:
+        removed = {i for i in removed if not holds(i)}
     have = set(first)
     out = [i for i in first if i not in removed]
     out += [i for i in second if i not in have and i not in base]
@@ -88,16 +98,26 @@ def plain(value: Any) -> Any:
 
 
 def merge_body(
-    base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any], theirs_later: bool, collided: list[str]
+    base: dict[str, Any],
+    ours: dict[str, Any],
+    theirs: dict[str, Any],
+    theirs_later: bool,
+    collided: list[str],
+    holds: Callable[[str, str], bool] | None = None,
 ) -> dict[str, Any]:
     """A group body: id lists by :func:`merge_ids` (the earlier side's order), attributes and extra
-    fields key by key, the other fields one by one."""
-    first, second = (theirs, ours) if theirs_later else (ours, theirs)
+    fields key by key, the other fields one by one.  ``holds(list, id)``: the merged state holds
+    that member of ``contact_ids`` (``"c"``) or ``wire_ids`` (``"w"``)."""
+    first, second = (ours, theirs) if theirs_later else (theirs, ours)  # the earlier side first
     out: dict[str, Any] = {}
     for name in sorted(set(ours) | set(theirs) | set(base)):
         x, y, z = ours.get(name), theirs.get(name), base.get(name)
         if name in ("c", "w", "s", "b"):
-            ids = merge_ids(z or [], first.get(name) or [], second.get(name) or [])
+            if same(y, z) or same(x, z):  # one side left the list as it was: the other's (then reconciled)
+                ids = list((x if same(y, z) else y) or [])
+            else:
+                member = None if holds is None or name not in ("c", "w") else functools.partial(holds, name)
+                ids = merge_ids(z or [], first.get(name) or [], second.get(name) or [], member)
             if ids:
                 out[name] = ids
         elif name in ("a", "x", "X"):

@@ -7,8 +7,9 @@ unchanged.  Each entry's key is a kind letter and the item's place:
 group id`` (a group's own fields).  Its value is a :class:`Conflict` encoded
 with ``encode_value`` (user data, never a link).  Ordinary writes keep the tree
 as it is (:class:`~casstore.model.transaction.Transaction` carries it over);
-:func:`resolve_conflict` sets the value chosen and removes the entry in one
-head compare-and-swap.  See docs/merge.md.
+:func:`resolve_conflict` puts the version chosen back (a side's recorded one,
+or a value; :mod:`casstore.model.conflict_records` reads the records) and
+removes the entry, in one head compare-and-swap.  See docs/merge.md.
 """
 
 from __future__ import annotations
@@ -17,11 +18,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from casstore import codec
-from casstore.errors import ConflictNotFound, SerializationError
+from casstore.errors import ConflictNotFound, GroupNotFound, SerializationError
 from casstore.model import records
+from casstore.model.conflict_records import (
+    CONTENT,
+    apply_contact_fields,
+    group_from_json,
+    group_from_view,
+    wire_from_json,
+    wire_from_view,
+)
 from casstore.model.reads import NetworkReader
-from casstore.model.transaction import Transaction
-from casstore.model.types import check_id
+from casstore.model.transaction import Transaction, prepare_group
+from casstore.model.types import Contact, Group, GroupState, Wire, check_id
 from casstore.prolly import Edit, ProllyTree
 from casstore.store.base import PendingWrites
 
@@ -64,6 +73,9 @@ class Conflict:
         message: for a contradiction, upstream Bassline's ``lastContradiction`` message.
         superseded: values of earlier conflicts on the same item (recorded by earlier merges)
             that are none of ``ours``, ``theirs`` or ``kept``: a later merge never forgets them.
+        fields: for a contact, ``None`` when ``base`` / ``ours`` / ``theirs`` / ``kept`` are
+            contents; else the fields they show (JSON names, ``"content"`` among them when the
+            contents conflicted too), each value then a map of those fields (``None``: absent).
     """
 
     group: str
@@ -77,6 +89,7 @@ class Conflict:
     kept_side: Literal["ours", "theirs"] = "ours"
     message: str | None = None
     superseded: list[Any] = field(default_factory=list)
+    fields: list[str] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The JSON shape of the listing; a contradiction adds ``message`` and ``values`` (``lastContradiction``)."""
@@ -91,12 +104,20 @@ class Conflict:
             "kept": self.kept,
             "kept_side": self.kept_side,
         }
+        if self.fields is not None:
+            out["fields"] = self.fields
         if self.message is not None:
             out["message"] = self.message
-            out["values"] = [self.ours, self.theirs]
+            out["values"] = [self.contents(self.ours), self.contents(self.theirs)]
         if self.superseded:
             out["superseded"] = self.superseded
         return out
+
+    def contents(self, value: Any) -> Any:
+        """The content one of this record's values shows (``None`` if it shows none)."""
+        if self.fields is None:
+            return value
+        return value.get(CONTENT) if isinstance(value, dict) else None
 
 
 def conflict_key(kind: ConflictKind, group: str, item: str) -> str:
@@ -125,6 +146,7 @@ def decode_conflict(key: str, data: bytes) -> Conflict:
         record.get("kept_side", "ours"),
         record.get("message"),
         record.get("superseded", []),
+        record.get("fields"),
     )
 
 
@@ -158,30 +180,113 @@ _NO_VALUE = object()
 def resolve_conflict(tx: Transaction, group: str, item: str, choice: str, value: Any = _NO_VALUE) -> Conflict:
     """In ``tx``: settle one conflict (``choice``: ``"ours"``, ``"theirs"`` or ``"value"``) and remove it.
 
-    For a contact, ``"ours"`` / ``"theirs"`` set that side's recorded content (a side that had
-    removed the contact removes it) and ``"value"`` sets ``value``.  For a wire or a group
-    conflict the kept version stays as it is (``"value"`` is refused) and the record is removed.
+    ``"ours"`` / ``"theirs"`` put that side's recorded version back: for a delete-modify, the side
+    that had removed the item removes it, the other restores it (re-created if gone since).  A
+    contact's recorded fields are set to that side's values (every other field stays as it is);
+    a wire is written as recorded; a group's own fields are set as recorded, its members staying
+    as the state holds them.  ``"value"``: a contact's content; for a wire or a group, its record
+    (a :class:`~casstore.model.types.Wire` / :class:`~casstore.model.types.Group`, or Bassline's
+    camelCase JSON of it), checked before anything is written.
     """
     check_id(group, "group")
     check_id(item, "item")
     if tx.conflicts is None:
         raise ConflictNotFound(f"network {tx.network_id!r} has no conflicts")
     key, conflict = _find(tx.reader, tx.conflicts, group, item)
-    if conflict.kind == "contact":
-        if choice == "value":
-            tx.set_content(group, item, records.content_bytes(value))
-        else:
-            side_value = conflict.ours if choice == "ours" else conflict.theirs
-            if conflict.reason == "delete-modify" and conflict.kept_side != choice:
-                tx.delete_contact(group, item)
-            elif tx.reader.trees["contacts"].get(tx.roots["contacts"], records.member_key(group, item)) is None:
-                raise ConflictNotFound(f"contact {item!r} of group {group!r} is gone: resolve by writing it")
-            else:
-                tx.set_content(group, item, records.content_bytes(side_value))
-    elif choice == "value":
-        raise SerializationError(f"a {conflict.kind} conflict is resolved with --ours or --theirs, not a value")
+    removes = choice != "value" and conflict.reason == "delete-modify" and conflict.kept_side != choice
+    given = value if choice == "value" else (conflict.ours if choice == "ours" else conflict.theirs)
+    resolve = {"contact": _resolve_contact, "wire": _resolve_wire, "group": _resolve_group}[conflict.kind]
+    resolve(tx, conflict, choice, given, removes)
     tree = conflicts_tree(tx.reader, tx.pending)
     edits: dict[str, Edit] = {key: None}
     new_root, _ = tree.update(tx.conflicts, edits)
     tx.conflicts = None if not tree.load(new_root).keys else new_root
     return conflict
+
+
+def _no_value(value: Any) -> None:
+    if value is _NO_VALUE:
+        raise SerializationError("choice 'value' needs a value", "value")
+
+
+def _resolve_contact(tx: Transaction, conflict: Conflict, choice: str, value: Any, removes: bool) -> None:
+    gid, cid = conflict.group, conflict.item
+    if removes:
+        tx.delete_contact(gid, cid)
+    elif choice == "value":
+        _no_value(value)
+        tx.set_content(gid, cid, records.content_bytes(value))
+    elif conflict.fields is None:
+        tx.set_content(gid, cid, records.content_bytes(value))
+    else:
+        if tx.group(gid) is None:
+            raise GroupNotFound(f"group {gid!r} not found in network {tx.network_id!r}")
+        old = tx.reader.trees["contacts"].get(tx.roots["contacts"], records.member_key(gid, cid))
+        current = Contact(cid, gid) if old is None else records.decode_contact(old, cid, gid, tx.reader.blobs.get)
+        shown = [conflict.base, conflict.ours, conflict.theirs, conflict.kept]
+        contact = apply_contact_fields(current, conflict.fields, value or {}, shown)
+        tx.put_contact(gid, cid, records.encode_contact(contact, cid, gid, tx.pending))
+
+
+def _group_state(tx: Transaction, gid: str) -> GroupState | None:
+    """The group as ``tx``'s head holds it (a resolve is the transaction's only edit)."""
+    record = tx.trees["groups"].get(tx.roots["groups"], gid)
+    return None if record is None else tx.reader.group_states(tx.roots, [(gid, record)])[gid]
+
+
+def _resolve_wire(tx: Transaction, conflict: Conflict, choice: str, value: Any, removes: bool) -> None:
+    gid, wid = conflict.group, conflict.item
+    if choice == "value":
+        _no_value(value)
+        wire = value if isinstance(value, Wire) else wire_from_json(value, gid, wid)
+    elif not removes:
+        wire = wire_from_view(value, gid, wid)
+    state = _group_state(tx, gid)
+    if state is None:
+        if removes:
+            return
+        raise GroupNotFound(f"group {gid!r} not found in network {tx.network_id!r}: the wire cannot be restored")
+    if removes:
+        state.wires.pop(wid, None)
+        state.group.wire_ids = [w for w in state.group.wire_ids if w != wid]
+    else:
+        state.wires[wid] = wire
+        if wid not in state.group.wire_ids:
+            state.group.wire_ids = [*state.group.wire_ids, wid]
+    tx.put_group(gid, prepare_group(gid, state))
+
+
+def _members_first(order: list[str], listed: list[str], present: dict[str, Any]) -> list[str]:
+    """The ids of the ``present`` members: in ``order`` first, then as ``listed``, then the rest."""
+    return [i for i in dict.fromkeys([*order, *listed, *present]) if i in present]
+
+
+def _resolve_group(tx: Transaction, conflict: Conflict, choice: str, value: Any, removes: bool) -> None:
+    gid = conflict.group
+    if removes:
+        tx.delete_group(gid)
+        return
+    state = _group_state(tx, gid) or GroupState(Group(gid, ""), {}, {})
+    if choice == "value":
+        _no_value(value)
+        group = value if isinstance(value, Group) else group_from_json(value, gid)
+        given = value if isinstance(value, dict) else {}
+        for name, lists, members in (
+            ("contactIds", "contact_ids", state.contacts),
+            ("wireIds", "wire_ids", state.wires),
+            ("boundaryContactIds", "boundary_contact_ids", state.contacts),
+        ):
+            if given and name not in given:  # left out: as the group lists them now
+                setattr(group, lists, list(getattr(state.group, lists)))
+            for index, member in enumerate(getattr(group, lists)):
+                if member not in members:
+                    where = f"value.{name}[{index}]"
+                    raise SerializationError(f"{where}: {member!r} is listed but the group has no such member", where)
+    else:  # the side's own fields, its boundary contacts among those the state holds
+        group = group_from_view(value, gid)
+        group.boundary_contact_ids = [c for c in group.boundary_contact_ids if c in state.contacts]
+    # the lists name exactly the members the state holds: in the order given, then as listed now
+    group.contact_ids = _members_first(group.contact_ids, state.group.contact_ids, state.contacts)
+    group.wire_ids = _members_first(group.wire_ids, state.group.wire_ids, state.wires)
+    state.group = group
+    tx.put_group(gid, prepare_group(gid, state))
