@@ -59,6 +59,7 @@ def commit_changes(
     Raises what the backend raises (nothing is then written); never raises for a rejected change.
     """
     views: list[NetworkTransaction] = []
+    touched = {gid for gid, _, _ in contents}
 
     def write(tx: NetworkTransaction) -> list[Rejected]:
         views.append(tx)
@@ -71,6 +72,7 @@ def commit_changes(
                     tx.save_group_state(network_id, gid, state)
             except REJECTABLE as exc:
                 rejected.append(Rejected(gid, None, f"{type(exc).__name__}: {exc}"))
+        tx.prefetch_groups(network_id, touched)  # one pass over the groups tree, not one lookup per contact
         for gid, cid, value in contents:
             try:
                 tx.save_contact_content(network_id, gid, cid, value)

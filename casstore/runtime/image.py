@@ -41,6 +41,7 @@ from casstore.model import Contact, GroupState, NetworkState, NetworkStore
 from casstore.model.types import check_group_state, check_id
 from casstore.runtime.flush import Rejected, commit_changes, read_changes
 from casstore.runtime.flusher import Flusher
+from casstore.runtime.gcpause import collector_paused
 from casstore.runtime.modes import Mode, mode_for
 from casstore.runtime.retention import AutoSnapshots
 from casstore.runtime.status import ImageStatus
@@ -155,26 +156,37 @@ class NetworkImage:
         :class:`~casstore.errors.GroupNotFound` if the image has no such group.  The value is
         validated at the flush (a bad one is reported then, see :meth:`status`).
         """
+        # the hot path of a running network: an existing contact outside a transaction is one
+        # attribute store and one set add under the lock; everything else takes _set_other
         with self._lock:
-            try:
-                contacts = self._members[group_id]
-            except KeyError:
-                raise GroupNotFound(f"group {group_id!r} not found in network {self.network_id!r}") from None
-            key = (group_id, contact_id)
-            contact = contacts.get(contact_id)
-            if self._undo.active:
-                self._undo.contact(key, contact, key in self._dirty)
-            if contact is None:
-                check_id(contact_id, "contact_id")
-                contacts[contact_id] = Contact(contact_id, group_id, value)
-                self._state.groups[group_id].group.contact_ids.append(contact_id)
+            contacts = self._members.get(group_id)
+            contact = None if contacts is None else contacts.get(contact_id)
+            if contact is None or self._undo.active:
+                self._set_other(contacts, group_id, contact_id, contact, value)
             else:
                 contact.content = value
-            self._dirty.add(key)
+                self._dirty.add((group_id, contact_id))
             self._changes += 1
-            full = self._changes >= self._limit and not self._undo.active
-        if full:
-            self._auto_flush()
+            if self._changes < self._limit or self._undo.active:
+                return
+        self._auto_flush()
+
+    def _set_other(
+        self, contacts: dict[str, Contact] | None, group_id: str, contact_id: str, contact: Contact | None, value: Any
+    ) -> None:
+        """:meth:`set` of a new contact, or inside a transaction; under the lock."""
+        if contacts is None:
+            raise GroupNotFound(f"group {group_id!r} not found in network {self.network_id!r}")
+        key = (group_id, contact_id)
+        if self._undo.active:
+            self._undo.contact(key, contact, key in self._dirty)
+        if contact is None:
+            check_id(contact_id, "contact_id")
+            contacts[contact_id] = Contact(contact_id, group_id, value)
+            self._state.groups[group_id].group.contact_ids.append(contact_id)
+        else:
+            contact.content = value
+        self._dirty.add(key)
 
     def put_group(self, group_id: str, state: GroupState) -> None:
         """Add or replace a whole group (its fields, contacts and wires); flushed later."""
@@ -294,11 +306,12 @@ class NetworkImage:
                 self._in_flight = True
             started = time.monotonic()
             try:
-                result = commit_changes(self.store, self.network_id, groups, contents)
-                if result.start_head != known:  # another writer moved the head: take in its changes
-                    head, changed = read_changes(self.store, self.network_id, known)
-                else:
-                    head, changed = result.end_head, {}
+                with collector_paused():  # see casstore.runtime.gcpause: a third to a half of a large flush
+                    result = commit_changes(self.store, self.network_id, groups, contents)
+                    if result.start_head != known:  # another writer moved the head: take in its changes
+                        head, changed = read_changes(self.store, self.network_id, known)
+                    else:
+                        head, changed = result.end_head, {}
             except Exception as exc:  # nothing of the dirty set may be lost, whatever failed
                 with self._lock:
                     self._dirty |= {key for key in keys if key[0] not in self._group_ops}
