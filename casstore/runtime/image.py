@@ -39,13 +39,14 @@ from typing import Any
 from casstore.errors import GroupNotFound, StorageError
 from casstore.model import Contact, GroupState, NetworkState, NetworkStore
 from casstore.model.types import check_group_state, check_id
-from casstore.runtime.flush import Rejected, commit_changes, read_changes
+from casstore.runtime.flush import CommitResult, Rejected, commit_changes, read_changes
 from casstore.runtime.flusher import Flusher
 from casstore.runtime.gcpause import collector_paused
 from casstore.runtime.modes import Mode, mode_for
 from casstore.runtime.retention import AutoSnapshots
 from casstore.runtime.status import ImageStatus
 from casstore.runtime.undo import UndoLog
+from casstore.runtime.worker import FlushProcess, Unpicklable, separate_process_url
 from casstore.store.config import SchedulerStorageConfig
 
 __all__ = ["NetworkImage"]
@@ -77,7 +78,10 @@ class NetworkImage:
     ``NetworkImage(store, network_id, config)`` loads the network (an absent one starts
     empty and is created by the first flush).  ``on_error`` is called with each flush failure
     and each rejected value (a :class:`~casstore.errors.StorageError`), from the thread that
-    flushed.  Thread-safe; use as a context manager to :meth:`close` it.
+    flushed.  ``flush_process``: whether the background flusher commits in a child process
+    (:mod:`casstore.runtime.worker`, off the runtime's GIL); by default it does in ``interval`` mode on
+    ``lmdb://`` and ``file://``, the stores a second process can open.  Thread-safe; use as a context
+    manager to :meth:`close` it.
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class NetworkImage:
         config: SchedulerStorageConfig | None = None,
         *,
         on_error: ErrorCallback | None = None,
+        flush_process: bool | None = None,
     ) -> None:
         check_id(network_id, "network_id")
         self.store = store
@@ -94,6 +99,7 @@ class NetworkImage:
         self.config = config or SchedulerStorageConfig()
         self.mode: Mode = mode_for(self.config)
         self.on_error = on_error
+        self._worker = self._flush_process(flush_process)
         self._lock = threading.Lock()  # the image's state and dirty set
         self._flush_lock = threading.Lock()  # one flush at a time
         self._dirty: set[tuple[str, str]] = set()
@@ -117,7 +123,8 @@ class NetworkImage:
         if self.config.snapshot_interval is not None:
             periods.append(self.config.snapshot_interval / 1000)
         if periods:
-            self._flusher = Flusher(self._tick, min(periods), f"casstore-image-{network_id}")
+            prepare = None if self._worker is None else self._worker.start
+            self._flusher = Flusher(self._tick, min(periods), f"casstore-image-{network_id}", prepare)
             self._flusher.start()
 
     # ---------------------------------------------------------------- reads (memory only)
@@ -307,7 +314,7 @@ class NetworkImage:
             started = time.monotonic()
             try:
                 with collector_paused():  # see casstore.runtime.gcpause: a third to a half of a large flush
-                    result = commit_changes(self.store, self.network_id, groups, contents)
+                    result = self._commit(groups, contents, automatic)
                     if result.start_head != known:  # another writer moved the head: take in its changes
                         head, changed = read_changes(self.store, self.network_id, known)
                     else:
@@ -337,6 +344,26 @@ class NetworkImage:
                 self._report(StorageError(f"not persisted: {_describe(rejected)}"))
             self._take_snapshot()
             return durable and not result.rejected
+
+    def _flush_process(self, wanted: bool | None) -> FlushProcess | None:
+        """The flush process of the background flushes (by default: interval mode on ``lmdb://``/``file://``)."""
+        url = separate_process_url(self.store.url)
+        if wanted is None:
+            wanted = self.mode.background_flush and url is not None
+        if not wanted or not self.mode.background_flush:
+            return None
+        if url is None:
+            raise StorageError(f"flush_process: a flush process cannot open {self.store.url} (only lmdb:// or file://)")
+        return FlushProcess(url)
+
+    def _commit(
+        self, groups: dict[str, GroupState | None], contents: list[tuple[str, str, Any]], automatic: bool
+    ) -> CommitResult:
+        """One flush's commit: the background thread's in the flush process if there is one."""
+        if automatic and self._worker is not None:
+            with contextlib.suppress(Unpicklable):  # a value pickle cannot take: flushed here, rejected here
+                return self._worker.commit(self.network_id, groups, contents)
+        return commit_changes(self.store, self.network_id, groups, contents)
 
     def _auto_flush(self) -> None:
         """A flush the mode asked for (a full batch): after a failure, not before the retry pause."""
@@ -422,6 +449,8 @@ class NetworkImage:
         self._closed = True
         if self._flusher is not None:
             self._flusher.stop()
+        if self._worker is not None:
+            self._worker.close()
         if self.mode.flush_on_close if flush is None else flush:
             return self.flush()
         return self.durable()
