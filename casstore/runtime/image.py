@@ -79,9 +79,9 @@ class NetworkImage:
     empty and is created by the first flush).  ``on_error`` is called with each flush failure
     and each rejected value (a :class:`~casstore.errors.StorageError`), from the thread that
     flushed.  ``flush_process``: whether the background flusher commits in a child process
-    (:mod:`casstore.runtime.worker`, off the runtime's GIL); by default it does in ``interval`` mode on
-    ``lmdb://`` and ``file://``, the stores a second process can open.  Thread-safe; use as a context
-    manager to :meth:`close` it.
+    (:mod:`casstore.runtime.worker`, off the runtime's GIL); by default it does in ``interval`` mode on a
+    bare (unwrapped) ``lmdb://`` or ``file://`` store, the stores a second process opens by URL.
+    Thread-safe; use as a context manager to :meth:`close` it.
     """
 
     def __init__(
@@ -347,13 +347,15 @@ class NetworkImage:
 
     def _flush_process(self, wanted: bool | None) -> FlushProcess | None:
         """The flush process of the background flushes (by default: interval mode on ``lmdb://``/``file://``)."""
-        url = separate_process_url(self.store.url)
+        url = separate_process_url(self.store.objects)
         if wanted is None:
             wanted = self.mode.background_flush and url is not None
         if not wanted or not self.mode.background_flush:
             return None
         if url is None:
-            raise StorageError(f"flush_process: a flush process cannot open {self.store.url} (only lmdb:// or file://)")
+            raise StorageError(
+                f"flush_process: a flush process cannot open {self.store.url} (only a bare lmdb:// or file:// store)"
+            )
         return FlushProcess(url)
 
     def _commit(

@@ -13,7 +13,7 @@ set, writes it to the child's stdin, and waits (without the GIL) for the
 in-process (one head compare-and-swap, bad values rejected and reported).
 
 Only for stores a second process opens to the same data with nothing but the
-URL: ``lmdb://`` and ``file://`` (:func:`separate_process_url`).  The child
+URL: ``lmdb://`` and ``file://``, not wrapped (:func:`separate_process_url`).  The child
 dies with its parent (``PR_SET_PDEATHSIG`` on Linux; everywhere, it exits at
 the end of its stdin), so a SIGKILLed runtime leaves at most the commit in
 flight, which lands whole or not at all as any commit does.  A child that
@@ -41,22 +41,26 @@ from typing import IO, Any
 from casstore import errors
 from casstore.errors import StorageError
 from casstore.runtime.flush import CommitResult
+from casstore.store.base import ObjectStore
+from casstore.store.file import FileStore
+from casstore.store.lmdb import LmdbStore
 
 __all__ = ["FlushProcess", "Unpicklable", "separate_process_url"]
 
 _LENGTH = struct.Struct(">Q")
 _CHILD = "import sys; from casstore.runtime.worker import serve; serve(sys.argv[1])"
-#: URL schemes whose stores a second process opens, by URL alone, to the same data.
-SEPARATE_SCHEMES = ("lmdb://", "file://")
+#: The backends a second process opens, by their URL alone, to the same data (not wrapped: a wrapper —
+#: read-only, metrics, injected failures — would be bypassed by a process that opened the bare URL).
+SEPARATE_BACKENDS = (LmdbStore, FileStore)
 
 
 class Unpicklable(Exception):
     """The dirty set holds a value that cannot be sent to the flush process (flush it in-process)."""
 
 
-def separate_process_url(url: str) -> str | None:
-    """``url`` if a flush process can open the same store from it, else ``None``."""
-    return url if url.startswith(SEPARATE_SCHEMES) else None
+def separate_process_url(objects: ObjectStore) -> str | None:
+    """The URL a flush process opens the same store by, or ``None`` if it cannot (see :data:`SEPARATE_BACKENDS`)."""
+    return objects.url if type(objects) in SEPARATE_BACKENDS else None
 
 
 class FlushProcess:
@@ -88,6 +92,12 @@ class FlushProcess:
             assert isinstance(value, CommitResult)
             return value
         raise _as_error(*value)
+
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id (``None`` before the first flush or after it ended)."""
+        proc = self._proc
+        return None if proc is None or proc.poll() is not None else proc.pid
 
     def start(self) -> None:
         """Start the child now (so the first flush does not wait for it); a failure is left to :meth:`commit`."""
