@@ -11,6 +11,10 @@ value is reported (``status().rejected``, the ``on_error`` callback) and the
 rest is written.  *When* it flushes is the mode's business
 (:mod:`casstore.runtime.modes`).
 
+In ``interval`` mode on a bare ``lmdb://`` or ``file://`` store the background
+flushes commit in a flush process (:mod:`casstore.runtime.worker`); every flush
+runs with the cyclic collector paused (:mod:`casstore.runtime.gcpause`).
+
 A flush that fails (the backend is down) keeps its changes dirty: they are
 retried at the next flush, the failure is reported through ``on_error`` and
 :meth:`NetworkImage.status`, and reads and writes go on.
@@ -29,7 +33,6 @@ immutable afterwards (the flush encodes it later, on another thread in
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,14 +42,14 @@ from typing import Any
 from casstore.errors import GroupNotFound, StorageError
 from casstore.model import Contact, GroupState, NetworkState, NetworkStore
 from casstore.model.types import check_group_state, check_id
-from casstore.runtime.flush import CommitResult, Rejected, commit_changes, read_changes
+from casstore.runtime.flush import CommitResult, Rejected, commit_changes, copy_group, read_changes
 from casstore.runtime.flusher import Flusher
 from casstore.runtime.gcpause import collector_paused
 from casstore.runtime.modes import Mode, mode_for
 from casstore.runtime.retention import AutoSnapshots
 from casstore.runtime.status import ImageStatus
 from casstore.runtime.undo import UndoLog
-from casstore.runtime.worker import FlushProcess, Unpicklable, separate_process_url
+from casstore.runtime.worker import Unpicklable, flush_process_for
 from casstore.store.config import SchedulerStorageConfig
 
 __all__ = ["NetworkImage"]
@@ -57,19 +60,6 @@ ErrorCallback = Callable[[StorageError], None]
 #: (``flush``, ``save``, ``cycle_done``, the interval flusher) always try.
 RETRY_PAUSE = 0.1
 MAX_RETRY_PAUSE = 5.0
-
-
-def copy_group(state: GroupState) -> GroupState:
-    """A copy a flush can encode while the image goes on changing the original."""
-    group = dataclasses.replace(
-        state.group,
-        contact_ids=list(state.group.contact_ids),
-        wire_ids=list(state.group.wire_ids),
-        subgroup_ids=list(state.group.subgroup_ids),
-        boundary_contact_ids=list(state.group.boundary_contact_ids),
-    )
-    contacts = {cid: dataclasses.replace(c) for cid, c in state.contacts.items()}
-    return GroupState(group, contacts, dict(state.wires), dict(state.extra))
 
 
 class NetworkImage:
@@ -99,7 +89,7 @@ class NetworkImage:
         self.config = config or SchedulerStorageConfig()
         self.mode: Mode = mode_for(self.config)
         self.on_error = on_error
-        self._worker = self._flush_process(flush_process)
+        self._worker = flush_process_for(store, self.mode.background_flush, flush_process)
         self._lock = threading.Lock()  # the image's state and dirty set
         self._flush_lock = threading.Lock()  # one flush at a time
         self._dirty: set[tuple[str, str]] = set()
@@ -344,19 +334,6 @@ class NetworkImage:
                 self._report(StorageError(f"not persisted: {_describe(rejected)}"))
             self._take_snapshot()
             return durable and not result.rejected
-
-    def _flush_process(self, wanted: bool | None) -> FlushProcess | None:
-        """The flush process of the background flushes (by default: interval mode on ``lmdb://``/``file://``)."""
-        url = separate_process_url(self.store.objects)
-        if wanted is None:
-            wanted = self.mode.background_flush and url is not None
-        if not wanted or not self.mode.background_flush:
-            return None
-        if url is None:
-            raise StorageError(
-                f"flush_process: a flush process cannot open {self.store.url} (only a bare lmdb:// or file:// store)"
-            )
-        return FlushProcess(url)
 
     def _commit(
         self, groups: dict[str, GroupState | None], contents: list[tuple[str, str, Any]], automatic: bool

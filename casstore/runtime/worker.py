@@ -40,12 +40,13 @@ from typing import IO, Any
 
 from casstore import errors
 from casstore.errors import StorageError
+from casstore.model import NetworkStore
 from casstore.runtime.flush import CommitResult
 from casstore.store.base import ObjectStore
 from casstore.store.file import FileStore
 from casstore.store.lmdb import LmdbStore
 
-__all__ = ["FlushProcess", "Unpicklable", "separate_process_url"]
+__all__ = ["FlushProcess", "Unpicklable", "flush_process_for", "separate_process_url"]
 
 _LENGTH = struct.Struct(">Q")
 _CHILD = "import sys; from casstore.runtime.worker import serve; serve(sys.argv[1])"
@@ -61,6 +62,20 @@ class Unpicklable(Exception):
 def separate_process_url(objects: ObjectStore) -> str | None:
     """The URL a flush process opens the same store by, or ``None`` if it cannot (see :data:`SEPARATE_BACKENDS`)."""
     return objects.url if type(objects) in SEPARATE_BACKENDS else None
+
+
+def flush_process_for(store: NetworkStore, background_flush: bool, wanted: bool | None) -> FlushProcess | None:
+    """The flush process of an image's background flushes (``wanted`` ``None``: wherever one can run)."""
+    url = separate_process_url(store.objects)
+    if wanted is None:
+        wanted = url is not None
+    if not wanted or not background_flush:
+        return None
+    if url is None:
+        raise StorageError(
+            f"flush_process: a flush process cannot open {store.url} (only a bare lmdb:// or file:// store)"
+        )
+    return FlushProcess(url)
 
 
 class FlushProcess:
@@ -183,7 +198,6 @@ def _die_with_parent() -> None:
 def serve(url: str) -> None:
     """The child: commit each flush read from stdin, reply on stdout, until stdin ends."""
     _die_with_parent()
-    from casstore.model import NetworkStore
     from casstore.runtime.flush import commit_changes
     from casstore.runtime.gcpause import collector_paused
     from casstore.store import open_object_store
