@@ -20,7 +20,8 @@ the same run:
 * ``lmdb_sync_commits_per_s`` (LMDB only): a bare LMDB write transaction of one small put, synced as
   the store's are (default flags), the floor under ``immediate`` (one durable commit per cycle) on this disk;
 * ``image_write_ns`` / ``image_read_ns``: one ``set`` / ``get`` on the loaded image, before any flush,
-  with a plain ``dict`` store + ``set`` add under a lock measured alongside as the machine's yardstick.
+  with a plain ``dict`` store + ``set`` add under a lock measured alongside as the machine's yardstick
+  (seven rounds of each in turn, medians; ``image_write_vs_yardstick``: the ratio).
 
     python tools/bench_runtime.py [--contacts 100000] [--cycles 10000] [--seconds 3] [--json PATH]
 """
@@ -191,9 +192,6 @@ def measure(url: str, contacts: int, cycles: int, seconds: float, floor_dir: Pat
 
         image = NetworkImage(store, NET, SchedulerStorageConfig("manual"))
         gid, cid = next((g, c) for g, gs in state.groups.items() for c in gs.contacts)
-        n = 200_000
-        result["image_write_ns"] = round(per_call_ns(lambda: image.set(gid, cid, 1), n))
-        result["image_read_ns"] = round(per_call_ns(lambda: image.get(gid, cid), n))
         lock, dirty, values = threading.Lock(), set(), {gid: {cid: 0}}
 
         def yardstick() -> None:
@@ -201,7 +199,19 @@ def measure(url: str, contacts: int, cycles: int, seconds: float, floor_dir: Pat
                 values[gid][cid] = 1
                 dirty.add((gid, cid))
 
-        result["yardstick_dict_and_set_ns"] = round(per_call_ns(yardstick, n))
+        # rounds of each in turn, the median of each: the machine's load drifts between them
+        calls = {
+            "image_write_ns": lambda: image.set(gid, cid, 1),
+            "image_read_ns": lambda: image.get(gid, cid),
+            "yardstick_dict_and_set_ns": yardstick,
+        }
+        rounds: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(7):
+            for name, call in calls.items():
+                rounds[name].append(per_call_ns(call, 50_000))
+        for name, figures in rounds.items():
+            result[name] = round(statistics.median(figures))
+        result["image_write_vs_yardstick"] = round(result["image_write_ns"] / result["yardstick_dict_and_set_ns"], 3)
         image.close(flush=False)
     return result
 
