@@ -8,20 +8,29 @@ the same run:
 * ``immediate``: ``cycle_done()`` after each cycle — cycles/s and the cycle time p50/p99;
 * ``batch`` with ``batch_size=1000``: changes/s, flushes included (``flush()`` at the end);
 * ``interval`` (100 ms flusher) against persistence off (``manual``, never saved): runtime
-  throughput ratio (``interval_runtime_overhead``);
+  throughput ratio (``interval_runtime_overhead``), each run for ``--seconds`` (cycles repeated), persistence
+  off measured before and after the interval run and averaged (the machine's load drifts), with the
+  interval run's flush count and mean flush time;
 * ``model_batch_cycles_per_s`` / ``model_batch_changes_per_s``: the same work through
   ``NetworkStore.batch`` (one batch per cycle / per 1,000 changes), the write path a flush uses:
-  the ceiling of ``immediate`` and ``batch``;
+  the ceiling of ``immediate`` and ``batch`` (``*_vs_model_batch``: the ratios);
+* ``flush_10k_s`` / ``model_batch_10k_s``: one flush of 10,000 dirty contacts against one
+  ``NetworkStore.batch`` of the same 10,000 ``save_contact_content`` calls (``flush_vs_model_batch``:
+  their ratio, above 1 when the flush is quicker);
+* ``lmdb_sync_commits_per_s`` (LMDB only): a bare LMDB write transaction of one small put, synced as
+  the store's are (default flags), the floor under ``immediate`` (one durable commit per cycle) on this disk;
 * ``image_write_ns`` / ``image_read_ns``: one ``set`` / ``get`` on the loaded image, before any flush,
-  with a plain ``dict`` store + ``set`` add under a lock measured alongside as the machine's yardstick.
+  with a plain ``dict`` store + ``set`` add under a lock measured alongside as the machine's yardstick
+  (seven rounds of each in turn, medians; ``image_write_vs_yardstick``: the ratio).
 
-    python tools/bench_runtime.py [--contacts 100000] [--cycles 10000] [--json PATH]
+    python tools/bench_runtime.py [--contacts 100000] [--cycles 10000] [--seconds 3] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -33,6 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import lmdb
 from bench_network import make_state
 
 import casstore
@@ -69,7 +79,29 @@ def per_call_ns(fn: Any, n: int) -> float:
     return (time.perf_counter() - started) / n * 1e9
 
 
-def measure(url: str, contacts: int, cycles: int) -> dict[str, Any]:
+def run_for(image: NetworkImage, cycles: list[list[tuple[str, str, Any]]], seconds: float) -> float:
+    """Cycles per second, repeating ``cycles`` until ``seconds`` have passed."""
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        run_cycles(image, cycles, done=False)
+        done += len(cycles)
+    return done / (time.perf_counter() - started)
+
+
+def lmdb_sync_commits_per_s(directory: str, n: int = 200) -> float:
+    """A bare LMDB commit of one 100-byte put, with the store's (default, synced) flags."""
+    env = lmdb.open(directory, map_size=1 << 26, max_dbs=2, subdir=True)
+    db = env.open_db(b"floor")
+    started = time.perf_counter()
+    for i in range(n):
+        with env.begin(write=True) as txn:
+            txn.put(b"key-%d" % (i % 10), os.urandom(100), db=db)
+    rate = n / (time.perf_counter() - started)
+    env.close()
+    return rate
+
+
+def measure(url: str, contacts: int, cycles: int, seconds: float, floor_dir: Path | None = None) -> dict[str, Any]:
     state = make_state(contacts)
     result: dict[str, Any] = {}
     with casstore.open_store(url) as store:
@@ -79,8 +111,14 @@ def measure(url: str, contacts: int, cycles: int) -> dict[str, Any]:
         result["load_s"] = round(time.perf_counter() - started, 3)
 
         work = cycles_of(state, cycles, 1)
+        floors = [] if floor_dir is None else [lmdb_sync_commits_per_s(str(floor_dir / "before"))]
         times = run_cycles(image, work, done=True)
         result["immediate_cycles_per_s"] = round(len(times) / sum(times))
+        if floor_dir is not None:  # the disk's sync latency drifts with the machine's load: around the run
+            floors.append(lmdb_sync_commits_per_s(str(floor_dir / "after")))
+            result["lmdb_sync_commits_per_s"] = round(statistics.mean(floors))
+            result["lmdb_sync_commits_per_s_before_after"] = [round(f) for f in floors]
+            result["immediate_vs_lmdb_floor"] = round(result["immediate_cycles_per_s"] / statistics.mean(floors), 3)
         quantiles = statistics.quantiles(times, n=100)
         result["immediate_cycle_ms_p50"] = round(statistics.median(times) * 1000, 3)
         result["immediate_cycle_ms_p99"] = round(quantiles[98] * 1000, 3)
@@ -112,23 +150,48 @@ def measure(url: str, contacts: int, cycles: int) -> dict[str, Any]:
                     batch.save_contact_content(NET, gid, cid, value)
             changes += len(flat[at : at + 1000])
         result["model_batch_changes_per_s"] = round(changes / (time.perf_counter() - started))
+        for name, baseline in (("immediate", "model_batch_cycles_per_s"), ("batch", "model_batch_changes_per_s")):
+            rate = result["immediate_cycles_per_s" if name == "immediate" else "batch_changes_per_s"]
+            result[f"{name}_vs_model_batch"] = round(rate / result[baseline], 3)
 
-        rates = {}
-        for mode, settings in (("manual", {}), ("interval", {"interval_ms": 100})):
+        # one large flush against one model batch of exactly the same writes
+        image = NetworkImage(store, NET, SchedulerStorageConfig("manual"))
+        keys = [(gid, cid) for gid, gs in state.groups.items() for cid in gs.contacts]
+        rnd = random.Random(6)
+        big = [(gid, cid, {"reading": rnd.randint(0, 10**6)}) for gid, cid in rnd.sample(keys, min(10_000, len(keys)))]
+        for gid, cid, value in big:
+            image.set(gid, cid, value)
+        started = time.perf_counter()
+        assert image.flush()
+        result["flush_10k_s"] = round(time.perf_counter() - started, 3)
+        image.close()
+        big = [(gid, cid, {"reading": value["reading"] + 1}) for gid, cid, value in big]
+        started = time.perf_counter()
+        with store.batch(NET) as batch:
+            for gid, cid, value in big:
+                batch.save_contact_content(NET, gid, cid, value)
+        result["model_batch_10k_s"] = round(time.perf_counter() - started, 3)
+        result["flush_vs_model_batch"] = round(result["model_batch_10k_s"] / result["flush_10k_s"], 3)
+
+        # runtime throughput: persistence off, the 100 ms interval flusher, persistence off again
+        work = cycles_of(state, cycles, 3)
+        rates = []
+        for mode, settings in (("manual", {}), ("interval", {"interval_ms": 100}), ("manual", {})):
             image = NetworkImage(store, NET, SchedulerStorageConfig(mode, **settings))  # type: ignore[arg-type]
-            work = cycles_of(state, cycles, 3)
-            started = time.perf_counter()
-            run_cycles(image, work, done=False)
-            rates[mode] = len(work) / (time.perf_counter() - started)
+            rates.append(run_for(image, work, seconds))
+            status = image.status()
             image.close(flush=False)
-        result["interval_runtime_overhead"] = round(rates["interval"] / rates["manual"], 3)
-        result["persistence_off_cycles_per_s"] = round(rates["manual"])
+            if mode == "interval":
+                result["interval_flushes"] = status.flushes
+                result["interval_flush_s_mean"] = round(status.flush_seconds / max(status.flushes, 1), 3)
+        off = (rates[0] + rates[2]) / 2
+        result["interval_runtime_overhead"] = round(rates[1] / off, 3)
+        result["persistence_off_cycles_per_s"] = round(off)
+        result["persistence_off_cycles_per_s_before_after"] = [round(rates[0]), round(rates[2])]
+        result["interval_cycles_per_s"] = round(rates[1])
 
         image = NetworkImage(store, NET, SchedulerStorageConfig("manual"))
         gid, cid = next((g, c) for g, gs in state.groups.items() for c in gs.contacts)
-        n = 200_000
-        result["image_write_ns"] = round(per_call_ns(lambda: image.set(gid, cid, 1), n))
-        result["image_read_ns"] = round(per_call_ns(lambda: image.get(gid, cid), n))
         lock, dirty, values = threading.Lock(), set(), {gid: {cid: 0}}
 
         def yardstick() -> None:
@@ -136,7 +199,19 @@ def measure(url: str, contacts: int, cycles: int) -> dict[str, Any]:
                 values[gid][cid] = 1
                 dirty.add((gid, cid))
 
-        result["yardstick_dict_and_set_ns"] = round(per_call_ns(yardstick, n))
+        # rounds of each in turn, the median of each: the machine's load drifts between them
+        calls = {
+            "image_write_ns": lambda: image.set(gid, cid, 1),
+            "image_read_ns": lambda: image.get(gid, cid),
+            "yardstick_dict_and_set_ns": yardstick,
+        }
+        rounds: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(7):
+            for name, call in calls.items():
+                rounds[name].append(per_call_ns(call, 50_000))
+        for name, figures in rounds.items():
+            result[name] = round(statistics.median(figures))
+        result["image_write_vs_yardstick"] = round(result["image_write_ns"] / result["yardstick_dict_and_set_ns"], 3)
         image.close(flush=False)
     return result
 
@@ -145,15 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--cycles", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each interval-overhead run")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="casstore-bench-runtime-") as tmp:
-        lmdb = measure(str(Path(tmp) / "lmdb"), args.contacts, args.cycles)
-    memory = measure("memory://", args.contacts, args.cycles)
+        lmdb = measure(str(Path(tmp) / "lmdb"), args.contacts, args.cycles, args.seconds, Path(tmp))
+    memory = measure("memory://", args.contacts, args.cycles, args.seconds)
     result = {"contacts": args.contacts, "cycles": args.cycles, **lmdb, "memory": memory}
     print(f"casstore runtime benchmark: {args.contacts:,} contacts, {args.cycles:,} cycles; LMDB (memory ceiling)")
     for key, value in lmdb.items():
-        print(f"  {key:<30} {value:>12} ({memory[key]})")
+        print(f"  {key:<42} {value!s:>14} ({memory.get(key, '-')})")
     targets = [
         ("immediate_cycles_per_s", ">=", 300),
         ("batch_changes_per_s", ">=", 100_000),

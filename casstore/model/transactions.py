@@ -233,6 +233,13 @@ class NetworkTransaction(Batch):
         self._exists = True
         super()._record(op, group_id=group_id, create=create, deletes=deletes)
 
+    def prefetch_groups(self, network_id: str, group_ids: Iterable[str]) -> None:
+        """Look up many groups in one pass before writing to them (a batch of writes then costs no lookup
+        each); reads and writes behave the same with or without it."""
+        self._check_open()
+        self._same_network(network_id)
+        self._live.prefetch_groups(group_ids)
+
     def apply(self) -> None:
         raise StorageError("a transaction is committed by leaving its with-block (or by transact)")
 

@@ -7,6 +7,8 @@
 * :mod:`.flush` — one flush as one head compare-and-swap (on the model's transactions), and
   reading another writer's changes;
 * :mod:`.flusher` — the background thread (interval flushes, the snapshot timer);
+* :mod:`.worker` — the flush process of interval mode (commits off the runtime's GIL);
+* :mod:`.gcpause` — the cyclic collector paused during a flush;
 * :mod:`.retention` — automatic snapshots and pruning;
 * :mod:`.undo`, :mod:`.status` — transactions' rollback, and ``status()``.
 

@@ -9,6 +9,8 @@ head (so the image's changes land on top of another writer's, contact by
 contact).  A value outside the data model, or a contact whose group is gone,
 is left out and reported; the rest are written.
 
+:func:`copy_group` copies a group the image goes on changing while a flush encodes it.
+
 :func:`read_changes` reads, pinned to the current head, the groups that differ
 between the head the image last knew and that head, so the image can take in
 another writer's changes.
@@ -16,6 +18,7 @@ another writer's changes.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +27,7 @@ from casstore.errors import GroupNotFound, InvalidId, NetworkNotFound, Serializa
 from casstore.model import GroupState, NetworkStore
 from casstore.model.transactions import NetworkTransaction
 
-__all__ = ["CommitResult", "Rejected", "commit_changes", "read_changes"]
+__all__ = ["CommitResult", "Rejected", "commit_changes", "copy_group", "read_changes"]
 
 #: What makes one write unwritable (its own fault, not the backend's): it is reported and left out.
 REJECTABLE = (SerializationError, InvalidId, GroupNotFound, NetworkNotFound)
@@ -48,6 +51,19 @@ class CommitResult:
     rejected: list[Rejected] = field(default_factory=list)
 
 
+def copy_group(state: GroupState) -> GroupState:
+    """A copy a flush can encode while the image goes on changing the original."""
+    group = dataclasses.replace(
+        state.group,
+        contact_ids=list(state.group.contact_ids),
+        wire_ids=list(state.group.wire_ids),
+        subgroup_ids=list(state.group.subgroup_ids),
+        boundary_contact_ids=list(state.group.boundary_contact_ids),
+    )
+    contacts = {cid: dataclasses.replace(c) for cid, c in state.contacts.items()}
+    return GroupState(group, contacts, dict(state.wires), dict(state.extra))
+
+
 def commit_changes(
     store: NetworkStore,
     network_id: str,
@@ -59,6 +75,7 @@ def commit_changes(
     Raises what the backend raises (nothing is then written); never raises for a rejected change.
     """
     views: list[NetworkTransaction] = []
+    touched = {gid for gid, _, _ in contents}
 
     def write(tx: NetworkTransaction) -> list[Rejected]:
         views.append(tx)
@@ -71,6 +88,7 @@ def commit_changes(
                     tx.save_group_state(network_id, gid, state)
             except REJECTABLE as exc:
                 rejected.append(Rejected(gid, None, f"{type(exc).__name__}: {exc}"))
+        tx.prefetch_groups(network_id, touched)  # one pass over the groups tree, not one lookup per contact
         for gid, cid, value in contents:
             try:
                 tx.save_contact_content(network_id, gid, cid, value)

@@ -23,8 +23,11 @@ log = logging.getLogger(__name__)
 class Flusher:
     """Calls ``tick()`` every ``period`` seconds on a daemon thread until :meth:`stop`."""
 
-    def __init__(self, tick: Callable[[], None], period: float, name: str) -> None:
+    def __init__(
+        self, tick: Callable[[], None], period: float, name: str, prepare: Callable[[], None] | None = None
+    ) -> None:
         self._tick = tick
+        self._prepare = prepare  # run first, on the thread (e.g. starting a flush process tied to it)
         self.period = period
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -33,6 +36,11 @@ class Flusher:
         self._thread.start()
 
     def _run(self) -> None:
+        if self._prepare is not None:
+            try:
+                self._prepare()
+            except Exception:
+                log.exception("casstore runtime flusher: prepare failed")
         # fixed rate: each tick starts one period after the previous one started (at once if it ran longer)
         next_at = time.monotonic() + self.period
         while not self._stop.wait(max(0.0, next_at - time.monotonic())):

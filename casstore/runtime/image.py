@@ -11,6 +11,10 @@ value is reported (``status().rejected``, the ``on_error`` callback) and the
 rest is written.  *When* it flushes is the mode's business
 (:mod:`casstore.runtime.modes`).
 
+In ``interval`` mode on a bare ``lmdb://`` or ``file://`` store the background
+flushes commit in a flush process (:mod:`casstore.runtime.worker`); every flush
+runs with the cyclic collector paused (:mod:`casstore.runtime.gcpause`).
+
 A flush that fails (the backend is down) keeps its changes dirty: they are
 retried at the next flush, the failure is reported through ``on_error`` and
 :meth:`NetworkImage.status`, and reads and writes go on.
@@ -29,7 +33,6 @@ immutable afterwards (the flush encodes it later, on another thread in
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,12 +42,14 @@ from typing import Any
 from casstore.errors import GroupNotFound, StorageError
 from casstore.model import Contact, GroupState, NetworkState, NetworkStore
 from casstore.model.types import check_group_state, check_id
-from casstore.runtime.flush import Rejected, commit_changes, read_changes
+from casstore.runtime.flush import CommitResult, Rejected, commit_changes, copy_group, read_changes
 from casstore.runtime.flusher import Flusher
+from casstore.runtime.gcpause import collector_paused
 from casstore.runtime.modes import Mode, mode_for
 from casstore.runtime.retention import AutoSnapshots
 from casstore.runtime.status import ImageStatus
 from casstore.runtime.undo import UndoLog
+from casstore.runtime.worker import Unpicklable, flush_process_for
 from casstore.store.config import SchedulerStorageConfig
 
 __all__ = ["NetworkImage"]
@@ -57,26 +62,16 @@ RETRY_PAUSE = 0.1
 MAX_RETRY_PAUSE = 5.0
 
 
-def copy_group(state: GroupState) -> GroupState:
-    """A copy a flush can encode while the image goes on changing the original."""
-    group = dataclasses.replace(
-        state.group,
-        contact_ids=list(state.group.contact_ids),
-        wire_ids=list(state.group.wire_ids),
-        subgroup_ids=list(state.group.subgroup_ids),
-        boundary_contact_ids=list(state.group.boundary_contact_ids),
-    )
-    contacts = {cid: dataclasses.replace(c) for cid, c in state.contacts.items()}
-    return GroupState(group, contacts, dict(state.wires), dict(state.extra))
-
-
 class NetworkImage:
     """One network held in memory and persisted by a mode (see the module docstring).
 
     ``NetworkImage(store, network_id, config)`` loads the network (an absent one starts
     empty and is created by the first flush).  ``on_error`` is called with each flush failure
     and each rejected value (a :class:`~casstore.errors.StorageError`), from the thread that
-    flushed.  Thread-safe; use as a context manager to :meth:`close` it.
+    flushed.  ``flush_process``: whether the background flusher commits in a child process
+    (:mod:`casstore.runtime.worker`, off the runtime's GIL); by default it does in ``interval`` mode on a
+    bare (unwrapped) ``lmdb://`` or ``file://`` store, the stores a second process opens by URL.
+    Thread-safe; use as a context manager to :meth:`close` it.
     """
 
     def __init__(
@@ -86,6 +81,7 @@ class NetworkImage:
         config: SchedulerStorageConfig | None = None,
         *,
         on_error: ErrorCallback | None = None,
+        flush_process: bool | None = None,
     ) -> None:
         check_id(network_id, "network_id")
         self.store = store
@@ -93,6 +89,7 @@ class NetworkImage:
         self.config = config or SchedulerStorageConfig()
         self.mode: Mode = mode_for(self.config)
         self.on_error = on_error
+        self._worker = flush_process_for(store, self.mode.background_flush, flush_process)
         self._lock = threading.Lock()  # the image's state and dirty set
         self._flush_lock = threading.Lock()  # one flush at a time
         self._dirty: set[tuple[str, str]] = set()
@@ -116,7 +113,8 @@ class NetworkImage:
         if self.config.snapshot_interval is not None:
             periods.append(self.config.snapshot_interval / 1000)
         if periods:
-            self._flusher = Flusher(self._tick, min(periods), f"casstore-image-{network_id}")
+            prepare = None if self._worker is None else self._worker.start
+            self._flusher = Flusher(self._tick, min(periods), f"casstore-image-{network_id}", prepare)
             self._flusher.start()
 
     # ---------------------------------------------------------------- reads (memory only)
@@ -155,26 +153,37 @@ class NetworkImage:
         :class:`~casstore.errors.GroupNotFound` if the image has no such group.  The value is
         validated at the flush (a bad one is reported then, see :meth:`status`).
         """
+        # the hot path of a running network: an existing contact outside a transaction is one
+        # attribute store and one set add under the lock; everything else takes _set_other
         with self._lock:
-            try:
-                contacts = self._members[group_id]
-            except KeyError:
-                raise GroupNotFound(f"group {group_id!r} not found in network {self.network_id!r}") from None
-            key = (group_id, contact_id)
-            contact = contacts.get(contact_id)
-            if self._undo.active:
-                self._undo.contact(key, contact, key in self._dirty)
-            if contact is None:
-                check_id(contact_id, "contact_id")
-                contacts[contact_id] = Contact(contact_id, group_id, value)
-                self._state.groups[group_id].group.contact_ids.append(contact_id)
+            contacts = self._members.get(group_id)
+            contact = None if contacts is None else contacts.get(contact_id)
+            if contact is None or self._undo.active:
+                self._set_other(contacts, group_id, contact_id, contact, value)
             else:
                 contact.content = value
-            self._dirty.add(key)
+                self._dirty.add((group_id, contact_id))
             self._changes += 1
-            full = self._changes >= self._limit and not self._undo.active
-        if full:
-            self._auto_flush()
+            if self._changes < self._limit or self._undo.active:
+                return
+        self._auto_flush()
+
+    def _set_other(
+        self, contacts: dict[str, Contact] | None, group_id: str, contact_id: str, contact: Contact | None, value: Any
+    ) -> None:
+        """:meth:`set` of a new contact, or inside a transaction; under the lock."""
+        if contacts is None:
+            raise GroupNotFound(f"group {group_id!r} not found in network {self.network_id!r}")
+        key = (group_id, contact_id)
+        if self._undo.active:
+            self._undo.contact(key, contact, key in self._dirty)
+        if contact is None:
+            check_id(contact_id, "contact_id")
+            contacts[contact_id] = Contact(contact_id, group_id, value)
+            self._state.groups[group_id].group.contact_ids.append(contact_id)
+        else:
+            contact.content = value
+        self._dirty.add(key)
 
     def put_group(self, group_id: str, state: GroupState) -> None:
         """Add or replace a whole group (its fields, contacts and wires); flushed later."""
@@ -294,11 +303,12 @@ class NetworkImage:
                 self._in_flight = True
             started = time.monotonic()
             try:
-                result = commit_changes(self.store, self.network_id, groups, contents)
-                if result.start_head != known:  # another writer moved the head: take in its changes
-                    head, changed = read_changes(self.store, self.network_id, known)
-                else:
-                    head, changed = result.end_head, {}
+                with collector_paused():  # see casstore.runtime.gcpause: a third to a half of a large flush
+                    result = self._commit(groups, contents, automatic)
+                    if result.start_head != known:  # another writer moved the head: take in its changes
+                        head, changed = read_changes(self.store, self.network_id, known)
+                    else:
+                        head, changed = result.end_head, {}
             except Exception as exc:  # nothing of the dirty set may be lost, whatever failed
                 with self._lock:
                     self._dirty |= {key for key in keys if key[0] not in self._group_ops}
@@ -324,6 +334,15 @@ class NetworkImage:
                 self._report(StorageError(f"not persisted: {_describe(rejected)}"))
             self._take_snapshot()
             return durable and not result.rejected
+
+    def _commit(
+        self, groups: dict[str, GroupState | None], contents: list[tuple[str, str, Any]], automatic: bool
+    ) -> CommitResult:
+        """One flush's commit: the background thread's in the flush process if there is one."""
+        if automatic and self._worker is not None:
+            with contextlib.suppress(Unpicklable):  # a value pickle cannot take: flushed here, rejected here
+                return self._worker.commit(self.network_id, groups, contents)
+        return commit_changes(self.store, self.network_id, groups, contents)
 
     def _auto_flush(self) -> None:
         """A flush the mode asked for (a full batch): after a failure, not before the retry pause."""
@@ -409,6 +428,8 @@ class NetworkImage:
         self._closed = True
         if self._flusher is not None:
             self._flusher.stop()
+        if self._worker is not None:
+            self._worker.close()
         if self.mode.flush_on_close if flush is None else flush:
             return self.flush()
         return self.durable()

@@ -83,7 +83,9 @@ class IntervalMode(Mode):
     quicker than the interval), and the store always holds the image as it was at one copy.
     The flusher holds the image's lock only while it copies the dirty set (and, after another
     writer moved the head, while it swaps in the groups that writer changed), so the runtime is
-    blocked for no longer than that; encoding and writing run beside it.
+    blocked for no longer than that; encoding and writing run beside it — on a bare ``lmdb://`` or
+    ``file://`` store in a flush process (:mod:`casstore.runtime.worker`), off the runtime's GIL, with
+    the same bound (``F`` is then the flush as the flusher thread waits for it).
     """
 
     name = "interval"

@@ -29,7 +29,8 @@ class ImageStatus:
             (coalesced: a contact changed many times between two flushes counts once).
         failures: flushes that failed in a row (0 after a success); ``total_failures``: ever.
         last_error: the last failure's message (``"CODE: message"``), ``None`` after a success.
-        last_flush_at: when the last flush committed (``time.time()``); ``last_flush_seconds``: how long it took.
+        last_flush_at: when the last flush committed (``time.time()``); ``last_flush_seconds``: how long it took;
+            ``flush_seconds``: how long every committed flush took, together.
         rejected: changes left out for their own fault (bad values, vanished groups), newest last.
         auto_snapshots: automatic snapshots taken.
     """
@@ -46,6 +47,7 @@ class ImageStatus:
     last_error: str | None = None
     last_flush_at: float | None = None
     last_flush_seconds: float | None = None
+    flush_seconds: float = 0.0
     rejected: list[Rejected] = field(default_factory=list)
     auto_snapshots: int = 0
 
@@ -60,6 +62,7 @@ class ImageStatus:
         self.last_error = None
         self.last_flush_at = time.time()
         self.last_flush_seconds = seconds
+        self.flush_seconds += seconds
         self.head = head
         self.rejected = (self.rejected + rejected)[-MAX_REJECTED:]
 

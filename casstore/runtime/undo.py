@@ -25,13 +25,12 @@ class UndoLog:
 
     def __init__(self) -> None:
         self._levels: list[dict[Any, tuple[Any, ...]]] = []
-
-    @property
-    def active(self) -> bool:
-        return bool(self._levels)
+        #: Whether a transaction is open (a plain attribute: the image's every write reads it).
+        self.active = False
 
     def begin(self) -> None:
         self._levels.append({})
+        self.active = True
 
     def contact(self, key: tuple[str, str], contact: Contact | None, was_dirty: bool) -> None:
         level = self._levels[-1]
@@ -46,6 +45,7 @@ class UndoLog:
     def commit(self) -> bool:
         """Close the innermost level, keeping its changes; whether it was the outermost."""
         inner = self._levels.pop()
+        self.active = bool(self._levels)
         if self._levels:
             outer = self._levels[-1]
             for key, record in inner.items():
@@ -55,6 +55,7 @@ class UndoLog:
     def rollback(self, image: NetworkImage) -> None:
         """Restore everything the innermost level touched, newest first, and close it."""
         level = self._levels.pop()
+        self.active = bool(self._levels)
         state, members = image._state, image._members
         for key, record in reversed(level.items()):
             if record[0] == "group":
