@@ -16,7 +16,7 @@ from casstore.server.appendonly import keep_replaced_heads, refuse_deletes
 from casstore.server.auth import Role
 from casstore.server.common import read_body, require
 from casstore.server.errors import HttpError
-from casstore.server.fetch import fetch_packs
+from casstore.server.fetch import stream_fetch
 from casstore.server.state import ServerState
 from casstore.store.base import validate_ref_name
 from casstore.store.http.wire import API, decode_receive, encode_frames, encode_indexes, split_ids
@@ -117,7 +117,7 @@ def _hex_id(text: Any) -> bytes:
     return digest
 
 
-def _fetch(state: ServerState, body: bytes) -> list[bytes]:
+def _fetch(state: ServerState, body: bytes) -> Iterator[bytes]:
     try:
         request = json.loads(body)
     except ValueError:
@@ -135,22 +135,19 @@ def _fetch(state: ServerState, body: bytes) -> list[bytes]:
     bases = {_hex_id(new): _hex_id(old) for new, old in raw_bases.items()}
     if len(want) + len(have) > state.limits.max_ids:
         raise HttpError(413, "TOO_LARGE", "too many roots in one fetch")
-    return fetch_packs(state.store, want, have, bases)
-
-
-def _framed(packs: list[bytes]) -> Iterator[bytes]:
-    for pack in packs:
-        yield codec.varint(len(pack))
-        yield pack
+    return stream_fetch(state.store, want, have, bases)
 
 
 @router.post("/fetch", response_class=StreamingResponse)
 async def fetch(request: Request) -> StreamingResponse:
-    """``{want: [[hex, kind]], have: [[hex, kind]], bases: {new: old}}`` → the packs of the whole missing closure."""
+    """``{want: [[hex, kind]], have: [[hex, kind]], bases: {new: old}}`` → one pack of the whole missing closure.
+
+    Streamed as the server walks it, children first, in parts and then an end marker (or an error part).
+    """
     state = require(request, Role.READ)
     body = await read_body(request, state.limits.max_body_bytes)
-    packs = await run_in_threadpool(_fetch, state, body)
-    return StreamingResponse(_framed(packs), media_type=BINARY)
+    parts = _fetch(state, body)  # the request is checked here; the walk runs as the answer is sent
+    return StreamingResponse(parts, media_type=BINARY, headers={"X-Accel-Buffering": "no"})
 
 
 @router.get("/objects", response_class=Response)

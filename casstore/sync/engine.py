@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from casstore import codec
 from casstore.errors import ObjectNotFound
 from casstore.model.walk import Kind, Reached, walk
-from casstore.pack import EMPTY_PACK, PackBuilder
+from casstore.pack import EMPTY_PACK, PackBuilder, read_pack
 from casstore.store.base import ObjectStore, RefUpdate
 from casstore.sync.report import Progress, TransferStats
 
@@ -184,8 +184,9 @@ def _fetch_whole(
     """A pull through the source's ``fetch_packs`` (one round trip for the whole closure), if it offers it.
 
     Returns ``False`` (nothing done) when the source has no such capability.
-    Each pack is received as it comes, children first; the last carries
-    ``final_updates``.
+    Each pack is received as it comes, children first; once the answer has
+    ended, the received closure is checked whole (:func:`_check_closure`)
+    and only then are ``final_updates`` applied.
     """
     absent = target.blobs.missing([digest for digest, _ in roots])
     wanted = [(digest, kind) for digest, kind in roots if digest in absent]
@@ -195,14 +196,35 @@ def _fetch_whole(
         return False
     stats.levels += 1
     stats.round_trips += 1
-    pending: bytes | None = None
+    received: set[bytes] = set()
     for pack in packs:
-        if pending is not None:
-            _receive(target, pending, (), stats, progress)
-        pending = pack
-    if pending is not None or final_updates:
-        _receive(target, pending if pending is not None else EMPTY_PACK, final_updates, stats, progress)
+        received.update(entry.digest for entry in read_pack(pack))
+        _receive(target, pack, (), stats, progress)
+    _check_closure(source, target, wanted, received)
+    if final_updates:
+        _receive(target, EMPTY_PACK, final_updates, stats, progress)
     return True
+
+
+def _check_closure(
+    source: ObjectStore, target: ObjectStore, roots: list[tuple[bytes, Kind]], received: set[bytes]
+) -> None:
+    """Every object under ``roots`` is now in ``target``: the fetched answer was whole.
+
+    Walks what was received (read back from ``target``, re-hashed) down to the objects it
+    did not receive, which ``target`` must hold already (with their subtrees).  Raises
+    :class:`~casstore.errors.ObjectNotFound` before any ref moves if the answer left one out.
+    """
+
+    def held(level: list[bytes]) -> set[bytes]:
+        outside = [digest for digest in level if digest not in received]
+        absent = target.blobs.missing(outside) if outside else set()
+        if absent:
+            name = codec.format_id(next(iter(absent)))
+            raise ObjectNotFound(name, f"{source.url} left object {name} out of what it sent")
+        return set(outside)
+
+    walk(target.blobs.get_whole_frames, roots, batch=FETCH_BATCH, prune=held)
 
 
 def _receive(

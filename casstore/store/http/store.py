@@ -13,21 +13,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import httpx
+
 from casstore.codec import ref_conflict
-from casstore.errors import RefConflict, StorageError
+from casstore.errors import InvalidPack, RefConflict, StorageError
 from casstore.pack import MAGIC, PackBuilder
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate
 from casstore.store.deltas import FRAME_DELTA, parse_delta_frame
-from casstore.store.http.client import ConnectionFailed, Session
+from casstore.store.http.client import ConnectionFailed, Session, error_from_body
 from casstore.store.http.watch import RefWatcher
 from casstore.store.http.wire import (
     API,
+    FetchFailed,
     decode_frames,
     decode_indexes,
     encode_receive,
     join_ids,
+    read_fetch_parts,
     split_ids,
-    split_packs,
 )
 from casstore.store.wrappers.caching import FrameCache
 
@@ -36,6 +39,8 @@ __all__ = ["HttpBlobs", "HttpRefs", "HttpStore"]
 #: Used until the server's capabilities say otherwise.
 DEFAULT_MAX_IDS = 16384
 DEFAULT_MAX_BODY = 32 << 20
+#: Bytes of a fetch answer handed on as one pack (each is stored as it comes).
+FETCH_PACK_BYTES = 8 << 20
 #: The client's frame cache (URL option ``cache_mb``).
 DEFAULT_CACHE_BYTES = 64 << 20
 
@@ -218,17 +223,46 @@ class HttpStore(ObjectStore):
         have: Sequence[tuple[bytes, str]],
         bases: Mapping[bytes, bytes] | None = None,
     ) -> Iterator[bytes] | None:
+        """The server's one pack of the closure, streamed: packs of whole entries, children first, as they arrive.
+
+        The request is sent (and its refusal raised) before this returns; the answer is then read as it is
+        iterated, cut into packs of about :data:`FETCH_PACK_BYTES`.  An answer cut short, or one the server
+        ended with an error, raises (the packs yielded before it are whole and children first).
+        """
         request = {
             "want": [[digest.hex(), kind] for digest, kind in want],
             "have": [[digest.hex(), kind] for digest, kind in have],
             "bases": {new.hex(): old.hex() for new, old in (bases or {}).items()},
         }
-        body = self.session.request("POST", f"{API}/fetch", json_body=request).content
-        packs = list(split_packs(body))
-        for pack in packs:
-            if not pack.startswith(MAGIC):
-                raise ConnectionFailed(f"{self.session.shown}: a fetched pack is not a casstore pack")
-        return iter(packs)
+        path = f"{API}/fetch"
+        response = self.session.check(self.session.open("POST", path, json_body=request), "POST", path, (200,))
+        return self._fetched(response)
+
+    def _fetched(self, response: httpx.Response) -> Iterator[bytes]:
+        shown = self.session.shown
+        try:
+            parts = read_fetch_parts(response.iter_bytes(), limit=self.max_body)
+            first = next(parts, b"")
+            if first != MAGIC:
+                raise InvalidPack("a fetch answer does not start a casstore pack")
+            pending: list[bytes] = []
+            size = 0
+            for part in parts:
+                pending.append(part)
+                size += len(part)
+                if size >= FETCH_PACK_BYTES:
+                    yield MAGIC + b"".join(pending)
+                    pending, size = [], 0
+            if pending:
+                yield MAGIC + b"".join(pending)
+        except FetchFailed as exc:
+            raise error_from_body(500, exc.body, f"{shown} (POST /v1/fetch)") from None
+        except InvalidPack as exc:
+            raise ConnectionFailed(f"{shown}: the fetch answer is not whole: {exc}") from None
+        except httpx.HTTPError as exc:
+            raise ConnectionFailed(f"{shown}: the fetch answer failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            response.close()
 
     def watch_refs(self, prefix: str, callback: Callable[[Mapping[str, bytes | None]], None]) -> Callable[[], None]:
         """Ref moves under ``prefix`` made through any client of the server, by server-sent events."""
