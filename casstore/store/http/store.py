@@ -17,7 +17,7 @@ import httpx
 
 from casstore.codec import ref_conflict
 from casstore.errors import InvalidPack, RefConflict, StorageError
-from casstore.pack import MAGIC, PackBuilder
+from casstore.pack import MAGIC, PackBuilder, VerifiedPack
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate
 from casstore.store.deltas import FRAME_DELTA, parse_delta_frame
 from casstore.store.http.client import ConnectionFailed, Session, error_from_body
@@ -66,9 +66,9 @@ class HttpBlobs(BlobStore):
         self.cache = FrameCache(cache_bytes) if cache_bytes > 0 else None
 
     def remember(self, frames: Iterable[tuple[bytes, bytes]]) -> None:
-        """Cache whole frames the server now holds (a delta frame is kept as the server keeps it: rebuilt)."""
+        """Cache frames the server now holds (a delta frame as it was sent: it rebuilds the same object)."""
         if self.cache is not None:
-            self.cache.add((digest, frame) for digest, frame in frames if frame and frame[0] != FRAME_DELTA)
+            self.cache.add(frames)
 
     def _chunks(self, digests: Sequence[bytes]) -> Iterator[Sequence[bytes]]:
         step = self.store.max_ids
@@ -201,21 +201,28 @@ class HttpStore(ObjectStore):
         if size or updates or not frames:
             self._send(builder.finish(), updates, frames[chunk:])
 
-    def _send(self, pack: bytes, updates: Sequence[RefUpdate], frames: Sequence[tuple[bytes, bytes]]) -> None:
+    def _send(self, pack: bytes, updates: Sequence[RefUpdate], frames: Sequence[tuple[bytes, bytes]]) -> int:
+        """POST ``pack`` and ``updates``; the server now holds ``frames`` (even if a ref move then conflicted)."""
+        body = encode_receive(bytes(pack), updates)
         try:
-            self.receive_pack(pack, updates)
+            response = self.session.request("POST", f"{API}/receive", content=body, ok=(200,))
         except RefConflict:
             self.blobs.remember(frames)  # the objects are stored all the same
             raise
         self.blobs.remember(frames)
+        return int(response.json()["stored"])
 
     def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
         self.send_frames(frames, updates)
 
     def receive_pack(self, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
-        body = encode_receive(bytes(pack), updates)
-        response = self.session.request("POST", f"{API}/receive", content=body, ok=(200,))
-        return int(response.json()["stored"])
+        """Send the pack as it is (deltas included); the server rebuilds and re-hashes every entry.
+
+        The whole frames of a :class:`~casstore.pack.VerifiedPack` (built in this process, a push's) are
+        cached once the server has them, so a later write through this store need not read them back."""
+        entries = pack.entries if isinstance(pack, VerifiedPack) else None
+        frames = [(e.digest, e.payload) for e in entries if e.base is None] if entries is not None else []
+        return self._send(pack, updates, frames)
 
     def fetch_packs(
         self,
