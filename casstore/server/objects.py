@@ -14,7 +14,7 @@ from casstore import codec
 from casstore.errors import InvalidPack, StorageError
 from casstore.server.appendonly import keep_replaced_heads, refuse_deletes
 from casstore.server.auth import Role
-from casstore.server.common import read_body, require
+from casstore.server.common import BINARY_BODY, JSON_BODY, read_body, require
 from casstore.server.errors import HttpError
 from casstore.server.fetch import stream_fetch
 from casstore.server.state import ServerState
@@ -51,7 +51,7 @@ def capabilities(request: Request) -> dict[str, Any]:
     }
 
 
-@router.post("/missing", response_class=Response)
+@router.post("/missing", openapi_extra=BINARY_BODY, response_class=Response)
 async def missing(request: Request) -> Response:
     """Packed 32-byte ids in; the indexes of the absent ones out (little-endian uint32 each)."""
     state = require(request, Role.READ)
@@ -60,7 +60,7 @@ async def missing(request: Request) -> Response:
     return Response(encode_indexes([i for i, digest in enumerate(ids) if digest in absent]), media_type=BINARY)
 
 
-@router.post("/get", response_class=StreamingResponse)
+@router.post("/get", openapi_extra=BINARY_BODY, response_class=StreamingResponse)
 async def get(request: Request) -> StreamingResponse:
     """Packed ids in; per id a varint (frame length + 1, 0 when absent) and the frame, streamed."""
     state = require(request, Role.READ)
@@ -81,7 +81,7 @@ def _receive(state: ServerState, body: bytes) -> int:
     return state.store.receive_pack(pack, updates)
 
 
-@router.post("/receive")
+@router.post("/receive", openapi_extra=BINARY_BODY)
 async def receive(request: Request) -> dict[str, int]:
     """A pack (whole frames and deltas against objects the server holds) and ref moves.
 
@@ -138,7 +138,7 @@ def _fetch(state: ServerState, body: bytes) -> Iterator[bytes]:
     return stream_fetch(state.store, want, have, bases)
 
 
-@router.post("/fetch", response_class=StreamingResponse)
+@router.post("/fetch", openapi_extra=JSON_BODY, response_class=StreamingResponse)
 async def fetch(request: Request) -> StreamingResponse:
     """``{want: [[hex, kind]], have: [[hex, kind]], bases: {new: old}}`` → one pack of the whole missing closure.
 
@@ -172,7 +172,7 @@ async def stats(request: Request) -> dict[str, Any]:
     return {"objects": answer.objects, "stored_bytes": answer.stored_bytes, "extra": answer.extra}
 
 
-@router.post("/delete")
+@router.post("/delete", openapi_extra=BINARY_BODY)
 async def delete(request: Request) -> dict[str, int]:
     """Remove objects (gc); refused on an append-only server."""
     state = require(request, Role.WRITE)
