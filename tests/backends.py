@@ -143,7 +143,7 @@ def corrupt_postgres(path: Path, digest: bytes, fixtures: Fixtures) -> None:
 
 def corrupt_served(path: Path, digest: bytes, fixtures: Fixtures) -> None:
     """Flip one byte in the middle of the frame, in the memory store behind the server."""
-    served = fixtures.get("served_stores") or fixtures["served_stores_tls"]
+    served = fixtures.get("served_stores") or fixtures.get("asgi_stores") or fixtures["served_stores_tls"]
     frames = served.backing(path).blobs._frames
     frame = bytearray(frames[digest])
     frame[len(frame) // 2] ^= 0x01
@@ -236,6 +236,19 @@ HTTP = BackendCase(
     sync_partners=("lmdb", "memory", "s3"),
     verifies_writes=True,
 )
+#: The same server and client in one process, through an ASGI transport (no socket): the suites without uvicorn.
+HTTP_ASGI = BackendCase(
+    "http-asgi",
+    "HttpAsgi",
+    lambda path, fx: open_object_store(fx["asgi_stores"].url_for(path), transport=fx["asgi_stores"].transport),
+    corrupt=corrupt_served,
+    persistent=True,
+    shared=False,  # no URL another process could open
+    fixtures=("asgi_stores",),
+    sync_pairs=False,
+    sync_partners=("lmdb",),
+    verifies_writes=True,
+)
 #: Not in CASES (the suites over TLS would double the http case's time): tests/test_remote_tls.py uses it.
 HTTPS = BackendCase(
     "https",
@@ -261,7 +274,7 @@ STACKS = {
     "FullStack": FULL_STACK,
 }
 
-CASES: list[BackendCase] = [MEMORY, LMDB, FILE, S3_IN_PROCESS, S3_OVER_HTTP, POSTGRES, HTTP] + [
+CASES: list[BackendCase] = [MEMORY, LMDB, FILE, S3_IN_PROCESS, S3_OVER_HTTP, POSTGRES, HTTP, HTTP_ASGI] + [
     base.stacked(
         f"{base.name}-{title.lower()}",
         f"{title}On{base.title}",

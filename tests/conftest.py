@@ -241,6 +241,8 @@ class ServedStores:
         self.apps: dict[str, Any] = {}
         self.lock = threading.Lock()
         self.base = ""
+        #: The httpx transport that reaches the app in this process (set by :func:`asgi_stores`).
+        self.transport: Any = None
 
     @staticmethod
     def key_for(path: Path) -> str:
@@ -313,6 +315,20 @@ def served_stores() -> Iterator[ServedStores]:
     with uvicorn_thread(served) as port:
         served.base = f"http://127.0.0.1:{port}"
         yield served
+
+
+@pytest.fixture(scope="session")
+def asgi_stores() -> ServedStores:
+    """:class:`ServedStores` reached in this process through an ASGI transport (no socket, no uvicorn).
+
+    Open its stores with ``open_object_store(asgi_stores.url_for(path), transport=asgi_stores.transport)``.
+    """
+    from casstore.store.http.transport import AsgiTransport
+
+    served = ServedStores()
+    served.base = "http://casstore.asgi"
+    served.transport = AsgiTransport(served)
+    return served
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ Starts its own ``casstore serve`` (LMDB) on loopback in a separate process.  Sam
 workload as tools/bench_network.py (100,000 contacts by default) and the same
 1%-churn step as tools/bench_sync.py.  Baselines measured in the same run: the
 in-process LMDB→LMDB push and clone, and (if git is installed) ``git push`` of
-the same step to a local bare repository.  Bytes and round trips are read from
-the server's ``/metrics`` (request and response bodies; each request adds its
-HTTP headers, about 150-250 bytes, to what the socket carried).
+the same step to a local bare repository.  Bytes and round trips are counted
+by the client's own sockets (``HttpStore.session.wire``: request and response
+lines, headers and bodies, both ways: what the socket carried); the sync
+report's ``bytes_sent`` (the packs) is given next to them as ``*_pack_bytes``.
 
     python tools/bench_remote.py [--contacts 100000] [--writers 8] [--writes 200] [--json PATH]
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Server:
-    """``casstore serve`` in a child process, and its counters."""
+    """``casstore serve`` in a child process."""
 
     def __init__(self, path: Path) -> None:
         with socket.socket() as probe:
@@ -62,34 +62,20 @@ class Server:
             if time.monotonic() > deadline:
                 raise RuntimeError("casstore serve did not start")
 
-    def counters(self) -> tuple[int, int]:
-        """(requests answered, body bytes both ways) so far, not counting the metrics reads themselves."""
-        text = httpx.get(f"{self.url}metrics").text
-        requests = sum(
-            int(n) for route, n in re.findall(r'route="([^"]+)",status="\d+"\} (\d+)', text) if route != "/metrics"
-        )
-        got = int(re.search(r"casstore_request_bytes_total (\d+)", text).group(1))  # type: ignore[union-attr]
-        sent = int(re.search(r"casstore_response_bytes_total (\d+)", text).group(1))  # type: ignore[union-attr]
-        return requests, got + sent
-
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
 
 
-def measured(server: Server, call: Any) -> tuple[float, int, int, Any]:
-    """(ms, round trips, body bytes, result) of ``call()``, from the server's counters.
-
-    The "after" reading includes the answer of the "before" one (counted when it ended): its size is taken off.
-    """
-    requests, body = server.counters()
-    metrics_size = len(httpx.get(f"{server.url}metrics").content)
-    requests, body = server.counters()
+def measured(store: Any, call: Any) -> tuple[float, int, int, Any]:
+    """(ms, round trips, bytes both ways on the wire, result) of ``call()``, from ``store``'s client counters."""
+    wire = store.session.wire
+    sent, received, requests = wire.snapshot()
     start = time.perf_counter()
     result = call()
     ms = (time.perf_counter() - start) * 1000
-    requests_after, body_after = server.counters()
-    return ms, requests_after - requests, body_after - body - metrics_size, result
+    sent_after, received_after, requests_after = wire.snapshot()
+    return ms, requests_after - requests, sent_after - sent + received_after - received, result
 
 
 def writer(url: str, worker: int, writes: int, out: Any) -> None:
@@ -131,23 +117,27 @@ def main(argv: list[str] | None = None) -> int:
 
             ms, report = timed_push(src, local_dst)
             result["baseline_clone_push_ms"] = round(ms, 1)
-            ms, trips, body, report = measured(server, lambda: casstore.push(src, remote.objects))
+            ms, trips, body, report = measured(remote.objects, lambda: casstore.push(src, remote.objects))
             result["remote_full_push_ms"] = round(ms, 1)
             result["remote_full_push_bytes"] = body
+            result["remote_full_push_pack_bytes"] = report.bytes_sent
 
             changes = one_step(src, state, seed=7)
             ms, report = timed_push(src, local_dst)
             result["baseline_incremental_push_ms"] = round(ms, 1)
             result["baseline_incremental_push_bytes"] = report.bytes_sent
-            ms, trips, body, report = measured(server, lambda: casstore.push(src, remote.objects))
+            ms, trips, body, report = measured(remote.objects, lambda: casstore.push(src, remote.objects))
             result["remote_incremental_push_ms"] = round(ms, 1)
             result["remote_incremental_push_bytes"] = body
+            result["remote_incremental_push_pack_bytes"] = report.bytes_sent
             result["remote_push_round_trips"] = trips
 
             start = time.perf_counter()
             casstore.clone(local_dst, work / "baseline-clone")
             result["baseline_clone_s"] = round(time.perf_counter() - start, 2)
-            ms, trips, body, report = measured(server, lambda: casstore.clone(server.url, work / "remote-clone"))
+            origin = open_object_store(server.url)
+            ms, trips, body, report = measured(origin, lambda: casstore.clone(origin, work / "remote-clone"))
+            origin.close()
             result["remote_clone_s"] = round(ms / 1000, 2)
             result["remote_clone_round_trips"] = trips
             result["remote_clone_bytes"] = body
@@ -155,12 +145,30 @@ def main(argv: list[str] | None = None) -> int:
                 assert cloned.load_network_state("bench") == src.load_network_state("bench")
 
             gids = sorted(state.groups)
-            times = []
+            times, trips_each = [], []
             for i in range(50):
-                start = time.perf_counter()
-                remote.save_contact_content("bench", gids[i % len(gids)], f"single-{i}", i)
-                times.append((time.perf_counter() - start) * 1000)
+                gid = gids[i % len(gids)]
+                ms, trips, body, _ = measured(
+                    remote.objects, lambda i=i, gid=gid: remote.save_contact_content("bench", gid, f"single-{i}", i)
+                )
+                times.append(ms)
+                trips_each.append(trips)
             result["remote_contact_write_ms_median"] = round(statistics.median(times), 2)
+            result["remote_contact_write_round_trips_median"] = statistics.median(trips_each)
+            # the same through a client that has read nothing yet (the one above pushed the network: its cache
+            # holds the frames it sent): each write first reads its group's path, one round trip per level
+            fresh = casstore.NetworkStore(open_object_store(server.url))
+            times, trips_each = [], []
+            for i in range(50, 100):
+                gid = gids[i % len(gids)]
+                ms, trips, body, _ = measured(
+                    fresh.objects, lambda i=i, gid=gid: fresh.save_contact_content("bench", gid, f"single-{i}", i)
+                )
+                times.append(ms)
+                trips_each.append(trips)
+            fresh.close()
+            result["remote_contact_write_ms_median_new_client"] = round(statistics.median(times), 2)
+            result["remote_contact_write_round_trips_median_new_client"] = statistics.median(trips_each)
             times = []
             for i in range(50):
                 start = time.perf_counter()

@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import ClientDisconnect, Request
 
 from casstore.server.auth import Role
 from casstore.server.errors import HttpError
 from casstore.server.state import ServerState
 
-__all__ = ["read_body", "require", "state_of"]
+__all__ = ["BINARY_BODY", "JSON_BODY", "TEXT_BODY", "read_body", "require", "state_of"]
+
+
+def _body(media_type: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a route that reads its body itself (``openapi_extra``)."""
+    return {"requestBody": {"required": True, "description": description, "content": {media_type: {"schema": schema}}}}
+
+
+#: Raw bytes (ids back to back, or a receive body).
+BINARY_BODY = _body("application/octet-stream", {"type": "string", "format": "binary"}, "binary (docs/remote.md)")
+#: A hex object id as text.
+TEXT_BODY = _body("text/plain", {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "the new hex id")
+_ROOTS = {"type": "array", "items": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}}
+#: The fetch request.
+JSON_BODY = _body(
+    "application/json",
+    {
+        "type": "object",
+        "properties": {
+            "want": _ROOTS,
+            "have": _ROOTS,
+            "bases": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "{want: [[hex id, kind]], have: [[hex id, kind]], bases: {new hex: old hex}}",
+)
 
 
 def state_of(request: Request) -> ServerState:

@@ -14,9 +14,9 @@ from casstore import codec
 from casstore.errors import InvalidPack, StorageError
 from casstore.server.appendonly import keep_replaced_heads, refuse_deletes
 from casstore.server.auth import Role
-from casstore.server.common import read_body, require
+from casstore.server.common import BINARY_BODY, JSON_BODY, read_body, require
 from casstore.server.errors import HttpError
-from casstore.server.fetch import fetch_packs
+from casstore.server.fetch import stream_fetch
 from casstore.server.state import ServerState
 from casstore.store.base import validate_ref_name
 from casstore.store.http.wire import API, decode_receive, encode_frames, encode_indexes, split_ids
@@ -51,7 +51,7 @@ def capabilities(request: Request) -> dict[str, Any]:
     }
 
 
-@router.post("/missing", response_class=Response)
+@router.post("/missing", openapi_extra=BINARY_BODY, response_class=Response)
 async def missing(request: Request) -> Response:
     """Packed 32-byte ids in; the indexes of the absent ones out (little-endian uint32 each)."""
     state = require(request, Role.READ)
@@ -60,7 +60,7 @@ async def missing(request: Request) -> Response:
     return Response(encode_indexes([i for i, digest in enumerate(ids) if digest in absent]), media_type=BINARY)
 
 
-@router.post("/get", response_class=StreamingResponse)
+@router.post("/get", openapi_extra=BINARY_BODY, response_class=StreamingResponse)
 async def get(request: Request) -> StreamingResponse:
     """Packed ids in; per id a varint (frame length + 1, 0 when absent) and the frame, streamed."""
     state = require(request, Role.READ)
@@ -81,7 +81,7 @@ def _receive(state: ServerState, body: bytes) -> int:
     return state.store.receive_pack(pack, updates)
 
 
-@router.post("/receive")
+@router.post("/receive", openapi_extra=BINARY_BODY)
 async def receive(request: Request) -> dict[str, int]:
     """A pack (whole frames and deltas against objects the server holds) and ref moves.
 
@@ -117,7 +117,7 @@ def _hex_id(text: Any) -> bytes:
     return digest
 
 
-def _fetch(state: ServerState, body: bytes) -> list[bytes]:
+def _fetch(state: ServerState, body: bytes) -> Iterator[bytes]:
     try:
         request = json.loads(body)
     except ValueError:
@@ -135,22 +135,19 @@ def _fetch(state: ServerState, body: bytes) -> list[bytes]:
     bases = {_hex_id(new): _hex_id(old) for new, old in raw_bases.items()}
     if len(want) + len(have) > state.limits.max_ids:
         raise HttpError(413, "TOO_LARGE", "too many roots in one fetch")
-    return fetch_packs(state.store, want, have, bases)
+    return stream_fetch(state.store, want, have, bases)
 
 
-def _framed(packs: list[bytes]) -> Iterator[bytes]:
-    for pack in packs:
-        yield codec.varint(len(pack))
-        yield pack
-
-
-@router.post("/fetch", response_class=StreamingResponse)
+@router.post("/fetch", openapi_extra=JSON_BODY, response_class=StreamingResponse)
 async def fetch(request: Request) -> StreamingResponse:
-    """``{want: [[hex, kind]], have: [[hex, kind]], bases: {new: old}}`` → the packs of the whole missing closure."""
+    """``{want: [[hex, kind]], have: [[hex, kind]], bases: {new: old}}`` → one pack of the whole missing closure.
+
+    Streamed as the server walks it, children first, in parts and then an end marker (or an error part).
+    """
     state = require(request, Role.READ)
     body = await read_body(request, state.limits.max_body_bytes)
-    packs = await run_in_threadpool(_fetch, state, body)
-    return StreamingResponse(_framed(packs), media_type=BINARY)
+    parts = _fetch(state, body)  # the request is checked here; the walk runs as the answer is sent
+    return StreamingResponse(parts, media_type=BINARY, headers={"X-Accel-Buffering": "no"})
 
 
 @router.get("/objects", response_class=Response)
@@ -175,7 +172,7 @@ async def stats(request: Request) -> dict[str, Any]:
     return {"objects": answer.objects, "stored_bytes": answer.stored_bytes, "extra": answer.extra}
 
 
-@router.post("/delete")
+@router.post("/delete", openapi_extra=BINARY_BODY)
 async def delete(request: Request) -> dict[str, int]:
     """Remove objects (gc); refused on an append-only server."""
     state = require(request, Role.WRITE)

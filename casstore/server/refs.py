@@ -14,7 +14,7 @@ from casstore import codec
 from casstore.errors import InvalidId, RefConflict
 from casstore.server.appendonly import keep_replaced_heads, refuse_deletes
 from casstore.server.auth import Role
-from casstore.server.common import read_body, require
+from casstore.server.common import TEXT_BODY, read_body, require
 from casstore.server.errors import HttpError
 from casstore.server.state import ServerState
 from casstore.store.base import RefUpdate, validate_ref_name
@@ -80,7 +80,7 @@ def _move(state: ServerState, name: str, expected: bytes | None, new: bytes | No
     return Response(status_code=204)
 
 
-@router.put("/ref", status_code=204, response_class=Response)
+@router.put("/ref", status_code=204, response_class=Response, openapi_extra=TEXT_BODY)
 async def put_ref(request: Request, name: str) -> Response:
     """Point ``name`` at the hex id in the body, if it is at ``If-Match`` (412 otherwise)."""
     state = require(request, Role.WRITE)

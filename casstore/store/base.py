@@ -73,6 +73,10 @@ class BlobStore(ABC):
     and never need to hash, compress or decode.
     """
 
+    #: Whether a delta frame given to :meth:`put_frames` is stored as it is (so its base could close a
+    #: chain into a cycle); ``False`` where the store rebuilds deltas and keeps whole frames (``http://``).
+    keeps_delta_frames = True
+
     # ---- primitives a backend implements
 
     @abstractmethod
@@ -237,7 +241,8 @@ class PendingWrites:
             paired = [d for d in data if d in bases and bases[d] not in data]
             # only objects the store lacks: an object held already (a value changed back) may be some
             # delta's base, and making it a delta in turn could close a cycle
-            absent = blobs.missing(paired) if paired else set()
+            # (a store that keeps no delta frames at rest needs no such care, nor the round trip)
+            absent = set(paired) if not blobs.keeps_delta_frames else blobs.missing(paired) if paired else set()
             deltas = make_delta_frames(
                 [(d, data[d], bases[d]) for d in paired if d in absent], blobs.get_frames, self.base_data
             )

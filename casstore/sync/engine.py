@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from casstore import codec
-from casstore.errors import ObjectNotFound
-from casstore.model.walk import Kind, Reached, walk
-from casstore.pack import EMPTY_PACK, PackBuilder
+from casstore.errors import CorruptObject, ObjectNotFound
+from casstore.model.walk import DECODE_ERRORS, Kind, Reached, children, walk
+from casstore.pack import EMPTY_PACK, PackBuilder, read_pack
 from casstore.store.base import ObjectStore, RefUpdate
 from casstore.sync.report import Progress, TransferStats
 
@@ -184,8 +184,9 @@ def _fetch_whole(
     """A pull through the source's ``fetch_packs`` (one round trip for the whole closure), if it offers it.
 
     Returns ``False`` (nothing done) when the source has no such capability.
-    Each pack is received as it comes, children first; the last carries
-    ``final_updates``.
+    Each pack is received as it comes, children first; once the answer has
+    ended, the received closure is checked whole (:class:`_Fetched`)
+    and only then are ``final_updates`` applied.
     """
     absent = target.blobs.missing([digest for digest, _ in roots])
     wanted = [(digest, kind) for digest, kind in roots if digest in absent]
@@ -195,14 +196,75 @@ def _fetch_whole(
         return False
     stats.levels += 1
     stats.round_trips += 1
-    pending: bytes | None = None
+    fetched = _Fetched()
     for pack in packs:
-        if pending is not None:
-            _receive(target, pending, (), stats, progress)
-        pending = pack
-    if pending is not None or final_updates:
-        _receive(target, pending if pending is not None else EMPTY_PACK, final_updates, stats, progress)
+        _receive(target, fetched.check(pack), (), stats, progress)
+    fetched.check_closure(source, target, wanted)
+    if final_updates:
+        _receive(target, EMPTY_PACK, final_updates, stats, progress)
     return True
+
+
+#: Every link inside casstore's objects is a CID under CBOR tag 42 (``codec.link``): bytes without it link to nothing.
+_TAG_42 = b"\xd8\x2a"
+
+
+class _Fetched:
+    """What a fetch answer delivered, checked as it comes and, at its end, checked whole."""
+
+    def __init__(self) -> None:
+        self.received: set[bytes] = set()
+        self.rebuilt: set[bytes] = set()  # sent as deltas: their bytes are read back when checked
+        self.linking: dict[bytes, bytes] = {}  # received objects that may link: their canonical bytes
+
+    def check(self, pack: bytes) -> bytes:
+        """``pack`` as a verified pack: each whole frame re-hashed here (once: the store takes it as checked)."""
+        builder = PackBuilder(verified=True)
+        for entry in read_pack(pack):
+            self.received.add(entry.digest)
+            if entry.base is not None:
+                self.rebuilt.add(entry.digest)
+                builder.add_delta(entry.digest, entry.base, entry.payload)
+                continue
+            data = codec.unframe(entry.payload, entry.digest)
+            if _TAG_42 in data:
+                self.linking[entry.digest] = data
+            builder.add_frame(entry.digest, entry.payload)
+        return builder.finish()
+
+    def check_closure(self, source: ObjectStore, target: ObjectStore, roots: list[tuple[bytes, Kind]]) -> None:
+        """Every object under ``roots`` is now in ``target``: the answer was whole.
+
+        Descends what was received by schema, down to objects it did not receive, which
+        ``target`` must hold already (with their subtrees).  Raises
+        :class:`~casstore.errors.ObjectNotFound` before any ref moves if the answer left one out.
+        """
+        seen = {digest for digest, _ in roots}
+        level = list(dict.fromkeys(roots))
+        while level:
+            outside = [digest for digest, _ in level if digest not in self.received]
+            absent = target.blobs.missing(outside) if outside else set()
+            if absent:
+                name = codec.format_id(next(iter(absent)))
+                raise ObjectNotFound(name, f"{source.url} left object {name} out of what it sent")
+            inside = [(digest, kind) for digest, kind in level if digest in self.received]
+            read_back = [digest for digest, _ in inside if digest in self.rebuilt]
+            datas = dict(zip(read_back, target.blobs.get_many(read_back), strict=True)) if read_back else {}
+            following: list[tuple[bytes, Kind]] = []
+            for digest, kind in inside:
+                data = datas.get(digest, self.linking.get(digest))
+                if data is None or kind in ("data", "opaque"):
+                    continue
+                try:
+                    links = list(children(kind, data))
+                except DECODE_ERRORS as exc:
+                    name = codec.format_id(digest)
+                    raise CorruptObject(name, f"{source.url} sent object {name}, which is no {kind}: {exc}") from None
+                for child, child_kind in links:
+                    if child not in seen:
+                        seen.add(child)
+                        following.append((child, child_kind))
+            level = following
 
 
 def _receive(

@@ -3,7 +3,8 @@
 URL: ``https://host:8750/[prefix]?token_file=PATH&timeout=30&ca_file=PATH&verify=on``.
 The token (a bearer token, read or write) comes from ``token_file`` (its
 first line), else ``token=`` (redacted when the URL is printed), else the
-``CASSTORE_TOKEN`` environment variable.  ``transport`` (keyword only) hands
+``CASSTORE_TOKEN`` environment variable.  ``cache_mb`` bounds the client's
+cache of frames (immutable objects; default 64, 0 turns it off).  ``transport`` (keyword only) hands
 httpx a transport, e.g. one that calls an ASGI app in this process.  Add
 ``retries=N`` to retry idempotent calls on connection errors and 5xx.
 """
@@ -54,7 +55,7 @@ def _open(location: StoreLocation, create: bool) -> HttpStore:
         base, shown, token, timeout=location.float_option("timeout", 30.0), verify=verify, transport=transport
     )
     try:
-        return HttpStore(session, location.url)
+        return HttpStore(session, location.url, cache_bytes=location.int_option("cache_mb", 64) << 20)
     except BaseException:
         session.close()
         raise
@@ -64,7 +65,7 @@ BACKEND = register(
     Backend(
         ("http", "https"),
         _open,
-        options=frozenset({"token_file", "token", "timeout", "ca_file", "verify", "transport"}),
+        options=frozenset({"token_file", "token", "timeout", "ca_file", "verify", "transport", "cache_mb"}),
         summary="a casstore server (casstore serve)",
     )
 )

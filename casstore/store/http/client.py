@@ -20,6 +20,7 @@ import httpx
 
 from casstore import errors
 from casstore.errors import StorageConnectionError, StorageError, StoragePermissionError
+from casstore.store.http.transport import AsgiTransport, WireCounter, counting_transport
 
 __all__ = ["ConnectionFailed", "Session", "error_from_body"]
 
@@ -61,7 +62,12 @@ def error_from_body(status: int, body: bytes, where: str) -> StorageError:
 
 
 class Session:
-    """Requests to one casstore server at ``base`` (``scheme://host:port/prefix``)."""
+    """Requests to one casstore server at ``base`` (``scheme://host:port/prefix``).
+
+    :attr:`wire` counts what the connections carried (see :mod:`casstore.store.http.transport`).
+    Requests are built from cached :class:`httpx.URL` objects and sent without httpx's per-request
+    URL merging, which costs more than a loopback round trip.
+    """
 
     def __init__(
         self,
@@ -81,14 +87,27 @@ class Session:
         self.headers = headers
         self.timeout = timeout
         self.verify = verify
+        self.wire = transport.counter if isinstance(transport, AsgiTransport) else WireCounter()
+        limits = httpx.Limits(max_keepalive_connections=16, max_connections=64)
+        #: The transport the caller gave (an in-process app, a test's fault injector), if any.
+        self.given_transport = transport
+        self.transport = transport or counting_transport(self.wire, verify=verify, limits=limits)
         self.client = httpx.Client(
-            base_url=self.base,
-            headers=headers,
-            timeout=httpx.Timeout(timeout),
-            verify=verify,
-            transport=transport,
-            limits=httpx.Limits(max_keepalive_connections=16, max_connections=64),
+            base_url=self.base, headers=headers, timeout=httpx.Timeout(timeout), transport=self.transport
         )
+        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
+
+    def url(self, path: str, params: Mapping[str, str] | None = None) -> httpx.URL:
+        """The URL of ``path`` below the base with ``params``, built once."""
+        key = (path, tuple(params.items()) if params else ())
+        url = self._urls.get(key)
+        if url is None:
+            url = httpx.URL(self.base + path, params=params)
+            if len(self._urls) >= 4096:
+                self._urls.clear()
+            self._urls[key] = url
+        return url
 
     def request(
         self,
@@ -102,21 +121,57 @@ class Session:
         ok: tuple[int, ...] = (200, 204),
     ) -> httpx.Response:
         """Send one request and read its whole answer; raise the casstore error for anything not in ``ok``."""
+        response = self.open(method, path, content=content, json_body=json_body, params=params, headers=headers)
+        try:
+            response.read()
+        except httpx.TimeoutException as exc:
+            raise ConnectionFailed(f"{self.shown}: {method} {path} timed out ({type(exc).__name__})") from None
+        except (httpx.TransportError, httpx.DecodingError, httpx.StreamError) as exc:
+            raise ConnectionFailed(f"{self.shown}: {method} {path} failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            response.close()
+        return self.check(response, method, path, ok)
+
+    def open(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | Iterable[bytes] | None = None,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request; the answer's body is left to stream (close it)."""
         if isinstance(content, list):
             content = b"".join(content)
+        sent = dict(self.headers, **headers) if headers else dict(self.headers)
+        if json_body is not None:
+            content = json.dumps(json_body, separators=(",", ":")).encode()
+            sent["Content-Type"] = "application/json"
         try:
-            response = self.client.request(
-                method, path, content=content, json=json_body, params=params, headers=headers
+            request = httpx.Request(
+                method, self.url(path, params), headers=sent, content=content, extensions=self._extensions
             )
+            return self.client.send(request, stream=True)
         except httpx.TimeoutException as exc:
             raise ConnectionFailed(f"{self.shown}: {method} {path} timed out ({type(exc).__name__})") from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
             raise ConnectionFailed(f"{self.shown}: {method} {path} failed: {type(exc).__name__}: {exc}") from None
         except httpx.InvalidURL as exc:
             raise errors.InvalidStoreURL(f"{self.shown}: {exc}") from None
+
+    def check(self, response: httpx.Response, method: str, path: str, ok: tuple[int, ...]) -> httpx.Response:
+        """``response`` if its status is in ``ok``; else the casstore error it carries (its body read)."""
         if response.status_code in ok:
             return response
-        raise error_from_body(response.status_code, response.content, f"{self.shown} ({method} {path})")
+        try:
+            body = response.read()
+        except httpx.HTTPError:
+            body = b""
+        finally:
+            response.close()
+        raise error_from_body(response.status_code, body, f"{self.shown} ({method} {path})")
 
     def close(self) -> None:
         self.client.close()

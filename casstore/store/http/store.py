@@ -13,34 +13,62 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import httpx
+
 from casstore.codec import ref_conflict
-from casstore.errors import StorageError
-from casstore.pack import MAGIC, PackBuilder
+from casstore.errors import InvalidPack, RefConflict, StorageError
+from casstore.pack import MAGIC, PackBuilder, VerifiedPack
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate
 from casstore.store.deltas import FRAME_DELTA, parse_delta_frame
-from casstore.store.http.client import ConnectionFailed, Session
+from casstore.store.http.client import ConnectionFailed, Session, error_from_body
 from casstore.store.http.watch import RefWatcher
 from casstore.store.http.wire import (
     API,
+    FetchFailed,
     decode_frames,
     decode_indexes,
     encode_receive,
     join_ids,
+    read_fetch_parts,
     split_ids,
-    split_packs,
 )
+from casstore.store.wrappers.caching import FrameCache
 
 __all__ = ["HttpBlobs", "HttpRefs", "HttpStore"]
 
 #: Used until the server's capabilities say otherwise.
 DEFAULT_MAX_IDS = 16384
 DEFAULT_MAX_BODY = 32 << 20
+#: Bytes of a fetch answer handed on as one pack (each is stored as it comes).
+FETCH_PACK_BYTES = 8 << 20
+#: The client's frame cache (URL option ``cache_mb``).
+DEFAULT_CACHE_BYTES = 64 << 20
 
 
 class HttpBlobs(BlobStore):
-    def __init__(self, store: HttpStore) -> None:
+    """Objects on the server, with a local LRU of frames read from it or acknowledged written to it.
+
+    Objects are immutable, so a cached frame is never stale: reads of cached
+    objects (a write's tree path, the bases of its deltas) cost no round trip,
+    and :meth:`missing` takes a cached object to be present without asking
+    (as :class:`~casstore.store.wrappers.caching.CachingStore` does: gc deletes
+    only objects no ref reaches, after its grace period).  Every read is still
+    re-hashed by :meth:`~casstore.store.base.BlobStore.get_many`, cached or not.
+    """
+
+    #: The server rebuilds every delta it is sent and stores whole frames (``POST /v1/receive``), so a
+    #: delta frame handed to :meth:`put_frames` can never become part of a chain at rest there.
+    keeps_delta_frames = False
+
+    def __init__(self, store: HttpStore, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.store = store
         self.session = store.session
+        self.cache = FrameCache(cache_bytes) if cache_bytes > 0 else None
+
+    def remember(self, frames: Iterable[tuple[bytes, bytes]]) -> None:
+        """Cache frames the server now holds (a delta frame as it was sent: it rebuilds the same object)."""
+        if self.cache is not None:
+            self.cache.add(frames)
 
     def _chunks(self, digests: Sequence[bytes]) -> Iterator[Sequence[bytes]]:
         step = self.store.max_ids
@@ -51,14 +79,23 @@ class HttpBlobs(BlobStore):
         self.store.send_frames(items, ())
 
     def get_frames(self, digests: Sequence[bytes]) -> list[bytes | None]:
-        out: list[bytes | None] = []
-        for chunk in self._chunks(list(digests)):
+        digests = list(digests)
+        found: list[bytes | None] = self.cache.lookup(digests) if self.cache is not None else [None] * len(digests)
+        wanted = list(dict.fromkeys(d for d, frame in zip(digests, found, strict=True) if frame is None))
+        if not wanted:
+            return found
+        fetched: dict[bytes, bytes | None] = {}
+        for chunk in self._chunks(wanted):
             body = self.session.request("POST", f"{API}/get", content=join_ids(chunk)).content
-            out += decode_frames(body, len(chunk))
-        return out
+            fetched.update(zip(chunk, decode_frames(body, len(chunk)), strict=True))
+        self.remember((d, f) for d, f in fetched.items() if f is not None)
+        return [frame if frame is not None else fetched[d] for d, frame in zip(digests, found, strict=True)]
 
     def missing(self, digests: Iterable[bytes]) -> set[bytes]:
         asked = list(dict.fromkeys(digests))
+        if self.cache is not None:
+            held = self.cache.holds(asked)
+            asked = [digest for digest in asked if digest not in held]
         absent: set[bytes] = set()
         for chunk in self._chunks(asked):
             body = self.session.request("POST", f"{API}/missing", content=join_ids(chunk)).content
@@ -70,7 +107,10 @@ class HttpBlobs(BlobStore):
 
     def delete_many(self, digests: Iterable[bytes]) -> int:
         removed = 0
-        for chunk in self._chunks(list(digests)):
+        doomed = list(digests)
+        if self.cache is not None:
+            self.cache.discard(doomed)
+        for chunk in self._chunks(doomed):
             answer = self.session.request("POST", f"{API}/delete", content=join_ids(chunk)).json()
             removed += int(answer["deleted"])
         return removed
@@ -122,7 +162,7 @@ class HttpStore(ObjectStore):
     #: The server's own store is polled (or notifies) in the server; the client only waits on the stream.
     watch_interval: float | None = 0.25
 
-    def __init__(self, session: Session, url: str) -> None:
+    def __init__(self, session: Session, url: str, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.session = session
         self.url = url
         self.capabilities = self._capabilities()
@@ -130,7 +170,7 @@ class HttpStore(ObjectStore):
         self.max_body = int(self.capabilities.get("max_body_bytes", DEFAULT_MAX_BODY))
         self.atomic_commit = bool(self.capabilities.get("atomic_commit", False))
         self.append_only = bool(self.capabilities.get("append_only", False))
-        self.blobs = HttpBlobs(self)
+        self.blobs = HttpBlobs(self, cache_bytes)
         self.refs = HttpRefs(session)
         self._watchers: list[RefWatcher] = []
 
@@ -144,30 +184,45 @@ class HttpStore(ObjectStore):
         """Frames as packs within the body limit; ``updates`` ride on the last one.
 
         A delta frame at rest (:mod:`casstore.store.deltas`: against the object it replaced, which the
-        server holds) travels as the pack's delta entry, so the server rebuilds and re-hashes it."""
+        server holds) travels as the pack's delta entry, so the server rebuilds and re-hashes it.
+        Frames the server acknowledged (stored, even if a ref move then conflicted) are cached."""
         limit = max(1 << 20, self.max_body // 2)
-        builder, size, first = PackBuilder(), 0, True
-        for digest, frame in frames:
+        builder, size, chunk = PackBuilder(), 0, 0
+        for at, (digest, frame) in enumerate(frames):
             if size and size + len(frame) > limit:
-                self.receive_pack(builder.finish(), ())
-                builder, size = PackBuilder(), 0
+                self._send(builder.finish(), (), frames[chunk:at])
+                builder, size, chunk = PackBuilder(), 0, at
             if frame[0] == FRAME_DELTA:
                 _, base, delta = parse_delta_frame(frame)
                 builder.add_delta(digest, base, delta)
             else:
                 builder.add_frame(digest, frame)
             size += len(frame) + 40
-            first = False
-        if size or updates or first:
-            self.receive_pack(builder.finish(), updates)
+        if size or updates or not frames:
+            self._send(builder.finish(), updates, frames[chunk:])
+
+    def _send(self, pack: bytes, updates: Sequence[RefUpdate], frames: Sequence[tuple[bytes, bytes]]) -> int:
+        """POST ``pack`` and ``updates``; the server now holds ``frames`` (even if a ref move then conflicted)."""
+        body = encode_receive(bytes(pack), updates)
+        try:
+            response = self.session.request("POST", f"{API}/receive", content=body, ok=(200,))
+        except RefConflict:
+            self.blobs.remember(frames)  # the objects are stored all the same
+            raise
+        self.blobs.remember(frames)
+        return int(response.json()["stored"])
 
     def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
         self.send_frames(frames, updates)
 
     def receive_pack(self, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
-        body = encode_receive(bytes(pack), updates)
-        response = self.session.request("POST", f"{API}/receive", content=body, ok=(200,))
-        return int(response.json()["stored"])
+        """Send the pack as it is (deltas included); the server rebuilds and re-hashes every entry.
+
+        The whole frames of a :class:`~casstore.pack.VerifiedPack` (built in this process, a push's) are
+        cached once the server has them, so a later write through this store need not read them back."""
+        entries = pack.entries if isinstance(pack, VerifiedPack) else None
+        frames = [(e.digest, e.payload) for e in entries if e.base is None] if entries is not None else []
+        return self._send(pack, updates, frames)
 
     def fetch_packs(
         self,
@@ -175,21 +230,51 @@ class HttpStore(ObjectStore):
         have: Sequence[tuple[bytes, str]],
         bases: Mapping[bytes, bytes] | None = None,
     ) -> Iterator[bytes] | None:
+        """The server's one pack of the closure, streamed: packs of whole entries, children first, as they arrive.
+
+        The request is sent (and its refusal raised) before this returns; the answer is then read as it is
+        iterated, cut into packs of about :data:`FETCH_PACK_BYTES`.  An answer cut short, or one the server
+        ended with an error, raises (the packs yielded before it are whole and children first).
+        """
         request = {
             "want": [[digest.hex(), kind] for digest, kind in want],
             "have": [[digest.hex(), kind] for digest, kind in have],
             "bases": {new.hex(): old.hex() for new, old in (bases or {}).items()},
         }
-        body = self.session.request("POST", f"{API}/fetch", json_body=request).content
-        packs = list(split_packs(body))
-        for pack in packs:
-            if not pack.startswith(MAGIC):
-                raise ConnectionFailed(f"{self.session.shown}: a fetched pack is not a casstore pack")
-        return iter(packs)
+        path = f"{API}/fetch"
+        response = self.session.check(self.session.open("POST", path, json_body=request), "POST", path, (200,))
+        return self._fetched(response)
+
+    def _fetched(self, response: httpx.Response) -> Iterator[bytes]:
+        shown = self.session.shown
+        try:
+            parts = read_fetch_parts(response.iter_bytes(), limit=self.max_body)
+            first = next(parts, b"")
+            if first != MAGIC:
+                raise InvalidPack("a fetch answer does not start a casstore pack")
+            pending: list[bytes] = []
+            size = 0
+            for part in parts:
+                pending.append(part)
+                size += len(part)
+                if size >= FETCH_PACK_BYTES:
+                    yield MAGIC + b"".join(pending)
+                    pending, size = [], 0
+            if pending:
+                yield MAGIC + b"".join(pending)
+        except FetchFailed as exc:
+            raise error_from_body(500, exc.body, f"{shown} (POST /v1/fetch)") from None
+        except InvalidPack as exc:
+            raise ConnectionFailed(f"{shown}: the fetch answer is not whole: {exc}") from None
+        except httpx.HTTPError as exc:
+            raise ConnectionFailed(f"{shown}: the fetch answer failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            response.close()
 
     def watch_refs(self, prefix: str, callback: Callable[[Mapping[str, bytes | None]], None]) -> Callable[[], None]:
         """Ref moves under ``prefix`` made through any client of the server, by server-sent events."""
-        watcher = RefWatcher(self.session.base, self.session.headers, self.session.verify, prefix, callback)
+        session = self.session
+        watcher = RefWatcher(session.base, session.headers, session.verify, prefix, callback, session.given_transport)
         watcher.start()
         self._watchers.append(watcher)
         return watcher.stop

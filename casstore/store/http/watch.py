@@ -55,7 +55,13 @@ class RefWatcher:
     """A daemon thread following one prefix's ref moves over SSE; :meth:`stop` ends it."""
 
     def __init__(
-        self, base: str, headers: Mapping[str, str], verify: bool | ssl.SSLContext, prefix: str, callback: Callback
+        self,
+        base: str,
+        headers: Mapping[str, str],
+        verify: bool | ssl.SSLContext,
+        prefix: str,
+        callback: Callback,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base, self.headers, self.verify = base, dict(headers), verify
         self.prefix, self.callback = prefix, callback
@@ -64,7 +70,8 @@ class RefWatcher:
         self.stopped = threading.Event()
         self.ready = threading.Event()
         self.reconnects = 0
-        self.client = httpx.Client(verify=verify, timeout=httpx.Timeout(10.0, read=None))
+        self.client = httpx.Client(verify=verify, timeout=httpx.Timeout(10.0, read=None), transport=transport)
+        self.owns_transport = transport is None
         self.thread = threading.Thread(target=self._run, name=f"casstore-watch {prefix!r}", daemon=True)
 
     def start(self, timeout: float = 10.0) -> None:
@@ -73,7 +80,8 @@ class RefWatcher:
 
     def stop(self) -> None:
         self.stopped.set()
-        self.client.close()
+        if self.owns_transport:  # closing it ends the stream at once; a shared one ends at the next keepalive
+            self.client.close()
 
     def _run(self) -> None:
         while not self.stopped.is_set():

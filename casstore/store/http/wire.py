@@ -10,23 +10,27 @@ in binary bodies and as lowercase hex in JSON and headers.
 * ``receive`` request: a varint length, that many bytes of JSON
   ``{"updates": [{"name", "expected", "new", "required"}]}``, then a pack
   (:mod:`casstore.pack`).
-* ``fetch`` response: a sequence of packs, each preceded by its varint length.
+* ``fetch`` response: one pack in parts, ``D`` + varint length + bytes each
+  (the pack's magic first, then whole entries, cut at entry boundaries),
+  then ``E`` (the end); or, where the server failed mid-walk, ``X`` + varint
+  length + a JSON error ``{"code", "message", …}`` instead of ``E``.
 """
 
 from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from casstore import codec
-from casstore.errors import InvalidPack, InvalidRefName
+from casstore.errors import InvalidPack, InvalidRefName, StorageError
 from casstore.store.base import RefUpdate
 
 __all__ = [
     "API",
     "DIGEST",
+    "FetchFailed",
     "decode_frames",
     "decode_indexes",
     "decode_receive",
@@ -35,10 +39,13 @@ __all__ = [
     "encode_indexes",
     "encode_receive",
     "encode_updates",
+    "fetch_end",
+    "fetch_error",
+    "fetch_part",
     "hex_or_none",
     "join_ids",
+    "read_fetch_parts",
     "split_ids",
-    "split_packs",
 ]
 
 #: The path prefix of every endpoint, below the server's base URL.
@@ -162,14 +169,75 @@ def decode_receive(body: bytes) -> tuple[list[RefUpdate], bytes]:
     return decode_updates(header.get("updates", [])), body[at + length :]
 
 
-def split_packs(body: bytes) -> Iterator[bytes]:
-    at = 0
-    while at < len(body):
-        try:
-            length, at = codec.read_varint(body, at)
-        except IndexError:
-            raise InvalidPack("a fetch answer is truncated") from None
-        if at + length > len(body):
-            raise InvalidPack("a fetch answer is truncated inside a pack")
-        yield body[at : at + length]
-        at += length
+FETCH_DATA, FETCH_END, FETCH_ERROR = b"D", b"E", b"X"
+
+
+def fetch_part(data: bytes) -> bytes:
+    return FETCH_DATA + codec.varint(len(data)) + data
+
+
+def fetch_end() -> bytes:
+    return FETCH_END
+
+
+def fetch_error(exc: StorageError) -> bytes:
+    detail: dict[str, Any] = {"code": exc.code, "message": str(exc)}
+    object_id = getattr(exc, "object_id", None)
+    if object_id is not None:
+        detail["object_id"] = object_id
+    body = json.dumps(detail).encode()
+    return FETCH_ERROR + codec.varint(len(body)) + body
+
+
+class FetchFailed(Exception):
+    """The server ended a fetch answer with an error part: its JSON body."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__("the server failed mid-answer")
+        self.body = body
+
+
+def read_fetch_parts(chunks: Iterable[bytes], limit: int = 1 << 30) -> Iterator[bytes]:
+    """The data parts of a fetch answer read from ``chunks`` as they arrive.
+
+    Raises :class:`FetchFailed` for an error part, and :class:`InvalidPack`
+    for an answer that ends before its end marker, a part over ``limit``
+    bytes or an unknown part tag.
+    """
+    buffer = bytearray()
+    source = iter(chunks)
+
+    def fill(need: int) -> bool:
+        while len(buffer) < need:
+            chunk = next(source, None)
+            if chunk is None:
+                return False
+            buffer.extend(chunk)
+        return True
+
+    while True:
+        if not fill(1):
+            raise InvalidPack("the fetch answer ended before its end marker (cut short)")
+        tag = bytes(buffer[:1])
+        if tag == FETCH_END:
+            if len(buffer) > 1 or any(source):
+                raise InvalidPack("a fetch answer has bytes after its end marker")
+            return
+        if tag not in (FETCH_DATA, FETCH_ERROR):
+            raise InvalidPack(f"unknown fetch part tag {tag!r}")
+        while True:  # the varint: at most 10 bytes
+            try:
+                length, at = codec.read_varint(bytes(buffer[:11]), 1)
+                break
+            except IndexError:
+                if len(buffer) > 11 or not fill(len(buffer) + 1):
+                    raise InvalidPack("the fetch answer ended inside a part header") from None
+        if length > limit:
+            raise InvalidPack(f"a fetch part of {length} bytes is over the limit")
+        if not fill(at + length):
+            raise InvalidPack("the fetch answer ended inside a part (cut short)")
+        part = bytes(buffer[at : at + length])
+        del buffer[: at + length]
+        if tag == FETCH_ERROR:
+            raise FetchFailed(part)
+        yield part

@@ -29,6 +29,7 @@ class WrappedBlobs(BlobStore):
 
     def __init__(self, inner: BlobStore) -> None:
         self.inner = inner
+        self.keeps_delta_frames = inner.keeps_delta_frames
 
     def unwrap(self) -> BlobStore:
         """The blob store below this one."""

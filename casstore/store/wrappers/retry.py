@@ -272,7 +272,7 @@ class RetryingStore(WrappedStore):
         have: Sequence[tuple[bytes, str]],
         bases: Mapping[bytes, bytes] | None = None,
     ) -> Iterator[bytes] | None:
-        # a read: retried whole (the backend reads the whole answer before returning)
+        # a read: opening it is retried; an answer that fails mid-stream raises (what was stored of it is whole)
         return self.policy.run("fetch_packs", lambda: self.inner.fetch_packs(want, have, bases))
 
     def _all_landed(self, updates: Sequence[RefUpdate]) -> Callable[[], bool]:
