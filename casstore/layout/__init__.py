@@ -15,7 +15,7 @@ import), :mod:`~casstore.layout.edits` (``commit``) and
 from __future__ import annotations
 
 from casstore.layout.errors import InvalidLayout, UncommittedEdits
-from casstore.layout.keeper import network_status
+from casstore.layout.keeper import network_status, share_node_cache
 from casstore.layout.status import Status
 
-__all__ = ["InvalidLayout", "Status", "UncommittedEdits", "network_status"]
+__all__ = ["InvalidLayout", "Status", "UncommittedEdits", "network_status", "share_node_cache"]

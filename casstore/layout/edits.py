@@ -24,12 +24,12 @@ from typing import Any
 from casstore import codec
 from casstore.errors import StorageError
 from casstore.layout.errors import InvalidLayout
-from casstore.layout.keeper import bring_in_step, layout_state, network_status
+from casstore.layout.keeper import bring_in_step, layout_state, network_status, tree_writer
 from casstore.layout.manifest import Entry
 from casstore.layout.names import decode_name, encode_name
 from casstore.layout.parse import NetworkFields, group_id_of, read_contact, read_group_dir, read_network
 from casstore.layout.render import canonical, contact_doc, network_dir, render_group
-from casstore.layout.writer import METADATA, TreeWriter, metadata_file, snapshot_files
+from casstore.layout.writer import METADATA, metadata_file, snapshot_files
 from casstore.model import records
 from casstore.model.network import NetworkStore
 from casstore.model.reads import NetworkReader
@@ -80,13 +80,33 @@ def commit(store: NetworkStore, network_id: str, label: str | None = None) -> Co
     report.paths = status.paths
     plan = _plan(store, fs, network_id, status.paths, exists)
     before = dict(layout_state(fs).manifest.entries(network_id))
+    adopt = layout_state(fs).adopt
+    adopt[network_id] = set(status.modified) | set(status.added)
+    try:
+        _apply(store, fs, network_id, plan, status.paths, exists, before, report, label)
+    finally:
+        adopt.pop(network_id, None)
+    return report
+
+
+def _apply(
+    store: NetworkStore,
+    fs: FilesystemStore,
+    network_id: str,
+    plan: _Plan,
+    paths: list[str],
+    exists: bool,
+    before: dict[str, Entry],
+    report: CommitReport,
+    label: str | None,
+) -> None:
     with fs.forcing():
         if plan.whole:
             report.whole = True
             root = layout_state(fs).base / network_dir(network_id)
             whole = read_network(root, f"networks/{encode_name(network_id)}")
             store.save_network_state(network_id, whole, keep_times=not exists)
-        elif status:
+        elif paths:
             with store.batch(network_id) as batch:
                 for gid in plan.deleted_groups:
                     batch.delete_group(network_id, gid)
@@ -98,10 +118,9 @@ def commit(store: NetworkStore, network_id: str, label: str | None = None) -> Co
                     batch.delete_contact(network_id, gid, cid)
                 if plan.metadata is not None:
                     batch.save_network_metadata(network_id, plan.metadata.metadata)
-        _refresh(fs, network_id, status.paths, before)
+        _refresh(fs, network_id, paths, before)
         if label:
             report.snapshot = store.save_snapshot(network_id, label)
-    return report
 
 
 def _plan(store: NetworkStore, fs: FilesystemStore, network_id: str, paths: list[str], exists: bool) -> _Plan:
@@ -138,7 +157,10 @@ def _plan(store: NetworkStore, fs: FilesystemStore, network_id: str, paths: list
         shown = f"{display}/{path}"
         if name not in gids:
             structure = root / "groups" / name / "structure.json"
-            if structure.exists():
+            decoded = decode_name(name)
+            if decoded is not None:  # the directory's name gives the id: structure.json is not read
+                gids[name] = decoded if structure.exists() or _group_exists(reader, root_obj, decoded) else None
+            elif structure.exists():
                 gids[name] = group_id_of(shown, name, structure.read_bytes())
             else:
                 gids[name] = _group_id(reader, root_obj, name)
@@ -166,6 +188,10 @@ def _group_id(reader: NetworkReader, root_obj: dict[str, Any], dir_name: str) ->
         if encode_name(gid) == dir_name:
             return gid
     return None
+
+
+def _group_exists(reader: NetworkReader, root_obj: dict[str, Any], gid: str) -> bool:
+    return reader.trees["groups"].get(root_obj["groups"], gid) is not None
 
 
 def _contact_id(reader: NetworkReader, root_obj: dict[str, Any], gid: str, stem: str) -> str | None:
@@ -208,7 +234,7 @@ def _refresh(fs: FilesystemStore, network_id: str, edited: list[str], before: di
     with state.locked():
         entries = state.manifest.entries(network_id)
         paths = [path for path in edited if entries.get(path) == before.get(path)]
-        writer = TreeWriter(state.base, network_id, entries)
+        writer = tree_writer(state, network_id, entries)
         reader = state.reader
         root_obj = reader.network_root(head)
         wanted: dict[str, bytes] = {}
