@@ -12,7 +12,8 @@ network the store does not hold yet — a fresh ``git clone`` — reads the whol
 directory as the network's state).  Snapshot files are the store's: edits to
 them are reverted.  Afterwards every file named by the edits is rewritten from
 the new head (in canonical form) so the tree is clean; with a label, a snapshot
-of the new head is taken too.
+of the new head is taken too.  Snapshot files the store lacks (a clone's) are
+restored where their state can be found (:mod:`casstore.layout.snapshots`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from casstore.layout.manifest import Entry
 from casstore.layout.names import decode_name, encode_name
 from casstore.layout.parse import NetworkFields, group_id_of, read_contact, read_group_dir, read_network
 from casstore.layout.render import canonical, contact_doc, network_dir, render_group
+from casstore.layout.snapshots import restore_snapshots
 from casstore.layout.writer import METADATA, metadata_file, snapshot_files
 from casstore.model import records
 from casstore.model.network import NetworkStore
@@ -48,6 +50,9 @@ class CommitReport:
     paths: list[str] = field(default_factory=list)
     snapshot: str | None = None
     whole: bool = False  # the whole directory was read as the network's state
+    #: snapshot files restored as snapshots, and those not (path → why)
+    restored: list[str] = field(default_factory=list)
+    unrestored: dict[str, str] = field(default_factory=dict)
 
 
 def filesystem_store(store: NetworkStore) -> FilesystemStore:
@@ -76,6 +81,9 @@ def commit(store: NetworkStore, network_id: str, label: str | None = None) -> Co
     status = network_status(fs, network_id)
     exists = fs.refs.get(head_ref(network_id)) is not None
     if not status and not (label and exists):
+        if exists and status.unrestored:
+            restored = restore_snapshots(fs, network_id)
+            report.restored, report.unrestored = restored.restored, restored.absent
         return report
     report.paths = status.paths
     plan = _plan(store, fs, network_id, status.paths, exists)
@@ -86,6 +94,9 @@ def commit(store: NetworkStore, network_id: str, label: str | None = None) -> Co
         _apply(store, fs, network_id, plan, status.paths, exists, before, report, label)
     finally:
         adopt.pop(network_id, None)
+    if status.unrestored:
+        restored = restore_snapshots(fs, network_id)
+        report.restored, report.unrestored = restored.restored, restored.absent
     return report
 
 

@@ -8,16 +8,16 @@ bookkeeping records the new root.  Before a head move the network's files are
 scanned for hand edits, and the move is refused (:class:`UncommittedEdits`)
 unless the store is forced.  On open every network is repaired: a tree whose
 recorded root is not its head (a crash between the head move and the tree
-update) is brought in step, temp files a killed writer left in the staging
-directory (``P/.casstore/staging/``) are removed, and the files an interrupted
-update had finished are adopted (the bookkeeping's pending list).
+update) is brought in step, and temp files a killed writer left in the staging
+directory (``P/.casstore/staging/``) are removed.  (A file an interrupted update
+rewrote with the bytes the bookkeeping records is no edit: status compares hashes.)
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +29,7 @@ from casstore.layout.errors import UncommittedEdits
 from casstore.layout.manifest import Entry, Manifest
 from casstore.layout.render import network_dir
 from casstore.layout.status import Status, scan
-from casstore.layout.writer import TreeWriter, changed_files, clear_staging, file_hash, full_files, snapshot_files
+from casstore.layout.writer import TreeWriter, changed_files, clear_staging, full_files, snapshot_files
 from casstore.model.network import NetworkStore
 from casstore.model.reads import NetworkReader
 from casstore.model.refs import NETWORKS_PREFIX, head_ref, network_heads
@@ -41,6 +41,7 @@ __all__ = [
     "bring_in_step",
     "layout_state",
     "network_status",
+    "on_open",
     "repair",
     "share_node_cache",
     "tree_writer",
@@ -100,13 +101,12 @@ def network_status(store: FilesystemStore, network_id: str, full: bool = False) 
 
 
 def tree_writer(state: LayoutState, network_id: str, entries: Mapping[str, Entry]) -> TreeWriter:
-    """A writer of the network's files that journals what it writes, stages temp files and syncs as the store says."""
+    """A writer of the network's files that stages temp files and syncs as the store says."""
     return TreeWriter(
         state.base,
         network_id,
         entries,
         staging=state.staging,
-        journal=lambda paths: state.manifest.journal(network_id, paths),
         durable=state.durable,
         adopt=state.adopt.get(network_id, ()),
     )
@@ -147,7 +147,8 @@ def bring_in_step(store: FilesystemStore, network_id: str, snapshots: bool = Fal
             removals = writer.remove_dirs(removed_groups)
             if snapshots:
                 current = snapshot_files(state.reader, network_id)
-                removals += [p for p in entries if p.startswith("snapshots/") and p not in current]
+                tracked = state.manifest.by_directory(network_id).get("snapshots/", {})
+                removals += [f"snapshots/{name}" for name in tracked if f"snapshots/{name}" not in current]
                 files = {**current, **files}  # metadata.json stays last
             if files or removals:
                 writer.write_all(files, remove=removals)
@@ -157,26 +158,10 @@ def bring_in_step(store: FilesystemStore, network_id: str, snapshots: bool = Fal
 
 
 def repair(store: FilesystemStore) -> None:
-    """After a kill: clear the staging directory, adopt what interrupted updates finished, bring networks in step."""
+    """After a kill: clear the staging directory and bring every network in step with its head."""
     state = layout_state(store)
     with state.locked():
         clear_staging(state.staging)
-        for network_id, paths in state.manifest.pending().items():
-            root = state.base / network_dir(network_id)
-            changes: dict[str, Entry | None] = {}
-            for path, digest in paths.items():
-                target = root / path
-                try:
-                    data = target.read_bytes()
-                    st = target.stat()
-                except FileNotFoundError:
-                    if digest is None:
-                        changes[path] = None
-                    continue
-                if digest is not None and file_hash(data) == digest:
-                    changes[path] = Entry(digest, st.st_mtime_ns, st.st_size)
-            recorded, _ = state.manifest.state(network_id)
-            state.manifest.save(network_id, recorded, changes)
     heads = network_heads(store.inner.refs.list(NETWORKS_PREFIX))
     for network_id in sorted(set(heads) | set(state.manifest.networks())):
         bring_in_step(store, network_id, snapshots=True)
@@ -205,6 +190,14 @@ def share_node_cache(store: NetworkStore) -> NetworkStore:
     return store
 
 
+_open_steps: list[Callable[[FilesystemStore], None]] = []
+
+
+def on_open(step: Callable[[FilesystemStore], None]) -> None:
+    """Run ``step`` on every writable filesystem store once it is repaired (:mod:`casstore.layout.clone` does)."""
+    _open_steps.append(step)
+
+
 class _Hooks:
     """The :class:`~casstore.store.filesystem.LayoutHooks` this package installs."""
 
@@ -224,6 +217,8 @@ class _Hooks:
         )
         if not store.inner.read_only:
             repair(store)
+            for step in _open_steps:
+                step(store)
 
     def before_moves(self, store: FilesystemStore, names: Sequence[str]) -> None:
         if store.forced:

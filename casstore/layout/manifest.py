@@ -6,12 +6,7 @@ save) and ``files`` (network, path → BLAKE3 hash of the bytes written, their
 mtime in ns and size).  A save is one SQLite transaction, made after the files
 are written, so the recorded root is never ahead of the files: a crash between
 the head move and the end of the tree update leaves the old root recorded, and
-the next open brings the files in step again.  Before files are written or
-removed, their paths (and the hashes about to be written) go to ``pending`` in
-their own transaction; the save clears them.  A kill in between leaves them
-listed, and the next open adopts those whose files hold what was being written
-(:meth:`Manifest.pending`), so an interrupted update never shows as a hand
-edit.  A process caches one network's entries (and, for ``status``, the same
+the next open brings the files in step again.  A process caches one network's entries (and, for ``status``, the same
 grouped by directory) and re-reads them when the version moved.
 """
 
@@ -39,9 +34,6 @@ CREATE TABLE IF NOT EXISTS trees (network TEXT PRIMARY KEY, root TEXT, version I
 CREATE TABLE IF NOT EXISTS files (
     network TEXT NOT NULL, path TEXT NOT NULL, hash TEXT NOT NULL, mtime INTEGER NOT NULL, size INTEGER NOT NULL,
     PRIMARY KEY (network, path)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS pending (
-    network TEXT NOT NULL, path TEXT NOT NULL, hash TEXT, PRIMARY KEY (network, path)
 ) WITHOUT ROWID;
 """
 
@@ -107,29 +99,8 @@ class Manifest:
             self._by_dir[network_id] = (version, grouped)
             return grouped
 
-    def journal(self, network_id: str, paths: Mapping[str, str | None]) -> None:
-        """List paths about to be written (with the hash to be written) or removed (``None``)."""
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = [(network_id, path, digest) for path, digest in paths.items()]
-                db.executemany("INSERT OR REPLACE INTO pending VALUES (?, ?, ?)", rows)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-    def pending(self) -> dict[str, dict[str, str | None]]:
-        """The paths an interrupted update was writing, by network."""
-        with self._lock:
-            out: dict[str, dict[str, str | None]] = {}
-            for network, path, digest in self._db.execute("SELECT network, path, hash FROM pending"):
-                out.setdefault(network, {})[path] = digest
-            return out
-
     def save(self, network_id: str, root: str | None, changes: Mapping[str, Entry | None]) -> None:
-        """Record ``root`` and the changed paths (``None``: removed) in one transaction; clear the pending list."""
+        """Record ``root`` and the changed paths (``None``: removed) in one transaction."""
         with self._lock:
             entries = dict(self.entries(network_id))
             db = self._db
@@ -139,7 +110,6 @@ class Manifest:
                 kept = [(network_id, path, *entry) for path, entry in changes.items() if entry is not None]
                 db.executemany("DELETE FROM files WHERE network = ? AND path = ?", gone)
                 db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", kept)
-                db.execute("DELETE FROM pending WHERE network = ?", (network_id,))
                 _, version = self.state(network_id)
                 db.execute("INSERT OR REPLACE INTO trees VALUES (?, ?, ?)", (network_id, root, version + 1))
                 db.execute("COMMIT")
@@ -175,7 +145,6 @@ class Manifest:
             db.execute("BEGIN IMMEDIATE")
             db.execute("DELETE FROM files WHERE network = ?", (network_id,))
             db.execute("DELETE FROM trees WHERE network = ?", (network_id,))
-            db.execute("DELETE FROM pending WHERE network = ?", (network_id,))
             db.execute("COMMIT")
             self._cache.pop(network_id, None)
             self._by_dir.pop(network_id, None)

@@ -6,7 +6,10 @@ whose mtime and size are those recorded is trusted unchanged without reading
 it; ``full=True`` reads and hashes every file.  Only the layout's own files
 count (``metadata.json``, ``groups/*/structure.json``, ``groups/*/attributes.json``,
 ``groups/*/contacts/*.json``, ``snapshots/*.json``); anything else in the
-directory (an editor's swap file, a ``.gitkeep``) is ignored.
+directory (an editor's swap file, a ``.gitkeep``) is ignored.  A snapshot file
+the bookkeeping does not know is no edit either: it names a snapshot the store
+lacks (a clone's; see :mod:`casstore.layout.snapshots`) and is listed apart, as
+``unrestored``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Status:
     modified: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    #: snapshot files the bookkeeping does not know: the store lacks their snapshots (a clone); not edits
+    unrestored: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.modified or self.added or self.removed)
@@ -142,7 +147,7 @@ def scan(root: Path, by_directory: Mapping[str, Mapping[str, Entry]], full: bool
                         if (name in allowed if allowed is not None else _json_name(name)) and entry.is_file(
                             follow_symlinks=False
                         ):
-                            status.added.append(rel + name)
+                            (status.unrestored if rel == "snapshots/" else status.added).append(rel + name)
                         continue
                     if not entry.is_file(follow_symlinks=False):
                         continue  # not a file: it counts as removed below
@@ -161,6 +166,7 @@ def scan(root: Path, by_directory: Mapping[str, Mapping[str, Entry]], full: bool
     status.removed.sort()
     status.added.sort()
     status.modified.sort()
+    status.unrestored.sort()
     return status
 
 

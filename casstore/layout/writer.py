@@ -96,7 +96,9 @@ def snapshot_files(reader: NetworkReader, network_id: str) -> dict[str, bytes]:
         name = snapshot_name(info.id, info.label, info.created_at)
         if f"snapshots/{name}.json" in out:
             name = f"{name}-{info.id[:16]}"
-        doc = snapshot_doc(info.id, info.root, parent, info.label, info.created_at, info.size)
+        doc = snapshot_doc(
+            info.id, info.root, parent, info.label, info.created_at, info.size, info.automatic, info.parents
+        )
         out[f"snapshots/{name}.json"] = canonical(doc)
     return out
 
@@ -148,10 +150,9 @@ class TreeWriter:
 
     Every file is written to a temp file (in ``staging``, a directory on the same filesystem, or
     beside its target as ``.NAME.PID.tmp``) and renamed over its target, new files included, so no
-    reader and no crash ever sees a half-written file.  :meth:`write_all` first hands the paths it
-    is about to write or remove to ``journal`` (the bookkeeping's pending list, for the repair of a
-    kill), and with ``durable`` makes the whole batch durable (one :func:`sync_filesystem`) before
-    returning the bookkeeping changes, so these are never recorded ahead of the disk.
+    reader and no crash ever sees a half-written file.  With ``durable``, :meth:`write_all` makes
+    the whole batch durable (one :func:`sync_filesystem`) before returning the bookkeeping changes,
+    so these are never recorded ahead of the disk.
     """
 
     def __init__(
@@ -161,7 +162,6 @@ class TreeWriter:
         entries: Mapping[str, Entry],
         *,
         staging: Path | None = None,
-        journal: Callable[[Mapping[str, str | None]], None] | None = None,
         durable: bool = False,
         adopt: Iterable[str] = (),
     ) -> None:
@@ -169,7 +169,6 @@ class TreeWriter:
         self.entries = entries
         self.changes: dict[str, Entry | None] = {}
         self.staging = None if staging is None else str(staging)
-        self.journal = journal
         self.durable = durable
         #: paths whose files may already hold the bytes to write (hand-edited ones): read and kept if so
         self.adopt = frozenset(adopt)
@@ -214,10 +213,6 @@ class TreeWriter:
             jobs.append(last)
         if not jobs and not removals:
             return self.changes
-        if self.journal is not None:
-            pending: dict[str, str | None] = {path: None for path in removals}
-            pending.update((path, digest) for path, _, digest in jobs)
-            self.journal(pending)
         for path in removals:
             self._unlink(path)
             self.changes[path] = None
