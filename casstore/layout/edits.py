@@ -87,7 +87,8 @@ def commit(store: NetworkStore, network_id: str, label: str | None = None) -> Co
         return report
     report.paths = status.paths
     plan = _plan(store, fs, network_id, status.paths, exists)
-    before = dict(layout_state(fs).manifest.entries(network_id))
+    entries = layout_state(fs).manifest.entries(network_id)
+    before = {path: entries.get(path) for path in status.paths}
     adopt = layout_state(fs).adopt
     adopt[network_id] = set(status.modified) | set(status.added)
     try:
@@ -107,7 +108,7 @@ def _apply(
     plan: _Plan,
     paths: list[str],
     exists: bool,
-    before: dict[str, Entry],
+    before: dict[str, Entry | None],
     report: CommitReport,
     label: str | None,
 ) -> None:
@@ -232,7 +233,7 @@ def _network_fields_changed(store: NetworkStore, network_id: str, root: Path, di
     return (fields.current_group_id, fields.root_group_id, fields.extra) != stored
 
 
-def _refresh(fs: FilesystemStore, network_id: str, edited: list[str], before: dict[str, Entry]) -> None:
+def _refresh(fs: FilesystemStore, network_id: str, edited: list[str], before: dict[str, Entry | None]) -> None:
     """Rewrite every edited path from the head (canonical bytes; removed if the head lacks it).
 
     Paths the tree update after the commit rewrote (their bookkeeping entry moved) are from the head already.

@@ -24,7 +24,7 @@ from typing import Any
 import blake3
 
 from casstore import codec
-from casstore.layout.manifest import Entry
+from casstore.layout.manifest import Entry, Paths
 from casstore.layout.render import (
     canonical,
     contact_doc,
@@ -285,7 +285,11 @@ class TreeWriter:
     def remove_dirs(self, prefixes: Iterable[str]) -> list[str]:
         """The files the bookkeeping lists under these group directories (to remove with :meth:`write_all`)."""
         starts = tuple(prefix + "/" for prefix in prefixes)
-        return [p for p in self.entries if p.startswith(starts)] if starts else []
+        if not starts:
+            return []
+        if isinstance(self.entries, Paths):
+            return [path for start in starts for path in self.entries.under(start)]
+        return [p for p in self.entries if p.startswith(starts)]
 
     def remove_empty_dirs(self, prefixes: Iterable[str]) -> None:
         """Remove these group directories once empty (after :meth:`write_all` removed their files)."""
