@@ -2,8 +2,8 @@
 
 Kept in one SQLite database (``P/.casstore/layout.sqlite``): ``trees`` (network
 → the printable id of the root its files reflect, and a version bumped on every
-save) and ``files`` (network, path → BLAKE3 hash of the bytes written, their
-mtime in ns and size).  A save is one SQLite transaction, made after the files
+save) and ``tree_files`` (network, directory, name → BLAKE3 hash of the bytes
+written, their mtime in ns and size).  A save is one SQLite transaction, made after the files
 are written, so the recorded root is never ahead of the files: a crash between
 the head move and the end of the tree update leaves the old root recorded, and
 the next open brings the files in step again.  A process caches one network's
@@ -14,6 +14,7 @@ the directories it changed.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sqlite3
 import threading
@@ -34,6 +35,15 @@ class Entry(NamedTuple):
 
 def _first(row: tuple[str, ...]) -> str:
     return row[0]
+
+
+def _split(path: str) -> tuple[str, str]:
+    """A path as (its directory with the trailing ``/``, its name)."""
+    cut = path.rfind("/") + 1
+    return path[:cut], path[cut:]
+
+
+_entry = functools.partial(tuple.__new__, Entry)
 
 
 class Paths(Mapping[str, Entry]):
@@ -74,10 +84,19 @@ class Paths(Mapping[str, Entry]):
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trees (network TEXT PRIMARY KEY, root TEXT, version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    network TEXT NOT NULL, path TEXT NOT NULL, hash TEXT NOT NULL, mtime INTEGER NOT NULL, size INTEGER NOT NULL,
-    PRIMARY KEY (network, path)
+CREATE TABLE IF NOT EXISTS tree_files (
+    network TEXT NOT NULL, dir TEXT NOT NULL, name TEXT NOT NULL,
+    hash TEXT NOT NULL, mtime INTEGER NOT NULL, size INTEGER NOT NULL,
+    PRIMARY KEY (network, dir, name)
 ) WITHOUT ROWID;
+"""
+#: The first layout of the bookkeeping (one ``path`` column): dropped on open, so every network's files
+#: are compared again once (and adopted where they are the head's bytes).
+_OLD_SCHEMA = """
+BEGIN IMMEDIATE;
+DROP TABLE IF EXISTS files;
+DELETE FROM trees;
+COMMIT;
 """
 
 
@@ -91,6 +110,8 @@ class Manifest:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'files'").fetchone():
+            self._db.executescript(_OLD_SCHEMA)
         self._cache: dict[str, tuple[int, dict[str, dict[str, Entry]]]] = {}
 
     def close(self) -> None:
@@ -125,15 +146,13 @@ class Manifest:
             cached = self._cache.get(network_id)
             if cached is not None and cached[0] == version:
                 return cached[1]
+            # in primary-key order: each directory's rows together
             rows = self._db.execute(
-                "SELECT rtrim(path, replace(path, '/', '')) AS dir, path, hash, mtime, size FROM files"
-                " WHERE network = ? ORDER BY dir",
-                (network_id,),
+                "SELECT dir, name, hash, mtime, size FROM tree_files WHERE network = ?", (network_id,)
             )
             grouped: dict[str, dict[str, Entry]] = {}
             for directory, group in itertools.groupby(rows, key=_first):
-                cut = len(directory)
-                grouped[directory] = {path[cut:]: Entry(h, m, s) for _, path, h, m, s in group}
+                grouped[directory] = {name: _entry((h, m, s)) for _, name, h, m, s in group}
             self._cache[network_id] = (version, grouped)
             return grouped
 
@@ -144,10 +163,10 @@ class Manifest:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                gone = [(network_id, path) for path, entry in changes.items() if entry is None]
-                kept = [(network_id, path, *entry) for path, entry in changes.items() if entry is not None]
-                db.executemany("DELETE FROM files WHERE network = ? AND path = ?", gone)
-                db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", kept)
+                gone = [(network_id, *_split(path)) for path, entry in changes.items() if entry is None]
+                kept = [(network_id, *_split(path), *entry) for path, entry in changes.items() if entry is not None]
+                db.executemany("DELETE FROM tree_files WHERE network = ? AND dir = ? AND name = ?", gone)
+                db.executemany("INSERT OR REPLACE INTO tree_files VALUES (?, ?, ?, ?, ?, ?)", kept)
                 _, version = self.state(network_id)
                 db.execute("INSERT OR REPLACE INTO trees VALUES (?, ?, ?)", (network_id, root, version + 1))
                 db.execute("COMMIT")
@@ -176,7 +195,7 @@ class Manifest:
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
-            db.execute("DELETE FROM files WHERE network = ?", (network_id,))
+            db.execute("DELETE FROM tree_files WHERE network = ?", (network_id,))
             db.execute("DELETE FROM trees WHERE network = ?", (network_id,))
             db.execute("COMMIT")
             self._cache.pop(network_id, None)
