@@ -71,7 +71,10 @@ def test_a_clone_opens_with_its_network_and_the_snapshots_its_history_holds(tmp_
     assert result.exit_code == 0, result.output
     unrestored = json.loads(result.stdout)["networks"]["main"]["unrestored_snapshots"]
     assert list(unrestored) == status.unrestored
-    assert "in neither this store nor the git history" in next(iter(unrestored.values()))
+    assert "is not in this store" in next(iter(unrestored.values()))  # status does not search git: commit does
+    with open_store(f"filesystem://{clone}") as reopened:
+        report = commit(reopened, "main")
+    assert "neither in this store nor in the git history" in report.unrestored[status.unrestored[0]]
     assert json.loads((clone / "networks/main" / status.unrestored[0]).read_text())["id"] == lost
     result = CliRunner().invoke(main, ["--store", f"filesystem://{clone}", "status", "main"])
     assert "snapshot not restored" in result.stdout and "nothing to commit" in result.stdout
@@ -90,7 +93,7 @@ def test_commit_restores_a_snapshot_whose_state_arrives_later(tmp_path: Path) ->
         (base / "networks/main/snapshots").mkdir()
         (base / "networks/main/snapshots" / name).write_bytes((source / "networks/main/snapshots" / name).read_bytes())
         report = commit(store, "main")
-        assert report.restored == [] and "in neither this store" in report.unrestored[f"snapshots/{name}"]
+        assert report.restored == [] and "neither in this store" in report.unrestored[f"snapshots/{name}"]
         store.save_network_state("main", state(1), keep_times=True)  # not the same times: a different root
         assert commit(store, "main").unrestored
         with open_store(f"filesystem://{source}") as old:

@@ -4,8 +4,9 @@ When a ``filesystem://`` store opens, every network directory under
 ``P/networks/`` that neither the store (no head) nor the tree's bookkeeping
 knows is read whole and saved as that network, with the times its
 ``metadata.json`` gives, so it gets back the very root it had; then the
-snapshot files of every network are restored where their state can be found
-(:mod:`casstore.layout.snapshots`).  A directory whose files do not read (a
+snapshot files of every network are restored where the store holds their
+state, and for a network just rebuilt, where the git history of the files does
+(:mod:`casstore.layout.snapshots`; ``commit`` searches git again).  A directory whose files do not read (a
 malformed file) is left as it is: ``status`` lists its files and ``commit``
 names the file and line.
 """
@@ -51,9 +52,9 @@ def rebuild_from_files(fs: FilesystemStore) -> list[str]:
 
 
 def _on_open(fs: FilesystemStore) -> None:
-    rebuild_from_files(fs)
-    for network_id in sorted(network_heads(fs.refs.list(NETWORKS_PREFIX))):
-        restore_snapshots(fs, network_id)
+    rebuilt = set(rebuild_from_files(fs))
+    for network_id in sorted(network_heads(fs.refs.list(NETWORKS_PREFIX))):  # the git history: first open only
+        restore_snapshots(fs, network_id, use_git=network_id in rebuilt)
 
 
 on_open(_on_open)

@@ -132,10 +132,13 @@ def unrestored_snapshot_files(fs: FilesystemStore, network_id: str) -> list[str]
     return sorted(f"snapshots/{name}" for name in names if name not in known)
 
 
-def restore_snapshots(fs: FilesystemStore, network_id: str, dry_run: bool = False) -> RestoreReport:
+def restore_snapshots(
+    fs: FilesystemStore, network_id: str, dry_run: bool = False, use_git: bool = True
+) -> RestoreReport:
     """Recreate the snapshots the network's unrestored snapshot files name (see the module docstring).
 
     With ``dry_run`` nothing is written: the report says which could be restored from the store as it is.
+    Without ``use_git`` the git history is not searched (an ordinary open: only a clone's first open does).
     """
     report = RestoreReport()
     paths = unrestored_snapshot_files(fs, network_id)
@@ -160,16 +163,16 @@ def restore_snapshots(fs: FilesystemStore, network_id: str, dry_run: bool = Fals
             continue
         wanted.append(snapshot)
     missing_roots = {s.root for s in wanted if codec.parse_id(s.root) not in fs.blobs}
-    if missing_roots and not dry_run:
+    if missing_roots and use_git and not dry_run:
         _restore_states_from_git(fs, network_id, missing_roots)
     restorable = []
     for snapshot in wanted:
         if codec.parse_id(snapshot.root) in fs.blobs:
             restorable.append(snapshot)
         else:
-            report.absent[snapshot.path] = (
-                f"its state (root {snapshot.root}) is in neither this store nor the git history of the files"
-            )
+            searched = use_git and not dry_run
+            where = "neither in this store nor in the git history of the files" if searched else "not in this store"
+            report.absent[snapshot.path] = f"its state (root {snapshot.root}) is {where}"
     if dry_run or not restorable:
         report.restored = [s.path for s in restorable]
         return report
