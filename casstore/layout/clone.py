@@ -36,10 +36,12 @@ def rebuild_from_files(fs: FilesystemStore) -> list[str]:
     heads = network_heads(fs.refs.list(NETWORKS_PREFIX))
     tracked = set(state.manifest.networks())
     rebuilt = []
-    store = NetworkStore(fs)  # not closed: closing it would close ``fs``
+    store: NetworkStore | None = None
     for network_id in found:
         if network_id in heads or network_id in tracked:
             continue
+        if store is None:
+            store = NetworkStore(fs)  # not closed: closing it would close ``fs``
         root = state.base / network_dir(network_id)
         try:
             network = read_network(root, network_dir(network_id))
