@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-import casstore.layout  # noqa: F401  (installs the filesystem:// store's hooks)
+import casstore.layout  # installs the filesystem:// store's hooks; share_node_cache below
 from casstore.errors import StorageError
 from casstore.model import Change, Contact, Group, GroupState, NetworkState, NetworkStore, SnapshotInfo, Wire
 from casstore.model.bassline_json import NetworkJSONError, network_from_json, network_to_json
@@ -60,4 +60,4 @@ def open_store(url: str | os.PathLike[str] | StorageConfig, *, create: bool = Tr
     """
     if isinstance(url, StorageConfig):
         url = url.to_url()
-    return share_node_cache(NetworkStore(open_object_store(url, create=create)))
+    return casstore.layout.share_node_cache(share_node_cache(NetworkStore(open_object_store(url, create=create))))

@@ -13,6 +13,7 @@ from casstore.cli.output import committing, emit, out, say, verb
 from casstore.layout.edits import commit, filesystem_store
 from casstore.layout.keeper import layout_state, network_status
 from casstore.layout.render import network_dir
+from casstore.layout.snapshots import restore_snapshots
 from casstore.layout.transfer import layout_networks
 from casstore.model.network import NetworkStore
 
@@ -36,7 +37,20 @@ def status(ctx: click.Context, network: str | None, full: bool) -> None:
     with opened(ctx) as store:
         fs = filesystem_store(store)
         found = {net: network_status(fs, net, full) for net in _networks(store, network)}
-    doc = {net: {"modified": st.modified, "added": st.added, "removed": st.removed} for net, st in found.items()}
+        why = {net: restore_snapshots(fs, net, dry_run=True).absent for net, st in found.items() if st.unrestored}
+    unrestored = {
+        net: {path: why.get(net, {}).get(path, "restorable: run commit") for path in st.unrestored}
+        for net, st in found.items()
+    }
+    doc = {
+        net: {
+            "modified": st.modified,
+            "added": st.added,
+            "removed": st.removed,
+            "unrestored_snapshots": unrestored[net],
+        }
+        for net, st in found.items()
+    }
 
     def render() -> None:
         clean = True
@@ -45,6 +59,10 @@ def status(ctx: click.Context, network: str | None, full: bool) -> None:
                 for path in paths:
                     clean = False
                     out.print(f"{mark:9} {network_dir(net)}/{path}", highlight=False, soft_wrap=True)
+            for path, reason in unrestored[net].items():
+                out.print(
+                    f"snapshot not restored: {network_dir(net)}/{path}: {reason}", highlight=False, soft_wrap=True
+                )
         if clean:
             say("nothing to commit: the files are as last written")
 
@@ -65,7 +83,15 @@ def commit_edits(ctx: click.Context, network: str | None, label: str | None) -> 
         for net in _networks(store, network):
             reports.append(commit(store, net, label))
     doc = [
-        {"network": r.network_id, "paths": r.paths, "snapshot": r.snapshot, "whole_directory": r.whole} for r in reports
+        {
+            "network": r.network_id,
+            "paths": r.paths,
+            "snapshot": r.snapshot,
+            "whole_directory": r.whole,
+            "restored_snapshots": r.restored,
+            "unrestored_snapshots": r.unrestored,
+        }
+        for r in reports
     ]
 
     def render() -> None:
@@ -77,5 +103,10 @@ def commit_edits(ctx: click.Context, network: str | None, label: str | None) -> 
             say(f"{report.network_id}: committed {len(report.paths):,} files{how}")
             if report.snapshot:
                 say(f"{report.network_id}: snapshot {report.snapshot}")
+        for report in reports:
+            if report.restored:
+                say(f"{report.network_id}: {len(report.restored):,} snapshots restored from their files")
+            for path, reason in report.unrestored.items():
+                say(f"{report.network_id}: snapshot not restored: {path}: {reason}")
 
     emit({"commits": doc}, render)

@@ -12,7 +12,8 @@ network the store does not hold yet — a fresh ``git clone`` — reads the whol
 directory as the network's state).  Snapshot files are the store's: edits to
 them are reverted.  Afterwards every file named by the edits is rewritten from
 the new head (in canonical form) so the tree is clean; with a label, a snapshot
-of the new head is taken too.
+of the new head is taken too.  Snapshot files the store lacks (a clone's) are
+restored where their state can be found (:mod:`casstore.layout.snapshots`).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from typing import Any
 from casstore import codec
 from casstore.errors import StorageError
 from casstore.layout.errors import InvalidLayout
-from casstore.layout.keeper import bring_in_step, layout_state, network_status
+from casstore.layout.keeper import bring_in_step, layout_state, network_status, tree_writer
 from casstore.layout.manifest import Entry
 from casstore.layout.names import decode_name, encode_name
 from casstore.layout.parse import NetworkFields, group_id_of, read_contact, read_group_dir, read_network
 from casstore.layout.render import canonical, contact_doc, network_dir, render_group
-from casstore.layout.writer import METADATA, TreeWriter, metadata_file, snapshot_files
+from casstore.layout.snapshots import restore_snapshots
+from casstore.layout.writer import METADATA, metadata_file, snapshot_files
 from casstore.model import records
 from casstore.model.network import NetworkStore
 from casstore.model.reads import NetworkReader
@@ -48,6 +50,9 @@ class CommitReport:
     paths: list[str] = field(default_factory=list)
     snapshot: str | None = None
     whole: bool = False  # the whole directory was read as the network's state
+    #: snapshot files restored as snapshots, and those not (path → why)
+    restored: list[str] = field(default_factory=list)
+    unrestored: dict[str, str] = field(default_factory=dict)
 
 
 def filesystem_store(store: NetworkStore) -> FilesystemStore:
@@ -76,17 +81,44 @@ def commit(store: NetworkStore, network_id: str, label: str | None = None) -> Co
     status = network_status(fs, network_id)
     exists = fs.refs.get(head_ref(network_id)) is not None
     if not status and not (label and exists):
+        if exists and status.unrestored:
+            restored = restore_snapshots(fs, network_id)
+            report.restored, report.unrestored = restored.restored, restored.absent
         return report
     report.paths = status.paths
     plan = _plan(store, fs, network_id, status.paths, exists)
-    before = dict(layout_state(fs).manifest.entries(network_id))
+    entries = layout_state(fs).manifest.entries(network_id)
+    before = {path: entries.get(path) for path in status.paths}
+    adopt = layout_state(fs).adopt
+    adopt[network_id] = set(status.modified) | set(status.added)
+    try:
+        _apply(store, fs, network_id, plan, status.paths, exists, before, report, label)
+    finally:
+        adopt.pop(network_id, None)
+    if status.unrestored:
+        restored = restore_snapshots(fs, network_id)
+        report.restored, report.unrestored = restored.restored, restored.absent
+    return report
+
+
+def _apply(
+    store: NetworkStore,
+    fs: FilesystemStore,
+    network_id: str,
+    plan: _Plan,
+    paths: list[str],
+    exists: bool,
+    before: dict[str, Entry | None],
+    report: CommitReport,
+    label: str | None,
+) -> None:
     with fs.forcing():
         if plan.whole:
             report.whole = True
             root = layout_state(fs).base / network_dir(network_id)
             whole = read_network(root, f"networks/{encode_name(network_id)}")
             store.save_network_state(network_id, whole, keep_times=not exists)
-        elif status:
+        elif paths:
             with store.batch(network_id) as batch:
                 for gid in plan.deleted_groups:
                     batch.delete_group(network_id, gid)
@@ -98,10 +130,9 @@ def commit(store: NetworkStore, network_id: str, label: str | None = None) -> Co
                     batch.delete_contact(network_id, gid, cid)
                 if plan.metadata is not None:
                     batch.save_network_metadata(network_id, plan.metadata.metadata)
-        _refresh(fs, network_id, status.paths, before)
+        _refresh(fs, network_id, paths, before)
         if label:
             report.snapshot = store.save_snapshot(network_id, label)
-    return report
 
 
 def _plan(store: NetworkStore, fs: FilesystemStore, network_id: str, paths: list[str], exists: bool) -> _Plan:
@@ -138,7 +169,10 @@ def _plan(store: NetworkStore, fs: FilesystemStore, network_id: str, paths: list
         shown = f"{display}/{path}"
         if name not in gids:
             structure = root / "groups" / name / "structure.json"
-            if structure.exists():
+            decoded = decode_name(name)
+            if decoded is not None:  # the directory's name gives the id: structure.json is not read
+                gids[name] = decoded if structure.exists() or _group_exists(reader, root_obj, decoded) else None
+            elif structure.exists():
                 gids[name] = group_id_of(shown, name, structure.read_bytes())
             else:
                 gids[name] = _group_id(reader, root_obj, name)
@@ -168,6 +202,10 @@ def _group_id(reader: NetworkReader, root_obj: dict[str, Any], dir_name: str) ->
     return None
 
 
+def _group_exists(reader: NetworkReader, root_obj: dict[str, Any], gid: str) -> bool:
+    return reader.trees["groups"].get(root_obj["groups"], gid) is not None
+
+
 def _contact_id(reader: NetworkReader, root_obj: dict[str, Any], gid: str, stem: str) -> str | None:
     """The stored contact of group ``gid`` a file name stands for (a shortened long id: searched for)."""
     decoded = decode_name(stem)
@@ -195,7 +233,7 @@ def _network_fields_changed(store: NetworkStore, network_id: str, root: Path, di
     return (fields.current_group_id, fields.root_group_id, fields.extra) != stored
 
 
-def _refresh(fs: FilesystemStore, network_id: str, edited: list[str], before: dict[str, Entry]) -> None:
+def _refresh(fs: FilesystemStore, network_id: str, edited: list[str], before: dict[str, Entry | None]) -> None:
     """Rewrite every edited path from the head (canonical bytes; removed if the head lacks it).
 
     Paths the tree update after the commit rewrote (their bookkeeping entry moved) are from the head already.
@@ -208,7 +246,7 @@ def _refresh(fs: FilesystemStore, network_id: str, edited: list[str], before: di
     with state.locked():
         entries = state.manifest.entries(network_id)
         paths = [path for path in edited if entries.get(path) == before.get(path)]
-        writer = TreeWriter(state.base, network_id, entries)
+        writer = tree_writer(state, network_id, entries)
         reader = state.reader
         root_obj = reader.network_root(head)
         wanted: dict[str, bytes] = {}

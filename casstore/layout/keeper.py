@@ -8,31 +8,44 @@ bookkeeping records the new root.  Before a head move the network's files are
 scanned for hand edits, and the move is refused (:class:`UncommittedEdits`)
 unless the store is forced.  On open every network is repaired: a tree whose
 recorded root is not its head (a crash between the head move and the tree
-update) is brought in step, and temp files a killed writer left are removed.
+update) is brought in step, and temp files a killed writer left in the staging
+directory (``P/.casstore/staging/``) are removed.  (A file an interrupted update
+rewrote with the bytes the bookkeeping records is no edit: status compares hashes.)
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
 from casstore import codec
 from casstore.errors import ObjectNotFound
 from casstore.layout.errors import UncommittedEdits
-from casstore.layout.manifest import Manifest
+from casstore.layout.manifest import Entry, Manifest
 from casstore.layout.render import network_dir
 from casstore.layout.status import Status, scan
-from casstore.layout.writer import TreeWriter, changed_files, full_files, snapshot_files
+from casstore.layout.writer import TreeWriter, changed_files, clear_staging, full_files, snapshot_files
+from casstore.model.network import NetworkStore
 from casstore.model.reads import NetworkReader
 from casstore.model.refs import NETWORKS_PREFIX, head_ref, network_heads
 from casstore.store.filesystem import STORE_DIR, FilesystemStore, install_layout
+from casstore.store.wrappers.base import innermost
 
-__all__ = ["LayoutState", "bring_in_step", "layout_state", "network_status"]
+__all__ = [
+    "LayoutState",
+    "bring_in_step",
+    "layout_state",
+    "network_status",
+    "on_open",
+    "repair",
+    "share_node_cache",
+    "tree_writer",
+]
 
 
 @dataclass
@@ -43,6 +56,12 @@ class LayoutState:
     manifest: Manifest
     reader: NetworkReader
     lock_path: Path
+    #: where temp files are written before their rename into the tree (cleared on open)
+    staging: Path
+    #: whether each tree update is made durable (one ``syncfs``) before the bookkeeping records it
+    durable: bool
+    #: per network, paths a commit found edited: a file there already holding the bytes to write is kept
+    adopt: dict[str, set[str]] = field(default_factory=dict)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -78,33 +97,45 @@ def _networks_of(names: Sequence[str]) -> tuple[set[str], set[str]]:
 def network_status(store: FilesystemStore, network_id: str, full: bool = False) -> Status:
     """Hand edits in one network's files since they were last written."""
     state = layout_state(store)
-    return scan(state.base / network_dir(network_id), state.manifest.entries(network_id), full)
+    return scan(state.base / network_dir(network_id), state.manifest.by_directory(network_id), full)
 
 
-def bring_in_step(store: FilesystemStore, network_id: str, snapshots: bool = False, repair: bool = False) -> int:
+def tree_writer(state: LayoutState, network_id: str, entries: Mapping[str, Entry]) -> TreeWriter:
+    """A writer of the network's files that stages temp files and syncs as the store says."""
+    return TreeWriter(
+        state.base,
+        network_id,
+        entries,
+        staging=state.staging,
+        durable=state.durable,
+        adopt=state.adopt.get(network_id, ()),
+    )
+
+
+def bring_in_step(store: FilesystemStore, network_id: str, snapshots: bool = False) -> int:
     """Rewrite what differs between a network's files and its head; returns the number of files written."""
     state = layout_state(store)
     with state.locked():
         head = store.inner.refs.get(head_ref(network_id))
         recorded, _ = state.manifest.state(network_id)
         entries = state.manifest.entries(network_id)
-        writer = TreeWriter(state.base, network_id, entries)
-        if repair:
-            writer.remove_temp_files()
+        writer = tree_writer(state, network_id, entries)
         if head is None:
             if recorded is None and not entries:
                 return 0
-            for path in list(entries):
-                writer.remove(path)
+            writer.write_all({}, remove=list(entries))
             _remove_empty_dirs(writer.root)
             state.manifest.forget(network_id)
             return writer.written
         head_id = codec.format_id(head)
         if recorded == head_id and not snapshots:
             return 0
+        removed_groups: set[str] = set()
         if recorded is None:
-            writer.write_all(full_files(state.reader, network_id, head), prune=True)
+            files = full_files(state.reader, network_id, head)
+            writer.write_all(files, prune=True)
         else:
+            files = {}
             if recorded != head_id:
                 try:
                     files, removed_groups = changed_files(state.reader, network_id, codec.parse_id(recorded), head)
@@ -112,16 +143,28 @@ def bring_in_step(store: FilesystemStore, network_id: str, snapshots: bool = Fal
                     files, removed_groups = full_files(state.reader, network_id, head), set()
                     snapshots = False
                     writer.write_all(files, prune=True)
-                else:
-                    writer.remove_dirs(removed_groups)
-                    writer.write_all(files)
+                    files = {}
+            removals = writer.remove_dirs(removed_groups)
             if snapshots:
                 current = snapshot_files(state.reader, network_id)
-                writer.write_all(current)
-                for path in [p for p in entries if p.startswith("snapshots/") and p not in current]:
-                    writer.remove(path)
+                tracked = state.manifest.by_directory(network_id).get("snapshots/", {})
+                removals += [f"snapshots/{name}" for name in tracked if f"snapshots/{name}" not in current]
+                files = {**current, **files}  # metadata.json stays last
+            if files or removals:
+                writer.write_all(files, remove=removals)
+            writer.remove_empty_dirs(removed_groups)
         state.manifest.save(network_id, head_id, writer.changes)
         return writer.written
+
+
+def repair(store: FilesystemStore) -> None:
+    """After a kill: clear the staging directory and bring every network in step with its head."""
+    state = layout_state(store)
+    with state.locked():
+        clear_staging(state.staging)
+    heads = network_heads(store.inner.refs.list(NETWORKS_PREFIX))
+    for network_id in sorted(set(heads) | set(state.manifest.networks())):
+        bring_in_step(store, network_id, snapshots=True)
 
 
 def _remove_empty_dirs(root: Path) -> None:
@@ -132,20 +175,50 @@ def _remove_empty_dirs(root: Path) -> None:
             os.rmdir(directory)
 
 
+def share_node_cache(store: NetworkStore) -> NetworkStore:
+    """Let a ``filesystem://`` store's tree updates read nodes through ``store``'s node cache (``open_store`` does).
+
+    Nodes are immutable, so sharing is always right: the diff after a write then finds the nodes the
+    write just built and read already decoded.  Returns ``store``.
+    """
+    objects = innermost(store.objects)
+    if isinstance(objects, FilesystemStore) and isinstance(objects.layout_state, LayoutState):
+        reader = objects.layout_state.reader
+        reader.cache = store.cache
+        for tree in reader.trees.values():
+            tree.cache = store.cache
+    return store
+
+
+_open_steps: list[Callable[[FilesystemStore], None]] = []
+
+
+def on_open(step: Callable[[FilesystemStore], None]) -> None:
+    """Run ``step`` on every writable filesystem store once it is repaired (:mod:`casstore.layout.clone` does)."""
+    _open_steps.append(step)
+
+
 class _Hooks:
     """The :class:`~casstore.store.filesystem.LayoutHooks` this package installs."""
 
     def opened(self, store: FilesystemStore) -> None:
         store_dir = store.base / STORE_DIR
         reader = NetworkReader(store.inner.blobs, store.inner.refs)
+        staging = store_dir / "staging"
+        if not store.inner.read_only:
+            staging.mkdir(exist_ok=True)
         store.layout_state = LayoutState(
-            store.base, Manifest(store_dir / "layout.sqlite"), reader, store_dir / "layout.lock"
+            store.base,
+            Manifest(store_dir / "layout.sqlite"),
+            reader,
+            store_dir / "layout.lock",
+            staging,
+            store.durable,
         )
-        if store.inner.read_only:
-            return
-        heads = network_heads(store.inner.refs.list(NETWORKS_PREFIX))
-        for network_id in sorted(set(heads) | set(layout_state(store).manifest.networks())):
-            bring_in_step(store, network_id, snapshots=True, repair=True)
+        if not store.inner.read_only:
+            repair(store)
+            for step in _open_steps:
+                step(store)
 
     def before_moves(self, store: FilesystemStore, names: Sequence[str]) -> None:
         if store.forced:

@@ -86,7 +86,8 @@ def decode_name(name: str) -> str | None:
     """The id a name stands for; ``None`` for a hashed long name or one this mapping never writes."""
     if is_hashed_name(name):
         return None
-
+    if name and _PLAIN.issuperset(name):  # the common case: nothing escaped (valid unless it should have been)
+        return name if encode_name(name) == name else None
     raw = bytearray()
     for match in _TOKEN.finditer(name):
         hex_byte, lower, plain = match.groups()

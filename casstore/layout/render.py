@@ -199,13 +199,27 @@ def metadata_doc(network_id: str, state: NetworkState, root: str) -> dict[str, A
 
 
 def snapshot_doc(
-    snapshot_id: str, root: str, parent: str | None, label: str | None, time: datetime, size: int
+    snapshot_id: str,
+    root: str,
+    parent: str | None,
+    label: str | None,
+    time: datetime,
+    size: int,
+    automatic: bool = False,
+    parents: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    return {
+    """A snapshot file: every field of the snapshot object (``automatic``, a merge's ``parents`` when set),
+    so that a store holding its root can restore it exactly (the same id)."""
+    doc: dict[str, Any] = {
         "id": snapshot_id,
         "root": root,
         "parent": parent,
         "label": label,
-        "time": time.isoformat(timespec="microseconds"),
+        "time": time.astimezone(UTC).isoformat(timespec="microseconds"),
         "size": size,
     }
+    if automatic:
+        doc["auto"] = True
+    if len(parents) > 1:
+        doc["parents"] = list(parents)
+    return doc

@@ -6,7 +6,10 @@ whose mtime and size are those recorded is trusted unchanged without reading
 it; ``full=True`` reads and hashes every file.  Only the layout's own files
 count (``metadata.json``, ``groups/*/structure.json``, ``groups/*/attributes.json``,
 ``groups/*/contacts/*.json``, ``snapshots/*.json``); anything else in the
-directory (an editor's swap file, a ``.gitkeep``) is ignored.
+directory (an editor's swap file, a ``.gitkeep``) is ignored.  A snapshot file
+the bookkeeping does not know is no edit either: it names a snapshot the store
+lacks (a clone's; see :mod:`casstore.layout.snapshots`) and is listed apart, as
+``unrestored``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Status:
     modified: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    #: snapshot files the bookkeeping does not know: the store lacks their snapshots (a clone); not edits
+    unrestored: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.modified or self.added or self.removed)
@@ -97,22 +102,77 @@ def _hash_file(path: str) -> str:
         return blake3.blake3(handle.read()).hexdigest(16)
 
 
-def scan(root: Path, entries: Mapping[str, Entry], full: bool = False) -> Status:
-    """The hand edits under a network's directory ``root`` against its bookkeeping ``entries``."""
+def _layout_dirs(base: str) -> Iterator[tuple[str, str, frozenset[str] | None]]:
+    """The directories layout files live in: (path, relative prefix, names allowed there; ``None``: any ``*.json``)."""
+    yield base, "", frozenset({"metadata.json"})
+    yield os.path.join(base, "snapshots"), "snapshots/", None
+    groups = os.path.join(base, "groups")
+    try:
+        with os.scandir(groups) as found:
+            names = [g.name for g in found if _plain(g.name) and g.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in names:
+        group_path = os.path.join(groups, name)
+        yield group_path, f"groups/{name}/", _GROUP_NAMES
+        yield os.path.join(group_path, "contacts"), f"groups/{name}/contacts/", None
+
+
+_GROUP_NAMES = frozenset(_GROUP_FILES)
+
+
+def scan(root: Path, by_directory: Mapping[str, Mapping[str, Entry]], full: bool = False) -> Status:
+    """The hand edits under a network's directory ``root`` against its bookkeeping, grouped by directory.
+
+    One ``scandir`` per directory and one ``lstat`` per file; a file is read only when its mtime or
+    size moved (or with ``full``).  ``by_directory`` is :meth:`~casstore.layout.manifest.Manifest.by_directory`.
+    """
     status = Status()
-    seen = set()
-    for path, entry in layout_files(root):
-        seen.add(path)
-        known = entries.get(path)
-        if known is None:
-            status.added.append(path)
-            continue
-        st = entry.stat(follow_symlinks=False)
-        if not full and st.st_mtime_ns == known.mtime_ns and st.st_size == known.size:
-            continue
-        if st.st_size != known.size or _hash_file(entry.path) != known.hash:
-            status.modified.append(path)
-    status.removed = sorted(path for path in entries if path not in seen)
+    empty: Mapping[str, Entry] = {}
+    visited: set[str] = set()
+    for directory, rel, allowed in _layout_dirs(str(root)):
+        known = by_directory.get(rel, empty)
+        visited.add(rel)
+        matched = 0
+        try:
+            entries = os.scandir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            entries = None
+        if entries is not None:
+            with entries:
+                for entry in entries:
+                    name = entry.name
+                    entry_known = known.get(name)
+                    if entry_known is None:
+                        if (name in allowed if allowed is not None else _json_name(name)) and entry.is_file(
+                            follow_symlinks=False
+                        ):
+                            (status.unrestored if rel == "snapshots/" else status.added).append(rel + name)
+                        continue
+                    if not entry.is_file(follow_symlinks=False):
+                        continue  # not a file: it counts as removed below
+                    matched += 1
+                    st = entry.stat(follow_symlinks=False)
+                    if not full and st.st_mtime_ns == entry_known[1] and st.st_size == entry_known[2]:
+                        continue
+                    if st.st_size != entry_known[2] or _hash_file(entry.path) != entry_known[0]:
+                        status.modified.append(rel + name)
+        if matched != len(known):
+            present = _present(directory)
+            status.removed.extend(rel + name for name in known if name not in present)
+    for rel, known in by_directory.items():
+        if rel not in visited and known:  # a directory gone (or no longer a layout directory)
+            status.removed.extend(rel + name for name in known)
+    status.removed.sort()
     status.added.sort()
     status.modified.sort()
+    status.unrestored.sort()
     return status
+
+
+def _present(directory: str) -> set[str]:
+    try:
+        with os.scandir(directory) as entries:
+            return {e.name for e in entries if e.is_file(follow_symlinks=False)}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()

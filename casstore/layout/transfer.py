@@ -38,7 +38,7 @@ def export_layout(store: NetworkStore, network_id: str, directory: Path) -> int:
         if path not in files:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(writer.root / path)
-    writer.write_all(files)
+    writer.write_all(files)  # temp files beside their targets, renamed over them
     return len(files)
 
 

@@ -3,16 +3,20 @@
 :func:`full_files` renders every file of a head; :func:`changed_files` renders
 only those the diff between two roots touches (contacts changed, groups whose
 own fields or wires changed, ``metadata.json``) and lists the removed ones.
-:class:`TreeWriter` replaces files atomically (a temp file in the same directory,
-then a rename; a new file is created in place), skips those whose bytes the bookkeeping already records, and
-returns the bookkeeping changes.  ``metadata.json`` is written last.
+:class:`TreeWriter` writes every file atomically (a temp file, then a rename over
+its target, new files too), skips those whose bytes the bookkeeping already
+records, and returns the bookkeeping changes.  ``metadata.json`` is written last.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
+import itertools
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,7 @@ from typing import Any
 import blake3
 
 from casstore import codec
-from casstore.layout.manifest import Entry
+from casstore.layout.manifest import Entry, Paths
 from casstore.layout.render import (
     canonical,
     contact_doc,
@@ -38,7 +42,17 @@ from casstore.model.reads import NetworkReader
 from casstore.model.snapshots import list_snapshots
 from casstore.model.types import GroupState, NetworkState
 
-__all__ = ["METADATA", "TreeWriter", "changed_files", "file_hash", "full_files", "metadata_file", "snapshot_files"]
+__all__ = [
+    "METADATA",
+    "TreeWriter",
+    "changed_files",
+    "clear_staging",
+    "file_hash",
+    "full_files",
+    "metadata_file",
+    "snapshot_files",
+    "sync_filesystem",
+]
 
 METADATA = "metadata.json"
 #: From this many files, :meth:`TreeWriter.write_all` writes them on :data:`WRITERS` threads.
@@ -82,7 +96,9 @@ def snapshot_files(reader: NetworkReader, network_id: str) -> dict[str, bytes]:
         name = snapshot_name(info.id, info.label, info.created_at)
         if f"snapshots/{name}.json" in out:
             name = f"{name}-{info.id[:16]}"
-        doc = snapshot_doc(info.id, info.root, parent, info.label, info.created_at, info.size)
+        doc = snapshot_doc(
+            info.id, info.root, parent, info.label, info.created_at, info.size, info.automatic, info.parents
+        )
         out[f"snapshots/{name}.json"] = canonical(doc)
     return out
 
@@ -130,61 +146,90 @@ def changed_files(
 
 
 class TreeWriter:
-    """Writes one network's files under ``base/networks/{id}/`` against its bookkeeping entries."""
+    """Writes one network's files under ``base/networks/{id}/`` against its bookkeeping entries.
 
-    def __init__(self, base: Path, network_id: str, entries: Mapping[str, Entry]) -> None:
+    Every file is written to a temp file (in ``staging``, a directory on the same filesystem, or
+    beside its target as ``.NAME.PID.tmp``) and renamed over its target, new files included, so no
+    reader and no crash ever sees a half-written file.  With ``durable``, :meth:`write_all` makes
+    the whole batch durable (one :func:`sync_filesystem`) before returning the bookkeeping changes,
+    so these are never recorded ahead of the disk.
+    """
+
+    def __init__(
+        self,
+        base: Path,
+        network_id: str,
+        entries: Mapping[str, Entry],
+        *,
+        staging: Path | None = None,
+        durable: bool = False,
+        adopt: Iterable[str] = (),
+    ) -> None:
         self.root = base / network_dir(network_id)
         self.entries = entries
         self.changes: dict[str, Entry | None] = {}
+        self.staging = None if staging is None else str(staging)
+        self.durable = durable
+        #: paths whose files may already hold the bytes to write (hand-edited ones): read and kept if so
+        self.adopt = frozenset(adopt)
         self._root = str(self.root)
         self._dirs: set[str] = set()
+        self._names = itertools.count()
         self.written = 0
         #: files may be there that the bookkeeping does not know (an earlier export, a checkout)
         self._untracked = not entries and self.root.exists()
-        self._jobs: list[tuple[str, bytes, str, bool]] | None = None  # files to write, collected by write_all
 
-    def write_all(self, files: Mapping[str, bytes], prune: bool = False) -> dict[str, Entry | None]:
-        """Write the files whose bytes differ from the bookkeeping (``b""``: remove the file).
+    def write_all(
+        self, files: Mapping[str, bytes], prune: bool = False, remove: Iterable[str] = ()
+    ) -> dict[str, Entry | None]:
+        """Write the files whose bytes differ from the bookkeeping (``b""``: remove the file); remove ``remove``.
 
-        With ``prune``, files the bookkeeping lists that are not in ``files`` are removed.
+        With ``prune``, files the bookkeeping lists that are not in ``files`` are removed too.
+        ``metadata.json`` is written last, once every other file is in place.
         """
-        self._jobs = []
-        try:
-            for path, data in files.items():
-                if path != METADATA:
-                    self.put(path, data)
-            jobs, self._jobs = self._jobs, None
-            if len(jobs) < PARALLEL_FROM:
-                entries = [self._write(*job) for job in jobs]
-            else:  # the syscalls (open, write, rename) release the GIL: the filesystem's latency overlaps
-                with ThreadPoolExecutor(WRITERS) as pool:
-                    entries = list(pool.map(lambda job: self._write(*job), jobs))
-            for job, entry in zip(jobs, entries, strict=True):
-                self.changes[job[0]] = entry
-            self.written += len(jobs)
-        finally:
-            self._jobs = None
+        jobs: list[tuple[str, bytes, str]] = []
+        removals = [path for path in remove if path in self.entries or path in self.changes]
+        last: tuple[str, bytes, str] | None = None
+        for path, data in files.items():
+            if not data:
+                if path in self.entries or path in self.changes:
+                    removals.append(path)
+                else:
+                    self._unlink(path)
+                continue
+            digest = file_hash(data)
+            known = self.entries.get(path)
+            if known is not None and known.hash == digest and self._unchanged(path, known):
+                continue
+            if ((self._untracked and known is None) or path in self.adopt) and self._same_bytes(path, data, digest):
+                continue  # already there (an export, a clone, a canonical hand edit): adopted, not rewritten
+            if path == METADATA:
+                last = (path, data, digest)
+            else:
+                jobs.append((path, data, digest))
         if prune:
-            for path in [p for p in self.entries if p not in files]:
-                self.remove(path)
-        if METADATA in files:
-            self.put(METADATA, files[METADATA])
+            removals.extend(p for p in self.entries if p not in files and p not in self.changes)
+        if last is not None:
+            jobs.append(last)
+        if not jobs and not removals:
+            return self.changes
+        for path in removals:
+            self._unlink(path)
+            self.changes[path] = None
+        body = jobs[:-1] if last is not None else jobs
+        if len(body) < PARALLEL_FROM:
+            entries = [self._write(*job) for job in body]
+        else:  # the syscalls (open, write, rename) release the GIL: the filesystem's latency overlaps
+            with ThreadPoolExecutor(WRITERS) as pool:
+                entries = list(pool.map(lambda job: self._write(*job), body))
+        if last is not None:
+            entries.append(self._write(*last))
+        for job, entry in zip(jobs, entries, strict=True):
+            self.changes[job[0]] = entry
+        self.written += len(jobs)
+        if self.durable:
+            sync_filesystem(self._root)
         return self.changes
-
-    def put(self, path: str, data: bytes) -> None:
-        if not data:
-            self.remove(path)
-            return
-        digest = file_hash(data)
-        known = self.entries.get(path)
-        if known is not None and known.hash == digest and self._unchanged(path, known):
-            return
-        job = (path, data, digest, known is not None or self._untracked)
-        if self._jobs is not None:
-            self._jobs.append(job)
-        else:
-            self.changes[path] = self._write(*job)
-            self.written += 1
 
     def _unchanged(self, path: str, known: Entry) -> bool:
         try:
@@ -193,48 +238,96 @@ class TreeWriter:
             return False
         return st.st_mtime_ns == known.mtime_ns and st.st_size == known.size
 
-    def _write(self, path: str, data: bytes, digest: str, replace: bool) -> Entry:
-        """Write one file: a file the tree holds is replaced atomically (temp file, then rename), so
-        nobody ever sees it half-written; a new one is created in place (until the bookkeeping
-        records the new root, a crash leaves it to the next open's repair, which rewrites it)."""
+    def _same_bytes(self, path: str, data: bytes, digest: str) -> bool:
+        target = os.path.join(self._root, path)
+        try:
+            with open(target, "rb") as handle:
+                same = handle.read(len(data) + 1) == data
+            if same:
+                st = os.stat(target)
+                self.changes[path] = Entry(digest, st.st_mtime_ns, st.st_size)
+            return same
+        except OSError:
+            return False
+
+    def _write(self, path: str, data: bytes, digest: str) -> Entry:
+        """Write one file: a temp file renamed over its target, so nobody sees it half-written."""
         target = os.path.join(self._root, path)
         parent, name = os.path.split(target)
         if parent not in self._dirs:
             os.makedirs(parent, exist_ok=True)
             self._dirs.add(parent)
-        temp = os.path.join(parent, f".{name}.{os.getpid()}.tmp") if replace else target
+        if self.staging is not None:
+            temp = os.path.join(self.staging, f"{os.getpid()}-{next(self._names)}.tmp")
+        else:
+            temp = os.path.join(parent, f".{name}.{os.getpid()}.{next(self._names)}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, data)
             st = os.fstat(fd)
         finally:
             os.close(fd)
-        if replace:
+        try:
             os.replace(temp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            if exc.errno != errno.EXDEV or self.staging is None:
+                raise
+            self.staging = None  # the staging directory is on another filesystem: temp files beside their targets
+            return self._write(path, data, digest)
         return Entry(digest, st.st_mtime_ns, st.st_size)
 
-    def remove(self, path: str) -> None:
+    def _unlink(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.root / path)
-        if path in self.entries or path in self.changes:
-            self.changes[path] = None
+            os.unlink(os.path.join(self._root, path))
 
-    def remove_dirs(self, prefixes: Iterable[str]) -> None:
-        """Remove group directories: every file the bookkeeping lists under them, then the empty directories."""
+    def remove_dirs(self, prefixes: Iterable[str]) -> list[str]:
+        """The files the bookkeeping lists under these group directories (to remove with :meth:`write_all`)."""
+        starts = tuple(prefix + "/" for prefix in prefixes)
+        if not starts:
+            return []
+        if isinstance(self.entries, Paths):
+            return [path for start in starts for path in self.entries.under(start)]
+        return [p for p in self.entries if p.startswith(starts)]
+
+    def remove_empty_dirs(self, prefixes: Iterable[str]) -> None:
+        """Remove these group directories once empty (after :meth:`write_all` removed their files)."""
         for prefix in prefixes:
-            start = prefix + "/"
-            for path in [p for p in self.entries if p.startswith(start)]:
-                self.remove(path)
             for directory in (self.root / prefix / "contacts", self.root / prefix):
                 with contextlib.suppress(OSError):
                     directory.rmdir()
 
-    def remove_temp_files(self) -> None:
-        """Remove temp files a killed writer left (their names start with ``.`` and end ``.tmp``)."""
-        if not self.root.is_dir():
-            return
-        for directory, _, names in os.walk(self.root):
-            for name in names:
-                if name.startswith(".") and name.endswith(".tmp"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(directory, name))
+
+def sync_filesystem(path: str) -> None:
+    """Make every write on the filesystem holding ``path`` durable: one ``syncfs`` (Linux), else ``os.sync``."""
+    syncfs = _syncfs()
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            raise OSError(ctypes.get_errno(), "syncfs failed", path)
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+def clear_staging(staging: Path) -> None:
+    """Remove the temp files a killed writer left in a staging directory (call under the layout lock)."""
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(staging):
+            if entry.name.endswith(".tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)

@@ -11,7 +11,10 @@ calls it.  Reads come from the store, never from the files.
 
 Options: ``force`` (``?force=on`` or ``open_object_store(url, force=True)``):
 writes go ahead over uncommitted hand edits (they are overwritten).  The same
-for one block of code: ``with store.forcing(): ...``.
+for one block of code: ``with store.forcing(): ...``.  ``fsync`` (default on;
+``?fsync=off``): each tree update is made durable (one ``syncfs``) before its
+bookkeeping records it; off, a power loss may leave files older than the
+bookkeeping says (shown as hand edits), while a killed process is still repaired.
 """
 
 from __future__ import annotations
@@ -89,7 +92,13 @@ class FilesystemStore(ObjectStore):
     atomic_commit = True
 
     def __init__(
-        self, path: str | Path, *, create: bool = True, force: bool = False, map_size: int = DEFAULT_MAP_SIZE
+        self,
+        path: str | Path,
+        *,
+        create: bool = True,
+        force: bool = False,
+        fsync: bool = True,
+        map_size: int = DEFAULT_MAP_SIZE,
     ) -> None:
         self.base = Path(path)
         self.url = f"filesystem://{self.base.resolve()}"
@@ -103,6 +112,8 @@ class FilesystemStore(ObjectStore):
         self.blobs = self.inner.blobs
         self.refs = _HookedRefs(self, self.inner.refs)
         self.force = force
+        #: whether each tree update is made durable before the tree's bookkeeping records it
+        self.durable = fsync
         self._forcing = threading.local()
         #: what :mod:`casstore.layout` keeps for this store (its bookkeeping, readers, lock)
         self.layout_state: object = None
@@ -152,6 +163,7 @@ def _open(location: StoreLocation, create: bool) -> FilesystemStore:
         location.where,
         create=create,
         force=location.bool_option("force", False),
+        fsync=location.bool_option("fsync", True),
         map_size=location.int_option("map_size", DEFAULT_MAP_SIZE),
     )
 
@@ -160,7 +172,7 @@ BACKEND = register(
     Backend(
         ("filesystem",),
         _open,
-        frozenset({"force", "map_size"}),
+        frozenset({"force", "fsync", "map_size"}),
         summary="LMDB under P/.casstore, networks kept as the seed's JSON layout under P/networks",
     )
 )
