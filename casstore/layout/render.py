@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from casstore.layout.names import encode_name, slug
-from casstore.model.bassline_json import network_info_to_json, value_to_json
+from casstore.model.bassline_json import contact_optional_fields, network_info_to_json, value_to_json
 from casstore.model.types import Contact, GroupState, NetworkState, Wire
 
 __all__ = [
@@ -114,15 +114,8 @@ def contact_doc(contact: Contact) -> dict[str, Any]:
         "groupId": contact.group_id,
         "content": contact.content,
         "blendMode": contact.blend_mode,
+        **contact_optional_fields(contact),
     }
-    if contact.is_boundary:
-        doc["isBoundary"] = True
-    if contact.boundary_direction is not None:
-        doc["boundaryDirection"] = contact.boundary_direction
-    if contact.name is not None:
-        doc["name"] = contact.name
-    if contact.attributes:
-        doc["attributes"] = contact.attributes
     if contact.extra:
         doc["extra"] = contact.extra
     return doc
