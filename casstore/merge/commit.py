@@ -182,8 +182,9 @@ def merge_network(
     if remote:
         updates.append(RefUpdate(tracking_ref(remote, network_id), agreed, theirs, required=False))
     # the head first: where a commit is not one transaction, a merge that loses the race moves nothing
-    # rewritten nodes as deltas against the ones of ours they replace (paired by the tree updates), as any write
-    frames = pending.frames(store.blobs if store.deltas_at_rest else None)
+    # whole frames (compressed on two threads): measured 10-15 ms quicker per 1% merge than deltas at rest,
+    # whose framing is single-threaded Python; the next write's rewrites delta against these again
+    frames = pending.frames()
     store.commit(frames, [RefUpdate(head_ref(network_id), ours, merged.digest), *updates])
     store.head_moved(network_id, ours, merged.digest)
     out.snapshot = snap_id

@@ -69,6 +69,8 @@ class _Merge:
         self.edits: dict[str, dict[str, bytes | None]] = {k: {} for k in ("groups", *_MEMBERS)}
         self.diffs: dict[str, tuple[Diff, Diff]] = {}
         self.new_bodies: dict[bytes, dict[str, Any]] = {}  # bodies this merge wrote (not yet stored)
+        #: conflict key → the records ours' and theirs' states hold for it, read in one batch per side
+        self.earlier_records: dict[str, tuple[bytes | None, bytes | None]] = {}
         self.group_collisions: dict[str, dict[str, Any]] = {}  # group id → its both-changed record, but kept
         self.contacts = ContactMerge(theirs_later, self.fetch, self.pending, self.record)
 
@@ -116,12 +118,19 @@ class _Merge:
 
     def earlier(self, key: str) -> list[Conflict | None]:
         """The records ours' and theirs' states hold for ``key`` (``None`` where none)."""
-        out: list[Conflict | None] = []
+        if key not in self.earlier_records:
+            self.prefetch_earlier([key])
+        return [None if data is None else decode_conflict(key, data) for data in self.earlier_records[key]]
+
+    def prefetch_earlier(self, keys: list[str]) -> None:
+        """Read the records both sides' states hold for ``keys``: one batched lookup per side."""
         tree = conflicts_tree(self.reader)
-        for side in (self.ours, self.theirs):
-            data = tree.get(side[records.CONFLICTS_FIELD], key) if records.CONFLICTS_FIELD in side else None
-            out.append(None if data is None else decode_conflict(key, data))
-        return out
+        found = [
+            tree.get_many(side[records.CONFLICTS_FIELD], keys) if records.CONFLICTS_FIELD in side else {}
+            for side in (self.ours, self.theirs)
+        ]
+        for key in keys:
+            self.earlier_records[key] = (found[0].get(key), found[1].get(key))
 
     # ---------------------------------------------------------------- members
 
@@ -160,6 +169,14 @@ class _Merge:
         d_ours, d_theirs = self.diffs[kind]
         edits = self.edits[kind]
         merge = self.merge_contact if kind == "contacts" else self.merge_wire
+        item_kind: ConflictKind = "contact" if kind == "contacts" else "wire"
+        both = [
+            conflict_key(item_kind, *records.split_member_key(key))
+            for key, (_, t) in d_theirs.items()
+            if key in d_ours and d_ours[key][1] != t
+        ]
+        if both:  # any of them may record a conflict, which reads what each side recorded before
+            self.prefetch_earlier(both)
         for key, (b, t) in d_theirs.items():
             if key not in d_ours:
                 edits[key] = t
