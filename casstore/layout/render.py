@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from casstore.layout.names import encode_name, slug
-from casstore.model.bassline_json import contact_optional_fields, network_info_to_json, value_to_json
+from casstore.model.bassline_json import contact_optional_fields, network_info_to_json, value_to_json, wire_fields
 from casstore.model.types import Contact, GroupState, NetworkState, Wire
 
 __all__ = [
@@ -122,15 +122,7 @@ def contact_doc(contact: Contact) -> dict[str, Any]:
 
 
 def wire_doc(wire: Wire) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "id": wire.id,
-        "groupId": wire.group_id,
-        "fromId": wire.from_id,
-        "toId": wire.to_id,
-        "type": wire.type,
-    }
-    if wire.attributes:
-        doc["attributes"] = wire.attributes
+    doc = wire_fields(wire)
     if wire.extra:
         doc["extra"] = wire.extra
     return doc

@@ -47,6 +47,7 @@ __all__ = [
     "network_to_json",
     "value_from_json",
     "value_to_json",
+    "wire_fields",
     "wire_to_json",
 ]
 
@@ -183,10 +184,18 @@ def group_state_to_json(state: GroupState) -> dict[str, Any]:
     return _with_extra(out, state.extra)
 
 
-def wire_to_json(w: Wire) -> dict[str, Any]:
+def wire_fields(w: Wire) -> dict[str, Any]:
+    """A wire's fields by Bassline's names, attributes only when set (values as they are, not yet JSON)."""
     out: dict[str, Any] = {"id": w.id, "groupId": w.group_id, "fromId": w.from_id, "toId": w.to_id, "type": w.type}
     if w.attributes:
-        out["attributes"] = _to_json_value(w.attributes)
+        out["attributes"] = w.attributes
+    return out
+
+
+def wire_to_json(w: Wire) -> dict[str, Any]:
+    out = wire_fields(w)
+    if "attributes" in out:
+        out["attributes"] = _to_json_value(out["attributes"])
     return _with_extra(out, w.extra)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from casstore import codec
 from casstore.errors import SerializationError
-from casstore.model.bassline_json import NetworkJSONError, network_from_json
+from casstore.model.bassline_json import NetworkJSONError, network_from_json, wire_fields
 from casstore.model.types import CONTACT_FIELDS, GROUP_FIELDS, WIRE_FIELDS, Contact, Group, Wire
 
 __all__ = [
@@ -118,15 +118,7 @@ def apply_contact_fields(contact: Contact, fields: list[str], side: dict[str, An
 
 def wire_view(wire: Wire) -> dict[str, Any]:
     """A wire as ``export`` writes it (values native)."""
-    out: dict[str, Any] = {
-        "id": wire.id,
-        "groupId": wire.group_id,
-        "fromId": wire.from_id,
-        "toId": wire.to_id,
-        "type": wire.type,
-    }
-    if wire.attributes:
-        out["attributes"] = wire.attributes
+    out = wire_fields(wire)
     out.update((k, v) for k, v in wire.extra.items() if k not in out)
     return out
 
