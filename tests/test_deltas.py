@@ -23,7 +23,7 @@ from casstore import codec
 from casstore.archive import archive, restore
 from casstore.errors import CorruptObject
 from casstore.gc import collect_garbage
-from casstore.model import Contact, Group, GroupState, NetworkState
+from casstore.model import Contact, Group, GroupState, NetworkState, records, writes
 from casstore.pack import make_delta
 from casstore.store import deltas
 from casstore.store.base import BlobStore
@@ -152,6 +152,57 @@ def test_writes_store_bounded_chains_and_every_snapshot_reads_back(tmp_path: Pat
         assert reopened.load_snapshot("net", snapshot) == state
     report = casstore.verify(reopened)
     assert report.ok, report
+
+
+def test_the_write_engine_pairs_what_it_rewrites_with_what_it_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rewritten tree nodes, a replaced large content and a changed group body are stored as deltas against
+    the objects they replace, paired by the writer as it wrote them (before the pairing walk runs)."""
+    store = casstore.NetworkStore(LmdbStore(tmp_path / "s"))
+    state = network()
+    big = {"blob": "z" * 5000, "n": 0}
+    state.groups["g1"].contacts["c007"].content = big
+    store.save_network_state("net", state)
+    contacts, groups = store.reader.trees["contacts"], store.reader.trees["groups"]
+
+    def head_root() -> dict[str, Any]:
+        return store.network_root(store.refs.get("networks/net/head") or b"")
+
+    def large_content(root: dict[str, Any]) -> bytes:
+        (link,) = [codec.decode(v)["C"] for _, v in contacts.items(root["contacts"]) if b"\x61C\xd8\x2a" in v]
+        return codec.link_digest(link)
+
+    def delta_base(digest: bytes) -> bytes:
+        return deltas.parse_delta_frame(store.blobs.get_frames([digest])[0] or b"")[1]
+
+    old = head_root()
+    old_nodes = {digest for digest, _ in contacts.node_digests(old["contacts"])}
+    old_body = records.decode_group_record(groups.get(old["groups"], "g0") or b"")
+    paired_before_walk: list[int] = []
+    walk = writes.pair_replacements
+
+    def recording(blobs: BlobStore, pending: Any, old_root: bytes | None, new_root: bytes) -> None:
+        paired_before_walk.append(len(pending.bases))
+        walk(blobs, pending, old_root, new_root)
+
+    monkeypatch.setattr(writes, "pair_replacements", recording)
+    with store.batch("net") as batch:
+        batch.save_contact_content("net", "g0", "c010", {"v": -1, "pad": "y" * 60})
+        batch.save_contact_content("net", "g1", "c007", {**big, "n": 1})
+    group = store.load_group_state("net", "g0")
+    assert group is not None
+    group.group.attributes = {"bassline.type": "changed"}
+    store.save_group_state("net", "g0", group)
+
+    new = head_root()
+    rewritten = [digest for digest, _ in contacts.node_digests(new["contacts"]) if digest not in old_nodes]
+    assert rewritten and all(delta_base(digest) in old_nodes for digest in rewritten)
+    assert delta_base(large_content(new)) == large_content(old)
+    assert delta_base(records.decode_group_record(groups.get(new["groups"], "g0") or b"")) == old_body
+    assert paired_before_walk and min(paired_before_walk) > 0
+    assert casstore.verify(store).ok
+    store.close()
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
