@@ -23,7 +23,7 @@ from casstore import codec
 from casstore.archive import archive, restore
 from casstore.errors import CorruptObject
 from casstore.gc import collect_garbage
-from casstore.model import Contact, Group, GroupState, NetworkState, records, writes
+from casstore.model import Contact, Group, GroupState, NetworkState, pairing, records, writes
 from casstore.pack import make_delta
 from casstore.store import deltas
 from casstore.store.base import BlobStore
@@ -180,7 +180,7 @@ def test_the_write_engine_pairs_what_it_rewrites_with_what_it_replaces(
     old_nodes = {digest for digest, _ in contacts.node_digests(old["contacts"])}
     old_body = records.decode_group_record(groups.get(old["groups"], "g0") or b"")
     paired_before_walk: list[int] = []
-    walk = writes.pair_replacements
+    walk = pairing.pair_replacements
 
     def recording(blobs: BlobStore, pending: Any, old_root: bytes | None, new_root: bytes) -> None:
         paired_before_walk.append(len(pending.bases))
