@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from casstore.layout.names import encode_name, slug
-from casstore.model.bassline_json import contact_optional_fields, network_info_to_json, value_to_json, wire_fields
+from casstore.model.bassline_json import (
+    contact_optional_fields,
+    group_topology,
+    network_info_to_json,
+    value_to_json,
+    wire_fields,
+)
 from casstore.model.types import Contact, GroupState, NetworkState, Wire
 
 __all__ = [
@@ -132,13 +138,7 @@ def structure_doc(state: GroupState) -> dict[str, Any]:
     """A group's topology: its own fields but attributes, and its wires."""
     group = state.group
     doc: dict[str, Any] = {
-        "id": group.id,
-        "name": group.name,
-        "parentId": group.parent_id,
-        "contactIds": list(group.contact_ids),
-        "wireIds": list(group.wire_ids),
-        "subgroupIds": list(group.subgroup_ids),
-        "boundaryContactIds": list(group.boundary_contact_ids),
+        **group_topology(group),
         "wires": {wid: wire_doc(wire) for wid, wire in state.wires.items()},
     }
     if group.extra:

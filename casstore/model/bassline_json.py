@@ -41,6 +41,7 @@ __all__ = [
     "contact_optional_fields",
     "contact_to_json",
     "group_state_to_json",
+    "group_topology",
     "network_from_json",
     "network_info_from_json",
     "network_info_to_json",
@@ -164,18 +165,22 @@ def network_to_json(state: NetworkState) -> dict[str, Any]:
     return _with_extra(out, state.extra)
 
 
-def group_state_to_json(state: GroupState) -> dict[str, Any]:
-    g = state.group
-    group = {
+def group_topology(g: Group) -> dict[str, Any]:
+    """A group's own fields but attributes and extra ones, by Bassline's names (id lists copied)."""
+    return {
         "id": g.id,
         "name": g.name,
         "parentId": g.parent_id,
-        "contactIds": g.contact_ids,
-        "wireIds": g.wire_ids,
-        "subgroupIds": g.subgroup_ids,
-        "boundaryContactIds": g.boundary_contact_ids,
-        "attributes": _to_json_value(g.attributes),
+        "contactIds": list(g.contact_ids),
+        "wireIds": list(g.wire_ids),
+        "subgroupIds": list(g.subgroup_ids),
+        "boundaryContactIds": list(g.boundary_contact_ids),
     }
+
+
+def group_state_to_json(state: GroupState) -> dict[str, Any]:
+    g = state.group
+    group = {**group_topology(g), "attributes": _to_json_value(g.attributes)}
     out = {
         "group": _with_extra(group, g.extra),
         "contacts": {cid: contact_to_json(c) for cid, c in state.contacts.items()},

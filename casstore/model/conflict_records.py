@@ -17,7 +17,7 @@ from typing import Any
 
 from casstore import codec
 from casstore.errors import SerializationError
-from casstore.model.bassline_json import NetworkJSONError, network_from_json, wire_fields
+from casstore.model.bassline_json import NetworkJSONError, group_topology, network_from_json, wire_fields
 from casstore.model.types import CONTACT_FIELDS, GROUP_FIELDS, WIRE_FIELDS, Contact, Group, Wire
 
 __all__ = [
@@ -164,16 +164,7 @@ def wire_from_view(view: Any, group_id: str, wire_id: str) -> Wire:
 
 def group_view(group: Group) -> dict[str, Any]:
     """A group's own record as ``export`` writes it (values native)."""
-    out: dict[str, Any] = {
-        "id": group.id,
-        "name": group.name,
-        "parentId": group.parent_id,
-        "contactIds": list(group.contact_ids),
-        "wireIds": list(group.wire_ids),
-        "subgroupIds": list(group.subgroup_ids),
-        "boundaryContactIds": list(group.boundary_contact_ids),
-        "attributes": group.attributes,
-    }
+    out: dict[str, Any] = {**group_topology(group), "attributes": group.attributes}
     out.update((k, v) for k, v in group.extra.items() if k not in out)
     return out
 
