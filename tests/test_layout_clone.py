@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner
+from test_layout_edits import git
 
 from casstore import open_store
 from casstore.cli import main
@@ -19,16 +20,6 @@ from casstore.model.refs import head_ref
 def state(value: int) -> NetworkState:
     cs = {f"c{i}": Contact(f"c{i}", "g", {"v": value, "i": i}) for i in range(3)}
     return NetworkState({"g": GroupState(Group("g", "G", None, list(cs)), cs)}, "g", "g", metadata={"v": value})
-
-
-def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout
 
 
 def test_a_clone_opens_with_its_network_and_the_snapshots_its_history_holds(tmp_path: Path) -> None:
