@@ -170,6 +170,9 @@ def run(contacts: int, workdir: Path) -> dict[str, Any]:
     out["api_step_s"] = time.perf_counter() - start
 
     subprocess.run(["git", "init", "-q", str(base)], check=True)
+    # no automatic gc: `git commit` of ~100,000 loose objects would start one detached, still writing into
+    # .git (and loading the machine) while the next figures are taken and the directory is removed
+    subprocess.run(["git", "-C", str(base), "config", "gc.auto", "0"], check=True)
     (base / ".gitignore").write_text(".casstore/\n")
     subprocess.run(["git", "-C", str(base), "add", "-A"], check=True)
     subprocess.run(
