@@ -7,22 +7,26 @@ except in CI (``CI=true``), where they fail instead."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 
 # The conformance suites' asserts report their values, as the tests' own do (must precede their import).
 pytest.register_assert_rewrite("casstore.testing")
+
+if TYPE_CHECKING:
+    from casstore.model import NetworkStore
 
 BUCKET = "casstore-test"
 
@@ -97,6 +101,27 @@ def moto_server(_moto_server: str) -> str:
     if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
         client.create_bucket(Bucket=BUCKET)
     return _moto_server
+
+
+@pytest.fixture
+def make(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], NetworkStore]]:
+    """A factory of fresh stores of any backend case in ``tests/backends.py``, by name (``"s3"``: moto in-process)."""
+    from backends import case_named  # backends imports this module
+
+    from casstore.model import NetworkStore
+
+    opened: list[NetworkStore] = []
+    counter = itertools.count()
+
+    def make_store(kind: str) -> NetworkStore:
+        case = case_named(kind)
+        store = NetworkStore(case.open(tmp_path / f"{kind}-{next(counter)}", case.fixture_values(request)))
+        opened.append(store)
+        return store
+
+    yield make_store
+    for store in opened:
+        store.close()
 
 
 @pytest.fixture

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import case_named
 
 import casstore
 from casstore import sync
@@ -118,26 +116,11 @@ def test_three_stores_converge_in_random_orders() -> None:
     assert group.contacts["shared"].content == shared.kept
 
 
-@pytest.fixture
-def store_of(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
-    opened: list[Any] = []
-
-    def make(kind: str) -> NetworkStore:
-        case = case_named(kind)
-        store = NetworkStore(case.open(tmp_path / f"{kind}-{len(opened)}", case.fixture_values(request)))
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
-
-
 @pytest.mark.parametrize(
     ("here", "there"), [("lmdb", "s3"), ("s3", "file"), ("file", "lmdb"), ("lmdb", "http"), ("http", "file")]
 )
-def test_merge_across_backends(store_of: Any, here: str, there: str) -> None:
-    a, b = store_of(here), store_of(there)
+def test_merge_across_backends(make: Any, here: str, there: str) -> None:
+    a, b = make(here), make(there)
     a.save_network_state("n", _start())
     sync.push(a, b, remote="b")
     _add_tag(a, "x")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import CASES, case_named
+from backends import CASES
 from conftest import s3_faults
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -29,23 +29,6 @@ KINDS = [case.name for case in CASES if case.sync_pairs]  # the backend cases of
 PAIRS = list(itertools.product(KINDS, KINDS)) + [
     pair for case in CASES for partner in case.sync_partners for pair in ((case.name, partner), (partner, case.name))
 ]
-
-
-@pytest.fixture
-def make(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], NetworkStore]]:
-    """A factory of fresh stores of any backend case in ``tests/backends.py``, by name (``"s3"``: moto in-process)."""
-    opened: list[NetworkStore] = []
-    counter = itertools.count()
-
-    def make_store(kind: str) -> NetworkStore:
-        case = case_named(kind)
-        store = NetworkStore(case.open(tmp_path / f"{kind}-{next(counter)}", case.fixture_values(request)))
-        opened.append(store)
-        return store
-
-    yield make_store
-    for store in opened:
-        store.close()
 
 
 def change(store: NetworkStore, network: str, value: Any) -> None:
