@@ -28,33 +28,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_network import AUTHORS, PER_GROUP, TAGS, TYPES, content, emit, make_state, print_targets, small_value
+from bench_network import PER_GROUP, emit, make_group, make_state, print_targets, small_value
 
 import casstore
 from casstore.merge import merge_network
-from casstore.model import Contact, Group, GroupState, NetworkStore, Wire
+from casstore.model import NetworkStore
 from casstore.model.refs import head_ref
 from casstore.store.lmdb import LmdbStore
 
 BUILD_GROUPS = 500  # groups per batch when building the 10x network
-
-
-def _group(g: int, rnd: random.Random) -> GroupState:
-    """Group ``g`` of bench_network's shape (make_state's, one group at a time)."""
-    gid = f"group-{g:06d}"
-    cids = [f"{gid}/c{i:03d}" for i in range(PER_GROUP)]
-    cs = {cid: Contact(cid, gid, content(rnd), rnd.choice(["accept-last", "merge"])) for cid in cids}
-    ws = {}
-    for w in range(PER_GROUP):
-        wid = f"{gid}/w{w:03d}"
-        ws[wid] = Wire(wid, gid, cids[w], cids[(w * 7 + 1) % PER_GROUP])
-    attrs = {
-        "bassline.type": TYPES[g % len(TYPES)],
-        "bassline.author": rnd.choice(AUTHORS),
-        "bassline.tags": rnd.sample(TAGS, 3),
-    }
-    group = Group(gid, f"Group {g}", "group-000000" if g else None, cids, list(ws), [], [], attrs)
-    return GroupState(group, cs, ws)
 
 
 def build(store: NetworkStore, net: str, contacts: int) -> float:
@@ -68,7 +50,7 @@ def build(store: NetworkStore, net: str, contacts: int) -> float:
     for first in range(0, groups, BUILD_GROUPS):
         with store.batch(net) as batch:
             for g in range(first, min(groups, first + BUILD_GROUPS)):
-                batch.save_group_state(net, f"group-{g:06d}", _group(g, rnd))
+                batch.save_group_state(net, f"group-{g:06d}", make_group(g, rnd))
     return time.perf_counter() - start
 
 

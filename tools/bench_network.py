@@ -77,26 +77,28 @@ def content(rnd: random.Random) -> Any:
     return large_value(rnd) if rnd.random() < 0.005 else small_value(rnd)
 
 
+def make_group(g: int, rnd: random.Random, per_group: int = PER_GROUP) -> GroupState:
+    """Group ``g`` of the workload: ``per_group`` contacts wired in a ring pattern, with type/author/tags."""
+    gid = f"group-{g:06d}"
+    cids = [f"{gid}/c{i:03d}" for i in range(per_group)]
+    cs = {cid: Contact(cid, gid, content(rnd), rnd.choice(["accept-last", "merge"])) for cid in cids}
+    ws = {}
+    for w in range(per_group):
+        wid = f"{gid}/w{w:03d}"
+        ws[wid] = Wire(wid, gid, cids[w], cids[(w * 7 + 1) % per_group])
+    attrs = {
+        "bassline.type": TYPES[g % len(TYPES)],
+        "bassline.author": rnd.choice(AUTHORS),
+        "bassline.tags": rnd.sample(TAGS, 3),
+    }
+    group = Group(gid, f"Group {g}", "group-000000" if g else None, cids, list(ws), [], [], attrs)
+    return GroupState(group, cs, ws)
+
+
 def make_state(contacts: int, seed: int = 1, per_group: int = PER_GROUP) -> NetworkState:
-    """``contacts`` contacts in groups of ``per_group``, wired in a ring pattern, with type/author/tags."""
+    """``contacts`` contacts in groups of ``per_group`` (:func:`make_group`, one random stream)."""
     rnd = random.Random(seed)
-    groups: dict[str, GroupState] = {}
-    n_groups = max(1, contacts // per_group)
-    for g in range(n_groups):
-        gid = f"group-{g:06d}"
-        cids = [f"{gid}/c{i:03d}" for i in range(per_group)]
-        cs = {cid: Contact(cid, gid, content(rnd), rnd.choice(["accept-last", "merge"])) for cid in cids}
-        ws = {}
-        for w in range(per_group):
-            wid = f"{gid}/w{w:03d}"
-            ws[wid] = Wire(wid, gid, cids[w], cids[(w * 7 + 1) % per_group])
-        attrs = {
-            "bassline.type": TYPES[g % len(TYPES)],
-            "bassline.author": rnd.choice(AUTHORS),
-            "bassline.tags": rnd.sample(TAGS, 3),
-        }
-        group = Group(gid, f"Group {g}", "group-000000" if g else None, cids, list(ws), [], [], attrs)
-        groups[gid] = GroupState(group, cs, ws)
+    groups = {f"group-{g:06d}": make_group(g, rnd, per_group) for g in range(max(1, contacts // per_group))}
     return NetworkState(groups, "group-000000", "group-000000")
 
 
