@@ -185,3 +185,37 @@ def test_value_only_updates_keep_shape_and_match_a_fresh_build() -> None:
     tree.flush()
     model["k00100"] = big
     check_canonical(tree, new_root, model)
+
+
+def test_an_update_reuses_the_stored_nodes_it_would_rewrite_alike() -> None:
+    from casstore.merge.treediff import aligned_diff
+
+    tree = make_tree()
+    model = {f"k{i:05d}": val(i) for i in range(20_000)}
+    base = build(tree, model)
+    theirs_edits: dict[str, prolly.Edit] = {f"k{i:05d}": val(i + 7) for i in range(0, 20_000, 53)}
+    ours_edits: dict[str, prolly.Edit] = {f"k{i:05d}": val(i + 9) for i in range(5, 10_000, 41)}
+    theirs, _ = tree.update(base, theirs_edits)
+    ours, _ = tree.update(base, ours_edits)
+    tree.flush()
+    pairs: dict[bytes, bytes] = {}
+    aligned_diff(tree, base, theirs, pairs)
+
+    def fresh() -> ProllyTree:  # the same stored nodes, no pending writes
+        return ProllyTree(tree.blobs, "test", NodeCache())
+
+    # the side that changed nothing takes the other's tree whole: nothing is encoded or written
+    unchanged = fresh()
+    assert unchanged.update(base, theirs_edits, pairs)[0] == theirs
+    assert len(unchanged.pending) == 0
+    # both changed: the result is the canonical tree, with fewer nodes written than without reuse
+    with_reuse, without = fresh(), fresh()
+    merged, _ = with_reuse.update(ours, theirs_edits, pairs)
+    assert without.update(ours, theirs_edits)[0] == merged
+    assert 0 < len(with_reuse.pending) < len(without.pending)
+    with_reuse.flush()
+    model.update({k: v for k, v in {**ours_edits, **theirs_edits}.items() if isinstance(v, bytes)})
+    check_canonical(tree, merged, model)
+    # a candidate that does not match (a pair from another tree) is ignored, never taken
+    wrong = {digest: theirs for digest in pairs}
+    assert fresh().update(ours, theirs_edits, wrong)[0] == merged

@@ -68,6 +68,8 @@ class _Merge:
         self.conflicts: dict[str, Conflict] = {}
         self.edits: dict[str, dict[str, bytes | None]] = {k: {} for k in ("groups", *_MEMBERS)}
         self.diffs: dict[str, tuple[Diff, Diff]] = {}
+        #: per tree, base node → theirs' node of the same keys: the update reuses one it would rewrite alike
+        self.theirs_nodes: dict[str, dict[bytes, bytes]] = {}
         self.new_bodies: dict[bytes, dict[str, Any]] = {}  # bodies this merge wrote (not yet stored)
         #: conflict key → the records ours' and theirs' states hold for it, read in one batch per side
         self.earlier_records: dict[str, tuple[bytes | None, bytes | None]] = {}
@@ -79,8 +81,8 @@ class _Merge:
     def root_of(self, side: dict[str, Any] | None, kind: str) -> bytes:
         return side[kind] if side is not None else self.trees[kind].empty(write=False)
 
-    def diff(self, kind: str, side: dict[str, Any]) -> Diff:
-        return aligned_diff(self.reader.trees[kind], self.root_of(self.base, kind), side[kind])
+    def diff(self, kind: str, side: dict[str, Any], pairs: dict[bytes, bytes] | None = None) -> Diff:
+        return aligned_diff(self.reader.trees[kind], self.root_of(self.base, kind), side[kind], pairs)
 
     def ours_value(self, kind: str, key: str) -> bytes | None:
         d_ours, d_theirs = self.diffs[kind]
@@ -351,7 +353,8 @@ class _Merge:
 
     def run(self) -> MergedRoot:
         for kind in ("groups", *_MEMBERS):
-            self.diffs[kind] = (self.diff(kind, self.ours), self.diff(kind, self.theirs))
+            self.theirs_nodes[kind] = {}
+            self.diffs[kind] = (self.diff(kind, self.ours), self.diff(kind, self.theirs, self.theirs_nodes[kind]))
         for kind in _MEMBERS:
             self.members(kind)
         self.groups()
@@ -360,7 +363,7 @@ class _Merge:
         edited = {}
         for kind in _MEMBERS:
             edits: dict[str, Edit] = dict(self.edits[kind])
-            roots[kind], old_values = self.trees[kind].update(roots[kind], edits)
+            roots[kind], old_values = self.trees[kind].update(roots[kind], edits, self.theirs_nodes[kind])
             entry_size = records.contact_entry_size if kind == "contacts" else records.wire_entry_size
             size += sum(entry_size(k, v) for k, v in self.edits[kind].items() if v is not None)
             size -= sum(entry_size(k, v) for k, v in old_values.items())
@@ -375,7 +378,7 @@ class _Merge:
             size -= len(records.encode_body(old_body, gid)) if old_body else 0
             size += len(records.encode_body(new_body, gid)) if new_body else 0
         group_edits: dict[str, Edit] = dict(self.edits["groups"])
-        roots["groups"], _ = self.trees["groups"].update(roots["groups"], group_edits)
+        roots["groups"], _ = self.trees["groups"].update(roots["groups"], group_edits, self.theirs_nodes["groups"])
         roots["index"], _ = self.trees["index"].update(roots["index"], index_edits)
         edited["groups"] = len(group_edits)
         conflicts = self.merge_conflicts()

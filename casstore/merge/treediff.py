@@ -13,13 +13,14 @@ __all__ = ["Diff", "aligned_diff"]
 Diff = dict[str, tuple[bytes | None, bytes | None]]
 
 
-def aligned_diff(tree: ProllyTree, old: bytes, new: bytes) -> Diff:
+def aligned_diff(tree: ProllyTree, old: bytes, new: bytes, pairs: dict[bytes, bytes] | None = None) -> Diff:
     """``key → (old value, new value)`` of every key that differs, descending only where digests differ.
 
     Level by level, with one batched read per level: node pairs with the same keys (boundaries
     depend on keys only, so a value-only change keeps them) are compared child by child, or entry
     by entry at the leaves; any other pair is handed to the general
-    :meth:`~casstore.prolly.ProllyTree.diff` (it covers the same key range).
+    :meth:`~casstore.prolly.ProllyTree.diff` (it covers the same key range).  ``pairs``, if given,
+    receives each such differing pair, old digest → new digest (an update's ``reuse``).
     """
     out: Diff = {}
     frontier = [(old, new)] if old != new else []
@@ -31,6 +32,8 @@ def aligned_diff(tree: ProllyTree, old: bytes, new: bytes) -> Diff:
             if na.level != nb.level or na.keys != nb.keys:
                 out.update((key, (x, y)) for key, x, y in tree.diff(a, b))
             else:  # the positions whose values differ, found at C speed (a rewritten leaf differs in few)
+                if pairs is not None:
+                    pairs[a] = b
                 va, vb = na.values, nb.values
                 changed = compress(range(len(va)), map(ne, va, vb))
                 if na.level == 0:

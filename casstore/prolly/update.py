@@ -60,14 +60,18 @@ def build_levels(tree: ProllyTree, level: int, entries: list[tuple[str, bytes]])
     return entries[0][1]
 
 
-def update(tree: ProllyTree, root: bytes, edits: Mapping[str, Edit]) -> tuple[bytes, dict[str, bytes]]:
+def update(
+    tree: ProllyTree, root: bytes, edits: Mapping[str, Edit], reuse: Mapping[bytes, bytes] | None = None
+) -> tuple[bytes, dict[str, bytes]]:
     """Apply ``edits`` in one pass: key → new value, ``None`` to delete, or a function of the
     old value (``None`` if absent) returning one of those, called once as the update meets the key.
 
     Returns the new root and the old values of edited keys that existed.
     Only the nodes on edited paths (and a neighbour where a boundary moved)
     are rewritten; the result is the tree :meth:`build` would give for the
-    same entries.
+    same entries.  ``reuse`` maps a node's digest to a stored node that may be
+    its rewrite (a merge's other side): a same-shape rewrite whose entries come
+    out exactly as that node's is that node, neither encoded nor written again.
     """
     old_values: dict[str, bytes] = {}
     if not edits:
@@ -77,7 +81,7 @@ def update(tree: ProllyTree, root: bytes, edits: Mapping[str, Edit]) -> tuple[by
     if plan is not None:  # every key exists: resolve each edit once, then try a same-shape rewrite
         resolved = _resolve_plan(plan, edits, old_values)
         if all(resolved[key] is not None for key in resolved) and _fits(plan, resolved):
-            return _rebuild(tree, plan, resolved), old_values
+            return _rebuild(tree, plan, resolved, reuse or {}), old_values
         edits = resolved
     level_edits: list[tuple[str, Edit]] = sorted(edits.items(), key=lambda item: item[0])
     level = 0
@@ -177,7 +181,9 @@ def _fits(plan: _Plan, resolved: Mapping[str, bytes | None]) -> bool:
     return True
 
 
-def _rebuild(tree: ProllyTree, plan: _Plan, resolved: Mapping[str, bytes | None]) -> bytes:
+def _rebuild(
+    tree: ProllyTree, plan: _Plan, resolved: Mapping[str, bytes | None], reuse: Mapping[bytes, bytes]
+) -> bytes:
     node = plan.node
     values = list(node.values)
     for position, key in plan.positions:
@@ -185,7 +191,12 @@ def _rebuild(tree: ProllyTree, plan: _Plan, resolved: Mapping[str, bytes | None]
         assert value is not None
         values[position] = value
     for position, child in plan.children:
-        values[position] = _rebuild(tree, child, resolved)
+        values[position] = _rebuild(tree, child, resolved, reuse)
+    candidate = reuse.get(plan.digest)
+    if candidate is not None:  # the same level, keys and values encode to the same bytes: that node
+        other = tree.load(candidate)
+        if other.level == node.level and other.keys == node.keys and other.values == values:
+            return candidate
     # an internal node's size does not change: its links have a fixed size
     actual = plan.actual if node.level == 0 else node.actual
     new = tree.store_node(tree.kind, Node(node.level, node.keys, values, actual))
