@@ -188,7 +188,7 @@ def test_value_only_updates_keep_shape_and_match_a_fresh_build() -> None:
 
 
 def test_an_update_reuses_the_stored_nodes_it_would_rewrite_alike() -> None:
-    from casstore.merge.treediff import aligned_diff
+    from casstore.merge.treediff import DiffTrace, aligned_diff
 
     tree = make_tree()
     model = {f"k{i:05d}": val(i) for i in range(20_000)}
@@ -198,8 +198,9 @@ def test_an_update_reuses_the_stored_nodes_it_would_rewrite_alike() -> None:
     theirs, _ = tree.update(base, theirs_edits)
     ours, _ = tree.update(base, ours_edits)
     tree.flush()
-    pairs: dict[bytes, bytes] = {}
-    aligned_diff(tree, base, theirs, pairs)
+    trace = DiffTrace()
+    aligned_diff(tree, base, theirs, trace)
+    pairs = trace.pairs
 
     def fresh() -> ProllyTree:  # the same stored nodes, no pending writes
         return ProllyTree(tree.blobs, "test", NodeCache())
@@ -219,3 +220,54 @@ def test_an_update_reuses_the_stored_nodes_it_would_rewrite_alike() -> None:
     # a candidate that does not match (a pair from another tree) is ignored, never taken
     wrong = {digest: theirs for digest in pairs}
     assert fresh().update(ours, theirs_edits, wrong)[0] == merged
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 3000), ops, ops, st.integers(0, 2**32))
+def test_a_diff_within_another_reports_every_key_both_changed(
+    initial: int, ours_batch: list[tuple[int, int | None]], theirs_batch: list[tuple[int, int | None]], seed: int
+) -> None:
+    from casstore.merge.treediff import DiffTrace, aligned_diff
+
+    rnd = random.Random(seed)
+    tree = make_tree()
+    model = {f"k{rnd.randrange(9000):05d}": val(i) for i in range(initial)}
+    base = build(tree, model)
+    sides = []
+    for batch in (ours_batch, theirs_batch):
+        edits = {f"k{k * 20:05d}": (None if v is None else val(v + rnd.randrange(3))) for k, v in batch}
+        root, _ = tree.update(base, edits)
+        sides.append((root, {k: v for k, v in {**model, **edits}.items() if v is not None}))
+    tree.flush()
+    (ours, ours_model), (theirs, theirs_model) = sides
+    trace = DiffTrace()
+    d_theirs = aligned_diff(tree, base, theirs, trace)
+    assert d_theirs == {
+        k: (model.get(k), theirs_model.get(k))
+        for k in set(model) | set(theirs_model)
+        if model.get(k) != theirs_model.get(k)
+    }
+    d_ours = aligned_diff(tree, base, ours, within=trace)
+    true_ours = {
+        k: (model.get(k), ours_model.get(k)) for k in set(model) | set(ours_model) if model.get(k) != ours_model.get(k)
+    }
+    assert all(true_ours[k] == change for k, change in d_ours.items()), "only true changes"
+    assert {k: true_ours[k] for k in d_theirs if k in true_ours} == {k: d_ours[k] for k in d_theirs if k in d_ours}
+    assert all(k in d_ours for k in d_theirs if k in true_ours), "every key both sides changed"
+
+
+def test_a_diff_within_another_reads_all_of_a_range_the_other_diffed_in_general() -> None:
+    from casstore.merge.treediff import DiffTrace, aligned_diff
+
+    tree = make_tree()
+    model = {f"k{i:05d}": val(i) for i in range(3000)}
+    base = build(tree, model)
+    assert tree.load(base).level >= 1
+    leaf_last = tree.load(base).keys[0]  # the last key of the root's first child: a boundary at every level
+    theirs, _ = tree.update(base, {leaf_last: None})  # a boundary goes: theirs' pair above is not aligned
+    ours, _ = tree.update(base, {leaf_last: val(7)})  # ours only changes the value: aligned all the way
+    tree.flush()
+    trace = DiffTrace()
+    aligned_diff(tree, base, theirs, trace)
+    assert trace.covered, "theirs' removal of a boundary is diffed by the general diff"
+    assert aligned_diff(tree, base, ours, within=trace) == {leaf_last: (model[leaf_last], val(7))}

@@ -21,7 +21,7 @@ from casstore import codec
 from casstore.merge.contacts import ContactMerge, covers
 from casstore.merge.content import same
 from casstore.merge.rules import merge_body, merge_fields, three_way
-from casstore.merge.treediff import Diff, aligned_diff
+from casstore.merge.treediff import Diff, DiffTrace, aligned_diff
 from casstore.model import records
 from casstore.model.conflict_records import group_view, wire_view
 from casstore.model.conflicts import (
@@ -68,8 +68,8 @@ class _Merge:
         self.conflicts: dict[str, Conflict] = {}
         self.edits: dict[str, dict[str, bytes | None]] = {k: {} for k in ("groups", *_MEMBERS)}
         self.diffs: dict[str, tuple[Diff, Diff]] = {}
-        #: per tree, base node → theirs' node of the same keys: the update reuses one it would rewrite alike
-        self.theirs_nodes: dict[str, dict[bytes, bytes]] = {}
+        #: per tree, where the diff base → theirs went (the update reuses theirs' nodes it would rewrite alike)
+        self.theirs_trace: dict[str, DiffTrace] = {}
         self.new_bodies: dict[bytes, dict[str, Any]] = {}  # bodies this merge wrote (not yet stored)
         #: conflict key → the records ours' and theirs' states hold for it, read in one batch per side
         self.earlier_records: dict[str, tuple[bytes | None, bytes | None]] = {}
@@ -81,8 +81,14 @@ class _Merge:
     def root_of(self, side: dict[str, Any] | None, kind: str) -> bytes:
         return side[kind] if side is not None else self.trees[kind].empty(write=False)
 
-    def diff(self, kind: str, side: dict[str, Any], pairs: dict[bytes, bytes] | None = None) -> Diff:
-        return aligned_diff(self.reader.trees[kind], self.root_of(self.base, kind), side[kind], pairs)
+    def diffs_of(self, kind: str) -> tuple[Diff, Diff]:
+        """base → ours and base → theirs.  Ours is read only where theirs changed: elsewhere the merge
+        keeps ours as it is, and a key ours changed in a group theirs removed is one theirs changed."""
+        tree, base = self.reader.trees[kind], self.root_of(self.base, kind)
+        trace = self.theirs_trace[kind] = DiffTrace()
+        d_theirs = aligned_diff(tree, base, self.theirs[kind], trace)
+        within = trace if kind in _MEMBERS else None  # group records: all of ours' changes are read
+        return aligned_diff(tree, base, self.ours[kind], within=within), d_theirs
 
     def ours_value(self, kind: str, key: str) -> bytes | None:
         d_ours, d_theirs = self.diffs[kind]
@@ -205,6 +211,12 @@ class _Merge:
                     out.setdefault(records.split_member_key(key)[0], set()).add(key)
         return out
 
+    def presence_changed(self) -> bool:
+        """Whether either side added or removed a contact or wire (else no group's lists can change)."""
+        return any(
+            (old is None) != (new is None) for kind in _MEMBERS for d in self.diffs[kind] for old, new in d.values()
+        )
+
     def body(self, record: bytes | None) -> dict[str, Any] | None:
         if record is None:
             return None
@@ -214,6 +226,8 @@ class _Merge:
 
     def groups(self) -> None:
         d_ours, d_theirs = self.diffs["groups"]
+        if not d_ours and not d_theirs and not self.presence_changed():
+            return  # no group record changed and no member came or went: every group is consistent
         touched = self.touched()
         edits = self.edits["groups"]
         bodies: dict[str, dict[str, Any]] = {}
@@ -353,8 +367,7 @@ class _Merge:
 
     def run(self) -> MergedRoot:
         for kind in ("groups", *_MEMBERS):
-            self.theirs_nodes[kind] = {}
-            self.diffs[kind] = (self.diff(kind, self.ours), self.diff(kind, self.theirs, self.theirs_nodes[kind]))
+            self.diffs[kind] = self.diffs_of(kind)
         for kind in _MEMBERS:
             self.members(kind)
         self.groups()
@@ -363,7 +376,7 @@ class _Merge:
         edited = {}
         for kind in _MEMBERS:
             edits: dict[str, Edit] = dict(self.edits[kind])
-            roots[kind], old_values = self.trees[kind].update(roots[kind], edits, self.theirs_nodes[kind])
+            roots[kind], old_values = self.trees[kind].update(roots[kind], edits, self.theirs_trace[kind].pairs)
             entry_size = records.contact_entry_size if kind == "contacts" else records.wire_entry_size
             size += sum(entry_size(k, v) for k, v in self.edits[kind].items() if v is not None)
             size -= sum(entry_size(k, v) for k, v in old_values.items())
@@ -378,7 +391,9 @@ class _Merge:
             size -= len(records.encode_body(old_body, gid)) if old_body else 0
             size += len(records.encode_body(new_body, gid)) if new_body else 0
         group_edits: dict[str, Edit] = dict(self.edits["groups"])
-        roots["groups"], _ = self.trees["groups"].update(roots["groups"], group_edits, self.theirs_nodes["groups"])
+        roots["groups"], _ = self.trees["groups"].update(
+            roots["groups"], group_edits, self.theirs_trace["groups"].pairs
+        )
         roots["index"], _ = self.trees["index"].update(roots["index"], index_edits)
         edited["groups"] = len(group_edits)
         conflicts = self.merge_conflicts()

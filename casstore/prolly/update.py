@@ -126,11 +126,12 @@ class _Plan:
     children: list[tuple[int, _Plan]]
     actual: int = -1  # a leaf's new actual size, once checked against the cap
 
-    def leaves(self) -> Iterator[_Plan]:
-        if self.node.level == 0:
-            yield self
-        for _, child in self.children:
-            yield from child.leaves()
+    def leaves(self) -> list[_Plan]:
+        """The touched leaves, in key order (a loop, not recursive generators: this runs per update)."""
+        level = [self]
+        while level and level[0].node.level > 0:
+            level = [child for plan in level for _, child in plan.children]
+        return level
 
 
 def _plan(tree: ProllyTree, digest: bytes, node: Node, keys: list[str]) -> _Plan | None:
