@@ -222,6 +222,9 @@ RESOLVE: list[tuple[str, str, str, Any, Callable[[NetworkStore], Any], Any]] = [
     ("g", "m", "theirs", None, lambda s: (lambda c: (c.content, c.name, c.attributes))(_g(s).contacts["m"]),
      (12, "theirs", {"u": "theirs", "k": 1})),
     ("g", "m", "value", 99, lambda s: (lambda c: (c.content, c.name))(_g(s).contacts["m"]), (99, "theirs")),
+    ("g", "m", "fields", {"name": "chosen", "attributes": {"u": "mine"}},
+     lambda s: (lambda c: (c.content, c.name, c.attributes))(_g(s).contacts["m"]),
+     (12, "chosen", {"u": "mine", "k": 1})),
     ("g", "d", "ours", None, lambda s: ("d" in _g(s).contacts, "d" in _g(s).group.contact_ids), (False, False)),
     ("g", "d", "theirs", None, lambda s: (lambda c: (c.content, c.name))(_g(s).contacts["d"]), (5, "kept")),
     ("g", "w1", "ours", None, lambda s: _g(s).wires["w1"].to_id, "m"),
@@ -287,6 +290,26 @@ def test_invalid_value_is_refused_with_nothing_written(item: str, value: Any, me
     assert _head(store, "o") == before and store.conflicts("o") == listed
 
 
+@pytest.mark.parametrize(
+    ("item", "value", "message"),
+    [
+        ("m", {"blendMode": "merge"}, "fields.blendMode: not a field this conflict recorded"),
+        ("m", {}, "expected a map of some of the recorded fields"),
+        ("m", 5, "expected a map"),
+        ("m", {"name": 5}, "name"),
+        ("w1", {"toId": "a"}, "not recorded by field"),
+        ("g", {"name": "x"}, "not recorded by field"),
+    ],
+)
+def test_invalid_fields_are_refused_with_nothing_written(item: str, value: Any, message: str) -> None:
+    store, _ = _diverged()
+    before, listed = _head(store, "o"), store.conflicts("o")
+    with pytest.raises(StorageError, match=message) as raised:
+        store.resolve_conflict("o", "g", item, "fields", value)
+    assert raised.value.code == "STORAGE_SERIALIZATION_ERROR"
+    assert _head(store, "o") == before and store.conflicts("o") == listed
+
+
 def test_cli_resolves_wires_groups_and_fields(cli: Any, tmp_path: Path) -> None:
     path = tmp_path / "store"
     store, _ = _diverged()
@@ -330,7 +353,7 @@ def test_cli_resolve_is_the_python_resolve(
     store, _ = _diverged()
     with casstore.open_store(path) as on_disk:
         casstore.sync.push(store, on_disk)
-    option = ["--value", json.dumps(value)] if choice == "value" else [f"--{choice}"]
+    option = [f"--{choice}", json.dumps(value)] if choice in ("value", "fields") else [f"--{choice}"]
     out = json.loads(cli("--store", str(path), "resolve", "o", group, item, *option, "--json").output)
     assert (out["resolved"]["item"], out["choice"], out["remaining"]) == (item, choice, 5)
     with casstore.open_store(path) as on_disk:

@@ -135,26 +135,45 @@ def conflicts(ctx: click.Context, network: str) -> None:
 @click.option(
     "--value", "value_text", metavar="JSON", help="A contact's content, or a wire's or group's record (camelCase JSON)."
 )
+@click.option(
+    "--fields",
+    "fields_text",
+    metavar="JSON",
+    help='Some of the fields a contact conflict recorded, e.g. \'{"blendMode": "merge"}\' (the rest as kept).',
+)
 @click.pass_context
 def resolve(
-    ctx: click.Context, network: str, group_id: str, item_id: str, choice: str | None, value_text: str | None
+    ctx: click.Context,
+    network: str,
+    group_id: str,
+    item_id: str,
+    choice: str | None,
+    value_text: str | None,
+    fields_text: str | None,
 ) -> None:
     """Settle one conflict and clear its record, in one write.
 
     ITEM is the contact's id, the wire's id, or (a group conflict) GROUP again. --ours / --theirs put
     that side's recorded version back (the side that had deleted the item deletes it); --value sets
-    a contact's content, or a wire's or group's record as `export` writes it.
+    a contact's content, or a wire's or group's record as `export` writes it; --fields sets some of
+    the fields a contact conflict recorded (`conflicts` lists them), the others staying as kept.
     """
-    if (choice is None) == (value_text is None):
-        fail("give exactly one of --ours, --theirs, --value JSON", "USAGE_ERROR", exit_code=2)
-    value = load_json(value_text, "--value") if value_text is not None else None
+    if [choice, value_text, fields_text].count(None) != 2:
+        fail("give exactly one of --ours, --theirs, --value JSON, --fields JSON", "USAGE_ERROR", exit_code=2)
+    if value_text is not None:
+        choice, value = "value", load_json(value_text, "--value")
+    elif fields_text is not None:
+        choice, value = "fields", load_json(fields_text, "--fields")
+    else:
+        value = None
+    assert choice is not None
     with opened(ctx) as store:
         require_network(store, network)
         with committing(f"resolve of {item_id!r} in {network}"):
-            settled = store.resolve_conflict(network, group_id, item_id, choice or "value", value)
+            settled = store.resolve_conflict(network, group_id, item_id, choice, value)
         left = len(store.conflicts(network))
     emit(
-        {"resolved": conflict_json(settled), "choice": choice or "value", "remaining": left},
+        {"resolved": conflict_json(settled), "choice": choice, "remaining": left},
         lambda: say(f"resolved {settled.kind} {item_id!r} of group {group_id!r}; {left} conflict(s) left"),
     )
 

@@ -186,15 +186,20 @@ def resolve_conflict(tx: Transaction, group: str, item: str, choice: str, value:
     a wire is written as recorded; a group's own fields are set as recorded, its members staying
     as the state holds them.  ``"value"``: a contact's content; for a wire or a group, its record
     (a :class:`~casstore.model.types.Wire` / :class:`~casstore.model.types.Group`, or Bassline's
-    camelCase JSON of it), checked before anything is written.
+    camelCase JSON of it), checked before anything is written.  ``"fields"`` (a contact conflict
+    recorded by field): a map of some of the recorded fields to the values wanted, the others
+    keeping the values kept.
     """
     check_id(group, "group")
     check_id(item, "item")
     if tx.conflicts is None:
         raise ConflictNotFound(f"network {tx.network_id!r} has no conflicts")
     key, conflict = _find(tx.reader, tx.conflicts, group, item)
-    removes = choice != "value" and conflict.reason == "delete-modify" and conflict.kept_side != choice
-    given = value if choice == "value" else (conflict.ours if choice == "ours" else conflict.theirs)
+    removes = choice in ("ours", "theirs") and conflict.reason == "delete-modify" and conflict.kept_side != choice
+    if choice == "fields":
+        given = _chosen_fields(conflict, value)
+    else:
+        given = value if choice == "value" else (conflict.ours if choice == "ours" else conflict.theirs)
     resolve = {"contact": _resolve_contact, "wire": _resolve_wire, "group": _resolve_group}[conflict.kind]
     resolve(tx, conflict, choice, given, removes)
     tree = conflicts_tree(tx.reader, tx.pending)
@@ -207,6 +212,21 @@ def resolve_conflict(tx: Transaction, group: str, item: str, choice: str, value:
 def _no_value(value: Any) -> None:
     if value is _NO_VALUE:
         raise SerializationError("choice 'value' needs a value", "value")
+
+
+def _chosen_fields(conflict: Conflict, value: Any) -> dict[str, Any]:
+    """The kept field map with ``value``'s fields (some of the recorded ones) set instead."""
+    if conflict.kind != "contact" or conflict.fields is None:
+        what = "contact's content" if conflict.kind == "contact" else f"{conflict.kind}'s record"
+        raise SerializationError(f"this conflict is not recorded by field: choose 'value' (the {what})", "fields")
+    if value is _NO_VALUE or not isinstance(value, dict) or not value:
+        raise SerializationError(f"fields: expected a map of some of the recorded fields {conflict.fields}", "fields")
+    for name in value:
+        if name not in conflict.fields:
+            where = f"fields.{name}"
+            raise SerializationError(f"{where}: not a field this conflict recorded {conflict.fields}", where)
+    kept = conflict.kept if isinstance(conflict.kept, dict) else {}
+    return {**kept, **value}
 
 
 def _resolve_contact(tx: Transaction, conflict: Conflict, choice: str, value: Any, removes: bool) -> None:

@@ -422,13 +422,15 @@ class NetworkStore(ObjectStore):
     ) -> merge_conflicts.Conflict:
         """Settle one recorded conflict and remove its record, in one write (one head compare-and-swap).
 
-        ``choice``: ``"ours"`` / ``"theirs"`` (that side's recorded value) or ``"value"`` (``value``,
-        any content).  Returns the conflict settled; :class:`~casstore.errors.ConflictNotFound` if
-        none is recorded for the item.  Resolving the last one leaves an ordinary state.
+        ``choice``: ``"ours"`` / ``"theirs"`` (that side's recorded value), ``"value"`` (``value``:
+        a contact's content, or a wire's or group's record) or ``"fields"`` (``value``: a map of
+        some of the fields a contact conflict recorded).  Returns the conflict settled;
+        :class:`~casstore.errors.ConflictNotFound` if none is recorded for the item.  Resolving the
+        last one leaves an ordinary state.  See docs/merge.md.
         """
         check_id(network_id, "network_id")
-        if choice not in ("ours", "theirs", "value"):
-            raise SerializationError(f"choice: {choice!r} is not 'ours', 'theirs' or 'value'", "choice")
+        if choice not in ("ours", "theirs", "value", "fields"):
+            raise SerializationError(f"choice: {choice!r} is not 'ours', 'theirs', 'value' or 'fields'", "choice")
         settled: list[merge_conflicts.Conflict] = []
 
         def apply(tx: Transaction) -> None:
