@@ -1,5 +1,5 @@
 """The live image's speed devices: the flush process of interval mode (casstore.runtime.worker) and the
-collector paused during a flush (casstore.runtime.gcpause).  Timing figures are the benchmark's
+collector paused during a flush (casstore.collector).  Timing figures are the benchmark's
 (``tools/bench_runtime.py``); these tests check that the devices keep every guarantee."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import pytest
 
 import casstore
 from casstore import Contact, Group, GroupState, NetworkState
+from casstore.collector import collector_paused
 from casstore.errors import StorageError
 from casstore.model import NetworkStore
 from casstore.runtime import NetworkImage, SchedulerStorageConfig
-from casstore.runtime.gcpause import collector_paused
 from casstore.store import open_object_store
 from casstore.store.wrappers.base import WrappedStore
 

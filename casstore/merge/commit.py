@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from casstore import codec
+from casstore.collector import collector_paused
 from casstore.errors import NetworkNotFound, ObjectNotFound, SnapshotNotFound, StorageError
 from casstore.merge.history import SnapshotGraph, printable
 from casstore.merge.network import merge_roots
@@ -147,7 +148,8 @@ def merge_network(
         source = "ancestor" if merge_base is not None else "none"
     ours_rank = (graph.time_of(ours), codec.format_id(ours))
     theirs_rank = (graph.time_of(theirs), codec.format_id(theirs))
-    merged = merge_roots(store.reader, merge_base, ours, theirs, theirs_later=theirs_rank > ours_rank)
+    with collector_paused():  # see casstore.collector: full collections find nothing a merge makes
+        merged = merge_roots(store.reader, merge_base, ours, theirs, theirs_later=theirs_rank > ours_rank)
     out = result("merged", merged.digest, merge_base, source)
     out.conflicts = merged.conflicts
     if dry_run:
@@ -184,8 +186,9 @@ def merge_network(
     # the head first: where a commit is not one transaction, a merge that loses the race moves nothing
     # whole frames (compressed on two threads): measured 10-15 ms quicker per 1% merge than deltas at rest,
     # whose framing is single-threaded Python; the next write's rewrites delta against these again
-    frames = pending.frames()
-    store.commit(frames, [RefUpdate(head_ref(network_id), ours, merged.digest), *updates])
+    with collector_paused():
+        frames = pending.frames()
+        store.commit(frames, [RefUpdate(head_ref(network_id), ours, merged.digest), *updates])
     store.head_moved(network_id, ours, merged.digest)
     out.snapshot = snap_id
     return out

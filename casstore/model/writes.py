@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from casstore.collector import collector_paused
 from casstore.errors import NetworkNotFound, RefConflict, SerializationError, StorageError
 from casstore.model import records
 from casstore.model.events import Subscribers
@@ -56,7 +57,12 @@ class NetworkWriter:
 
         On a conflicting concurrent write the transaction is rebuilt on the new head
         and ``apply`` runs again (after a short random pause), up to :data:`MAX_ATTEMPTS` times.
+        The cyclic collector is paused meanwhile (:mod:`casstore.collector`).
         """
+        with collector_paused():
+            self._write(network_id, apply, create)
+
+    def _write(self, network_id: str, apply: Callable[[Transaction], None], create: bool) -> None:
         ref = head_ref(network_id)
         for attempt in range(MAX_ATTEMPTS):
             started = time.perf_counter()
@@ -120,12 +126,13 @@ class NetworkWriter:
     def save_network_state(self, network_id: str, state: NetworkState, keep_times: bool = False) -> None:
         head_ref(network_id)  # a bad id is refused before prepare_network writes anything
         extra, metadata, times = network_fields(state, keep_times)
-        prepared, current, root_group = self.prepare_network(state, flush=True)
-        self.write(
-            network_id,
-            lambda tx: tx.replace_network(prepared, current, root_group, extra, metadata, times),
-            create=True,
-        )
+        with collector_paused():
+            prepared, current, root_group = self.prepare_network(state, flush=True)
+            self.write(
+                network_id,
+                lambda tx: tx.replace_network(prepared, current, root_group, extra, metadata, times),
+                create=True,
+            )
 
     def save_network_metadata(self, network_id: str, metadata: dict[str, Any]) -> None:
         data = records.encode_network_metadata(metadata)

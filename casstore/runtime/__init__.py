@@ -8,7 +8,7 @@
   reading another writer's changes;
 * :mod:`.flusher` — the background thread (interval flushes, the snapshot timer);
 * :mod:`.worker` — the flush process of interval mode (commits off the runtime's GIL);
-* :mod:`.gcpause` — the cyclic collector paused during a flush;
+  a flush runs with the cyclic collector paused (:mod:`casstore.collector`);
 * :mod:`.retention` — automatic snapshots and pruning;
 * :mod:`.undo`, :mod:`.status` — transactions' rollback, and ``status()``.
 

@@ -13,7 +13,7 @@ rest is written.  *When* it flushes is the mode's business
 
 In ``interval`` mode on a bare ``lmdb://`` or ``file://`` store the background
 flushes commit in a flush process (:mod:`casstore.runtime.worker`); every flush
-runs with the cyclic collector paused (:mod:`casstore.runtime.gcpause`).
+runs with the cyclic collector paused (:mod:`casstore.collector`).
 
 A flush that fails (the backend is down) keeps its changes dirty: they are
 retried at the next flush, the failure is reported through ``on_error`` and
@@ -39,12 +39,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from casstore.collector import collector_paused
 from casstore.errors import GroupNotFound, StorageError
 from casstore.model import Contact, GroupState, NetworkState, NetworkStore
 from casstore.model.types import check_group_state, check_id
 from casstore.runtime.flush import CommitResult, Rejected, commit_changes, copy_group, read_changes
 from casstore.runtime.flusher import Flusher
-from casstore.runtime.gcpause import collector_paused
 from casstore.runtime.modes import Mode, mode_for
 from casstore.runtime.retention import AutoSnapshots
 from casstore.runtime.status import ImageStatus
@@ -303,7 +303,7 @@ class NetworkImage:
                 self._in_flight = True
             started = time.monotonic()
             try:
-                with collector_paused():  # see casstore.runtime.gcpause: a third to a half of a large flush
+                with collector_paused():  # see casstore.collector: a third to a half of a large flush
                     result = self._commit(groups, contents, automatic)
                     if result.start_head != known:  # another writer moved the head: take in its changes
                         head, changed = read_changes(self.store, self.network_id, known)

@@ -198,8 +198,8 @@ def _die_with_parent() -> None:
 def serve(url: str) -> None:
     """The child: commit each flush read from stdin, reply on stdout, until stdin ends."""
     _die_with_parent()
+    from casstore.collector import collector_paused
     from casstore.runtime.flush import commit_changes
-    from casstore.runtime.gcpause import collector_paused
     from casstore.store import open_object_store
 
     inp = sys.stdin.buffer
