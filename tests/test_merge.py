@@ -373,6 +373,78 @@ def test_merge_properties(ours_ops: list[Any], theirs_ops: list[Any], theirs_lat
             assert key not in o_items and before.get(key) == t_items[key], key
 
 
+_FILLERS = 300  # per group: trees of several levels, so a merge's limited reads matter
+_big_op = st.one_of(
+    _op,
+    st.tuples(st.just("bulk"), st.sampled_from(["g", "h"]), st.integers(0, _FILLERS - 1), st.integers(1, 60)),
+    st.tuples(st.just("add"), st.sampled_from(["g", "h"]), st.integers(0, 50), st.none()),
+)
+
+
+def _start_big() -> NetworkState:
+    state = _start()
+    for gid, group in state.groups.items():
+        for i in range(_FILLERS):
+            group.contacts[f"f{i:03d}"] = Contact(f"f{i:03d}", gid, {"n": i, "pad": "x" * (i % 40)})
+        group.group.contact_ids = list(group.contacts)
+    return state
+
+
+def _apply_big(store: NetworkStore, net: str, ops: list[tuple[Any, ...]], salt: int) -> None:
+    for kind, gid, item, value in ops:
+        if kind == "bulk":
+            if store.load_group_state(net, gid) is not None:
+                with store.batch(net) as batch:
+                    for i in range(item, min(_FILLERS, item + value)):
+                        batch.save_contact_content(net, gid, f"f{i:03d}", [salt, i])
+        elif kind == "add":
+            state = store.load_group_state(net, gid)
+            if state is not None:
+                state.contacts[f"n{item:02d}"] = Contact(f"n{item:02d}", gid, salt)
+                state.group.contact_ids = [c for c in state.group.contact_ids if c != f"n{item:02d}"] + [f"n{item:02d}"]
+                store.save_group_state(net, gid, state)
+        else:
+            _apply(store, net, [(kind, gid, item, value)])
+
+
+@settings(max_examples=max(10, EXAMPLES // 2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_big_op, max_size=6), st.lists(_big_op, max_size=6), st.booleans())
+def test_a_merge_reading_only_what_changed_equals_one_reading_both_sides_whole(
+    ours_ops: list[Any], theirs_ops: list[Any], theirs_later: bool
+) -> None:
+    """The merge's shortcuts (ours diffed only where theirs changed, no group reconciliation when no
+    group record changed and no member came or went) give the very root and conflicts of a merge
+    that diffs both sides whole and reconciles every touched group."""
+    from unittest import mock
+
+    from casstore.merge import network as merge_module
+    from casstore.merge.treediff import aligned_diff
+
+    store = casstore.open_store("memory://")
+    for net in ("o", "t"):
+        store.save_network_state(net, _start_big())
+    base = store.refs.get(head_ref("o"))
+    _apply_big(store, "o", ours_ops, 1)
+    _apply_big(store, "t", theirs_ops, 2)
+    ours, theirs = store.refs.get(head_ref("o")), store.refs.get(head_ref("t"))
+    assert base is not None and ours is not None and theirs is not None
+    assert store.reader.trees["contacts"].load(store.network_root(base)["contacts"]).level >= 1
+    quick = merge_roots(store.reader, base, ours, theirs, theirs_later=theirs_later)
+
+    def whole(tree: Any, old: bytes, new: bytes, trace: Any = None, within: Any = None) -> Any:
+        return aligned_diff(tree, old, new, trace)  # ``within`` ignored: both sides read whole
+
+    with (
+        mock.patch.object(merge_module, "aligned_diff", whole),
+        mock.patch.object(merge_module._Merge, "presence_changed", lambda self: True),
+    ):
+        thorough = merge_roots(store.reader, base, ours, theirs, theirs_later=theirs_later)
+    assert quick.digest == thorough.digest
+    key = lambda c: (c.kind, c.group, c.item)  # noqa: E731
+    assert sorted(quick.conflicts, key=key) == sorted(thorough.conflicts, key=key)
+    _check_invariants(store, written(store, quick))
+
+
 def test_snapshot_parents_format_and_checks() -> None:
     from casstore.model import records
     from casstore.model.schema import check_snapshot
