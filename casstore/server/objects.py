@@ -62,10 +62,13 @@ async def missing(request: Request) -> Response:
 
 @router.post("/get", openapi_extra=BINARY_BODY, response_class=StreamingResponse)
 async def get(request: Request) -> StreamingResponse:
-    """Packed ids in; per id a varint (frame length + 1, 0 when absent) and the frame, streamed."""
+    """Packed ids in; per id a varint (frame length + 1, 0 when absent) and the frame, streamed.
+
+    Frames are whole: a delta frame at rest is rebuilt through its chain here, so a client never
+    pays a round trip per chain level."""
     state = require(request, Role.READ)
     ids = _ids(state, await read_body(request, state.limits.max_body_bytes))
-    frames = await run_in_threadpool(state.store.blobs.get_frames, ids)
+    frames = await run_in_threadpool(lambda: state.store.blobs.get_whole_frames(ids, compress=True))
     return StreamingResponse(encode_frames(frames), media_type=BINARY)
 
 

@@ -31,6 +31,7 @@ from casstore.errors import (
 from casstore.pack import apply_pack
 from casstore.store import deltas as at_rest
 from casstore.store.deltas import make_delta_frames, resolve_frames
+from casstore.store.received import received_frames
 from casstore.store.watch import RefChanges, RefPoller
 
 __all__ = [
@@ -404,14 +405,16 @@ class ObjectStore:
 
         The seam sync writes through: this default rebuilds and re-hashes each
         entry against this store's own objects and hands the frames and ref moves
-        to :meth:`commit` (the whole frames of a :class:`~casstore.pack.VerifiedPack`, built in this
+        to :meth:`commit`, keeping its deltas as delta frames at rest where this store keeps them
+        (:mod:`casstore.store.received`; the whole frames of a :class:`~casstore.pack.VerifiedPack`, built in this
         process from frames already re-hashed, are not hashed again); a store that fronts a casstore process elsewhere
         overrides it to send the pack as it is.  Returns the number of objects
         stored.  On a required :class:`~casstore.errors.RefConflict` the objects
         are still stored (the caller retries with a new ref plan) and the
         conflict is raised.
         """
-        frames = apply_pack(self.blobs, pack)
+        keep_deltas = self.blobs.keeps_delta_frames and self.deltas_at_rest and at_rest.WRITE_DELTAS
+        frames = received_frames(self.blobs, pack) if keep_deltas else apply_pack(self.blobs, pack)
         try:
             self.commit(frames, updates)
         except RefConflict:
