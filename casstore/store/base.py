@@ -322,6 +322,15 @@ class RefStore(ABC):
         """The digest ``name`` points at, or ``None``."""
         return self._get(validate_ref_name(name))
 
+    def recent(self, name: str) -> bytes | None:
+        """What ``name`` points at, possibly as this store last saw it: only for a compare-and-swap that checks it.
+
+        A write reads its head with this and moves it by compare-and-swap, so a stale answer costs a
+        conflict and a retry, never a lost update.  A store across a network answers from its last
+        answer or move (saving a round trip); this default asks (:meth:`get`).
+        """
+        return self.get(name)
+
     def compare_and_swap(self, name: str, expected: bytes | str | None, new: bytes | str) -> None:
         """Point ``name`` at ``new`` if it currently points at ``expected``.
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
-from casstore.codec import ref_conflict
-from casstore.errors import InvalidPack, RefConflict, StorageError
+from casstore.codec import parse_id, ref_conflict
+from casstore.errors import InvalidId, InvalidPack, RefConflict, StorageError
 from casstore.pack import MAGIC, PackBuilder, VerifiedPack
-from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate
+from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate, validate_ref_name
 from casstore.store.deltas import FRAME_DELTA, parse_delta_frame
 from casstore.store.http.client import ConnectionFailed, Session, error_from_body
 from casstore.store.http.watch import RefWatcher
@@ -125,14 +125,45 @@ class HttpBlobs(BlobStore):
 
 
 class HttpRefs(RefStore):
+    """Refs on the server; :meth:`recent` answers from the value this client last saw or set."""
+
+    #: Refs whose last seen value is kept at most (the oldest are forgotten beyond).
+    SEEN_MAX = 4096
+
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._seen: dict[str, bytes] = {}
+
+    def saw(self, name: str, value: bytes | None) -> None:
+        """Record what ``name`` was at (``None``: absent, or unknown: forget it)."""
+        if value is None:
+            self._seen.pop(name, None)
+            return
+        if len(self._seen) >= self.SEEN_MAX and name not in self._seen:
+            self._seen.pop(next(iter(self._seen)), None)
+        self._seen[name] = value
+
+    def saw_conflict(self, exc: RefConflict) -> None:
+        """Record the value a lost compare-and-swap found."""
+        try:
+            self.saw(exc.name, None if exc.actual is None else parse_id(exc.actual))
+        except InvalidId:
+            self.saw(exc.name, None)
+
+    def recent(self, name: str) -> bytes | None:
+        """The value this client last saw ``name`` at (a read, its own move, a lost compare-and-swap), else
+        :meth:`get`: the head of a write costs no round trip when nobody else moved it meanwhile."""
+        seen = self._seen.get(validate_ref_name(name))
+        return seen if seen is not None else self.get(name)
 
     def _get(self, name: str) -> bytes | None:
         response = self.session.request("GET", f"{API}/ref", params={"name": name}, ok=(200, 404))
         if response.status_code == 404:
+            self.saw(name, None)
             return None
-        return bytes.fromhex(response.text.strip())
+        value = bytes.fromhex(response.text.strip())
+        self.saw(name, value)
+        return value
 
     def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
         condition = {"If-None-Match": "*"} if expected is None else {"If-Match": f'"{expected.hex()}"'}
@@ -147,7 +178,10 @@ class HttpRefs(RefStore):
         )
         if response.status_code == 412:
             actual = response.json().get("actual")
-            raise ref_conflict(name, expected, None if actual is None else bytes.fromhex(actual))
+            value = None if actual is None else bytes.fromhex(actual)
+            self.saw(name, value)
+            raise ref_conflict(name, expected, value)
+        self.saw(name, new)
 
     def _list(self, prefix: str) -> dict[str, bytes]:
         answer = self.session.request("GET", f"{API}/refs", params={"prefix": prefix}).json()
@@ -206,10 +240,19 @@ class HttpStore(ObjectStore):
         body = encode_receive(bytes(pack), updates)
         try:
             response = self.session.request("POST", f"{API}/receive", content=body, ok=(200,))
-        except RefConflict:
+        except RefConflict as exc:
             self.blobs.remember(frames)  # the objects are stored all the same
+            for update in updates:
+                self.refs.saw(update.name, None)  # on a store without atomic commits, some may have moved
+            self.refs.saw_conflict(exc)
+            raise
+        except BaseException:
+            for update in updates:
+                self.refs.saw(update.name, None)  # whether they moved is unknown
             raise
         self.blobs.remember(frames)
+        for update in updates:
+            self.refs.saw(update.name, update.new if update.required else None)  # an optional move may not have
         return int(response.json()["stored"])
 
     def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
