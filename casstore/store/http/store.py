@@ -10,6 +10,7 @@ sent; this side re-hashes every frame it reads (as every store does).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -41,6 +42,8 @@ DEFAULT_MAX_IDS = 16384
 DEFAULT_MAX_BODY = 32 << 20
 #: Bytes of a fetch answer handed on as one pack (each is stored as it comes).
 FETCH_PACK_BYTES = 8 << 20
+#: Seconds after a lost compare-and-swap during which a ref's head is read afresh, not guessed (HttpRefs.recent).
+CONTENDED_SECONDS = 2.0
 #: The client's frame cache (URL option ``cache_mb``).
 DEFAULT_CACHE_BYTES = 64 << 20
 
@@ -133,6 +136,13 @@ class HttpRefs(RefStore):
     def __init__(self, session: Session) -> None:
         self.session = session
         self._seen: dict[str, bytes] = {}
+        self._conflicts: dict[str, float] = {}  # ref -> when a move of it last lost (time.monotonic)
+
+    def contended(self, name: str) -> None:
+        """Note that a move of ``name`` lost its compare-and-swap just now."""
+        if len(self._conflicts) >= self.SEEN_MAX and name not in self._conflicts:
+            self._conflicts.clear()
+        self._conflicts[name] = time.monotonic()
 
     def saw(self, name: str, value: bytes | None) -> None:
         """Record what ``name`` was at (``None``: absent, or unknown: forget it)."""
@@ -145,6 +155,7 @@ class HttpRefs(RefStore):
 
     def saw_conflict(self, exc: RefConflict) -> None:
         """Record the value a lost compare-and-swap found."""
+        self.contended(exc.name)
         try:
             self.saw(exc.name, None if exc.actual is None else parse_id(exc.actual))
         except InvalidId:
@@ -152,9 +163,14 @@ class HttpRefs(RefStore):
 
     def recent(self, name: str) -> bytes | None:
         """The value this client last saw ``name`` at (a read, its own move, a lost compare-and-swap), else
-        :meth:`get`: the head of a write costs no round trip when nobody else moved it meanwhile."""
-        seen = self._seen.get(validate_ref_name(name))
-        return seen if seen is not None else self.get(name)
+        :meth:`get`: the head of a write costs no round trip when nobody else moved it meanwhile.  A ref
+        that lost a compare-and-swap in the last :data:`CONTENDED_SECONDS` is read afresh: where writers
+        contend, a guess would mostly lose (and a lost move costs the server a commit)."""
+        name = validate_ref_name(name)
+        seen = self._seen.get(name)
+        if seen is None or time.monotonic() - self._conflicts.get(name, -CONTENDED_SECONDS) < CONTENDED_SECONDS:
+            return self.get(name)
+        return seen
 
     def _get(self, name: str) -> bytes | None:
         response = self.session.request("GET", f"{API}/ref", params={"name": name}, ok=(200, 404))
@@ -180,6 +196,7 @@ class HttpRefs(RefStore):
             actual = response.json().get("actual")
             value = None if actual is None else bytes.fromhex(actual)
             self.saw(name, value)
+            self.contended(name)
             raise ref_conflict(name, expected, value)
         self.saw(name, new)
 
