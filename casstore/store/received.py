@@ -13,8 +13,10 @@ a delta could close a cycle), and only where it is clearly smaller than the
 object, or smaller enough than its compressed frame.
 
 Integrity is unchanged: every delta is still rebuilt from the store's own
-base (re-hashed) and the object re-hashed against its digest before anything
-is stored; a whole frame is re-hashed unless the pack is a
+base and the object re-hashed against its digest before anything is stored
+(the base is checked by that hash: a corrupt base cannot rebuild an object
+that hashes to its id; when one fails, the base is re-hashed to name the
+culprit); a whole frame is re-hashed unless the pack is a
 :class:`~casstore.pack.VerifiedPack` built in this process.
 """
 
@@ -55,7 +57,7 @@ def received_frames(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
                 codec.format_id(digest),
                 f"delta base {codec.format_id(digest)} is gone from the destination; run the transfer again",
             )
-        bases[digest] = codec.unframe(frame, digest)
+        bases[digest] = _content(frame, digest)
         chains[digest] = at_rest.frame_chain(stored)
     keep = [e.digest for e in entries if e.base is not None and chains[e.base] < at_rest.WRITE_CHAIN]
     absent = blobs.missing(keep) if keep else set()
@@ -70,6 +72,9 @@ def received_frames(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
             continue
         data = apply_delta(entry.payload, bases[entry.base], entry.digest)
         if blake3.blake3(data).digest() != entry.digest:
+            if blake3.blake3(bases[entry.base]).digest() != entry.base:
+                name = codec.format_id(entry.base)
+                raise CorruptObject(name, f"stored object {name}, a delta base, does not hash to its id")
             raise CorruptObject(codec.format_id(entry.digest), "its delta does not rebuild it")
         out.append((entry.digest, b""))
         if entry.digest in absent:
@@ -84,3 +89,13 @@ def received_frames(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
         if at_rest.worth_it(frame, frames[digest]):
             frames[digest] = frame
     return [(digest, frame or frames[digest]) for digest, frame in out]
+
+
+def _content(frame: bytes, digest: bytes) -> bytes:
+    """A whole frame's canonical bytes, not hashed here: the object rebuilt from them is (a corrupt base
+    cannot rebuild an object that hashes to its id), and the base itself when that fails."""
+    if frame[:1] == b"\x00":
+        return frame[1:]
+    if frame[:1] == b"\x01":
+        return codec.decompress_bounded(frame[1:], digest)
+    return codec.unframe(frame, digest)  # raises: a delta whose chain could not be rebuilt, an unknown header

@@ -8,8 +8,9 @@ of the same two objects), so :class:`StoredDeltas` keeps it instead of
 rebuilding the object, compressing it whole and delta-ing it again.
 
 Every object is still rebuilt (the walk needs its links) and re-hashed by the
-walk; the bases it is rebuilt from are re-hashed when read and are handed on
-to the walk's pairing, which then need not read them a second time.
+walk.  The bases it is rebuilt from are not hashed here (a corrupt base cannot
+rebuild an object that hashes to its id); they are handed on to the walk's
+pairing, which re-hashes them without reading them a second time.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class StoredDeltas:
         self.stored: dict[bytes, tuple[bytes, bytes]] = {}
         #: objects rebuilt from a delta frame: their frame is raw (``00``), to be framed if sent whole
         self.rebuilt: set[bytes] = set()
-        self._bases: dict[bytes, bytes] = {}  # the last chunk's bases: canonical bytes, re-hashed
+        self._bases: dict[bytes, bytes] = {}  # the last chunk's bases: canonical bytes (the walk re-hashes them)
 
     def fetch(self, digests: Sequence[bytes]) -> list[bytes | None]:
         """Frames of ``digests``; a delta frame is rebuilt into a raw whole frame (not yet re-hashed).
@@ -58,9 +59,11 @@ class StoredDeltas:
             return frames
         base_ids = list(dict.fromkeys(base for base, _ in deltas.values()))
         for digest, frame in zip(base_ids, self.blobs.get_whole_frames(base_ids), strict=True):
-            if frame is not None:
+            if frame is not None and frame[:1] in (b"\x00", b"\x01"):
                 try:
-                    self._bases[digest] = codec.unframe(frame, digest)
+                    self._bases[digest] = (
+                        frame[1:] if frame[:1] == b"\x00" else codec.decompress_bounded(frame[1:], digest)
+                    )
                 except CorruptObject:
                     continue
         for i, (base, delta) in deltas.items():
