@@ -104,6 +104,17 @@ def test_receive_pack_keeps_deltas_only_where_they_are_safe() -> None:
         store.receive_pack(builder.finish())
     assert store.blobs.missing([fine]) == {fine}
 
+    # a base the store holds damaged: the base is named, nothing stored
+    damaged = codec.hash_bytes(b"the real base " * 50)
+    store.blobs.put_frames([(damaged, b"\x00" + b"the fake base " * 50)])
+    target = b"the real base " * 49 + b"changed"
+    builder = PackBuilder()
+    builder.add_delta(codec.hash_bytes(target), damaged, make_delta(target, b"the real base " * 50))
+    with pytest.raises(CorruptObject) as raised:
+        store.receive_pack(builder.finish())
+    assert raised.value.object_id == codec.format_id(damaged)
+    assert store.blobs.missing([codec.hash_bytes(target)]) == {codec.hash_bytes(target)}
+
 
 def _client(app: object) -> HttpStore:
     store = open_object_store("http://asgi.test/", transport=AsgiTransport(app))
