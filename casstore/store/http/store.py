@@ -59,8 +59,9 @@ class HttpBlobs(BlobStore):
     re-hashed by :meth:`~casstore.store.base.BlobStore.get_many`, cached or not.
     """
 
-    #: The server rebuilds every delta it is sent and stores whole frames (``POST /v1/receive``), so a
-    #: delta frame handed to :meth:`put_frames` can never become part of a chain at rest there.
+    #: The server rebuilds every delta it is sent (``POST /v1/receive``) and keeps one as a delta frame only
+    #: for an object it lacked (``casstore.store.received``), so the client need not ask ``missing`` first
+    #: to keep a delta frame handed to :meth:`put_frames` from closing a chain into a cycle there.
     keeps_delta_frames = False
 
     def __init__(self, store: HttpStore, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
