@@ -5,7 +5,7 @@
 * ``receive_pack`` keeps a delta only for an object the store lacks, only against a base below the
   chain bound, and still rebuilds and re-hashes every entry before anything is stored;
 * an ``http://`` store's write reads no head when the client knows it, and a stale guess loses its
-  compare-and-swap and retries (no lost update); ``/v1/get`` answers whole frames.
+  compare-and-swap and retries (no lost update); a server stores what it is sent whole.
 """
 
 from __future__ import annotations
@@ -145,14 +145,21 @@ def test_a_write_reads_no_head_it_knows_and_a_stale_guess_retries(tmp_path: Path
             assert reader.load_contact_content("net", "root", "root-c2") == "contended"
 
 
-def test_get_answers_whole_frames_for_delta_frames_at_rest(tmp_path: Path) -> None:
+def test_a_server_stores_received_deltas_whole(tmp_path: Path) -> None:
+    """A client caches what it sent as it sent it, so the server keeps no received delta at rest (a delta
+    frame there, against another base than the client's copy names, would hide that base from the
+    client's gc); the push still sends its stored deltas as they are."""
     served = LmdbStore(tmp_path / "served")
-    base_data, new_data = _leaf(400), _leaf(400, changed=5)
-    base = served.blobs.put(base_data)
-    new = codec.hash_bytes(new_data)
-    served.blobs.put_frames([(new, delta_frame(1, base, make_delta(new_data, base_data)))])
+    src = NetworkStore(MemoryStore())
+    groups = {f"g{i}": sample_group(f"g{i}", 25) for i in range(40)}
+    src.save_network_state("net", NetworkState(groups, current_group_id="g0", root_group_id="g0"))
     with _client(create_app(served)) as client:
-        client.blobs.cache = None
-        frame = client.blobs.get_frames([new])[0]
-        assert frame is not None and frame[0] != FRAME_DELTA
-        assert codec.unframe(frame, new) == new_data
+        casstore.push(src, client)
+        before = set(served.blobs.iter_hashes())
+        src.save_contact_content("net", "g3", "g3-c0", "changed")
+        report = casstore.push(src, client)
+        assert report.deltas > 0, report
+        sent = sorted(set(served.blobs.iter_hashes()) - before)
+        assert sent and all(frame is not None and frame[0] != FRAME_DELTA for frame in served.blobs.get_frames(sent))
+        with NetworkStore(client) as remote:
+            assert remote.load_contact_content("net", "g3", "g3-c0") == "changed"
