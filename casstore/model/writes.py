@@ -66,7 +66,7 @@ class NetworkWriter:
         ref = head_ref(network_id)
         for attempt in range(MAX_ATTEMPTS):
             started = time.perf_counter()
-            head = self.refs.get(ref)
+            head = self.refs.recent(ref)  # a stale head only loses the compare-and-swap below
             if head is None and not create:
                 raise NetworkNotFound(f"network {network_id!r} not found")
             tx = Transaction(self.reader, network_id, head)

@@ -31,6 +31,7 @@ from casstore.errors import (
 from casstore.pack import apply_pack
 from casstore.store import deltas as at_rest
 from casstore.store.deltas import make_delta_frames, resolve_frames
+from casstore.store.received import received_frames
 from casstore.store.watch import RefChanges, RefPoller
 
 __all__ = [
@@ -321,6 +322,15 @@ class RefStore(ABC):
         """The digest ``name`` points at, or ``None``."""
         return self._get(validate_ref_name(name))
 
+    def recent(self, name: str) -> bytes | None:
+        """What ``name`` points at, possibly as this store last saw it: only for a compare-and-swap that checks it.
+
+        A write reads its head with this and moves it by compare-and-swap, so a stale answer costs a
+        conflict and a retry, never a lost update.  A store across a network answers from its last
+        answer or move (saving a round trip); this default asks (:meth:`get`).
+        """
+        return self.get(name)
+
     def compare_and_swap(self, name: str, expected: bytes | str | None, new: bytes | str) -> None:
         """Point ``name`` at ``new`` if it currently points at ``expected``.
 
@@ -404,14 +414,16 @@ class ObjectStore:
 
         The seam sync writes through: this default rebuilds and re-hashes each
         entry against this store's own objects and hands the frames and ref moves
-        to :meth:`commit` (the whole frames of a :class:`~casstore.pack.VerifiedPack`, built in this
+        to :meth:`commit`, keeping its deltas as delta frames at rest where this store keeps them
+        (:mod:`casstore.store.received`; the whole frames of a :class:`~casstore.pack.VerifiedPack`, built in this
         process from frames already re-hashed, are not hashed again); a store that fronts a casstore process elsewhere
         overrides it to send the pack as it is.  Returns the number of objects
         stored.  On a required :class:`~casstore.errors.RefConflict` the objects
         are still stored (the caller retries with a new ref plan) and the
         conflict is raised.
         """
-        frames = apply_pack(self.blobs, pack)
+        keep_deltas = self.blobs.keeps_delta_frames and self.deltas_at_rest and at_rest.WRITE_DELTAS
+        frames = received_frames(self.blobs, pack) if keep_deltas else apply_pack(self.blobs, pack)
         try:
             self.commit(frames, updates)
         except RefConflict:

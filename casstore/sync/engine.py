@@ -23,6 +23,7 @@ from casstore.model.walk import DECODE_ERRORS, Kind, Reached, children, walk
 from casstore.pack import EMPTY_PACK, PackBuilder, read_pack
 from casstore.store.base import ObjectStore, RefUpdate
 from casstore.sync.report import Progress, TransferStats
+from casstore.sync.stored import StoredDeltas
 
 __all__ = ["FETCH_BATCH", "HOLD_BYTES", "WRITE_BYTES", "WRITE_OBJECTS", "transfer"]
 
@@ -107,6 +108,7 @@ def transfer(
     kids: dict[bytes, list[bytes]] = {}  # missing object -> every object it links to
     held: dict[bytes, bytes] = {}
     deltas: dict[bytes, tuple[bytes, bytes, bytes]] = {}  # object -> (its bytes, base, base's bytes)
+    ready: dict[bytes, tuple[bytes, bytes]] = {}  # object -> (base, delta): its delta at rest, sent as it is
     held_bytes = 0
 
     # With delta bases, what sits unchanged under a base is known to be held (the destination holds each
@@ -126,8 +128,12 @@ def transfer(
         stats.objects_skipped += len(held)
         return held
 
-    def fetch(digests: list[bytes]) -> list[bytes | None]:
+    stored = StoredDeltas(source.blobs) if use_deltas else None
+
+    def fetch(digests: list[bytes]) -> Sequence[bytes | None]:
         trips(source)
+        if stored is not None:
+            return stored.fetch(digests)
         return source.blobs.get_whole_frames(digests, compress=True)
 
     def lacking(digest: bytes, kind: Kind) -> None:
@@ -138,10 +144,14 @@ def transfer(
         nonlocal held_bytes
         for digest, _, data, frame, links, base, old in level:
             order.append(digest)
+            as_stored = stored.delta(digest, base) if stored is not None and base is not None else None
             if held_bytes + len(frame) <= hold_bytes:
                 held[digest] = frame
                 held_bytes += len(frame)
-                if base is not None and old is not None and held_bytes + len(data) + len(old) <= hold_bytes:
+                if as_stored is not None and base is not None and len(as_stored) + codec.DIGEST_SIZE < len(frame):
+                    ready[digest] = (base, as_stored)
+                    held_bytes += len(as_stored)
+                elif base is not None and old is not None and held_bytes + len(data) + len(old) <= hold_bytes:
                     deltas[digest] = (data, base, old)
                     held_bytes += len(data) + len(old)
             kids[digest] = [child for child, _, _ in links]
@@ -165,9 +175,13 @@ def transfer(
         visit=visit,
         on_missing=lacking,
         bases=bases if use_deltas else None,
-        fetch_bases=local.blobs.get_whole_frames if use_deltas else None,
+        fetch_bases=(stored.fetch_bases if stored is not None and local is source else local.blobs.get_whole_frames)
+        if use_deltas
+        else None,
     )
     writer = _Writer(source, target, deltas if use_deltas else None, final_updates, stats, trips, progress)
+    if stored is not None:
+        writer.ready, writer.rebuilt = ready, stored.rebuilt
     writer.write(order, kids, held)
     return stats
 
@@ -296,6 +310,9 @@ class _Writer:
         self.total = 0
         self.batch: list[tuple[bytes, bytes]] = []
         self.batch_bytes = 0
+        #: object -> (base, delta) sent as it is; objects whose held frame is raw (rebuilt from a delta frame)
+        self.ready: dict[bytes, tuple[bytes, bytes]] = {}
+        self.rebuilt: set[bytes] = set()
 
     def write(self, order: list[bytes], kids: dict[bytes, list[bytes]], held: dict[bytes, bytes]) -> None:
         heights = _heights(order, kids)
@@ -334,7 +351,15 @@ class _Writer:
         if self.deltas is None:
             builder.add_frames(self.batch)
             return builder.finish(), self.batch_bytes
+        ready, rebuilt = self.ready, self.rebuilt
+        raw = [(d, f[1:]) for d, f in self.batch if d in rebuilt and d not in ready and f[:1] == b"\x00"]
+        framed = dict(codec.frame_many_hashed(raw)) if raw else {}  # sent whole after all: compressed
         for digest, frame in self.batch:
+            as_stored = ready.pop(digest, None)
+            if as_stored is not None:
+                builder.add_delta(digest, *as_stored)
+                continue
+            frame = framed.get(digest, frame)
             delta = self.deltas.pop(digest, None)
             if delta is None:
                 builder.add_frame(digest, frame)

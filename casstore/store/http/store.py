@@ -10,15 +10,16 @@ sent; this side re-hashes every frame it reads (as every store does).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from casstore.codec import ref_conflict
-from casstore.errors import InvalidPack, RefConflict, StorageError
+from casstore.codec import parse_id, ref_conflict
+from casstore.errors import InvalidId, InvalidPack, RefConflict, StorageError
 from casstore.pack import MAGIC, PackBuilder, VerifiedPack
-from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate
+from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate, validate_ref_name
 from casstore.store.deltas import FRAME_DELTA, parse_delta_frame
 from casstore.store.http.client import ConnectionFailed, Session, error_from_body
 from casstore.store.http.watch import RefWatcher
@@ -41,6 +42,8 @@ DEFAULT_MAX_IDS = 16384
 DEFAULT_MAX_BODY = 32 << 20
 #: Bytes of a fetch answer handed on as one pack (each is stored as it comes).
 FETCH_PACK_BYTES = 8 << 20
+#: Seconds after a lost compare-and-swap during which a ref's head is read afresh, not guessed (HttpRefs.recent).
+CONTENDED_SECONDS = 2.0
 #: The client's frame cache (URL option ``cache_mb``).
 DEFAULT_CACHE_BYTES = 64 << 20
 
@@ -56,8 +59,9 @@ class HttpBlobs(BlobStore):
     re-hashed by :meth:`~casstore.store.base.BlobStore.get_many`, cached or not.
     """
 
-    #: The server rebuilds every delta it is sent and stores whole frames (``POST /v1/receive``), so a
-    #: delta frame handed to :meth:`put_frames` can never become part of a chain at rest there.
+    #: The server rebuilds every delta it is sent (``POST /v1/receive``) and keeps one as a delta frame only
+    #: for an object it lacked (``casstore.store.received``), so the client need not ask ``missing`` first
+    #: to keep a delta frame handed to :meth:`put_frames` from closing a chain into a cycle there.
     keeps_delta_frames = False
 
     def __init__(self, store: HttpStore, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
@@ -125,14 +129,58 @@ class HttpBlobs(BlobStore):
 
 
 class HttpRefs(RefStore):
+    """Refs on the server; :meth:`recent` answers from the value this client last saw or set."""
+
+    #: Refs whose last seen value is kept at most (the oldest are forgotten beyond).
+    SEEN_MAX = 4096
+
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._seen: dict[str, bytes] = {}
+        self._conflicts: dict[str, float] = {}  # ref -> when a move of it last lost (time.monotonic)
+
+    def contended(self, name: str) -> None:
+        """Note that a move of ``name`` lost its compare-and-swap just now."""
+        if len(self._conflicts) >= self.SEEN_MAX and name not in self._conflicts:
+            self._conflicts.clear()
+        self._conflicts[name] = time.monotonic()
+
+    def saw(self, name: str, value: bytes | None) -> None:
+        """Record what ``name`` was at (``None``: absent, or unknown: forget it)."""
+        if value is None:
+            self._seen.pop(name, None)
+            return
+        if len(self._seen) >= self.SEEN_MAX and name not in self._seen:
+            self._seen.pop(next(iter(self._seen)), None)
+        self._seen[name] = value
+
+    def saw_conflict(self, exc: RefConflict) -> None:
+        """Record the value a lost compare-and-swap found."""
+        self.contended(exc.name)
+        try:
+            self.saw(exc.name, None if exc.actual is None else parse_id(exc.actual))
+        except InvalidId:
+            self.saw(exc.name, None)
+
+    def recent(self, name: str) -> bytes | None:
+        """The value this client last saw ``name`` at (a read, its own move, a lost compare-and-swap), else
+        :meth:`get`: the head of a write costs no round trip when nobody else moved it meanwhile.  A ref
+        that lost a compare-and-swap in the last :data:`CONTENDED_SECONDS` is read afresh: where writers
+        contend, a guess would mostly lose (and a lost move costs the server a commit)."""
+        name = validate_ref_name(name)
+        seen = self._seen.get(name)
+        if seen is None or time.monotonic() - self._conflicts.get(name, -CONTENDED_SECONDS) < CONTENDED_SECONDS:
+            return self.get(name)
+        return seen
 
     def _get(self, name: str) -> bytes | None:
         response = self.session.request("GET", f"{API}/ref", params={"name": name}, ok=(200, 404))
         if response.status_code == 404:
+            self.saw(name, None)
             return None
-        return bytes.fromhex(response.text.strip())
+        value = bytes.fromhex(response.text.strip())
+        self.saw(name, value)
+        return value
 
     def _cas(self, name: str, expected: bytes | None, new: bytes | None) -> None:
         condition = {"If-None-Match": "*"} if expected is None else {"If-Match": f'"{expected.hex()}"'}
@@ -147,7 +195,11 @@ class HttpRefs(RefStore):
         )
         if response.status_code == 412:
             actual = response.json().get("actual")
-            raise ref_conflict(name, expected, None if actual is None else bytes.fromhex(actual))
+            value = None if actual is None else bytes.fromhex(actual)
+            self.saw(name, value)
+            self.contended(name)
+            raise ref_conflict(name, expected, value)
+        self.saw(name, new)
 
     def _list(self, prefix: str) -> dict[str, bytes]:
         answer = self.session.request("GET", f"{API}/refs", params={"prefix": prefix}).json()
@@ -206,10 +258,19 @@ class HttpStore(ObjectStore):
         body = encode_receive(bytes(pack), updates)
         try:
             response = self.session.request("POST", f"{API}/receive", content=body, ok=(200,))
-        except RefConflict:
+        except RefConflict as exc:
             self.blobs.remember(frames)  # the objects are stored all the same
+            for update in updates:
+                self.refs.saw(update.name, None)  # on a store without atomic commits, some may have moved
+            self.refs.saw_conflict(exc)
+            raise
+        except BaseException:
+            for update in updates:
+                self.refs.saw(update.name, None)  # whether they moved is unknown
             raise
         self.blobs.remember(frames)
+        for update in updates:
+            self.refs.saw(update.name, update.new if update.required else None)  # an optional move may not have
         return int(response.json()["stored"])
 
     def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:

@@ -1,0 +1,92 @@
+"""Reading a transfer's source with its deltas at rest kept: a stored delta against the paired base goes as it is.
+
+A rewritten object the source stores as a delta frame against the object it
+replaced (:mod:`casstore.store.deltas`) is usually paired, in an incremental
+transfer, with that very object, which the destination holds.  Its stored
+delta is then the pack entry sync would compute (:func:`casstore.pack.make_delta`
+of the same two objects), so :class:`StoredDeltas` keeps it instead of
+rebuilding the object, compressing it whole and delta-ing it again.
+
+Every object is still rebuilt (the walk needs its links) and re-hashed by the
+walk.  The bases it is rebuilt from are not hashed here (a corrupt base cannot
+rebuild an object that hashes to its id); they are handed on to the walk's
+pairing, which re-hashes them without reading them a second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from casstore import codec
+from casstore.errors import CorruptObject
+from casstore.pack import apply_delta
+from casstore.store.base import BlobStore
+from casstore.store.deltas import FRAME_DELTA, parse_delta_frame
+
+__all__ = ["StoredDeltas"]
+
+
+class StoredDeltas:
+    """The walk's reads of the source: :meth:`fetch` (objects) and, where the pairs are the source's
+    too (a push), :meth:`fetch_bases` (the pairs: those :meth:`fetch` just rebuilt objects from are
+    not read again)."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+        #: object -> (base, delta) as stored, for every delta frame read whose base could be read
+        self.stored: dict[bytes, tuple[bytes, bytes]] = {}
+        #: objects rebuilt from a delta frame: their frame is raw (``00``), to be framed if sent whole
+        self.rebuilt: set[bytes] = set()
+        self._bases: dict[bytes, bytes] = {}  # the last chunk's bases: canonical bytes (the walk re-hashes them)
+
+    def fetch(self, digests: Sequence[bytes]) -> list[bytes | None]:
+        """Frames of ``digests``; a delta frame is rebuilt into a raw whole frame (not yet re-hashed).
+
+        One whose chain cannot be rebuilt stays a delta frame, which ``codec.unframe`` reports as
+        corrupt (as :meth:`~casstore.store.base.BlobStore.get_whole_frames` leaves it).
+        """
+        frames = list(self.blobs.get_frames(digests))
+        deltas: dict[int, tuple[bytes, bytes]] = {}
+        for i, frame in enumerate(frames):
+            if frame is not None and frame[:1] == bytes([FRAME_DELTA]):
+                try:
+                    _, base, delta = parse_delta_frame(frame)
+                except ValueError:
+                    continue
+                deltas[i] = (base, delta)
+        self._bases = {}
+        if not deltas:
+            return frames
+        base_ids = list(dict.fromkeys(base for base, _ in deltas.values()))
+        for digest, frame in zip(base_ids, self.blobs.get_whole_frames(base_ids), strict=True):
+            if frame is not None and frame[:1] in (b"\x00", b"\x01"):
+                try:
+                    self._bases[digest] = (
+                        frame[1:] if frame[:1] == b"\x00" else codec.decompress_bounded(frame[1:], digest)
+                    )
+                except CorruptObject:
+                    continue
+        for i, (base, delta) in deltas.items():
+            base_data = self._bases.get(base)
+            if base_data is None:
+                continue
+            digest = digests[i]
+            try:
+                frames[i] = b"\x00" + apply_delta(delta, base_data, digest)
+            except CorruptObject:
+                continue
+            self.stored[digest] = (base, delta)
+            self.rebuilt.add(digest)
+        return frames
+
+    def fetch_bases(self, digests: Sequence[bytes]) -> list[bytes | None]:
+        """Whole frames of the walk's pairs: those the last :meth:`fetch` read as raw frames, the others read."""
+        known = self._bases
+        unread = [digest for digest in digests if digest not in known]
+        read = dict(zip(unread, self.blobs.get_whole_frames(unread), strict=True)) if unread else {}
+        return [b"\x00" + known[digest] if digest in known else read[digest] for digest in digests]
+
+    def delta(self, digest: bytes, base: bytes) -> bytes | None:
+        """The stored delta of ``digest`` if it is against ``base``, else ``None``; forgotten once asked."""
+        stored = self.stored.pop(digest, None)
+        return stored[1] if stored is not None and stored[0] == base else None
