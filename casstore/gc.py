@@ -7,7 +7,10 @@ within the grace period are never swept, so a concurrent writer's fresh objects
 survive until its ref moves.  A kept object stored as a delta (see
 :mod:`casstore.store.deltas`) keeps the chain of bases it is rebuilt from,
 whether those are reachable or not, so gc never leaves a delta without its
-base.  The temporary files a killed write left
+base.  Those chains are read from the frames the backend itself keeps, past every
+cache (the view verify reads): a cache holds the frames that were written or read,
+and the backend may keep another form of an object it already held (a delta on
+another base), which is the form whose base must stay.  The temporary files a killed write left
 (``file://``'s ``tmp/*.tmp``) are removed once older than the grace period too.
 """
 
@@ -15,15 +18,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from casstore.codec import format_id
 from casstore.model.refs import ref_kind
 from casstore.model.walk import Reached, walk
-from casstore.store.base import ObjectStore
+from casstore.store.base import BlobStore, ObjectStore
 from casstore.store.deltas import chain_links, frame_chain
-from casstore.verify import backend_of
+from casstore.verify import UncachedView, backend_of
 
 __all__ = ["DEFAULT_GRACE_MINUTES", "GcReport", "TempFiles", "collect_garbage", "mark"]
 
@@ -56,12 +60,17 @@ class TempFiles(Protocol):
 
 
 def mark(
-    store: ObjectStore, progress: Callable[[int], None] | None = None, bases: set[bytes] | None = None
+    store: ObjectStore,
+    progress: Callable[[int], None] | None = None,
+    bases: set[bytes] | None = None,
+    frames_from: BlobStore | None = None,
 ) -> tuple[set[bytes], list[str]]:
     """Digests reachable from every ref, and the printable ids of reachable objects that are absent.
 
-    ``bases`` receives every delta base the reachable objects are rebuilt from (gc keeps them).
+    ``bases`` receives every delta base the reachable objects are rebuilt from (gc keeps them), as
+    ``frames_from`` (default: ``store.blobs``) keeps them.
     """
+    blobs = store.blobs if frames_from is None else frames_from
     roots = [(digest, ref_kind(name)) for name, digest in store.refs.list().items()]
     marked: set[bytes] = set()
     missing: list[str] = []
@@ -73,7 +82,7 @@ def mark(
                 progress(_BATCH)
 
     def fetch(digests: list[bytes]) -> list[bytes | None]:
-        return store.blobs.get_whole_frames(digests, bases)
+        return blobs.get_whole_frames(digests, bases)
 
     walk(fetch, roots, visit=visit, on_missing=lambda digest, _: missing.append(format_id(digest)))
     return marked, missing
@@ -91,15 +100,31 @@ def collect_garbage(
     """
     if grace_minutes < 0:
         raise ValueError("grace period must be zero or more minutes")
+    with ExitStack() as closing:
+        backend = backend_of(store)
+        stored = closing.enter_context(backend.uncached_view()) if isinstance(backend, UncachedView) else backend
+        return _collect(store, backend, stored.blobs, grace_minutes, dry_run, progress)
+
+
+def _collect(
+    store: ObjectStore,
+    backend: ObjectStore,
+    stored: BlobStore,
+    grace_minutes: float,
+    dry_run: bool,
+    progress: Callable[[str, int], None] | None,
+) -> GcReport:
+    """gc, judging delta chains by ``stored`` (the backend's own frames) and deleting through ``store``."""
     started = time.time()
     bases: set[bytes] = set()
-    marked, missing = mark(store, progress=(lambda n: progress("mark", n)) if progress else None, bases=bases)
+    on_mark = (lambda n: progress("mark", n)) if progress else None
+    marked, missing = mark(store, progress=on_mark, bases=bases, frames_from=stored)
     report = GcReport(reachable=len(marked), missing=missing, dry_run=dry_run)
     # read after marking, so objects written while we marked are protected too
     recent = store.blobs.written_since(started - grace_minutes * 60)
     # the bases of recent objects too: a writer's fresh delta keeps what it is rebuilt from
     fresh = [digest for digest in recent if digest not in marked]
-    bases.update(chain_links(store.blobs.get_frames, fresh).values())
+    bases.update(chain_links(stored.get_frames, fresh).values())
     doomed = []
     for digest in store.blobs.iter_hashes():
         if digest in marked:
@@ -112,10 +137,9 @@ def collect_garbage(
             report.kept_recent += 1
         else:
             doomed.append(digest)
-    backend = backend_of(store)
     if isinstance(backend, TempFiles):
         report.temp_files = backend.remove_temp_files(started - grace_minutes * 60, dry_run=dry_run)
-    for level in _by_chain_level(store, doomed, report):
+    for level in _by_chain_level(stored, doomed, report):
         for start in range(0, len(level), _BATCH):
             chunk = level[start : start + _BATCH]
             report.swept += len(chunk) if dry_run else store.blobs.delete_many(chunk)
@@ -124,7 +148,7 @@ def collect_garbage(
     return report
 
 
-def _by_chain_level(store: ObjectStore, doomed: list[bytes], report: GcReport) -> list[list[bytes]]:
+def _by_chain_level(stored: BlobStore, doomed: list[bytes], report: GcReport) -> list[list[bytes]]:
     """``doomed`` grouped by chain length, longest first (and their bytes counted into ``report``).
 
     A delta's base is one level below it, so deleting level by level, longest chains first,
@@ -134,7 +158,7 @@ def _by_chain_level(store: ObjectStore, doomed: list[bytes], report: GcReport) -
     levels: dict[int, list[bytes]] = {}
     for start in range(0, len(doomed), _BATCH):
         chunk = doomed[start : start + _BATCH]
-        for digest, frame in zip(chunk, store.blobs.get_frames(chunk), strict=True):
+        for digest, frame in zip(chunk, stored.get_frames(chunk), strict=True):
             if frame is None:
                 continue
             report.swept_bytes += len(frame)

@@ -378,3 +378,38 @@ def test_sigkill_during_delta_writes_and_gc_leaves_no_broken_chain(tmp_path: Pat
         assert report.ok, report
         assert store.load_network_state("net") is not None
         store.close()
+
+
+@pytest.mark.parametrize("cache", ["caching-wrapper", "http-client"])
+def test_gc_and_verify_judge_delta_bases_by_the_stored_frames_not_a_cache_of_frames_written(
+    tmp_path: Path, cache: str, request: pytest.FixtureRequest
+) -> None:
+    """A frame cache holds what was written; the store may keep another form of the same object (it
+    already held it, as a delta).  gc must keep the base the store's form needs, and verify must
+    check the store's own chain, whatever the cache holds."""
+    from casstore.store import open_object_store
+    from casstore.store.wrappers.caching import CachingStore
+    from casstore.verify import verify
+
+    if cache == "http-client":  # the server's store is a memory store; the client caches frames it sent
+        served = request.getfixturevalue("asgi_stores")
+        remote = open_object_store(served.url_for(tmp_path), transport=served.transport)
+        inner = served.backing(tmp_path)
+    else:
+        inner = LmdbStore(tmp_path / "s")
+    plain = casstore.NetworkStore(inner)
+    plain.save_network_state("n", NetworkState({"g": group_state("g", 40)}, "g", "g"))
+    plain.save_contact_content("n", "g", "c007", {"v": "changed"})  # its leaf is now a delta on the old leaf
+    stored = {d: f for d in inner.blobs.iter_hashes() if (f := inner.blobs.get_frames([d])[0]) is not None}
+    leaf, frame = next((d, f) for d, f in stored.items() if deltas.frame_chain(f) == 1)
+    old_leaf = deltas.parse_delta_frame(frame)[1]
+    cached = casstore.NetworkStore(remote if cache == "http-client" else CachingStore(inner))
+    whole = codec.frame_many([inner.blobs.get(leaf)])[0]
+    cached.objects.blobs.put_frames([whole])  # held already: the store keeps its delta, the cache the whole frame
+    assert inner.blobs.get_frames([leaf]) == [frame]
+    report = collect_garbage(cached.objects, grace_minutes=0)
+    assert old_leaf in inner.blobs, "the base of a stored delta is kept"
+    assert report.kept_bases >= 1 and verify(plain).ok
+    assert plain.load_contact("n", "g", "c007") is not None
+    inner.blobs.delete_many([old_leaf])  # now the stored chain is broken: verify through the cache sees it
+    assert verify(cached).corrupt == [codec.format_id(leaf)]

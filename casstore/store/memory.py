@@ -28,7 +28,9 @@ class MemoryBlobs(BlobStore):
     def put_frames(self, items: Sequence[tuple[bytes, bytes]]) -> None:
         now = time.time()
         with self._lock:
-            self._frames.update(items)
+            frames = self._frames
+            for digest, frame in items:  # a held object keeps its frame (a delta keeps its base), as on disk
+                frames.setdefault(digest, frame)
             self._written.update((digest, now) for digest, _ in items)
 
     def get_frames(self, digests: Sequence[bytes]) -> list[bytes | None]:

@@ -343,8 +343,26 @@ class HttpStore(ObjectStore):
     def is_transient(self, exc: BaseException) -> bool:
         return isinstance(exc, ConnectionFailed)
 
+    def uncached_view(self) -> HttpStore:
+        """This server's objects read past the frame cache, which holds frames as they were sent (the
+        server may keep another form of an object it already held): what verify and gc judge delta
+        chains by.  It shares this store's connection; closing it leaves this store open."""
+        return _UncachedHttpView(self)
+
     def close(self) -> None:
         for watcher in self._watchers:
             watcher.stop()
         self._watchers.clear()
         self.session.close()
+
+
+class _UncachedHttpView(HttpStore):
+    """An :class:`HttpStore` on another's connection whose frames are always read from the server."""
+
+    def __init__(self, of: HttpStore) -> None:  # shares ``of``'s session and capabilities: no request
+        self.__dict__.update(of.__dict__)
+        self.blobs = HttpBlobs(self, cache_bytes=0)
+        self._watchers = []
+
+    def close(self) -> None:
+        """Nothing to close: the connection is the viewed store's."""
