@@ -411,5 +411,11 @@ def test_gc_and_verify_judge_delta_bases_by_the_stored_frames_not_a_cache_of_fra
     assert old_leaf in inner.blobs, "the base of a stored delta is kept"
     assert report.kept_bases >= 1 and verify(plain).ok
     assert plain.load_contact("n", "g", "c007") is not None
+    # a delta cached as written, on a base the store never kept: the read rebuilds from the store's form
+    other = codec.encode_value({"not": "stored"})
+    fake = deltas.delta_frame(1, codec.hash_bytes(other), make_delta(inner.blobs.get(leaf), other))
+    blobs: Any = cached.objects.blobs
+    (blobs.remember if cache == "http-client" else blobs.cache.add)([(leaf, fake)])
+    assert blobs.get_many([leaf]) == inner.blobs.get_many([leaf])
     inner.blobs.delete_many([old_leaf])  # now the stored chain is broken: verify through the cache sees it
     assert verify(cached).corrupt == [codec.format_id(leaf)]

@@ -145,10 +145,12 @@ def test_a_write_reads_no_head_it_knows_and_a_stale_guess_retries(tmp_path: Path
             assert reader.load_contact_content("net", "root", "root-c2") == "contended"
 
 
-def test_a_server_stores_received_deltas_whole(tmp_path: Path) -> None:
-    """A client caches what it sent as it sent it, so the server keeps no received delta at rest (a delta
-    frame there, against another base than the client's copy names, would hide that base from the
-    client's gc); the push still sends its stored deltas as they are."""
+def test_a_server_keeps_received_deltas_and_a_client_gc_keeps_their_bases(tmp_path: Path) -> None:
+    """A push's stored deltas reach the server's store as delta frames at rest; the client caches only
+    the whole frames it sent, so a gc run through the client judges chains by the server's own forms
+    and the server's store stays whole."""
+    from casstore.gc import collect_garbage
+
     served = LmdbStore(tmp_path / "served")
     src = NetworkStore(MemoryStore())
     groups = {f"g{i}": sample_group(f"g{i}", 25) for i in range(40)}
@@ -160,6 +162,18 @@ def test_a_server_stores_received_deltas_whole(tmp_path: Path) -> None:
         report = casstore.push(src, client)
         assert report.deltas > 0, report
         sent = sorted(set(served.blobs.iter_hashes()) - before)
-        assert sent and all(frame is not None and frame[0] != FRAME_DELTA for frame in served.blobs.get_frames(sent))
+        frames = served.blobs.get_frames(sent)
+        assert any(frame is not None and frame[0] == FRAME_DELTA for frame in frames), "kept as deltas at rest"
+        gc = collect_garbage(client, grace_minutes=0)
+        assert gc.kept_bases > 0 and gc.swept > 0  # the old versions no delta needs are swept
+        # a delta frame cached as sent, naming a base the server does not keep (it held the object in
+        # another form): the read rebuilds from the server's form instead
+        held = next(d for d, f in zip(sent, frames, strict=True) if f is not None and f[0] == FRAME_DELTA)
+        data = served.blobs.get(held)
+        other = codec.encode_value({"not": "on the server"})
+        client.blobs.remember([(held, delta_frame(1, codec.hash_bytes(other), make_delta(data, other)))])
+        assert client.blobs.get_many([held]) == [data]
+        assert client.blobs.get_frames([held]) == served.blobs.get_frames([held])  # the cache now holds its form
         with NetworkStore(client) as remote:
             assert remote.load_contact_content("net", "g3", "g3-c0") == "changed"
+    assert verify(NetworkStore(served)).ok

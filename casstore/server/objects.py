@@ -12,7 +12,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from casstore import codec
 from casstore.errors import InvalidPack, StorageError
-from casstore.pack import PackBuilder, apply_pack
 from casstore.server.appendonly import keep_replaced_heads, refuse_deletes
 from casstore.server.auth import Role
 from casstore.server.common import BINARY_BODY, JSON_BODY, read_body, require
@@ -79,12 +78,9 @@ def _receive(state: ServerState, body: bytes) -> int:
     if state.append_only:
         refuse_deletes(updates)
         keep_replaced_heads(state.store, updates)
-    # Every delta is rebuilt and the object stored whole here, never kept as a delta frame: a client caches
-    # the frames it sent as it sent them, and a delta frame at rest whose form differs from the client's
-    # copy (the object was already held, against another base) would hide its base from a gc the client runs.
-    whole = PackBuilder(verified=True)  # apply_pack re-hashed every entry
-    whole.add_frames(apply_pack(state.store.blobs, pack))
-    return state.store.receive_pack(whole.finish(), updates)
+    # A received delta may be kept at rest (casstore.store.received's rules).  That is safe for clients:
+    # one caches only the whole frames it sent, and gc and verify read chains past its cache.
+    return state.store.receive_pack(pack, updates)
 
 
 @router.post("/receive", openapi_extra=BINARY_BODY)

@@ -44,6 +44,7 @@ __all__ = [
     "frame_chain",
     "make_delta_frames",
     "parse_delta_frame",
+    "rebuild_broken",
     "resolve_frames",
     "worth_it",
 ]
@@ -137,6 +138,23 @@ def resolve_frames(
         for i, (_, frame) in zip(rebuilt, framed, strict=True):
             frames[i] = frame
     return frames
+
+
+def rebuild_broken(
+    digests: Sequence[bytes],
+    frames: list[bytes | None],
+    get_frames: GetFrames,
+    used: set[bytes] | None = None,
+    compress: bool = False,
+) -> list[bytes | None]:
+    """``frames`` (what :func:`resolve_frames` gave for ``digests``) with each chain that did not rebuild
+    resolved again through ``get_frames`` (a cache's store below it: a delta cached as it was written
+    may name a base the store does not keep, since a store that already held the object keeps its own form)."""
+    broken = [d for d, f in zip(digests, frames, strict=True) if f is not None and f[:1] == bytes([FRAME_DELTA])]
+    if not broken:
+        return frames
+    again = dict(zip(broken, resolve_frames(get_frames, broken, used, compress=compress), strict=True))
+    return [again.get(d, f) for d, f in zip(digests, frames, strict=True)]
 
 
 def _parse_into(

@@ -20,7 +20,7 @@ from casstore.codec import parse_id, ref_conflict
 from casstore.errors import InvalidId, InvalidPack, RefConflict, StorageError
 from casstore.pack import MAGIC, PackBuilder, VerifiedPack
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate, validate_ref_name
-from casstore.store.deltas import FRAME_DELTA, parse_delta_frame
+from casstore.store.deltas import FRAME_DELTA, parse_delta_frame, rebuild_broken
 from casstore.store.http.client import ConnectionFailed, Session, error_from_body
 from casstore.store.http.watch import RefWatcher
 from casstore.store.http.wire import (
@@ -70,7 +70,8 @@ class HttpBlobs(BlobStore):
         self.cache = FrameCache(cache_bytes) if cache_bytes > 0 else None
 
     def remember(self, frames: Iterable[tuple[bytes, bytes]]) -> None:
-        """Cache frames the server now holds (a delta frame as it was sent: it rebuilds the same object)."""
+        """Cache frames the server holds: answered by it, or sent to it (a delta frame as it was sent; see
+        :meth:`get_whole_frames` for when the server kept another form)."""
         if self.cache is not None:
             self.cache.add(frames)
 
@@ -88,12 +89,38 @@ class HttpBlobs(BlobStore):
         wanted = list(dict.fromkeys(d for d, frame in zip(digests, found, strict=True) if frame is None))
         if not wanted:
             return found
+        fetched = self._fetch(wanted)
+        return [frame if frame is not None else fetched[d] for d, frame in zip(digests, found, strict=True)]
+
+    def _fetch(self, wanted: Sequence[bytes]) -> dict[bytes, bytes | None]:
+        """The server's frames of ``wanted`` (distinct ids), cached."""
         fetched: dict[bytes, bytes | None] = {}
         for chunk in self._chunks(wanted):
             body = self.session.request("POST", f"{API}/get", content=join_ids(chunk)).content
             fetched.update(zip(chunk, decode_frames(body, len(chunk)), strict=True))
         self.remember((d, f) for d, f in fetched.items() if f is not None)
-        return [frame if frame is not None else fetched[d] for d, frame in zip(digests, found, strict=True)]
+        return fetched
+
+    def get_whole_frames(
+        self, digests: Sequence[bytes], used: set[bytes] | None = None, compress: bool = False
+    ) -> list[bytes | None]:
+        """:meth:`BlobStore.get_whole_frames`, read again from the server for a chain the cache broke.
+
+        A delta frame cached as it was sent names a base the server need not keep: a server that already
+        held the object keeps its own form, and gc judges chains by that form.  A chain that does not
+        rebuild from cached frames is therefore read afresh, every level from the server.
+        """
+        frames = super().get_whole_frames(digests, used, compress)
+        if self.cache is None:
+            return frames
+        return rebuild_broken(digests, frames, self._get_from_server, used, compress)
+
+    def _get_from_server(self, digests: Sequence[bytes]) -> list[bytes | None]:
+        """Frames as the server keeps them, replacing any cached copies."""
+        if self.cache is not None:
+            self.cache.discard(digests)
+        fetched = self._fetch(list(dict.fromkeys(digests)))
+        return [fetched[d] for d in digests]
 
     def missing(self, digests: Iterable[bytes]) -> set[bytes]:
         asked = list(dict.fromkeys(digests))

@@ -29,6 +29,7 @@ from typing import Generic, TypeVar
 
 from casstore.errors import RefConflict
 from casstore.store.base import BlobStore, ObjectStore, RefStore, RefUpdate
+from casstore.store.deltas import rebuild_broken
 from casstore.store.wrappers.base import WrappedBlobs, WrappedRefs, WrappedStore
 
 __all__ = ["ENTRY_OVERHEAD", "CachingStore", "FrameCache", "RefCache", "TtlMap"]
@@ -123,6 +124,19 @@ class CachingBlobs(WrappedBlobs):
                     new.append((digests[i], frame))
         self.cache.add(new)
         return found
+
+    def get_whole_frames(
+        self, digests: Sequence[bytes], used: set[bytes] | None = None, compress: bool = False
+    ) -> list[bytes | None]:
+        """Chains rebuilt from cached frames; one that does not rebuild (a delta cached as written,
+        naming a base the store below did not keep) is read again from the store below."""
+        frames = super().get_whole_frames(digests, used, compress)
+        return rebuild_broken(digests, frames, self._get_below, used, compress)
+
+    def _get_below(self, digests: Sequence[bytes]) -> list[bytes | None]:
+        """The store's own frames, replacing any cached copies."""
+        self.cache.discard(digests)
+        return self.get_frames(digests)
 
     def missing(self, digests: Iterable[bytes]) -> set[bytes]:
         wanted = digests if isinstance(digests, Collection) else list(digests)
