@@ -267,15 +267,21 @@ class TreeWriter:
             return False
 
     def _write(self, path: str, data: bytes, digest: str) -> Entry:
-        """Write one file: a temp file renamed over its target, so nobody sees it half-written."""
+        """Write one file: a whole temp file put at its path, so nobody sees it half-written."""
         target = os.path.join(self._root, path)
         parent, name = os.path.split(target)
         if parent not in self._dirs:
-            os.makedirs(parent, exist_ok=True)
+            # a directory the bookkeeping lists files in exists (else the placer's write below makes it)
+            listed = isinstance(self.entries, Paths) and path[: path.rfind("/") + 1] in self.entries.grouped
+            if not (listed and self._placer is not None):
+                os.makedirs(parent, exist_ok=True)
             self._dirs.add(parent)
         placer = self._placer
         if placer is not None:
             try:
+                st = placer.put(target, data)
+            except FileNotFoundError:
+                os.makedirs(parent, exist_ok=True)  # removed by hand since the tree was written
                 st = placer.put(target, data)
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
