@@ -161,6 +161,7 @@ def _plan(store: NetworkStore, fs: FilesystemStore, network_id: str, paths: list
             if gid is not None:
                 plan.deleted_groups.append(gid)
     gids: dict[str, str | None] = {}
+    base = str(root)
     for path in paths:
         parts = path.split("/")
         if len(parts) != 4 or parts[1] in whole_groups:
@@ -179,13 +180,15 @@ def _plan(store: NetworkStore, fs: FilesystemStore, network_id: str, paths: list
         gid = gids[name]
         if gid is None:
             raise InvalidLayout(f"{shown}:1: its group directory has no structure.json and no such group is stored")
-        file = root / path
-        if file.exists():
-            plan.contacts.append((gid, read_contact(shown, file.read_bytes(), stem, gid)))
-        else:
+        try:
+            with open(f"{base}/{path}", "rb") as handle:
+                data = handle.read()
+        except (FileNotFoundError, IsADirectoryError):  # removed (or no longer a file)
             cid = _contact_id(reader, root_obj, gid, stem)
             if cid is not None:
                 plan.deleted.append((gid, cid))
+            continue
+        plan.contacts.append((gid, read_contact(shown, data, stem, gid)))
     if METADATA in paths:
         plan.metadata = NetworkFields(f"{display}/{METADATA}", (root / METADATA).read_bytes())
     return plan
@@ -246,6 +249,8 @@ def _refresh(fs: FilesystemStore, network_id: str, edited: list[str], before: di
     with state.locked():
         entries = state.manifest.entries(network_id)
         paths = [path for path in edited if entries.get(path) == before.get(path)]
+        if not paths:
+            return
         writer = tree_writer(state, network_id, entries)
         reader = state.reader
         root_obj = reader.network_root(head)

@@ -99,6 +99,7 @@ CREATE TABLE IF NOT EXISTS tree_log (
     hash TEXT, mtime INTEGER, size INTEGER
 );
 """
+_LOG_ROW = "INSERT INTO tree_log (network, dir, name, hash, mtime, size) VALUES (?, ?, ?, ?, ?, ?)"
 #: A save folds the log into ``tree_files`` once it holds this many rows (of every network).
 FOLD_AT = 30_000
 #: The first layout of the bookkeeping (one ``path`` column): dropped on open, so every network's files
@@ -189,7 +190,7 @@ class Manifest:
                     (network_id, *_split(path), *(entry if entry is not None else (None, None, None)))
                     for path, entry in changes.items()
                 ]
-                db.executemany("INSERT INTO tree_log (network, dir, name, hash, mtime, size) VALUES (?,?,?,?,?,?)", rows)
+                db.executemany(_LOG_ROW, rows)
                 _, version = self.state(network_id)
                 db.execute("INSERT OR REPLACE INTO trees VALUES (?, ?, ?)", (network_id, root, version + 1))
                 first, last = db.execute("SELECT min(seq), max(seq) FROM tree_log").fetchone()
