@@ -8,8 +8,9 @@ bookkeeping records the new root.  Before a head move the network's files are
 scanned for hand edits, and the move is refused (:class:`UncommittedEdits`)
 unless the store is forced.  On open every network is repaired: a tree whose
 recorded root is not its head (a crash between the head move and the tree
-update) is brought in step, and temp files a killed writer left in the staging
-directory (``P/.casstore/staging/``) are removed.  (A file an interrupted update
+update) is brought in step, temp files a killed writer left in the staging
+directory (``P/.casstore/staging/``) are removed, and the spares
+(``P/.casstore/spares/``, :mod:`casstore.layout.place`) are trimmed to their cap.  (A file an interrupted update
 rewrote with the bytes the bookkeeping records is no edit: status compares hashes.)
 """
 

@@ -102,16 +102,18 @@ class Placer:
 
     def put(self, target: str, data: bytes) -> os.stat_result:
         """Write ``data`` whole and swap it in at ``target`` (its directory exists); its stat once written."""
-        fd, spare = self._spare()
+        fd, spare, recycled = self._spare()
         try:
-            # whole pages: a write of part of a page no longer cached would read it from the disk first
-            padding = -len(data) % _PAGE
+            # a recycled file is written in whole pages (a write of part of a page no longer cached would
+            # read it from the disk first) and then cut to size
+            padding = -len(data) % _PAGE if recycled else 0
             written = os.writev(fd, [data, _ZEROS[:padding]]) if padding else os.write(fd, data)
             if written < len(data):
                 view = memoryview(data)[written:]
                 while view:
                     view = view[os.write(fd, view) :]
-            os.ftruncate(fd, len(data))
+            if recycled:
+                os.ftruncate(fd, len(data))
             st = os.fstat(fd)
         except BaseException:
             os.close(fd)
@@ -160,8 +162,8 @@ class Placer:
     def _new_name(self) -> str:
         return os.path.join(self.spares, f"{self._prefix}{next(self._names)}")
 
-    def _spare(self) -> tuple[int, str]:
-        """An open spare to overwrite (a recycled one when one passes the test, else a new file)."""
+    def _spare(self) -> tuple[int, str, bool]:
+        """An open file to write: a recycled spare when one passes the test (``True``), else a new file."""
         while self.recycle:
             with self._lock:
                 if not self._ready:
@@ -169,9 +171,9 @@ class Placer:
                 spare = self._ready.pop()
             fd = self._recyclable(spare)
             if fd is not None:
-                return fd, spare
+                return fd, spare, True
         spare = self._new_name()
-        return os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), spare
+        return os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), spare, False
 
     def _recyclable(self, spare: str) -> int | None:
         """``spare`` opened for writing if nobody else can see it; otherwise unlinked (``None``)."""
