@@ -69,3 +69,14 @@ def test_without_rename_exchange_files_are_renamed_in(tmp_path: Path, monkeypatc
     update(tree, spares, {"a": b"11", "b": b"22"})
     assert (tree / "a").read_bytes() == b"11" and (tree / "b").read_bytes() == b"22"
     assert list(spares.iterdir()) == []  # nothing swapped out: the old files were freed by the rename
+
+
+def test_a_directory_at_a_files_path_is_never_swapped_out(tmp_path: Path) -> None:
+    tree, spares = tmp_path / "tree", tmp_path / "spares"
+    (tree / "f.json").mkdir(parents=True)
+    (tree / "f.json" / "mine.txt").write_text("kept")
+    placer = Placer(str(spares))
+    with pytest.raises(IsADirectoryError):
+        placer.put(str(tree / "f.json"), b"{}")
+    placer.finish()
+    assert (tree / "f.json" / "mine.txt").read_text() == "kept" and list(spares.iterdir()) == []

@@ -209,7 +209,7 @@ class Placer:
 
     def _swap_in(self, spare: str, target: str) -> None:
         renameat2 = _renameat2()
-        if self.exchange and renameat2 is not None:
+        if self.exchange and renameat2 is not None and _not_a_directory(target):
             if renameat2(_AT_FDCWD, os.fsencode(spare), _AT_FDCWD, os.fsencode(target), _RENAME_EXCHANGE) == 0:
                 with self._lock:
                     self._retired.append(spare)  # the old file, whole, now at the spare's name
@@ -227,6 +227,14 @@ class Placer:
             with contextlib.suppress(OSError):
                 os.unlink(spare)
             raise
+
+
+def _not_a_directory(path: str) -> bool:
+    """Whether a swap may take what is at ``path`` out (a directory put there by hand is not: a rename refuses)."""
+    try:
+        return not stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return True
 
 
 def _spare_names(spares: str) -> list[str]:
