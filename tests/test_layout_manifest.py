@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from casstore.layout import manifest
@@ -21,6 +21,8 @@ saves = st.lists(
 
 @settings(max_examples=40, deadline=None)
 @given(saves, st.integers(1, 6))
+@example([("n1", {"metadata.json": 1}), ("n1", {"metadata.json": None, "snapshots/s.json": 3})], 2)  # log, then big
+@example([("n1", {"metadata.json": 1, "snapshots/s.json": 2}), ("n2", {"metadata.json": 3}), ("n1", {})], 3)
 def test_saves_fold_and_reload_as_the_model(history: list[tuple[str, dict[str, int | None]]], fold_at: int) -> None:
     model: dict[str, dict[str, Entry]] = {"n1": {}, "n2": {}}
     with pytest.MonkeyPatch.context() as patch, tempfile.TemporaryDirectory() as tmp:

@@ -66,6 +66,8 @@ class LayoutState:
     durable: bool
     #: per network, paths a commit found edited: a file there already holding the bytes to write is kept
     adopt: dict[str, set[str]] = field(default_factory=dict)
+    #: per network, the edited files as a commit read them (path → bytes, mtime ns, size): not read again
+    read: dict[str, dict[str, tuple[bytes, int, int]]] = field(default_factory=dict)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -114,6 +116,7 @@ def tree_writer(state: LayoutState, network_id: str, entries: Mapping[str, Entry
         spares=state.spares,
         durable=state.durable,
         adopt=state.adopt.get(network_id, ()),
+        read=state.read.get(network_id, {}),
     )
 
 

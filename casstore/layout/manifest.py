@@ -11,7 +11,8 @@ the next open brings the files in step again.  A save appends its changes to
 the log (a few pages, where updating ``tree_files`` in place would rewrite a
 page per changed path, ~860 for a 1% step of 100,000 files, and checkpoint the
 WAL on almost every save); once the log holds :data:`FOLD_AT` rows a save folds
-it into ``tree_files``.  A process caches one network's
+it into ``tree_files`` (a save of that many changes, a first write, goes there
+directly).  A process caches one network's
 entries grouped by directory (as ``status`` scans them; :class:`Paths` views
 them by path) and re-reads them when the version moved; a save replaces only
 the directories it changed.
@@ -186,16 +187,25 @@ class Manifest:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                rows = [
-                    (network_id, *_split(path), *(entry if entry is not None else (None, None, None)))
-                    for path, entry in changes.items()
-                ]
-                db.executemany(_LOG_ROW, rows)
+                first, last = db.execute("SELECT min(seq), max(seq) FROM tree_log").fetchone()
+                logged = 0 if first is None else last - first + 1
+                if len(changes) >= FOLD_AT:  # a big save (a first write) goes to the table itself
+                    if logged:
+                        _fold(db)
+                    gone = [(network_id, *_split(path)) for path, entry in changes.items() if entry is None]
+                    kept = [(network_id, *_split(p), *entry) for p, entry in changes.items() if entry is not None]
+                    db.executemany("DELETE FROM tree_files WHERE network = ? AND dir = ? AND name = ?", gone)
+                    db.executemany("INSERT OR REPLACE INTO tree_files VALUES (?, ?, ?, ?, ?, ?)", kept)
+                else:
+                    rows = [
+                        (network_id, *_split(path), *(entry if entry is not None else (None, None, None)))
+                        for path, entry in changes.items()
+                    ]
+                    db.executemany(_LOG_ROW, rows)
+                    if logged + len(rows) >= FOLD_AT:
+                        _fold(db)
                 _, version = self.state(network_id)
                 db.execute("INSERT OR REPLACE INTO trees VALUES (?, ?, ?)", (network_id, root, version + 1))
-                first, last = db.execute("SELECT min(seq), max(seq) FROM tree_log").fetchone()
-                if first is not None and last - first + 1 >= FOLD_AT:
-                    _fold(db)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
