@@ -11,7 +11,9 @@ with its same-run baseline:
 * ``layout_step_s``: after a 1% step (one batch of 1,000 content changes), the
   tree brought in step (diff, render, write, syncfs, bookkeeping); ``naive_step_write_s``:
   the same 1,000 contact files plus ``metadata.json`` written naively (each the
-  minimum of its rounds, the two measured one after the other in each round);
+  minimum of its rounds, the two measured one after the other in each round,
+  each after a ``syncfs`` so that neither pays for the writes before it, e.g.
+  the last round's undurable step);
   ``layout_step_nosync_s``: another such step without the ``syncfs`` that makes
   it durable (``?fsync=off``); ``syncfs`` flushes the whole filesystem, so on a
   shared machine it also pays for other processes' writes.
@@ -176,6 +178,7 @@ def run(contacts: int, workdir: Path) -> dict[str, Any]:
             for gid, cid in changed:
                 batch.save_contact_content("main", gid, cid, small_value(rnd))
         layout_state(fs).durable = durable
+        sync_filesystem(str(base))  # each timed write starts with nothing pending (the last round's writes)
         started = time.process_time()
         took, written = timed(bring_in_step, fs, "main")
         if durable:
@@ -186,6 +189,7 @@ def run(contacts: int, workdir: Path) -> dict[str, Any]:
         assert step_state is not None
         docs = {contact_path(g, c): contact_doc(step_state.groups[g].contacts[c]) for g, c in changed}
         docs["metadata.json"] = metadata_doc("main", step_state, "root")
+        sync_filesystem(str(base))
         steps["naive_step_write_s"].append(timed(naive_write, workdir / "naive", docs)[0])
         if durable:  # the same files made durable each way, after writing them again
             steps["barrier_fsync_files_s"].append(timed(fsync_files, workdir / "naive", docs)[0])
