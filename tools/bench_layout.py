@@ -11,14 +11,23 @@ with its same-run baseline:
 * ``layout_step_s``: after a 1% step (one batch of 1,000 content changes), the
   tree brought in step (diff, render, write, syncfs, bookkeeping); ``naive_step_write_s``:
   the same 1,000 contact files plus ``metadata.json`` written naively (each the
-  minimum of its rounds, the two measured one after the other in each round);
+  minimum of its rounds, the two measured one after the other in each round,
+  each after a ``syncfs`` so that neither pays for the writes before it, e.g.
+  the last round's undurable step);
   ``layout_step_nosync_s``: another such step without the ``syncfs`` that makes
   it durable (``?fsync=off``); ``syncfs`` flushes the whole filesystem, so on a
   shared machine it also pays for other processes' writes.
+  ``layout_step_cpu_s``: the CPU time of the fastest durable step (the rest of its wall time is
+  waiting: the ``syncfs``, the disk, other processes).
   ``edit_check_s``: the scan for hand edits a write makes first (stat of every file).
+* ``barrier_syncfs_s`` and ``barrier_fsync_files_s``: the two ways to make a step durable, each
+  after the same 1,001 files were written naively: one ``syncfs`` of the filesystem, or an
+  ``fsync`` of every file and of every directory holding one (the minimum of the rounds).
 * ``commit_step_s``: ``commit`` of 1,000 hand-edited contact files (status, read,
   one batch, the tree refreshed), the edits written in canonical form (as a
-  script or ``git pull`` writes them: kept, not rewritten);
+  script or ``git pull`` writes them: kept, not rewritten), after the git
+  repository's objects were flushed (one ``syncfs`` first, so that the commit's
+  does not pay for git's writes);
   ``commit_step_reformatted_s``: the same with the edits written compactly (as
   an editor might), so that commit rewrites all 1,000 files in canonical form.
 * ``status_s``: ``status`` on the unchanged tree (102,001 files at the default
@@ -61,6 +70,7 @@ from casstore.layout.render import (
     network_dir,
     structure_doc,
 )
+from casstore.layout.writer import sync_filesystem
 from casstore.model import NetworkState
 from casstore.store import filesystem
 
@@ -89,6 +99,16 @@ def naive_write(root: Path, docs: dict[str, Any]) -> None:
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(doc, handle, indent=2, sort_keys=True, ensure_ascii=False)
             handle.write("\n")
+
+
+def fsync_files(root: Path, docs: dict[str, Any]) -> None:
+    """``fsync`` every file and every directory holding one (the other way to make them durable)."""
+    for path in [root / rel for rel in docs] + sorted({(root / rel).parent for rel in docs}):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class _Quiet:
@@ -144,23 +164,40 @@ def run(contacts: int, workdir: Path) -> dict[str, Any]:
     cids = [(gid, cid) for gid, gs in state.groups.items() for cid in gs.contacts]
     out["edit_check_s"], _ = timed(network_status, fs, "main")
     naive_write(workdir / "naive", naive_docs(state, "main"))
-    steps: dict[str, list[float]] = {"layout_step_s": [], "layout_step_nosync_s": [], "naive_step_write_s": []}
+    steps: dict[str, list[float]] = {
+        "layout_step_s": [],
+        "layout_step_nosync_s": [],
+        "naive_step_write_s": [],
+        "barrier_syncfs_s": [],
+        "barrier_fsync_files_s": [],
+    }
+    cpu: dict[float, float] = {}
     for durable in (True, False) * ROUNDS:
         changed = rnd.sample(cids, contacts // 100)
         with quiet(), store.batch("main") as batch:
             for gid, cid in changed:
                 batch.save_contact_content("main", gid, cid, small_value(rnd))
         layout_state(fs).durable = durable
+        sync_filesystem(str(base))  # each timed write starts with nothing pending (the last round's writes)
+        started = time.process_time()
         took, written = timed(bring_in_step, fs, "main")
+        if durable:
+            cpu[took] = time.process_time() - started
         steps["layout_step_s" if durable else "layout_step_nosync_s"].append(took)
         out["layout_step_files"] = written
         step_state = store.load_network_state("main")
         assert step_state is not None
         docs = {contact_path(g, c): contact_doc(step_state.groups[g].contacts[c]) for g, c in changed}
         docs["metadata.json"] = metadata_doc("main", step_state, "root")
+        sync_filesystem(str(base))
         steps["naive_step_write_s"].append(timed(naive_write, workdir / "naive", docs)[0])
+        if durable:  # the same files made durable each way, after writing them again
+            steps["barrier_fsync_files_s"].append(timed(fsync_files, workdir / "naive", docs)[0])
+            naive_write(workdir / "naive", docs)
+            steps["barrier_syncfs_s"].append(timed(sync_filesystem, str(workdir / "naive"))[0])
     layout_state(fs).durable = True
     out.update({name: min(times) for name, times in steps.items()})
+    out["layout_step_cpu_s"] = cpu[out["layout_step_s"]]
     # the whole API step as a user sees it: the hand-edit scan, the write, the tree update
     again = rnd.sample(cids, contacts // 100)
     start = time.perf_counter()
@@ -178,6 +215,8 @@ def run(contacts: int, workdir: Path) -> dict[str, Any]:
     subprocess.run(
         ["git", "-C", str(base), "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "t"], check=True
     )
+    # git's ~100,000 new objects flushed now: else the next syncfs (the first commit's) pays for them
+    sync_filesystem(str(base))
     mine, gits = [], []
     for _ in range(ROUNDS):  # interleaved, so that both meet the same load; the minimum of each
         took, status = timed(network_status, fs, "main")

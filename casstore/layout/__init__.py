@@ -4,7 +4,8 @@
 (``structure.json``, ``attributes.json``, ``contacts/{contact-id}.json``) and
 ``snapshots/{timestamp}-{label}.json``.  Modules: :mod:`~casstore.layout.names`
 (ids as safe file names), :mod:`~casstore.layout.render` (each file's bytes),
-:mod:`~casstore.layout.writer` (full and incremental writes),
+:mod:`~casstore.layout.writer` (full and incremental writes), :mod:`~casstore.layout.place`
+(files swapped in whole, old inodes recycled),
 :mod:`~casstore.layout.parse` (reading files back), :mod:`~casstore.layout.status`
 (hand edits), :mod:`~casstore.layout.manifest` (the bookkeeping),
 :mod:`~casstore.layout.keeper` (the ``filesystem://`` store's hooks, installed on

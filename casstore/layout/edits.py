@@ -18,6 +18,7 @@ restored where their state can be found (:mod:`casstore.layout.snapshots`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ class _Plan:
     deleted_groups: list[str] = field(default_factory=list)
     metadata: NetworkFields | None = None
     whole: bool = False
+    #: the contact files read (path → bytes, and the mtime and size taken just before the read)
+    read: dict[str, tuple[bytes, int, int]] = field(default_factory=dict)
 
 
 def commit(store: NetworkStore, network_id: str, label: str | None = None) -> CommitReport:
@@ -89,12 +92,14 @@ def commit(store: NetworkStore, network_id: str, label: str | None = None) -> Co
     plan = _plan(store, fs, network_id, status.paths, exists)
     entries = layout_state(fs).manifest.entries(network_id)
     before = {path: entries.get(path) for path in status.paths}
-    adopt = layout_state(fs).adopt
+    adopt, read = layout_state(fs).adopt, layout_state(fs).read
     adopt[network_id] = set(status.modified) | set(status.added)
+    read[network_id] = plan.read
     try:
         _apply(store, fs, network_id, plan, status.paths, exists, before, report, label)
     finally:
         adopt.pop(network_id, None)
+        read.pop(network_id, None)
     if status.unrestored:
         restored = restore_snapshots(fs, network_id)
         report.restored, report.unrestored = restored.restored, restored.absent
@@ -161,6 +166,7 @@ def _plan(store: NetworkStore, fs: FilesystemStore, network_id: str, paths: list
             if gid is not None:
                 plan.deleted_groups.append(gid)
     gids: dict[str, str | None] = {}
+    base = str(root)
     for path in paths:
         parts = path.split("/")
         if len(parts) != 4 or parts[1] in whole_groups:
@@ -179,13 +185,17 @@ def _plan(store: NetworkStore, fs: FilesystemStore, network_id: str, paths: list
         gid = gids[name]
         if gid is None:
             raise InvalidLayout(f"{shown}:1: its group directory has no structure.json and no such group is stored")
-        file = root / path
-        if file.exists():
-            plan.contacts.append((gid, read_contact(shown, file.read_bytes(), stem, gid)))
-        else:
+        try:
+            with open(f"{base}/{path}", "rb") as handle:
+                st = os.fstat(handle.fileno())
+                data = handle.read()
+        except (FileNotFoundError, IsADirectoryError):  # removed (or no longer a file)
             cid = _contact_id(reader, root_obj, gid, stem)
             if cid is not None:
                 plan.deleted.append((gid, cid))
+            continue
+        plan.contacts.append((gid, read_contact(shown, data, stem, gid)))
+        plan.read[path] = (data, st.st_mtime_ns, st.st_size)
     if METADATA in paths:
         plan.metadata = NetworkFields(f"{display}/{METADATA}", (root / METADATA).read_bytes())
     return plan
@@ -246,6 +256,8 @@ def _refresh(fs: FilesystemStore, network_id: str, edited: list[str], before: di
     with state.locked():
         entries = state.manifest.entries(network_id)
         paths = [path for path in edited if entries.get(path) == before.get(path)]
+        if not paths:
+            return
         writer = tree_writer(state, network_id, entries)
         reader = state.reader
         root_obj = reader.network_root(head)

@@ -8,8 +8,9 @@ bookkeeping records the new root.  Before a head move the network's files are
 scanned for hand edits, and the move is refused (:class:`UncommittedEdits`)
 unless the store is forced.  On open every network is repaired: a tree whose
 recorded root is not its head (a crash between the head move and the tree
-update) is brought in step, and temp files a killed writer left in the staging
-directory (``P/.casstore/staging/``) are removed.  (A file an interrupted update
+update) is brought in step, temp files a killed writer left in the staging
+directory (``P/.casstore/staging/``) are removed, and the spares
+(``P/.casstore/spares/``, :mod:`casstore.layout.place`) are trimmed to their cap.  (A file an interrupted update
 rewrote with the bytes the bookkeeping records is no edit: status compares hashes.)
 """
 
@@ -27,6 +28,7 @@ from casstore import codec
 from casstore.errors import ObjectNotFound
 from casstore.layout.errors import UncommittedEdits
 from casstore.layout.manifest import Entry, Manifest
+from casstore.layout.place import trim_spares
 from casstore.layout.render import network_dir
 from casstore.layout.status import Status, scan
 from casstore.layout.writer import TreeWriter, changed_files, clear_staging, full_files, snapshot_files
@@ -58,10 +60,14 @@ class LayoutState:
     lock_path: Path
     #: where temp files are written before their rename into the tree (cleared on open)
     staging: Path
+    #: the files swapped out of the tree, recycled as the next updates' temp files (:mod:`casstore.layout.place`)
+    spares: Path
     #: whether each tree update is made durable (one ``syncfs``) before the bookkeeping records it
     durable: bool
     #: per network, paths a commit found edited: a file there already holding the bytes to write is kept
     adopt: dict[str, set[str]] = field(default_factory=dict)
+    #: per network, the edited files as a commit read them (path → bytes, mtime ns, size): not read again
+    read: dict[str, dict[str, tuple[bytes, int, int]]] = field(default_factory=dict)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -107,8 +113,10 @@ def tree_writer(state: LayoutState, network_id: str, entries: Mapping[str, Entry
         network_id,
         entries,
         staging=state.staging,
+        spares=state.spares,
         durable=state.durable,
         adopt=state.adopt.get(network_id, ()),
+        read=state.read.get(network_id, {}),
     )
 
 
@@ -162,6 +170,7 @@ def repair(store: FilesystemStore) -> None:
     state = layout_state(store)
     with state.locked():
         clear_staging(state.staging)
+        trim_spares(str(state.spares))
     heads = network_heads(store.inner.refs.list(NETWORKS_PREFIX))
     for network_id in sorted(set(heads) | set(state.manifest.networks())):
         bring_in_step(store, network_id, snapshots=True)
@@ -204,15 +213,17 @@ class _Hooks:
     def opened(self, store: FilesystemStore) -> None:
         store_dir = store.base / STORE_DIR
         reader = NetworkReader(store.inner.blobs, store.inner.refs)
-        staging = store_dir / "staging"
+        staging, spares = store_dir / "staging", store_dir / "spares"
         if not store.inner.read_only:
             staging.mkdir(exist_ok=True)
+            spares.mkdir(exist_ok=True)
         store.layout_state = LayoutState(
             store.base,
             Manifest(store_dir / "layout.sqlite"),
             reader,
             store_dir / "layout.lock",
             staging,
+            spares,
             store.durable,
         )
         if not store.inner.read_only:

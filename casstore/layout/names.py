@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import string
+from urllib.parse import unquote
 
 import blake3
 
@@ -41,7 +42,12 @@ _RESERVED = frozenset(
     ["con", "prn", "aux", "nul", "conin$", "conout$"]
     + [f"{base}{n}" for base in ("com", "lpt") for n in [*"123456789", "¹", "²", "³"]]
 )
-_TOKEN = re.compile(r"%([0-9A-F]{2})|!([a-z])|(.)", re.DOTALL)
+_ESCAPE = re.compile(r"%[0-9A-F]{2}|![a-z]")
+_BANG = re.compile(r"!([a-z])")
+
+
+def _upper(match: re.Match[str]) -> str:
+    return match.group(1).upper()
 
 
 _UNSAFE = re.compile(r"[^a-z0-9\-_.@+=,]")
@@ -88,19 +94,10 @@ def decode_name(name: str) -> str | None:
         return None
     if name and _PLAIN.issuperset(name):  # the common case: nothing escaped (valid unless it should have been)
         return name if encode_name(name) == name else None
-    raw = bytearray()
-    for match in _TOKEN.finditer(name):
-        hex_byte, lower, plain = match.groups()
-        if hex_byte:
-            raw.append(int(hex_byte, 16))
-        elif lower:
-            raw += lower.upper().encode()
-        elif plain in _PLAIN:
-            raw += plain.encode()
-        else:
-            return None
-    try:
-        text = raw.decode()
+    if not _PLAIN.issuperset(_ESCAPE.sub("", name)):  # a character outside the escapes that is not plain
+        return None
+    try:  # upper-case letters first: a %21 decoded later is a "!" of the id, not an escape
+        text = unquote(_BANG.sub(_upper, name), errors="strict")
     except UnicodeDecodeError:
         return None
     return text if text and encode_name(text) == name else None

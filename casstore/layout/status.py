@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 import blake3
 
@@ -124,8 +125,9 @@ _GROUP_NAMES = frozenset(_GROUP_FILES)
 def scan(root: Path, by_directory: Mapping[str, Mapping[str, Entry]], full: bool = False) -> Status:
     """The hand edits under a network's directory ``root`` against its bookkeeping, grouped by directory.
 
-    One ``scandir`` per directory and one ``lstat`` per file; a file is read only when its mtime or
-    size moved (or with ``full``).  ``by_directory`` is :meth:`~casstore.layout.manifest.Manifest.by_directory`.
+    One ``scandir`` per directory and one ``lstat`` per file (relative to the directory's descriptor:
+    no path walked again); a file is read only when its mtime or size moved (or with ``full``).
+    ``by_directory`` is :meth:`~casstore.layout.manifest.Manifest.by_directory`.
     """
     status = Status()
     empty: Mapping[str, Entry] = {}
@@ -133,31 +135,7 @@ def scan(root: Path, by_directory: Mapping[str, Mapping[str, Entry]], full: bool
     for directory, rel, allowed in _layout_dirs(str(root)):
         known = by_directory.get(rel, empty)
         visited.add(rel)
-        matched = 0
-        try:
-            entries = os.scandir(directory)
-        except (FileNotFoundError, NotADirectoryError):
-            entries = None
-        if entries is not None:
-            with entries:
-                for entry in entries:
-                    name = entry.name
-                    entry_known = known.get(name)
-                    if entry_known is None:
-                        if (name in allowed if allowed is not None else _json_name(name)) and entry.is_file(
-                            follow_symlinks=False
-                        ):
-                            (status.unrestored if rel == "snapshots/" else status.added).append(rel + name)
-                        continue
-                    if not entry.is_file(follow_symlinks=False):
-                        continue  # not a file: it counts as removed below
-                    matched += 1
-                    st = entry.stat(follow_symlinks=False)
-                    if not full and st.st_mtime_ns == entry_known[1] and st.st_size == entry_known[2]:
-                        continue
-                    if st.st_size != entry_known[2] or _hash_file(entry.path) != entry_known[0]:
-                        status.modified.append(rel + name)
-        if matched != len(known):
+        if _scan_directory(directory, rel, known, allowed, full, status) != len(known):
             present = _present(directory)
             status.removed.extend(rel + name for name in known if name not in present)
     for rel, known in by_directory.items():
@@ -168,6 +146,39 @@ def scan(root: Path, by_directory: Mapping[str, Mapping[str, Entry]], full: bool
     status.modified.sort()
     status.unrestored.sort()
     return status
+
+
+def _scan_directory(
+    directory: str, rel: str, known: Mapping[str, Entry], allowed: frozenset[str] | None, full: bool, status: Status
+) -> int:
+    """Record one directory's added and modified files in ``status``; returns how many known files it holds."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    matched = 0
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                name = entry.name
+                entry_known = known.get(name)
+                if entry_known is None:
+                    if (name in allowed if allowed is not None else _json_name(name)) and entry.is_file(
+                        follow_symlinks=False
+                    ):
+                        (status.unrestored if rel == "snapshots/" else status.added).append(rel + name)
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                if not S_ISREG(st.st_mode):
+                    continue  # not a file: it counts as removed
+                matched += 1
+                if not full and st.st_mtime_ns == entry_known[1] and st.st_size == entry_known[2]:
+                    continue
+                if st.st_size != entry_known[2] or _hash_file(os.path.join(directory, name)) != entry_known[0]:
+                    status.modified.append(rel + name)
+    finally:
+        os.close(fd)
+    return matched
 
 
 def _present(directory: str) -> set[str]:

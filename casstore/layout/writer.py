@@ -3,9 +3,10 @@
 :func:`full_files` renders every file of a head; :func:`changed_files` renders
 only those the diff between two roots touches (contacts changed, groups whose
 own fields or wires changed, ``metadata.json``) and lists the removed ones.
-:class:`TreeWriter` writes every file atomically (a temp file, then a rename over
-its target, new files too), skips those whose bytes the bookkeeping already
-records, and returns the bookkeeping changes.  ``metadata.json`` is written last.
+:class:`TreeWriter` writes every file atomically (a whole temp file swapped in
+for its target, new files too; :mod:`casstore.layout.place`), skips those whose
+bytes the bookkeeping already records, and returns the bookkeeping changes.
+``metadata.json`` is written last.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import blake3
 
 from casstore import codec
 from casstore.layout.manifest import Entry, Paths
+from casstore.layout.place import Placer
 from casstore.layout.render import (
     canonical,
     contact_doc,
@@ -148,11 +150,13 @@ def changed_files(
 class TreeWriter:
     """Writes one network's files under ``base/networks/{id}/`` against its bookkeeping entries.
 
-    Every file is written to a temp file (in ``staging``, a directory on the same filesystem, or
-    beside its target as ``.NAME.PID.tmp``) and renamed over its target, new files included, so no
-    reader and no crash ever sees a half-written file.  With ``durable``, :meth:`write_all` makes
-    the whole batch durable (one :func:`sync_filesystem`) before returning the bookkeeping changes,
-    so these are never recorded ahead of the disk.
+    Every file is written whole to a file outside the tree and only then put at its path, new files
+    included, so no reader and no crash ever sees a half-written file: with ``spares`` (a directory on
+    the tree's filesystem) by a :class:`~casstore.layout.place.Placer` (swapped in, old inodes
+    recycled), else as a temp file (in ``staging``, or beside its target as ``.NAME.PID.N.tmp``)
+    renamed over its target.  With ``durable``, :meth:`write_all` makes the whole batch durable
+    (one :func:`sync_filesystem`) before returning the bookkeeping changes, so these are never
+    recorded ahead of the disk.
     """
 
     def __init__(
@@ -162,16 +166,22 @@ class TreeWriter:
         entries: Mapping[str, Entry],
         *,
         staging: Path | None = None,
+        spares: Path | None = None,
         durable: bool = False,
         adopt: Iterable[str] = (),
+        read: Mapping[str, tuple[bytes, int, int]] | None = None,
     ) -> None:
         self.root = base / network_dir(network_id)
         self.entries = entries
         self.changes: dict[str, Entry | None] = {}
         self.staging = None if staging is None else str(staging)
+        self.spares = None if spares is None else str(spares)
+        self._placer: Placer | None = None
         self.durable = durable
         #: paths whose files may already hold the bytes to write (hand-edited ones): read and kept if so
         self.adopt = frozenset(adopt)
+        #: adopted paths' bytes as already read, with the file's mtime and size taken before the read
+        self.read = read or {}
         self._root = str(self.root)
         self._dirs: set[str] = set()
         self._names = itertools.count()
@@ -213,17 +223,26 @@ class TreeWriter:
             jobs.append(last)
         if not jobs and not removals:
             return self.changes
-        for path in removals:
-            self._unlink(path)
-            self.changes[path] = None
-        body = jobs[:-1] if last is not None else jobs
-        if len(body) < PARALLEL_FROM:
-            entries = [self._write(*job) for job in body]
-        else:  # the syscalls (open, write, rename) release the GIL: the filesystem's latency overlaps
-            with ThreadPoolExecutor(WRITERS) as pool:
-                entries = list(pool.map(lambda job: self._write(*job), body))
-        if last is not None:
-            entries.append(self._write(*last))
+        if self.spares is not None:
+            self._placer = Placer(self.spares)
+        try:
+            for path in removals:
+                self._unlink(path)
+                self.changes[path] = None
+            body = jobs[:-1] if last is not None else jobs
+            # new files (no spare left to recycle) on threads: their syscalls release the GIL and overlap
+            fresh = len(body) - (self._placer.available if self._placer is not None else 0)
+            if fresh < PARALLEL_FROM:
+                entries = [self._write(*job) for job in body]
+            else:
+                with ThreadPoolExecutor(WRITERS) as pool:
+                    entries = list(pool.map(lambda job: self._write(*job), body))
+            if last is not None:
+                entries.append(self._write(*last))
+        finally:
+            if self._placer is not None:
+                self._placer.finish()
+                self._placer = None
         for job, entry in zip(jobs, entries, strict=True):
             self.changes[job[0]] = entry
         self.written += len(jobs)
@@ -239,6 +258,12 @@ class TreeWriter:
         return st.st_mtime_ns == known.mtime_ns and st.st_size == known.size
 
     def _same_bytes(self, path: str, data: bytes, digest: str) -> bool:
+        already = self.read.get(path)
+        if already is not None:  # a later change of the file moves its mtime: status sees it
+            same = already[0] == data
+            if same:
+                self.changes[path] = Entry(digest, already[1], already[2])
+            return same
         target = os.path.join(self._root, path)
         try:
             with open(target, "rb") as handle:
@@ -251,12 +276,28 @@ class TreeWriter:
             return False
 
     def _write(self, path: str, data: bytes, digest: str) -> Entry:
-        """Write one file: a temp file renamed over its target, so nobody sees it half-written."""
+        """Write one file: a whole temp file put at its path, so nobody sees it half-written."""
         target = os.path.join(self._root, path)
         parent, name = os.path.split(target)
         if parent not in self._dirs:
-            os.makedirs(parent, exist_ok=True)
+            # a directory the bookkeeping lists files in exists (else the placer's write below makes it)
+            listed = isinstance(self.entries, Paths) and path[: path.rfind("/") + 1] in self.entries.grouped
+            if not (listed and self._placer is not None):
+                os.makedirs(parent, exist_ok=True)
             self._dirs.add(parent)
+        placer = self._placer
+        if placer is not None:
+            try:
+                st = placer.put(target, data)
+            except FileNotFoundError:
+                os.makedirs(parent, exist_ok=True)  # removed by hand since the tree was written
+                st = placer.put(target, data)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                self._placer = self.spares = None  # the spares are on another filesystem: temp files instead
+                return self._write(path, data, digest)
+            return Entry(digest, st.st_mtime_ns, st.st_size)
         if self.staging is not None:
             temp = os.path.join(self.staging, f"{os.getpid()}-{next(self._names)}.tmp")
         else:
@@ -279,6 +320,9 @@ class TreeWriter:
         return Entry(digest, st.st_mtime_ns, st.st_size)
 
     def _unlink(self, path: str) -> None:
+        if self._placer is not None:
+            self._placer.remove(os.path.join(self._root, path))
+            return
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self._root, path))
 

@@ -2,7 +2,10 @@
 
 Two queues of entries and unread subtrees are merged; equal digests are skipped
 without being read, and the taller unread subtree is expanded first, so the
-cost follows the size of the change rather than the size of the trees.
+cost follows the size of the change rather than the size of the trees.  Two
+unread nodes at the queues' heads with the same level and keys (boundaries
+depend on keys only, so a change of values keeps a node's shape) cover the same
+entries: they are compared child by child, or value by value, without queueing.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from casstore.prolly.node import Node
     from casstore.prolly.tree import ProllyTree
 
 __all__ = ["diff"]
@@ -40,10 +44,18 @@ def diff(tree: ProllyTree, old: bytes, new: bytes) -> Iterator[tuple[str, bytes 
     b: deque[_Item] = deque([_Item(None, None, new)])
     while a and b:
         x, y = a[0], b[0]
-        if x.digest is not None and x.digest == y.digest:
-            a.popleft()
-            b.popleft()
-            continue
+        if x.digest is not None and y.digest is not None:
+            if x.digest == y.digest:
+                a.popleft()
+                b.popleft()
+                continue
+            # every entry consumed so far is below both: same level and keys mean the same entries
+            nx, ny = tree.load(x.digest), tree.load(y.digest)
+            if nx.level == ny.level and nx.keys == ny.keys:
+                a.popleft()
+                b.popleft()
+                yield from _aligned(tree, nx, ny)
+                continue
         if x.digest is None and y.digest is None:
             assert x.key is not None and y.key is not None
             if x.key == y.key:
@@ -77,6 +89,18 @@ def diff(tree: ProllyTree, old: bytes, new: bytes) -> Iterator[tuple[str, bytes 
         yield item[0], item[1], None
     for item in _drain(tree, b):
         yield item[0], None, item[1]
+
+
+def _aligned(tree: ProllyTree, x: Node, y: Node) -> Iterator[tuple[str, bytes | None, bytes | None]]:
+    """The diff of two nodes with the same level and keys: children (or values) pairwise."""
+    if x.level == 0:
+        for key, old, new in zip(x.keys, x.values, y.values, strict=True):
+            if old != new:
+                yield key, old, new
+        return
+    for old_child, new_child in zip(x.values, y.values, strict=True):
+        if old_child != new_child:  # the two children cover the same key range
+            yield from diff(tree, old_child, new_child)
 
 
 def _expand(tree: ProllyTree, queue: deque[_Item]) -> None:
