@@ -16,12 +16,17 @@ before the first pause stays disabled.
 
 from __future__ import annotations
 
+import functools
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
-__all__ = ["collector_paused"]
+__all__ = ["collector_paused", "with_collector_paused"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 _lock = threading.Lock()
 _pauses = 0
@@ -44,3 +49,14 @@ def collector_paused() -> Iterator[None]:
             _pauses -= 1
             if _pauses == 0 and _was_enabled:
                 gc.enable()
+
+
+def with_collector_paused(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """``fn`` run inside :func:`collector_paused`."""
+
+    @functools.wraps(fn)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with collector_paused():
+            return fn(*args, **kwargs)
+
+    return run

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from casstore import codec
+from casstore.collector import with_collector_paused
 from casstore.errors import CorruptObject, ObjectNotFound
 from casstore.model.walk import DECODE_ERRORS, Kind, Reached, children, walk
 from casstore.pack import EMPTY_PACK, PackBuilder, read_pack
@@ -72,6 +73,7 @@ def _heights(order: Sequence[bytes], kids: dict[bytes, list[bytes]]) -> dict[byt
     return heights
 
 
+@with_collector_paused  # see casstore.collector: a transfer allocates as a large write does
 def transfer(
     src: ObjectStore,
     dst: ObjectStore,
