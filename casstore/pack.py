@@ -31,7 +31,7 @@ truncated pack or a base the receiver lacks raises before anything is stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import blake3
@@ -53,6 +53,7 @@ __all__ = [
     "apply_pack",
     "make_delta",
     "read_pack",
+    "rebuild_entry",
 ]
 
 MAGIC = b"CASPACK\x01"
@@ -198,18 +199,27 @@ def apply_pack(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
     out: list[tuple[bytes, bytes]] = []
     rebuilt: list[tuple[bytes, bytes]] = []
     for entry in entries:
-        if entry.base is None:
-            if not checked:
-                codec.unframe(entry.payload, entry.digest)
+        data = rebuild_entry(entry, bases, checked)
+        if data is None:
             out.append((entry.digest, entry.payload))
             continue
-        data = apply_delta(entry.payload, bases[entry.base], entry.digest)
-        if blake3.blake3(data).digest() != entry.digest:
-            raise CorruptObject(codec.format_id(entry.digest), "its delta does not rebuild it")
         rebuilt.append((entry.digest, data))
         out.append((entry.digest, b""))
     frames = dict(codec.frame_many_hashed(rebuilt))
     return [(digest, frame or frames[digest]) for digest, frame in out]
+
+
+def rebuild_entry(entry: Entry, bases: Mapping[bytes, bytes], checked: bool) -> bytes | None:
+    """A delta entry's object rebuilt from its base's bytes (in ``bases``) and re-hashed; ``None`` for a
+    whole entry, whose frame is re-hashed here unless ``checked`` (a :class:`VerifiedPack`'s)."""
+    if entry.base is None:
+        if not checked:
+            codec.unframe(entry.payload, entry.digest)
+        return None
+    data = apply_delta(entry.payload, bases[entry.base], entry.digest)
+    if blake3.blake3(data).digest() != entry.digest:
+        raise CorruptObject(codec.format_id(entry.digest), "its delta does not rebuild it")
+    return data
 
 
 def make_delta(data: bytes, base: bytes) -> bytes:

@@ -28,7 +28,7 @@ import blake3
 
 from casstore import codec
 from casstore.errors import CorruptObject, ObjectNotFound
-from casstore.pack import Entry, VerifiedPack, apply_delta, read_pack
+from casstore.pack import Entry, VerifiedPack, read_pack, rebuild_entry
 from casstore.store import deltas as at_rest
 
 if TYPE_CHECKING:
@@ -65,17 +65,16 @@ def received_frames(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
     rebuilt: list[tuple[bytes, bytes]] = []
     kept: dict[bytes, bytes] = {}  # delta frames that may be kept, if they beat the whole frame
     for entry in entries:
-        if entry.base is None:
-            if not checked:
-                codec.unframe(entry.payload, entry.digest)
+        try:
+            data = rebuild_entry(entry, bases, checked)
+        except CorruptObject:
+            if entry.base is not None and blake3.blake3(bases[entry.base]).digest() != entry.base:
+                name = codec.format_id(entry.base)
+                raise CorruptObject(name, f"stored object {name}, a delta base, does not hash to its id") from None
+            raise
+        if data is None or entry.base is None:
             out.append((entry.digest, entry.payload))
             continue
-        data = apply_delta(entry.payload, bases[entry.base], entry.digest)
-        if blake3.blake3(data).digest() != entry.digest:
-            if blake3.blake3(bases[entry.base]).digest() != entry.base:
-                name = codec.format_id(entry.base)
-                raise CorruptObject(name, f"stored object {name}, a delta base, does not hash to its id")
-            raise CorruptObject(codec.format_id(entry.digest), "its delta does not rebuild it")
         out.append((entry.digest, b""))
         if entry.digest in absent:
             frame = at_rest.delta_frame(chains[entry.base] + 1, entry.base, entry.payload)
