@@ -46,6 +46,7 @@ __all__ = [
     "parse_delta_frame",
     "rebuild_broken",
     "resolve_frames",
+    "whole_content",
     "worth_it",
 ]
 
@@ -124,7 +125,7 @@ def resolve_frames(
                 if _parse_into(wanted, known, digest, frame):
                     level.add(wanted[digest][1])
             else:
-                known[digest] = _whole_content(frame, digest)
+                known[digest] = whole_content(frame, digest)
     rebuilt = []
     if links is not None:
         links.update((digest, entry[1]) for digest, entry in wanted.items())
@@ -168,7 +169,7 @@ def _parse_into(
         return False
 
 
-def _whole_content(frame: bytes, digest: bytes) -> bytes | None:
+def whole_content(frame: bytes, digest: bytes) -> bytes | None:
     """A whole frame's canonical bytes, unhashed (the object built on it is hashed), or None if unreadable."""
     try:
         if frame[:1] == b"\x00":
@@ -261,7 +262,7 @@ def make_delta_frames(
                 contents[base] = data
     wanted = list(dict.fromkeys(digest for digest, _ in target.values() if digest not in contents))
     for digest, frame in zip(wanted, resolve_frames(get_frames, wanted), strict=True):
-        data = _whole_content(frame, digest) if frame is not None else None
+        data = whole_content(frame, digest) if frame is not None else None
         if data is not None:
             contents[digest] = data
     out: dict[bytes, bytes] = {}

@@ -57,7 +57,10 @@ def received_frames(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
                 codec.format_id(digest),
                 f"delta base {codec.format_id(digest)} is gone from the destination; run the transfer again",
             )
-        bases[digest] = _content(frame, digest)
+        data = at_rest.whole_content(frame, digest)
+        # not hashed here: the object rebuilt from it is (a corrupt base cannot rebuild an object that
+        # hashes to its id), and the base itself when that fails; unreadable, unframe names what is wrong
+        bases[digest] = data if data is not None else codec.unframe(frame, digest)
         chains[digest] = at_rest.frame_chain(stored)
     keep = [e.digest for e in entries if e.base is not None and chains[e.base] < at_rest.WRITE_CHAIN]
     absent = blobs.missing(keep) if keep else set()
@@ -88,13 +91,3 @@ def received_frames(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
         if at_rest.worth_it(frame, frames[digest]):
             frames[digest] = frame
     return [(digest, frame or frames[digest]) for digest, frame in out]
-
-
-def _content(frame: bytes, digest: bytes) -> bytes:
-    """A whole frame's canonical bytes, not hashed here: the object rebuilt from them is (a corrupt base
-    cannot rebuild an object that hashes to its id), and the base itself when that fails."""
-    if frame[:1] == b"\x00":
-        return frame[1:]
-    if frame[:1] == b"\x01":
-        return codec.decompress_bounded(frame[1:], digest)
-    return codec.unframe(frame, digest)  # raises: a delta whose chain could not be rebuilt, an unknown header

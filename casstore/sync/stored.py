@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from casstore import codec
 from casstore.errors import CorruptObject
 from casstore.pack import apply_delta
 from casstore.store.base import BlobStore
-from casstore.store.deltas import FRAME_DELTA, parse_delta_frame
+from casstore.store.deltas import FRAME_DELTA, parse_delta_frame, whole_content
 
 __all__ = ["StoredDeltas"]
 
@@ -59,13 +58,9 @@ class StoredDeltas:
             return frames
         base_ids = list(dict.fromkeys(base for base, _ in deltas.values()))
         for digest, frame in zip(base_ids, self.blobs.get_whole_frames(base_ids), strict=True):
-            if frame is not None and frame[:1] in (b"\x00", b"\x01"):
-                try:
-                    self._bases[digest] = (
-                        frame[1:] if frame[:1] == b"\x00" else codec.decompress_bounded(frame[1:], digest)
-                    )
-                except CorruptObject:
-                    continue
+            data = whole_content(frame, digest) if frame is not None else None
+            if data is not None:
+                self._bases[digest] = data
         for i, (base, delta) in deltas.items():
             base_data = self._bases.get(base)
             if base_data is None:
