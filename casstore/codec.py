@@ -22,6 +22,7 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from operator import itemgetter
 from typing import Any
 
 import blake3
@@ -55,6 +56,7 @@ __all__ = [
     "id_prefix_range",
     "link",
     "link_digest",
+    "link_digests",
     "parse_id",
     "read_varint",
     "ref_conflict",
@@ -167,6 +169,18 @@ def link_digest(cid: bytes) -> bytes:
     if len(cid) != CID_SIZE or not cid.startswith(CID_PREFIX):
         raise SerializationError(f"not a casstore link: {cid[:8].hex()}…")
     return cid[len(CID_PREFIX) :]
+
+
+_CID_HEAD = itemgetter(slice(0, len(CID_PREFIX)))
+_CID_DIGEST = itemgetter(slice(len(CID_PREFIX), None))
+
+
+def link_digests(cids: list[bytes]) -> list[bytes]:
+    """:func:`link_digest` of each of ``cids`` (checked and sliced in C: a tree node holds hundreds)."""
+    if cids and (set(map(len, cids)) != {CID_SIZE} or set(map(_CID_HEAD, cids)) != {CID_PREFIX}):
+        for cid in cids:
+            link_digest(cid)  # names the first bad one
+    return list(map(_CID_DIGEST, cids))
 
 
 # ---------------------------------------------------------------- encoding

@@ -61,7 +61,7 @@ def decode_node(data: bytes) -> Node:
     level = obj["h"]
     if level == 0:
         return Node(0, obj["k"], obj["v"])
-    return Node(level, obj["k"], [codec.link_digest(c) for c in obj["c"]])
+    return Node(level, obj["k"], codec.link_digests(obj["c"]))
 
 
 def node_kind(data: bytes) -> str:
