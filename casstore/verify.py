@@ -147,6 +147,7 @@ def verify(
         if isinstance(checked, UncachedView):
             checked = closing.enter_context(checked.uncached_view())
             report.damaged.update(getattr(checked, "damaged", {}))
+        closing.enter_context(checked.blobs.delta_bases.bypassed())  # chains judged by what is stored
         _verify(checked, report, progress, threads, structure)
     report.corrupt.sort()
     report.missing.sort()

@@ -30,6 +30,7 @@ from casstore.errors import (
 )
 from casstore.pack import apply_pack
 from casstore.store import deltas as at_rest
+from casstore.store.basecache import DeltaBaseCache
 from casstore.store.deltas import make_delta_frames, resolve_frames
 from casstore.store.received import received_frames
 from casstore.store.watch import RefChanges, RefPoller
@@ -158,7 +159,15 @@ class BlobStore(ABC):
         base read is added to ``used``.  With ``compress`` a rebuilt object is
         framed as it would be stored whole (what sync sends).
         """
-        return resolve_frames(self.get_frames, digests, used, compress=compress)
+        return resolve_frames(self.get_frames, digests, used, compress=compress, cache=self.delta_bases)
+
+    @property
+    def delta_bases(self) -> DeltaBaseCache:
+        """This store's cache of delta bases (:mod:`casstore.store.basecache`), made when first used."""
+        cache: DeltaBaseCache | None = self.__dict__.get("_delta_bases")
+        if cache is None:
+            cache = self.__dict__.setdefault("_delta_bases", DeltaBaseCache())
+        return cache
 
     def get(self, digest: bytes) -> bytes:
         """Canonical bytes of one object (see :meth:`get_many`)."""
@@ -245,7 +254,10 @@ class PendingWrites:
             # (a store that keeps no delta frames at rest needs no such care, nor the round trip)
             absent = set(paired) if not blobs.keeps_delta_frames else blobs.missing(paired) if paired else set()
             deltas = make_delta_frames(
-                [(d, data[d], bases[d]) for d in paired if d in absent], blobs.get_frames, self.base_data
+                [(d, data[d], bases[d]) for d in paired if d in absent],
+                blobs.get_frames,
+                self.base_data,
+                blobs.delta_bases,
             )
         if not deltas:
             frames = frame_many_hashed(list(data.items()))
@@ -256,6 +268,8 @@ class PendingWrites:
                 if digest not in kept and at_rest.worth_it(frame, whole[digest]):
                     kept[digest] = frame
             frames = [(d, kept[d] if d in kept else whole[d]) for d in data]
+        if blobs is not None:
+            blobs.delta_bases.add(list(data.items()))  # hashed when added: the next step's bases
         self._data, self.nbytes, self.bases, self.base_encoders = {}, 0, {}, {}
         return frames
 

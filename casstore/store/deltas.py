@@ -30,6 +30,7 @@ from typing import Any
 from casstore import codec
 from casstore.errors import CorruptObject, StorageError
 from casstore.pack import apply_delta, make_delta
+from casstore.store.basecache import DeltaBaseCache
 
 __all__ = [
     "FRAME_DELTA",
@@ -90,6 +91,7 @@ def resolve_frames(
     frames: Sequence[bytes | None] | None = None,
     compress: bool = False,
     links: dict[bytes, bytes] | None = None,
+    cache: DeltaBaseCache | None = None,
 ) -> list[bytes | None]:
     """``get_frames(digests)`` with every delta frame rebuilt into a whole ``00`` frame (not yet re-hashed).
 
@@ -99,19 +101,29 @@ def resolve_frames(
     base read is added to ``used`` (gc keeps them alive).  ``frames``: those of
     ``digests``, already read.  With ``compress``, rebuilt objects are framed
     as they would be stored whole (for frames that leave the store).  ``links``
-    receives, for every delta frame met, its base (gc follows chains with it).
+    receives, for every delta frame met, its base (gc follows chains with it).  ``cache``: content
+    found there is not rebuilt (see :mod:`casstore.store.basecache`; never with ``used`` or ``links``,
+    which must see every stored base).
     """
     frames = list(get_frames(digests) if frames is None else frames)
     pending = [i for i, frame in enumerate(frames) if frame is not None and frame[:1] == b"\x02"]
     if not pending:
         return frames
-    known: dict[bytes, bytes | None] = {}  # digest -> canonical bytes (None: cannot be rebuilt)
+    if used is not None or links is not None:
+        cache = None
+    # digest -> canonical bytes (None: cannot be rebuilt)
+    known: dict[bytes, bytes | None] = dict(cache.get_many([digests[i] for i in pending])) if cache else {}
     wanted: dict[bytes, tuple[int, bytes, bytes]] = {}  # delta-framed digest -> its parsed frame
     for i in pending:
-        _parse_into(wanted, known, digests[i], frames[i])  # type: ignore[arg-type]
+        if digests[i] not in known:
+            _parse_into(wanted, known, digests[i], frames[i])  # type: ignore[arg-type]
     level = {base for _, base, _ in wanted.values()}
     for _ in range(MAX_CHAIN):
         level = {digest for digest in level if digest not in known and digest not in wanted}
+        if level and cache is not None:
+            cached = cache.get_many(level)
+            known.update(cached)
+            level.difference_update(cached)
         if not level:
             break
         order = list(level)
@@ -234,6 +246,7 @@ def make_delta_frames(
     items: Sequence[tuple[bytes, bytes, bytes]],
     get_frames: GetFrames,
     known: Callable[[bytes], bytes | None] | None = None,
+    cache: DeltaBaseCache | None = None,
 ) -> dict[bytes, bytes]:
     """Delta frames, by digest, for ``(digest, canonical bytes, base digest)``, where the base allows one.
 
@@ -246,7 +259,9 @@ def make_delta_frames(
     be read is simply not used.  ``known`` gives the canonical bytes of a base
     the caller holds already (checked by hash), which is then not rebuilt from
     its chain: only its frame's header is read.  The caller compares each delta
-    frame with the whole frame (see :func:`worth_it`).
+    frame with the whole frame (see :func:`worth_it`).  ``cache``: bases are
+    looked up there first, and those ``known`` gives are kept there (the next
+    read of the objects written rebuilds them from these bases).
     """
     if not items:
         return {}
@@ -255,13 +270,17 @@ def make_delta_frames(
     chains = {base: frame_chain(frame) for base, frame in zip(base_ids, raw, strict=True) if frame is not None}
     target = {base: (base, chains[base]) for base in chains if chains[base] < WRITE_CHAIN}
     target.update(_chain_roots(get_frames, [base for base in chains if chains[base] >= WRITE_CHAIN]))
-    contents: dict[bytes, bytes] = {}
+    contents = cache.get_many({against for against, _ in target.values()}) if cache is not None else {}
     if known is not None:
+        held = []
         for base, (against, _) in target.items():
-            if against == base and (data := known(base)) is not None:
+            if against == base and base not in contents and (data := known(base)) is not None:
                 contents[base] = data
+                held.append((base, data))
+        if cache is not None:
+            cache.add(held)
     wanted = list(dict.fromkeys(digest for digest, _ in target.values() if digest not in contents))
-    for digest, frame in zip(wanted, resolve_frames(get_frames, wanted), strict=True):
+    for digest, frame in zip(wanted, resolve_frames(get_frames, wanted, cache=cache), strict=True):
         data = whole_content(frame, digest) if frame is not None else None
         if data is not None:
             contents[digest] = data

@@ -48,7 +48,7 @@ def received_frames(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
     entries: list[Entry] = built if built is not None else list(read_pack(pack))
     base_ids = list(dict.fromkeys(entry.base for entry in entries if entry.base is not None))
     raw = blobs.get_frames(base_ids) if base_ids else []
-    whole = at_rest.resolve_frames(blobs.get_frames, base_ids, frames=raw) if base_ids else []
+    whole = at_rest.resolve_frames(blobs.get_frames, base_ids, frames=raw, cache=blobs.delta_bases) if base_ids else []
     bases: dict[bytes, bytes] = {}
     chains: dict[bytes, int] = {}
     for digest, stored, frame in zip(base_ids, raw, whole, strict=True):
@@ -65,7 +65,8 @@ def received_frames(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
     keep = [e.digest for e in entries if e.base is not None and chains[e.base] < at_rest.WRITE_CHAIN]
     absent = blobs.missing(keep) if keep else set()
     out: list[tuple[bytes, bytes]] = []
-    rebuilt: list[tuple[bytes, bytes]] = []
+    rebuilt: list[tuple[bytes, bytes]] = []  # to be framed whole (or kept as deltas where those win)
+    verified: list[tuple[bytes, bytes]] = []  # every delta entry's object, rebuilt and re-hashed
     kept: dict[bytes, bytes] = {}  # delta frames that may be kept, if they beat the whole frame
     for entry in entries:
         try:
@@ -78,6 +79,7 @@ def received_frames(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
         if data is None or entry.base is None:
             out.append((entry.digest, entry.payload))
             continue
+        verified.append((entry.digest, data))
         out.append((entry.digest, b""))
         if entry.digest in absent:
             frame = at_rest.delta_frame(chains[entry.base] + 1, entry.base, entry.payload)
@@ -87,6 +89,7 @@ def received_frames(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
             kept[entry.digest] = frame
         rebuilt.append((entry.digest, data))
     frames = dict(codec.frame_many_hashed(rebuilt))
+    blobs.delta_bases.add(verified)  # the bases of the next transfer's deltas
     for digest, frame in kept.items():
         if at_rest.worth_it(frame, frames[digest]):
             frames[digest] = frame

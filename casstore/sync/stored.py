@@ -56,20 +56,24 @@ class StoredDeltas:
         self._bases = {}
         if not deltas:
             return frames
-        base_ids = list(dict.fromkeys(base for base, _ in deltas.values()))
+        cached = self.blobs.delta_bases.get_many([digests[i] for i in deltas])  # this process made them
+        base_ids = list(dict.fromkeys(base for i, (base, _) in deltas.items() if digests[i] not in cached))
         for digest, frame in zip(base_ids, self.blobs.get_whole_frames(base_ids), strict=True):
             data = whole_content(frame, digest) if frame is not None else None
             if data is not None:
                 self._bases[digest] = data
         for i, (base, delta) in deltas.items():
-            base_data = self._bases.get(base)
-            if base_data is None:
-                continue
             digest = digests[i]
-            try:
-                frames[i] = b"\x00" + apply_delta(delta, base_data, digest)
-            except CorruptObject:
-                continue
+            data = cached.get(digest)
+            if data is None:
+                base_data = self._bases.get(base)
+                if base_data is None:
+                    continue
+                try:
+                    data = apply_delta(delta, base_data, digest)
+                except CorruptObject:
+                    continue
+            frames[i] = b"\x00" + data
             self.stored[digest] = (base, delta)
             self.rebuilt.add(digest)
         return frames
@@ -77,6 +81,7 @@ class StoredDeltas:
     def fetch_bases(self, digests: Sequence[bytes]) -> list[bytes | None]:
         """Whole frames of the walk's pairs: those the last :meth:`fetch` read as raw frames, the others read."""
         known = self._bases
+        known.update(self.blobs.delta_bases.get_many([digest for digest in digests if digest not in known]))
         unread = [digest for digest in digests if digest not in known]
         read = dict(zip(unread, self.blobs.get_whole_frames(unread), strict=True)) if unread else {}
         return [b"\x00" + known[digest] if digest in known else read[digest] for digest in digests]

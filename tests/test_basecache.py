@@ -1,0 +1,119 @@
+"""The delta base cache (casstore/store/basecache.py): bounded, bypassed by gc and verify, not trusted by receivers."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import casstore
+from casstore import codec
+from casstore.errors import CorruptObject
+from casstore.gc import collect_garbage
+from casstore.model import Contact, Group, GroupState, NetworkState
+from casstore.store import deltas
+from casstore.store.base import BlobStore
+from casstore.store.basecache import DeltaBaseCache
+from casstore.store.lmdb import LmdbStore
+from casstore.store.memory import MemoryBlobs, MemoryStore
+from casstore.verify import verify
+
+A, B, C, D = (bytes([n]) * 32 for n in range(4))
+
+
+def test_the_cache_is_bounded_in_bytes_and_evicts_the_least_recently_used() -> None:
+    cache = DeltaBaseCache(max_bytes=100)
+    cache.add([(A, b"a" * 40), (B, b"b" * 40)])
+    assert cache.get_many([A]) == {A: b"a" * 40}  # A is now the most recently used
+    cache.add([(C, b"c" * 40)])
+    assert cache.get_many([A, B, C]) == {A: b"a" * 40, C: b"c" * 40}
+    assert cache.nbytes == 80 and len(cache) == 2
+    cache.add([(D, b"d" * 101)])  # larger than the whole cache: not kept, nothing evicted for it
+    assert cache.get_many([D]) == {} and len(cache) == 2
+    with cache.bypassed():
+        assert cache.get_many([A, C]) == {}
+    assert set(cache.get_many([A, C])) == {A, C}
+    assert DeltaBaseCache(max_bytes=0).get_many([A]) == {}
+
+
+def network(groups: int = 3, contacts: int = 60) -> NetworkState:
+    rnd = random.Random(5)
+    states = {}
+    for g in range(groups):
+        gid = f"g{g}"
+        items = {
+            f"c{i:03}": Contact(f"c{i:03}", gid, {"v": rnd.randint(0, 10**6), "pad": "x" * 60}) for i in range(contacts)
+        }
+        states[gid] = GroupState(Group(gid, gid, contact_ids=list(items)), items, {})
+    return NetworkState(states, "g0", "g0")
+
+
+def delta_leaves(blobs: BlobStore) -> dict[bytes, bytes]:
+    """Every delta-framed object -> its base."""
+    hashes = list(blobs.iter_hashes())
+    return {
+        digest: deltas.parse_delta_frame(frame)[1]
+        for digest, frame in zip(hashes, blobs.get_frames(hashes), strict=True)
+        if frame is not None and deltas.frame_chain(frame) > 0
+    }
+
+
+def test_a_write_keeps_what_it_made_so_reading_it_back_rebuilds_no_chain() -> None:
+    store = casstore.NetworkStore(MemoryStore())
+    store.save_network_state("n", network())
+    store.save_contact_content("n", "g1", "c007", {"v": "changed"})
+    blobs = store.objects.blobs
+    leaf, base = next(iter(delta_leaves(blobs).items()))
+    assert set(blobs.delta_bases.get_many([leaf, base])) == {leaf, base}
+
+    read: list[bytes] = []
+    get_frames = blobs.get_frames
+
+    def counted(digests: Sequence[bytes]) -> list[bytes | None]:
+        read.extend(digests)
+        return get_frames(digests)
+
+    blobs.get_frames = counted  # type: ignore[method-assign]
+    assert codec.hash_bytes(blobs.get(leaf)) == leaf
+    assert read == [leaf], "the object's own frame is read (it must be present); its base is not"
+    read.clear()
+    with blobs.delta_bases.bypassed():
+        assert codec.hash_bytes(blobs.get(leaf)) == leaf
+    assert read == [leaf, base]
+
+
+def test_verify_and_gc_judge_chains_by_the_stored_bases_not_the_cache(tmp_path: Path) -> None:
+    store = casstore.NetworkStore(LmdbStore(tmp_path / "s"))
+    store.save_network_state("n", network())
+    store.save_contact_content("n", "g1", "c007", {"v": "changed"})
+    blobs = store.objects.blobs
+    leaf, base = next(iter(delta_leaves(blobs).items()))
+    assert base in blobs.delta_bases.get_many([base])
+    # the old leaf is unreachable now, but a stored delta needs it: gc keeps it, cached or not
+    report = collect_garbage(store, grace_minutes=0)
+    assert base in blobs and report.kept_bases >= 1 and verify(store).ok
+    blobs.delete_many([base])  # a broken chain (damage: gc never does this)
+    assert verify(store).corrupt == [codec.format_id(leaf)]
+
+
+def test_a_source_with_a_damaged_stored_delta_is_refused_by_the_destination() -> None:
+    """A push sends a stored delta as it is, even where the source's cache stands in for rebuilding it:
+    the destination rebuilds every delta from its own base and re-hashes, so damage never lands."""
+    src, dst = casstore.NetworkStore(MemoryStore()), casstore.NetworkStore(MemoryStore())
+    src.save_network_state("n", network())
+    casstore.push(src, dst)
+    before = dst.objects.refs.get("networks/n/head")
+    src.save_contact_content("n", "g1", "c007", {"v": "changed"})
+    blobs = src.objects.blobs
+    assert isinstance(blobs, MemoryBlobs)
+    leaf = next(iter(delta_leaves(blobs)))
+    damaged = bytearray(blobs._frames[leaf])
+    damaged[-3] ^= 0x20  # inside the delta's new bytes
+    blobs._frames[leaf] = bytes(damaged)
+    assert leaf in blobs.delta_bases.get_many([leaf])
+    with pytest.raises(CorruptObject):
+        casstore.push(src, dst)
+    assert dst.objects.refs.get("networks/n/head") == before
+    assert leaf not in dst.objects.blobs and verify(dst).ok
