@@ -114,19 +114,19 @@ def transfer(
     held_bytes = 0
 
     # With delta bases, what sits unchanged under a base is known to be held (the destination holds each
-    # base's subtree), and a rewritten object (paired with a different base object) is new: only the
-    # objects paired with nothing are asked about, so an incremental push asks little or nothing.
-    unchanged: set[bytes] = set()
+    # base's subtree: the walk does not even follow it), and a rewritten object (paired with a different
+    # base object) is new: only the objects paired with nothing are asked about, so an incremental push
+    # asks little or nothing.
     rewritten: set[bytes] = set(bases or ()) if use_deltas else set()
 
     def present(digests: list[bytes]) -> set[bytes]:
         """One ``missing()`` call per level: the objects the destination holds are skipped with their subtrees."""
         stats.levels += 1
-        ask = [digest for digest in digests if digest not in unchanged and digest not in rewritten]
+        ask = [digest for digest in digests if digest not in rewritten]
         absent = set(target.blobs.missing(ask)) if ask else set()
         if ask:
             trips(target)
-        held = {digest for digest in ask if digest not in absent} | {d for d in digests if d in unchanged}
+        held = {digest for digest in ask if digest not in absent}
         stats.objects_skipped += len(held)
         return held
 
@@ -144,8 +144,9 @@ def transfer(
 
     def visit(level: list[Reached]) -> None:
         nonlocal held_bytes
-        for digest, _, data, frame, links, base, old in level:
+        for digest, _, data, frame, links, base, old, unchanged in level:
             order.append(digest)
+            stats.objects_skipped += unchanged
             as_stored = stored.delta(digest, base) if stored is not None and base is not None else None
             if held_bytes + len(frame) <= hold_bytes:
                 held[digest] = frame
@@ -158,9 +159,7 @@ def transfer(
                     held_bytes += len(data) + len(old)
             kids[digest] = [child for child, _, _ in links]
             if use_deltas:
-                for child, _, paired in links:
-                    if paired is not None:
-                        (unchanged if child == paired else rewritten).add(child)
+                rewritten.update(child for child, _, paired in links if paired is not None)
         if progress is not None:
             progress(0, 0, len(order))
 
