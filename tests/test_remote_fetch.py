@@ -104,3 +104,27 @@ def test_a_clone_takes_no_incomplete_answer(fault: str, tmp_path: Path, monkeypa
     with pytest.raises(ObjectNotFound if fault == "left out" else StorageConnectionError):
         casstore.clone(remote(backing), local)
     assert local.list_networks() == []  # no ref moved
+
+
+def test_an_answer_cut_part_way_is_asked_for_again_and_the_clone_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetch is a read: cut mid-stream (after some packs were stored), it is asked for again."""
+    monkeypatch.setattr(server_fetch, "PART_BYTES", 100)
+    backing, _ = served_network(groups=4, contacts=3)
+    original = server_fetch.stream_fetch
+    answers: list[int] = []
+
+    def cut_once(*args: object) -> Iterator[bytes]:
+        answers.append(len(answers))
+        parts = list(original(*args))  # type: ignore[arg-type]
+        yield from parts if len(answers) > 1 else parts[: len(parts) // 2]
+
+    monkeypatch.setattr("casstore.server.objects.stream_fetch", cut_once)
+    url = "http://casstore.asgi/?retries=2&retry_delay=0"
+    origin = NetworkStore(open_object_store(url, transport=AsgiTransport(create_app(backing))))
+    local = casstore.open_store(tmp_path / "local")
+    casstore.clone(origin, local)
+    assert len(answers) == 2
+    assert local.load_network_state("net") == origin.load_network_state("net")
+    assert casstore.verify(local).ok

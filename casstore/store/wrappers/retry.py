@@ -16,7 +16,8 @@ already moved.  A retried ``compare_and_swap`` / ``delete`` that meets a
 value, and a retried ``commit`` / ``receive_pack`` whose required refs all
 are, succeed: the earlier attempt landed.  ``iter_hashes`` is retried until
 its first digest; a transient failure later in the iteration cannot resume
-and is raised as :class:`~casstore.errors.StorageConnectionError`.
+and is raised as :class:`~casstore.errors.StorageConnectionError`.  A
+``fetch_packs`` answer cut part way is asked for again, whole.
 """
 
 from __future__ import annotations
@@ -108,19 +109,23 @@ class RetryPolicy:
                     raise
                 if attempt >= self.attempts:
                     raise self.exhausted(what, attempt, exc) from exc
-                wait = self.delay(attempt)
-                log.warning(
-                    "%s on %s failed (attempt %d of %d), retrying in %.2fs: %s",
-                    what,
-                    self.url,
-                    attempt,
-                    self.attempts,
-                    wait,
-                    redact_url(str(exc)),
-                )
-                with self._lock:
-                    self.retries_made += 1
-                self.sleep(wait)
+                self.back_off(what, attempt, exc)
+
+    def back_off(self, what: str, attempt: int, exc: BaseException) -> None:
+        """Log failed attempt ``attempt`` of ``what`` and wait before the next one."""
+        wait = self.delay(attempt)
+        log.warning(
+            "%s on %s failed (attempt %d of %d), retrying in %.2fs: %s",
+            what,
+            self.url,
+            attempt,
+            self.attempts,
+            wait,
+            redact_url(str(exc)),
+        )
+        with self._lock:
+            self.retries_made += 1
+        self.sleep(wait)
 
     def move(self, what: str, call: Callable[[], None], landed: Callable[[], bool]) -> None:
         """A ref move, retried; a retry that meets a :class:`RefConflict` succeeds if ``landed()`` (re-read) says so."""
@@ -272,8 +277,33 @@ class RetryingStore(WrappedStore):
         have: Sequence[tuple[bytes, str]],
         bases: Mapping[bytes, bytes] | None = None,
     ) -> Iterator[bytes] | None:
-        # a read: opening it is retried; an answer that fails mid-stream raises (what was stored of it is whole)
-        return self.policy.run("fetch_packs", lambda: self.inner.fetch_packs(want, have, bases))
+        # a read: opening it is retried, and so is an answer cut mid-stream (see _resumed)
+        def ask() -> Iterator[bytes] | None:
+            return self.inner.fetch_packs(want, have, bases)
+
+        packs = self.policy.run("fetch_packs", ask)
+        return None if packs is None else self._resumed(packs, ask)
+
+    def _resumed(self, packs: Iterator[bytes], ask: Callable[[], Iterator[bytes] | None]) -> Iterator[bytes]:
+        """``packs``, asked for again whole when the answer fails transiently part way (within the policy's
+        attempts).  The packs yielded before the failure are whole and children first, so the caller has
+        stored them; they come again in the new answer and are stored again, which changes nothing."""
+        attempt = 1
+        while True:
+            try:
+                yield from packs
+                return
+            except (RefConflict, RetriesExhausted):
+                raise
+            except Exception as exc:
+                if not self.policy.is_transient(exc):
+                    raise
+                if attempt >= self.policy.attempts:
+                    raise self.policy.exhausted("fetch_packs (its answer)", attempt, exc) from exc
+                self.policy.back_off("fetch_packs (its answer)", attempt, exc)
+                attempt += 1
+                again: Iterator[bytes] | None = self.policy.run("fetch_packs", ask)
+                packs = again if again is not None else iter(())
 
     def _all_landed(self, updates: Sequence[RefUpdate]) -> Callable[[], bool]:
         """Whether every required update of a commit already holds its new value (the earlier attempt landed)."""
