@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from itertools import pairwise
+from itertools import repeat
 from typing import Any
 
 from casstore import codec
@@ -63,6 +63,22 @@ def _is_str(value: object, non_empty: bool = False) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _all_str(values: list[Any]) -> bool:
+    """Whether every one of ``values`` passes :func:`_is_str` (a node's keys: checked in C where ASCII)."""
+    if set(map(type, values)) <= {str} and "".join(values).isascii():
+        return True
+    return all(_is_str(value) for value in values)
+
+
+def _all_links(values: list[Any]) -> bool:
+    """Whether every one of ``values`` is a casstore link (as :func:`_link` requires), checked in C."""
+    return (
+        set(map(type, values)) <= {bytes}
+        and set(map(len, values)) <= {codec.CID_SIZE}
+        and {value[: len(codec.CID_PREFIX)] for value in values} <= {codec.CID_PREFIX}
+    )
 
 
 def _link(obj: dict[str, Any], name: str, what: str) -> bytes:
@@ -262,28 +278,34 @@ def _conflict(key: str, value: bytes) -> None:
     )
 
 
-def check_node(tree_kind: str, data: bytes) -> list[tuple[bytes, Kind]]:
-    """Check a node of a ``tree_kind`` tree and its entries; returns its links with their kinds."""
+def check_node(tree_kind: str, data: bytes, checked: set[tuple[str, bytes]] | None = None) -> list[tuple[bytes, Kind]]:
+    """Check a node of a ``tree_kind`` tree and its entries; returns its links with their kinds.
+
+    ``checked``: contact and wire entries ``(key, record)`` found valid before (and linking to
+    nothing), which are not checked again; valid ones are added.  A rewritten leaf repeats all its
+    entries but one, so across a history most entries are checked once.
+    """
     what = f"{tree_kind} tree node"
     node = _decode_map(data, what)
     _require(node.get("t") == tree_kind, f"not a {what} (its 't' is {node.get('t')!r})")
     height, keys = node.get("h"), node.get("k")
     _require(_is_count(height, MAX_TREE_HEIGHT), f"{what}: 'h' is not a tree height")
-    _require(isinstance(keys, list) and all(_is_str(k) for k in keys), f"{what}: 'k' is not a list of strings")
+    _require(isinstance(keys, list) and _all_str(keys), f"{what}: 'k' is not a list of strings")
     assert isinstance(keys, list)
-    _require(all(a < b for a, b in pairwise(keys)), f"{what}: keys are not in strictly rising order")
+    _require(keys == sorted(set(keys)), f"{what}: keys are not in strictly rising order")
     links: list[tuple[bytes, Kind]] = []
     if height:
         children = node.get("c")
         _require(isinstance(children, list) and len(children) == len(keys) > 0, f"{what}: 'c' does not match 'k'")
         assert isinstance(children, list)
-        for number in range(len(children)):
-            links.append((_link({"c": children[number]}, "c", f"{what} child {number}"), f"tree:{tree_kind}"))
-        return links
+        if not _all_links(children):
+            for number in range(len(children)):  # names the first that is not
+                _link({"c": children[number]}, "c", f"{what} child {number}")
+        return list(zip(codec.link_digests(children), repeat(f"tree:{tree_kind}")))
     values = node.get("v")
     _require(isinstance(values, list) and len(values) == len(keys), f"{what}: 'v' does not match 'k'")
     assert isinstance(values, list)
-    _require(all(isinstance(v, bytes) for v in values), f"{what}: a value is not encoded data")
+    _require(set(map(type, values)) <= {bytes}, f"{what}: a value is not encoded data")
     entries = zip(keys, values, strict=True)
     if tree_kind == "groups":
         for key, value in entries:
@@ -291,10 +313,17 @@ def check_node(tree_kind: str, data: bytes) -> list[tuple[bytes, Kind]]:
             links.append((_link(_decode_map(value, f"group {key!r}"), "b", f"group {key!r}"), "body"))
     elif tree_kind == "contacts":
         for key, value in entries:
-            _contact(key, value, links)
+            if checked is None or (key, value) not in checked:
+                linked = len(links)
+                _contact(key, value, links)
+                if checked is not None and len(links) == linked:
+                    checked.add((key, value))
     elif tree_kind == "wires":
         for key, value in entries:
-            _wire(key, value)
+            if checked is None or (key, value) not in checked:
+                _wire(key, value)
+                if checked is not None:
+                    checked.add((key, value))
     elif tree_kind == records.CONFLICTS_TREE:
         for key, value in entries:
             _conflict(key, value)
@@ -308,6 +337,10 @@ def check_node(tree_kind: str, data: bytes) -> list[tuple[bytes, Kind]]:
 
 
 # ---------------------------------------------------------------- a whole walk
+
+
+#: Valid entries a :class:`StructureCheck` remembers (about 100 MB at the most); beyond, it starts afresh.
+_MAX_REMEMBERED = 500_000
 
 
 class StructureCheck:
@@ -325,6 +358,7 @@ class StructureCheck:
         self._bodies: set[bytes] = set()
         self._contents: set[bytes] = set()  # data objects already checked as contents (not as bodies)
         self._late_bodies: list[bytes] = []
+        self._entries: set[tuple[str, bytes]] = set()  # contact and wire entries found valid (check_node)
 
     def check(self, item: Reached) -> str | None:
         """The problem with ``item`` (``None`` if it fits the schema of its kind)."""
@@ -343,7 +377,9 @@ class StructureCheck:
         elif kind == "snap":
             links = check_snapshot(data)
         elif kind.startswith("tree:"):
-            links = check_node(kind[5:], data)
+            if len(self._entries) > _MAX_REMEMBERED:
+                self._entries.clear()
+            links = check_node(kind[5:], data, self._entries)
         elif kind == "data":
             if item.digest in self._bodies:
                 check_body(data)
@@ -362,10 +398,10 @@ class StructureCheck:
             if child_kind == "data":
                 continue
             first = self._kinds.setdefault(child, child_kind)
-            _require(
-                first == child_kind,
-                f"links to {codec.format_id(child)} as a {child_kind} object; it is also linked as a {first} object",
-            )
+            if first != child_kind:
+                raise _Invalid(
+                    f"links to {codec.format_id(child)} as a {child_kind} object; it is also linked as a {first} object"
+                )
 
     def finish(self, fetch: Callable[[list[bytes]], Sequence[bytes | None]]) -> dict[bytes, str]:
         """Check, as bodies, the objects checked as contents before a group linked them; their problems."""
