@@ -22,7 +22,7 @@ def contacts_leaf() -> dict[str, Any]:
     items = {f"c{i}": Contact(f"c{i}", "g", {"v": i}) for i in range(5)}
     store.save_network_state("n", NetworkState({"g": GroupState(Group("g", "g", contact_ids=list(items)), items, {})}))
     root = codec.decode(store.blobs.get(store.refs.get("networks/n/head") or b""))
-    leaf = codec.decode(store.blobs.get(codec.link_digest(root["contacts"])))
+    leaf: dict[str, Any] = codec.decode(store.blobs.get(codec.link_digest(root["contacts"])))
     assert leaf["h"] == 0 and len(leaf["k"]) == 5
     return leaf
 
