@@ -103,6 +103,7 @@ def collect_garbage(
     with ExitStack() as closing:
         backend = backend_of(store)
         stored = closing.enter_context(backend.uncached_view()) if isinstance(backend, UncachedView) else backend
+        closing.enter_context(stored.blobs.delta_bases.bypassed())  # every stored base a chain needs is seen
         return _collect(store, backend, stored.blobs, grace_minutes, dry_run, progress)
 
 

@@ -12,16 +12,20 @@ one per level.
 
 What the cache may hold, and what it may stand in for:
 
-- only bytes known to hash to their digest: objects a write made (hashed
-  when made) and objects a received pack rebuilt (re-hashed before stored);
-- only a *base* named by a delta frame read from the store.  An object read
-  in its own right is always read from the store, and what a chain rebuilds
-  is re-hashed by the caller as before: a wrong or missing stored delta is
-  still caught; a cached base is as good as the stored one, being the same
-  bytes by their hash.
+- only bytes known to hash to their digest: objects a write made and the
+  bases it deltaed against (hashed when made or checked), and objects a
+  received pack rebuilt (re-hashed before stored);
+- only the *content* of an object whose delta frame was read from the store,
+  or of a base such a frame names: presence is never taken from the cache (a
+  deleted object reads as absent), and what comes back is re-hashed by the
+  caller as before.  Cached bytes are the stored object's bytes, by their
+  hash; a stored delta that would not rebuild them goes unnoticed by such a
+  read, which is verify's job, and a receiver's: sync sends stored deltas as
+  they are, and the destination rebuilds each from its own base and re-hashes.
 - never for gc or verify, which judge chains by what is stored: gc must see
-  every base a chain needs (to keep it), verify must find a base that is gone.
-  Both read with the cache :meth:`~DeltaBaseCache.bypassed`.
+  every base a chain needs (to keep it), verify must find a chain broken.
+  Both read with the cache :meth:`~DeltaBaseCache.bypassed` (and a chain read
+  that records the bases it reads never uses it).
 """
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ delta is then the pack entry sync would compute (:func:`casstore.pack.make_delta
 of the same two objects), so :class:`StoredDeltas` keeps it instead of
 rebuilding the object, compressing it whole and delta-ing it again.
 
-Every object is still rebuilt (the walk needs its links) and re-hashed by the
-walk.  The bases it is rebuilt from are not hashed here (a corrupt base cannot
-rebuild an object that hashes to its id); they are handed on to the walk's
-pairing, which re-hashes them without reading them a second time.
+Every object is still rebuilt (the walk needs its links), or taken from the
+store's delta base cache where this process made it (:mod:`casstore.store.basecache`),
+and re-hashed by the walk.  The bases it is rebuilt from are not hashed here (a
+corrupt base cannot rebuild an object that hashes to its id); they are handed
+on to the walk's pairing, which re-hashes them without reading them a second time.
 """
 
 from __future__ import annotations
