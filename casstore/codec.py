@@ -22,6 +22,7 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -250,18 +251,25 @@ def _may_exceed(data: bytes, limit: int) -> bool:
 
 
 def _depth_exceeds(value: Value, limit: int) -> bool:
-    """Whether ``value`` nests lists/maps more than ``limit`` levels deep (iterative: no recursion)."""
-    level: list[Value] = [value] if isinstance(value, _CONTAINERS) else []
+    """Whether ``value`` nests lists/maps more than ``limit`` levels deep (iterative: no recursion).
+
+    Level by level; a level's children are gathered and their types looked at in C, so a wide
+    value (a series of a thousand small maps) costs a few passes, not a Python step per scalar.
+    """
+    level: list[Any] = [value] if isinstance(value, _CONTAINERS) else []
     depth = 0
     while level:
         depth += 1
         if depth > limit:
             return True
-        nested: list[Value] = []
-        for item in level:
-            values = item if isinstance(item, list) else item.values()  # only lists and maps are queued
-            nested += [v for v in values if isinstance(v, _CONTAINERS)]
-        level = nested
+        maps = [item.values() for item in level if isinstance(item, dict)]  # only lists and maps are queued
+        children = list(chain.from_iterable(chain([item for item in level if not isinstance(item, dict)], maps)))
+        kinds = set(map(type, children))
+        if not any(issubclass(kind, _CONTAINERS) for kind in kinds):
+            return False
+        if not all(issubclass(kind, _CONTAINERS) for kind in kinds):
+            children = [child for child in children if isinstance(child, _CONTAINERS)]
+        level = children
     return False
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import boto3
 import pytest
 from conftest import BUCKET
+from hypothesis import given
+from hypothesis import strategies as st
 
 import casstore
 from casstore import Contact, Group, GroupState, NetworkState, Wire, codec
@@ -463,3 +465,24 @@ def test_case_14_unknown_keys_beside_a_groups_members_survive_writes_and_export(
     group.extra = {"contacts": 1}  # a modelled key may not be shadowed
     with pytest.raises(SerializationError, match="contacts"):
         store.save_group_state("gx", "g", group)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of lists and maps, by recursion (the reference for codec's iterative check)."""
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+_values = st.recursive(
+    st.none() | st.integers() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=2), inner, max_size=3),
+    max_leaves=30,
+)
+
+
+@given(_values, st.integers(min_value=0, max_value=6))
+def test_the_depth_check_agrees_with_recursion_on_any_value(value: Any, limit: int) -> None:
+    assert codec._depth_exceeds(value, limit) == (_depth(value) > limit)
