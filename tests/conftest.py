@@ -223,6 +223,14 @@ def _drop_schemas(url: str, token: str) -> None:
             conn.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
+@pytest.fixture
+def private_pool_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """psycopg_pool jitters connection lifetimes with the global ``random`` from its worker threads,
+    which inside a Hypothesis state machine may happen mid-draw (Hypothesis then warns of global
+    random use in a strategy): give the pool a ``Random`` of its own."""
+    monkeypatch.setattr("psycopg_pool.base.random", random.Random(0).random)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PgTestServer]:
     """``$CASSTORE_PG_URL``'s server, or a throwaway cluster for this session (see the module docstring)."""

@@ -455,6 +455,7 @@ _SERVER: list[PgTestServer] = []
 def _model_server(request: pytest.FixtureRequest) -> None:
     if request.node.cls is TestPostgresNetworkModel:
         _SERVER[:] = [request.getfixturevalue("postgres_server")]
+        request.getfixturevalue("private_pool_jitter")
 
 
 class PostgresNetworkModel(NetworkStateMachine):

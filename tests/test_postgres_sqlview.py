@@ -81,6 +81,7 @@ _SERVER: list[PgTestServer] = []
 def _model_server(request: pytest.FixtureRequest) -> None:
     if request.node.cls is TestTablesFollowHeads:
         _SERVER[:] = [request.getfixturevalue("postgres_server")]
+        request.getfixturevalue("private_pool_jitter")
 
 
 class TablesFollowHeads(NetworkStateMachine):
