@@ -177,3 +177,30 @@ def test_a_server_keeps_received_deltas_and_a_client_gc_keeps_their_bases(tmp_pa
         with NetworkStore(client) as remote:
             assert remote.load_contact_content("net", "g3", "g3-c0") == "changed"
     assert verify(NetworkStore(served)).ok
+
+
+def test_after_a_push_of_deltas_a_write_through_the_pushing_client_reads_nothing(tmp_path: Path) -> None:
+    """The client caches a pushed delta entry as a delta frame on the base it holds: the next write's
+    tree path rebuilds from the cache (no read), and the cached chain rebuilds exactly what the server holds."""
+    served = LmdbStore(tmp_path / "served")
+    src = NetworkStore(LmdbStore(tmp_path / "src"))
+    src.save_network_state("net", rich_state())
+    with NetworkStore(_client(create_app(served))) as remote:
+        casstore.push(src, remote.objects)
+        for step in range(3):
+            src.save_contact_content("net", "root", "root-c0", {"step": step})
+            report = casstore.push(src, remote.objects)
+            assert report.deltas > 0
+        wire = remote.objects.session.wire  # type: ignore[attr-defined]
+        cached = remote.objects.blobs.cache  # type: ignore[attr-defined]
+        head = served.refs.get("networks/net/head")
+        assert head is not None
+        chained = [d for d in list(served.blobs.iter_hashes()) if (f := cached.lookup([d])[0]) and frame_chain(f) > 0]
+        assert chained, "pushed deltas are cached as delta frames"
+        assert remote.objects.blobs.get_many(chained) == served.blobs.get_many(chained)
+        before = wire.requests
+        remote.save_contact_content("net", "root", "root-c1", "written after the push")
+        assert wire.requests - before == 1  # one receive: nothing read back
+        assert src.load_contact_content("net", "root", "root-c0") == {"step": 2}
+        assert NetworkStore(served).load_contact_content("net", "root", "root-c0") == {"step": 2}
+        assert verify(NetworkStore(served)).ok

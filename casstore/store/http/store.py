@@ -20,7 +20,7 @@ from casstore.codec import parse_id, ref_conflict
 from casstore.errors import InvalidId, InvalidPack, RefConflict, StorageError
 from casstore.pack import MAGIC, PackBuilder, VerifiedPack
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate, validate_ref_name
-from casstore.store.deltas import FRAME_DELTA, parse_delta_frame, rebuild_broken
+from casstore.store.deltas import FRAME_DELTA, MAX_CHAIN, delta_frame, frame_chain, parse_delta_frame, rebuild_broken
 from casstore.store.http.client import ConnectionFailed, Session, error_from_body
 from casstore.store.http.watch import RefWatcher
 from casstore.store.http.wire import (
@@ -306,10 +306,25 @@ class HttpStore(ObjectStore):
     def receive_pack(self, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
         """Send the pack as it is (deltas included); the server rebuilds and re-hashes every entry.
 
-        The whole frames of a :class:`~casstore.pack.VerifiedPack` (built in this process, a push's) are
-        cached once the server has them, so a later write through this store need not read them back."""
+        The entries of a :class:`~casstore.pack.VerifiedPack` (built in this process, a push's) are cached
+        once the server has them, so a later write through this store need not read them back: whole
+        frames as they are, and a delta entry as a delta frame on its base where the cache holds the base
+        (so the chain's length is known; read, it is rebuilt from the cache, or from the server if the
+        cached chain does not rebuild, see :meth:`HttpBlobs.get_whole_frames`)."""
         entries = pack.entries if isinstance(pack, VerifiedPack) else None
-        frames = [(e.digest, e.payload) for e in entries if e.base is None] if entries is not None else []
+        if entries is None:
+            return self._send(pack, updates, [])
+        frames = [(e.digest, e.payload) for e in entries if e.base is None]
+        deltas = [(e.digest, e.base, e.payload) for e in entries if e.base is not None]
+        cache = self.blobs.cache
+        if deltas and cache is not None:
+            chains = {digest: 0 for digest, _ in frames}
+            bases = list({base for _, base, _ in deltas if base not in chains})
+            chains.update((b, frame_chain(f)) for b, f in zip(bases, cache.lookup(bases), strict=True) if f is not None)
+            for digest, base, delta in deltas:
+                chain = chains.get(base)
+                if chain is not None and chain < MAX_CHAIN:
+                    frames.append((digest, delta_frame(chain + 1, base, delta)))
         return self._send(pack, updates, frames)
 
     def fetch_packs(
