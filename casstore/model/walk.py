@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import NamedTuple
 
 from casstore import codec
@@ -27,6 +28,7 @@ __all__ = [
     "Kind",
     "Link",
     "Reached",
+    "ReadBases",
     "children",
     "paired_children",
     "paired_links",
@@ -39,6 +41,8 @@ Kind = str
 Link = tuple[bytes, Kind, bytes | None]
 #: Reads a batch of objects: their frames in order, ``None`` where absent (as ``BlobStore.get_frames``).
 Fetch = Callable[[list[bytes]], Sequence[bytes | None]]
+#: Reads a batch of pairing bases: the canonical bytes of those found, re-hashed (or known by their hash).
+ReadBases = Callable[[list[bytes]], Mapping[bytes, bytes]]
 #: What decoding a damaged object by its schema raises (beyond :class:`~casstore.errors.CorruptObject`).
 DECODE_ERRORS = (SerializationError, KeyError, TypeError, ValueError)
 #: Every leaf node starts with these bytes: a 4-entry map whose first key (canonical order) is "h", value 0.
@@ -183,6 +187,7 @@ def walk(
     on_corrupt: Callable[[bytes, Kind, Exception], None] | None = None,
     bases: Mapping[bytes, bytes] | None = None,
     fetch_bases: Fetch | None = None,
+    read_bases: ReadBases | None = None,
 ) -> None:
     """Breadth-first, one DAG level at a time, over everything reachable from ``roots`` by schema.
 
@@ -206,8 +211,12 @@ def walk(
     object's links are paired too (:func:`paired_links`); a base that store
     lacks pairs nothing below it.  A paired object's links to objects its base
     links to as well are not followed (the store holding the bases holds them).
+    ``read_bases`` may stand in for ``fetch_bases``: it returns the bases' canonical
+    bytes itself, each re-hashed or known by its hash.
     """
-    pairs = bases if bases is not None and fetch_bases is not None else {}
+    if read_bases is None and fetch_bases is not None:
+        read_bases = partial(_read_bases, fetch_bases)
+    pairs = bases if bases is not None and read_bases is not None else {}
     seen: set[bytes] = set()
     frontier: list[tuple[bytes, Kind, bytes | None]] = []
     for digest, kind in roots:
@@ -223,9 +232,10 @@ def walk(
         for start in range(0, len(frontier), batch):
             chunk = frontier[start : start + batch]
             frames = fetch([digest for digest, _, _ in chunk])
-            base_data: dict[bytes, bytes] = {}
-            if fetch_bases is not None:
-                base_data = _read_bases(fetch_bases, [base for _, _, base in chunk if base is not None])
+            base_data: Mapping[bytes, bytes] = {}
+            if read_bases is not None:
+                paired = [base for _, _, base in chunk if base is not None]
+                base_data = read_bases(paired) if paired else {}
             reached: list[Reached] = []
             for (digest, kind, base), frame in zip(chunk, frames, strict=True):
                 if frame is None:

@@ -176,9 +176,8 @@ def transfer(
         visit=visit,
         on_missing=lacking,
         bases=bases if use_deltas else None,
-        fetch_bases=(stored.fetch_bases if stored is not None and local is source else local.blobs.get_whole_frames)
-        if use_deltas
-        else None,
+        fetch_bases=local.blobs.get_whole_frames if use_deltas and (stored is None or local is not source) else None,
+        read_bases=stored.read_bases if stored is not None and local is source else None,
     )
     writer = _Writer(source, target, deltas if use_deltas else None, final_updates, stats, trips, progress)
     if stored is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from casstore import codec
 from casstore.errors import CorruptObject
 from casstore.pack import apply_delta
 from casstore.store.base import BlobStore
@@ -28,7 +29,7 @@ __all__ = ["StoredDeltas"]
 
 class StoredDeltas:
     """The walk's reads of the source: :meth:`fetch` (objects) and, where the pairs are the source's
-    too (a push), :meth:`fetch_bases` (the pairs: those :meth:`fetch` just rebuilt objects from are
+    too (a push), :meth:`read_bases` (the pairs: those :meth:`fetch` just rebuilt objects from are
     not read again)."""
 
     def __init__(self, blobs: BlobStore) -> None:
@@ -79,13 +80,21 @@ class StoredDeltas:
             self.rebuilt.add(digest)
         return frames
 
-    def fetch_bases(self, digests: Sequence[bytes]) -> list[bytes | None]:
-        """Whole frames of the walk's pairs: those the last :meth:`fetch` read as raw frames, the others read."""
-        known = self._bases
-        known.update(self.blobs.delta_bases.get_many([digest for digest in digests if digest not in known]))
-        unread = [digest for digest in digests if digest not in known]
-        read = dict(zip(unread, self.blobs.get_whole_frames(unread), strict=True)) if unread else {}
-        return [b"\x00" + known[digest] if digest in known else read[digest] for digest in digests]
+    def read_bases(self, digests: Sequence[bytes]) -> dict[bytes, bytes]:
+        """Canonical bytes of the walk's pairs (as :data:`~casstore.model.walk.ReadBases`): those in the
+        delta base cache as they are (known by their hash), those the last :meth:`fetch` rebuilt objects
+        from re-hashed here, the others read and re-hashed."""
+        wanted = list(dict.fromkeys(digests))
+        found = self.blobs.delta_bases.get_many(wanted)
+        unread = [digest for digest in wanted if digest not in found]
+        frames = [b"\x00" + self._bases[d] if d in self._bases else None for d in unread]
+        need = [d for d, frame in zip(unread, frames, strict=True) if frame is None]
+        read = dict(zip(need, self.blobs.get_whole_frames(need), strict=True)) if need else {}
+        for digest, frame in zip(unread, frames, strict=True):
+            frame = frame if frame is not None else read[digest]
+            if frame is not None:
+                found[digest] = codec.unframe(frame, digest)
+        return found
 
     def delta(self, digest: bytes, base: bytes) -> bytes | None:
         """The stored delta of ``digest`` if it is against ``base``, else ``None``; forgotten once asked."""
