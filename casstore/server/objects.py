@@ -79,7 +79,8 @@ def _receive(state: ServerState, body: bytes) -> int:
         refuse_deletes(updates)
         keep_replaced_heads(state.store, updates)
     # A received delta may be kept at rest (casstore.store.received's rules).  That is safe for clients:
-    # one caches only the whole frames it sent, and gc and verify read chains past its cache.
+    # one caches what it sent as it sent it (a delta as a delta frame on a base it caches); a cached
+    # chain that does not rebuild is read again from here, and gc and verify read chains past its cache.
     return state.store.receive_pack(pack, updates)
 
 
