@@ -117,3 +117,21 @@ def test_a_source_with_a_damaged_stored_delta_is_refused_by_the_destination() ->
         casstore.push(src, dst)
     assert dst.objects.refs.get("networks/n/head") == before
     assert leaf not in dst.objects.blobs and verify(dst).ok
+
+
+def test_a_received_pack_keeps_what_it_re_hashed_as_the_next_transfers_bases() -> None:
+    """A pack from elsewhere (a server's) has its whole entries re-hashed: they are kept, as rebuilt deltas are."""
+    from casstore.pack import PackBuilder, make_delta
+
+    store = MemoryStore()
+    old, new = codec.encode_value({"v": "x" * 300}), codec.encode_value({"v": "x" * 299 + "y"})
+    builder = PackBuilder()
+    builder.add_frames(codec.frame_many([old]))
+    store.receive_pack(builder.finish())
+    old_id, new_id = codec.hash_bytes(old), codec.hash_bytes(new)
+    assert store.blobs.delta_bases.get_many([old_id]) == {old_id: old}
+    builder = PackBuilder()
+    builder.add_delta(new_id, old_id, make_delta(new, old))
+    store.receive_pack(builder.finish())
+    assert store.blobs.delta_bases.get_many([new_id]) == {new_id: new}
+    assert store.blobs.get_many([new_id, old_id]) == [new, old]

@@ -17,7 +17,9 @@ base and the object re-hashed against its digest before anything is stored
 (the base is checked by that hash: a corrupt base cannot rebuild an object
 that hashes to its id; when one fails, the base is re-hashed to name the
 culprit); a whole frame is re-hashed unless the pack is a
-:class:`~casstore.pack.VerifiedPack` built in this process.
+:class:`~casstore.pack.VerifiedPack` built in this process.  What is rebuilt
+or re-hashed here is kept in the store's delta base cache
+(:mod:`casstore.store.basecache`): the next transfer's deltas are against it.
 """
 
 from __future__ import annotations
@@ -66,9 +68,13 @@ def received_frames(blobs: BlobStore, pack: bytes) -> list[tuple[bytes, bytes]]:
     absent = blobs.missing(keep) if keep else set()
     out: list[tuple[bytes, bytes]] = []
     rebuilt: list[tuple[bytes, bytes]] = []  # to be framed whole (or kept as deltas where those win)
-    verified: list[tuple[bytes, bytes]] = []  # every delta entry's object, rebuilt and re-hashed
+    verified: list[tuple[bytes, bytes]] = []  # every object rebuilt or decoded, and re-hashed
     kept: dict[bytes, bytes] = {}  # delta frames that may be kept, if they beat the whole frame
     for entry in entries:
+        if entry.base is None and not checked:  # re-hashed here as rebuild_entry would, and kept as a base
+            verified.append((entry.digest, codec.unframe(entry.payload, entry.digest)))
+            out.append((entry.digest, entry.payload))
+            continue
         try:
             data = rebuild_entry(entry, bases, checked)
         except CorruptObject:
