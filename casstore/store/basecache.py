@@ -14,7 +14,7 @@ What the cache may hold, and what it may stand in for:
 
 - only bytes known to hash to their digest: objects a write made and the
   bases it deltaed against (hashed when made or checked), and objects a
-  received pack rebuilt (re-hashed before stored);
+  received pack rebuilt or decoded (re-hashed before stored);
 - only the *content* of an object whose delta frame was read from the store,
   or of a base such a frame names: presence is never taken from the cache (a
   deleted object reads as absent), and what comes back is re-hashed by the
