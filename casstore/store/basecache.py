@@ -15,8 +15,9 @@ What the cache may hold, and what it may stand in for:
 - only bytes known to hash to their digest: objects a write made and the
   bases it deltaed against (hashed when made or checked), and objects a
   received pack rebuilt or decoded (re-hashed before stored);
-- only the *content* of an object whose delta frame was read from the store,
-  or of a base such a frame names: presence is never taken from the cache (a
+- only the *content* of an object whose frame was read from the store (a
+  delta frame, not rebuilt, or a compressed one, not decompressed), or of a
+  base such a frame names: presence is never taken from the cache (a
   deleted object reads as absent), and what comes back is re-hashed by the
   caller as before.  Cached bytes are the stored object's bytes, by their
   hash; a stored delta that would not rebuild them goes unnoticed by such a
@@ -51,7 +52,6 @@ class DeltaBaseCache:
         self._bytes = 0
         self._bypassed = 0
         self._lock = threading.Lock()
-        self.hits = 0
 
     def get_many(self, digests: Iterable[bytes]) -> dict[bytes, bytes]:
         """The cached bytes of those ``digests`` held (none while :meth:`bypassed`)."""
@@ -65,7 +65,6 @@ class DeltaBaseCache:
                 if data is not None:
                     entries.move_to_end(digest)
                     found[digest] = data
-            self.hits += len(found)
         return found
 
     def add(self, items: Sequence[tuple[bytes, bytes]]) -> None:
