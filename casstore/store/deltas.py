@@ -102,15 +102,21 @@ def resolve_frames(
     ``digests``, already read.  With ``compress``, rebuilt objects are framed
     as they would be stored whole (for frames that leave the store).  ``links``
     receives, for every delta frame met, its base (gc follows chains with it).  ``cache``: content
-    found there is not rebuilt (see :mod:`casstore.store.basecache`; never with ``used`` or ``links``,
-    which must see every stored base).
+    found there is neither rebuilt nor decompressed (see :mod:`casstore.store.basecache`; never with
+    ``used`` or ``links``, which must see every stored base).
     """
     frames = list(get_frames(digests) if frames is None else frames)
+    if used is not None or links is not None:
+        cache = None
+    if cache is not None and not compress:  # a compressed whole frame whose content is cached: not decompressed
+        packed = [i for i, frame in enumerate(frames) if frame is not None and frame[:1] == b"\x01"]
+        found = cache.get_many([digests[i] for i in packed]) if packed else {}
+        for i in packed:
+            if (data := found.get(digests[i])) is not None:
+                frames[i] = b"\x00" + data
     pending = [i for i, frame in enumerate(frames) if frame is not None and frame[:1] == b"\x02"]
     if not pending:
         return frames
-    if used is not None or links is not None:
-        cache = None
     # digest -> canonical bytes (None: cannot be rebuilt)
     known: dict[bytes, bytes | None] = dict(cache.get_many([digests[i] for i in pending])) if cache else {}
     wanted: dict[bytes, tuple[int, bytes, bytes]] = {}  # delta-framed digest -> its parsed frame
