@@ -15,7 +15,8 @@ default 100,000).
 
     python tools/bench_network.py [--contacts 100000] [--steps 20] [--skip-1m] [--skip-history] [--json PATH]
     python tools/bench_network.py --history-only      # the history figures alone (a few seconds)
-    python tools/bench_network.py --no-deltas         # the layout before deltas at rest (whole frames only)
+    python tools/bench_network.py --no-deltas         # the layout before #18: whole frames, one LMDB entry each
+    python tools/bench_network.py --no-segments       # deltas at rest, but one LMDB entry per object
     python tools/bench_network.py --baseline          # also the --no-deltas layout, in the same run (baseline_*)
 
 At-rest figures: ``growth_per_step_bytes`` (``du`` of the store over the steps,
@@ -23,7 +24,9 @@ per step), ``disk_to_logical`` (``du`` / logical bytes after the steps),
 ``cold_load_s`` (the whole network, cold caches), ``load_snapshot_s`` (the
 oldest snapshot, cold caches), ``frames_by_chain`` (stored frames by chain
 length; 0 = whole), ``frame_bytes`` / ``delta_frame_bytes`` (what the frames
-hold) and ``page_fill`` (frame bytes over the blob table's LMDB pages).
+hold), ``page_fill`` (frame bytes over the object tables' LMDB pages) and
+``lmdb_pages`` (where ``data.mdb``'s bytes go: each table's pages, and the free
+pages LMDB keeps for reuse).
 """
 
 from __future__ import annotations
@@ -40,9 +43,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import lmdb
+
 import casstore
 from casstore.model import Contact, Group, GroupState, NetworkState, Wire
 from casstore.store import deltas
+from casstore.store import lmdb as lmdb_backend
 from casstore.store.lmdb import LmdbStore
 from casstore.store.memory import MemoryStore
 from casstore.sync import push
@@ -139,6 +145,23 @@ def disk_usage(path: Path) -> int:
     return sum(entry.stat().st_blocks * 512 for entry in path.rglob("*") if entry.is_file())
 
 
+def lmdb_pages(path: Path) -> dict[str, int]:
+    """Bytes of ``data.mdb`` by table (its pages), and the pages on LMDB's free list (``free``)."""
+    env = lmdb.open(str(path), max_dbs=16, readonly=True, lock=False)
+    out: dict[str, int] = {}
+    with env.begin() as txn:
+        names = [bytes(key) for key, _ in txn.cursor()]
+        for name in names:
+            st = txn.stat(env.open_db(name, txn=txn, create=False))
+            out[name.decode()] = (st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]) * st["psize"]
+        main = env.stat()
+        psize = main["psize"]
+    used = sum(out.values()) + (main["branch_pages"] + main["leaf_pages"] + main["overflow_pages"]) * psize
+    out["free"] = (env.info()["last_pgno"] + 1 - 2) * psize - used  # two meta pages
+    env.close()
+    return out
+
+
 def run_main(contacts: int, steps: int, workdir: Path) -> dict[str, Any]:
     state = make_state(contacts)
     logical = len(to_json(state))
@@ -172,6 +195,7 @@ def run_main(contacts: int, steps: int, workdir: Path) -> dict[str, Any]:
 
     store.close()
     stepped_du = disk_usage(workdir / "store")
+    out["lmdb_pages"] = lmdb_pages(workdir / "store")
     out["growth_per_step_bytes"] = round((stepped_du - imported_du) / max(1, steps))
     store = casstore.NetworkStore(LmdbStore(workdir / "store"))  # cold caches for the reads
     stats = store.blobs.stats()
@@ -186,7 +210,7 @@ def run_main(contacts: int, steps: int, workdir: Path) -> dict[str, Any]:
     out["frames_by_chain"] = census["chain_lengths"]
     out["frame_bytes"] = census["frame_bytes"]
     out["delta_frame_bytes"] = census["frames"]["delta"]["bytes"]
-    out["page_fill"] = round(census["frame_bytes"] / stats.stored_bytes, 3)  # frame bytes / blob table pages
+    out["page_fill"] = round(census["frame_bytes"] / stats.stored_bytes, 3)  # frame bytes / object tables' pages
 
     load_s, loaded = timed(store.load_network_state, "bench")
     out["load_network_s"] = out["cold_load_s"] = round(load_s, 3)
@@ -298,11 +322,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--million-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--skip-history", action="store_true", help="skip the contact_history figures")
     parser.add_argument("--history-only", action="store_true", help="only the contact_history figures")
-    parser.add_argument("--no-deltas", action="store_true", help="write whole frames only (the layout before)")
+    parser.add_argument(
+        "--no-deltas", action="store_true", help="whole frames, one LMDB entry each (the layout before)"
+    )
+    parser.add_argument("--no-segments", action="store_true", help="deltas, but one LMDB entry per object")
     parser.add_argument("--baseline", action="store_true", help="also run the --no-deltas layout (baseline_*)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     deltas.WRITE_DELTAS = not args.no_deltas
+    lmdb_backend.WRITE_SEGMENTS = not (args.no_deltas or args.no_segments)
 
     if args.million_only:
         print(json.dumps(run_million(args.big, args.million_only)))
@@ -322,9 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="casstore-bench-") as tmp:
         result = run_main(args.contacts, args.steps, Path(tmp) / "main")
         if args.baseline:
-            deltas.WRITE_DELTAS = False
+            deltas.WRITE_DELTAS = lmdb_backend.WRITE_SEGMENTS = False
             baseline = run_main(args.contacts, args.steps, Path(tmp) / "baseline")
             deltas.WRITE_DELTAS = not args.no_deltas
+            lmdb_backend.WRITE_SEGMENTS = not (args.no_deltas or args.no_segments)
             skip = ("contacts", "groups")
             result.update({f"baseline_{key}": value for key, value in baseline.items() if key not in skip})
             for key in ("cold_load_s", "load_snapshot_s", "step_ms_median", "growth_per_step_bytes", "verify_s"):
@@ -342,8 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             result.update(json.loads(proc.stdout.strip().splitlines()[-1]))
 
     targets = [
-        ("import_contacts_per_s", ">=", 100_000),
-        ("step_ms_median", "<=", 50),
+        ("import_contacts_per_s", ">=", 130_000),
+        ("step_ms_median", "<=", 40),
         ("snapshot_ms_1m", "<=", 2),
         ("rss_ratio_1m", "<=", 2),
         ("verify_s", "<=", 0.5),

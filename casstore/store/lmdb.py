@@ -33,6 +33,7 @@ import lmdb
 
 from casstore.codec import DIGEST_SIZE, ref_conflict
 from casstore.errors import InvalidStoreURL, RefConflict, StorageError, StoreReadOnly
+from casstore.store import lmdbsegments as segments
 from casstore.store.base import (
     BlobStats,
     BlobStore,
@@ -54,6 +55,7 @@ __all__ = [
     "LONG_KEY",
     "MAX_KEY_BYTES",
     "SYNC_MODES",
+    "WRITE_SEGMENTS",
     "LmdbBlobs",
     "LmdbRefs",
     "LmdbStore",
@@ -72,6 +74,9 @@ FORMAT_VERSION = b"1"
 #: Write-log entries older than this are pruned by writers; gc's grace period cannot exceed it.
 LOG_RETENTION_S = 7 * 24 * 3600
 _SCAN_BATCH = 8192
+#: New frames go to segments (:mod:`casstore.store.lmdbsegments`); ``False`` writes the layout before
+#: them, one ``blobs`` entry per object, for benchmarks' same-run baselines and compatibility tests.
+WRITE_SEGMENTS = True
 #: ``?sync=`` mode → ``lmdb.open`` flags (see the module docstring for what each mode keeps on a crash).
 SYNC_MODES: dict[str, dict[str, bool]] = {
     "full": {"sync": True, "metasync": True},
@@ -139,17 +144,36 @@ class _Env:
                 lock=lock,
                 **SYNC_MODES[sync],
             )
-            self.blobs = self.env.open_db(b"blobs")
-            self.refs = self.env.open_db(b"refs")
-            self.log = self.env.open_db(b"log")
-            self.meta = self.env.open_db(b"meta")
+            while True:
+                try:
+                    self._open_dbs()
+                    break
+                except lmdb.MapResizedError:  # another process grew the map meanwhile: adopt its size
+                    self.env.set_mapsize(0)
         except lmdb.Error as exc:
             raise StorageError(f"cannot open LMDB store at {path}: {exc}") from None
         self._lock = _SharedExclusiveLock()
         self.closed = False
 
-    def read(self, fn: Callable[[Txn], T]) -> T:
-        return self._run(fn, write=False)
+    def _open_dbs(self) -> None:
+        self.blobs = self.env.open_db(b"blobs")
+        self.refs = self.env.open_db(b"refs")
+        self.log = self.env.open_db(b"log")
+        self.meta = self.env.open_db(b"meta")
+        index: Any
+        held: Any
+        live: Any
+        try:
+            index, held, live = (self.env.open_db(name) for name in (b"index", b"segments", b"seglive"))
+        except (lmdb.NotFoundError, lmdb.ReadonlyError):  # a read-only store written before the segment layout
+            if not self.read_only:
+                raise
+            index = held = live = None
+        self.layout = segments.Layout(self.blobs, index, held, live)
+
+    def read(self, fn: Callable[[Txn], T], buffers: bool = False) -> T:
+        """Run ``fn`` in a read transaction; with ``buffers`` its values are memoryviews valid only inside it."""
+        return self._run(fn, write=False, buffers=buffers)
 
     def write(self, fn: Callable[[Txn], T]) -> T:
         if self.read_only:
@@ -158,13 +182,13 @@ class _Env:
             )
         return self._run(fn, write=True)
 
-    def _run(self, fn: Callable[[Txn], T], write: bool) -> T:
+    def _run(self, fn: Callable[[Txn], T], write: bool, buffers: bool = False) -> T:
         while True:
             try:
                 with self._lock.shared():
                     if self.closed:
                         raise StorageError(f"LMDB store at {self.path} is closed")
-                    with self.env.begin(write=write) as txn:
+                    with self.env.begin(write=write, buffers=buffers) as txn:  # type: ignore[call-overload]
                         return fn(txn)
             except lmdb.MapFullError:
                 self._resize(grow=True)
@@ -205,7 +229,17 @@ class LmdbBlobs(BlobStore):
         def txn_fn(txn: Txn) -> None:
             if not items:
                 return
-            txn.cursor(env.blobs).putmulti(items, overwrite=False)
+            layout = env.layout
+            if not WRITE_SEGMENTS:
+                txn.cursor(env.blobs).putmulti(items, overwrite=False)
+            else:
+                stored = segments.held(txn, layout, [digest for digest, _ in items])
+                fresh: dict[bytes, bytes] = {}
+                for digest, frame in items:  # the first frame of a digest stands, as the store's own does
+                    if digest not in stored and digest not in fresh:
+                        fresh[digest] = frame
+                if fresh:
+                    segments.append(txn, layout, fresh)
             txn.put(log_key, log_value, db=env.log)
             _prune_log(txn, env.log, now - LOG_RETENTION_S)
 
@@ -214,26 +248,21 @@ class LmdbBlobs(BlobStore):
     def get_frames(self, digests: Sequence[bytes]) -> list[bytes | None]:
         if not digests:
             return []
-        db = self._env.blobs
-
-        def txn_fn(txn: Txn) -> list[bytes | None]:
-            get = txn.get
-            return [get(d, db=db) for d in digests]
-
-        return self._env.read(txn_fn)
+        layout = self._env.layout
+        return self._env.read(lambda txn: segments.get_many(txn, layout, digests), buffers=True)
 
     def missing(self, digests: Iterable[bytes]) -> set[bytes]:
         wanted = list(digests)
-        db = self._env.blobs
-
-        def txn_fn(txn: Txn) -> set[bytes]:
-            has = txn.cursor(db).set_key
-            return {d for d in wanted if not has(d)}
-
-        return self._env.read(txn_fn)
+        layout = self._env.layout
+        return self._env.read(lambda txn: set(wanted) - segments.held(txn, layout, wanted), buffers=True)
 
     def iter_hashes(self) -> Iterator[bytes]:
-        db = self._env.blobs
+        layout = self._env.layout
+        for db in (layout.index, layout.legacy):
+            if db is not None:
+                yield from self._keys(db)
+
+    def _keys(self, db: Any) -> Iterator[bytes]:
         after: bytes | None = None
         while True:
 
@@ -260,12 +289,8 @@ class LmdbBlobs(BlobStore):
 
     def delete_many(self, digests: Iterable[bytes]) -> int:
         doomed = list(digests)
-        db = self._env.blobs
-
-        def txn_fn(txn: Txn) -> int:
-            return sum(1 for d in doomed if txn.delete(d, db=db))
-
-        return self._env.write(txn_fn)
+        layout = self._env.layout
+        return self._env.write(lambda txn: segments.delete(txn, layout, doomed))
 
     def written_since(self, timestamp: float) -> set[bytes]:
         db = self._env.log
@@ -282,13 +307,14 @@ class LmdbBlobs(BlobStore):
 
     def stats(self) -> BlobStats:
         def txn_fn(txn: Txn) -> BlobStats:
-            st = txn.stat(self._env.blobs)
-            pages = st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
-            return BlobStats(
-                st["entries"],
-                pages * st["psize"],
-                {"file_bytes": _file_size(self._env.path), "map_size": self._env.env.info()["map_size"]},
-            )
+            figures = segments.layout_stats(txn, self._env.layout)
+            extra: dict[str, int | str] = {
+                "file_bytes": _file_size(self._env.path),
+                "map_size": self._env.env.info()["map_size"],
+            }
+            extra.update((key, figures[key]) for key in ("segments", "segment_live_bytes", "segment_dead_bytes"))
+            extra["legacy_objects"] = figures["legacy_objects"]
+            return BlobStats(figures["objects"], figures["stored_bytes"], extra)
 
         return self._env.read(txn_fn)
 
