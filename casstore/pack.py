@@ -32,7 +32,7 @@ truncated pack or a base the receiver lacks raises before anything is stored.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import blake3
 import zstandard
@@ -51,6 +51,8 @@ __all__ = [
     "VerifiedPack",
     "apply_delta",
     "apply_pack",
+    "common_prefix",
+    "common_suffix",
     "make_delta",
     "read_pack",
     "rebuild_entry",
@@ -224,10 +226,8 @@ def rebuild_entry(entry: Entry, bases: Mapping[bytes, bytes], checked: bool) -> 
 
 def make_delta(data: bytes, base: bytes) -> bytes:
     """A delta that rebuilds ``data`` from ``base`` (see the module docstring)."""
-    common = min(len(data), len(base))
-    prefix = _equal_run(data[:common], base[:common], "big")
-    limit = common - prefix
-    suffix = _equal_run(data[len(data) - limit :], base[len(base) - limit :], "little") if limit else 0
+    prefix = common_prefix(data, base)
+    suffix = common_suffix(data, base, min(len(data), len(base)) - prefix)
     middle = data[prefix : len(data) - suffix]
     splice = b"".join((bytes([SPLICE]), codec.varint(prefix), codec.varint(suffix), middle))
     if len(middle) <= SPLICE_ENOUGH or 4 * len(middle) > 3 * len(data):
@@ -240,26 +240,45 @@ def make_delta(data: bytes, base: bytes) -> bytes:
     return packed if len(packed) < len(splice) else splice
 
 
-def _equal_run(a: bytes, b: bytes, order: Literal["big", "little"]) -> int:
-    """How many leading (``"big"``) or trailing (``"little"``) bytes two equal-length strings share.
-
-    Whole blocks are compared first (memcmp); inside the first block that
-    differs, the XOR of the two as integers is zero exactly where they agree and
-    its bit length locates the first difference.
-    """
-    size = len(a)
-    for done in range(0, size, _BLOCK):
-        start, stop = (
-            (done, min(size, done + _BLOCK)) if order == "big" else (max(0, size - done - _BLOCK), size - done)
-        )
-        x, y = a[start:stop], b[start:stop]
-        if x != y:
-            differ = int.from_bytes(x, order) ^ int.from_bytes(y, order)
-            return done + len(x) - (differ.bit_length() + 7) // 8
-    return size
+# Both searches halve a window known to hold the first difference, comparing halves with
+# ``startswith``/``endswith`` on memoryview slices (memcmp, no copies), down to ``_WINDOW`` bytes,
+# where the XOR of the two as integers is zero exactly where they agree and its bit length
+# locates the difference.  About twice as quick here as comparing fixed blocks from one end.
+_WINDOW = 256
 
 
-_BLOCK = 256
+def common_prefix(a: bytes, b: bytes) -> int:
+    """How many leading bytes ``a`` and ``b`` share."""
+    view = memoryview(b)
+    low, high = 0, min(len(a), len(b))  # a[:low] == b[:low]; they differ before high, or high is the end
+    if a.startswith(view[:high]):
+        return high
+    while high - low > _WINDOW:
+        middle = (low + high) // 2
+        if a.startswith(view[low:middle], low):
+            low = middle
+        else:
+            high = middle
+    differ = int.from_bytes(a[low:high], "big") ^ int.from_bytes(b[low:high], "big")
+    return high - (differ.bit_length() + 7) // 8
+
+
+def common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    """How many trailing bytes ``a`` and ``b`` share, at most ``limit``."""
+    view, end_a, end_b = memoryview(b), len(a), len(b)
+    low, high = 0, limit  # the last low bytes agree; they differ within the last high, or high is the limit
+    if a.endswith(view[end_b - high :], 0, end_a):
+        return high
+    while high - low > _WINDOW:
+        middle = (low + high) // 2
+        if a.endswith(view[end_b - middle : end_b - low], 0, end_a - low):
+            low = middle
+        else:
+            high = middle
+    differ = int.from_bytes(a[end_a - high : end_a - low], "little") ^ int.from_bytes(
+        b[end_b - high : end_b - low], "little"
+    )
+    return high - (differ.bit_length() + 7) // 8
 
 
 def apply_delta(delta: bytes, base: bytes, digest: bytes) -> bytes:

@@ -17,6 +17,8 @@ from casstore.pack import (
     VerifiedPack,
     apply_delta,
     apply_pack,
+    common_prefix,
+    common_suffix,
     make_delta,
     read_pack,
 )
@@ -43,6 +45,23 @@ def test_a_delta_rebuilds_exactly(pair: tuple[bytes, bytes]) -> None:
     base, data = pair
     delta = make_delta(data, base)
     assert apply_delta(delta, base, codec.hash_bytes(data)) == data
+
+
+def _naive_prefix(a: bytes, b: bytes) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+@given(edited(), st.integers(0, 300))
+def test_common_prefix_and_suffix_agree_with_a_byte_by_byte_count(pair: tuple[bytes, bytes], cut: int) -> None:
+    base, data = pair
+    for a, b in ((data, base), (base, data), (data, data[: max(0, len(data) - cut)])):
+        prefix = common_prefix(a, b)
+        assert prefix == _naive_prefix(a, b)
+        limit = min(len(a), len(b)) - prefix
+        assert common_suffix(a, b, limit) == min(limit, _naive_prefix(a[::-1], b[::-1]))
 
 
 def test_a_one_value_change_is_a_small_splice() -> None:

@@ -86,24 +86,27 @@ SYNC_MODES: dict[str, dict[str, bool]] = {
 
 
 class _SharedExclusiveLock:
-    """Many transactions at once, or one map resize alone (LMDB requires none open then)."""
+    """Many transactions at once, or one map resize alone (LMDB requires none open then).
+
+    ``acquire_shared``/``release_shared`` are plain calls rather than a context manager: they wrap
+    every transaction, and at one small read each the generator machinery was most of their cost.
+    """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._active = 0
         self._exclusive = False
 
-    @contextmanager
-    def shared(self) -> Iterator[None]:
+    def acquire_shared(self) -> None:
         with self._cond:
             while self._exclusive:
                 self._cond.wait()
             self._active += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._active -= 1
+
+    def release_shared(self) -> None:
+        with self._cond:
+            self._active -= 1
+            if self._exclusive and not self._active:
                 self._cond.notify_all()
 
     @contextmanager
@@ -185,11 +188,14 @@ class _Env:
     def _run(self, fn: Callable[[Txn], T], write: bool, buffers: bool = False) -> T:
         while True:
             try:
-                with self._lock.shared():
+                self._lock.acquire_shared()
+                try:
                     if self.closed:
                         raise StorageError(f"LMDB store at {self.path} is closed")
                     with self.env.begin(write=write, buffers=buffers) as txn:  # type: ignore[call-overload]
                         return fn(txn)
+                finally:
+                    self._lock.release_shared()
             except lmdb.MapFullError:
                 self._resize(grow=True)
             except lmdb.MapResizedError:
