@@ -243,7 +243,8 @@ def make_delta(data: bytes, base: bytes) -> bytes:
 # Both searches halve a window known to hold the first difference, comparing halves with
 # ``startswith``/``endswith`` on memoryview slices (memcmp, no copies), down to ``_WINDOW`` bytes,
 # where the XOR of the two as integers is zero exactly where they agree and its bit length
-# locates the difference.  About twice as quick here as comparing fixed blocks from one end.
+# locates the difference.  make_delta on a 1% step's leaves: 27 µs against 35 µs comparing fixed
+# blocks from one end (same bytes out).
 _WINDOW = 256
 
 
