@@ -144,7 +144,10 @@ def delete(txn: Txn, layout: Layout, digests: Iterable[bytes]) -> int:
 
 def _shrink(txn: Txn, layout: Layout, number: int, gone: int) -> None:
     key = number.to_bytes(8, "big")
-    live, total = _LIVE.unpack(txn.get(key, db=layout.seglive))
+    figures = txn.get(key, db=layout.seglive)
+    if figures is None:  # a damaged store: leave the segment to verify's report rather than guess
+        return
+    live, total = _LIVE.unpack(figures)
     live -= gone
     if live > 0 and live >= COMPACT_BELOW * total:
         txn.put(key, _LIVE.pack(live, total), db=layout.seglive)
