@@ -251,6 +251,29 @@ def _read_until(fd: int, wanted: bytes, timeout: float = 120) -> bytes:
     return seen
 
 
+def _wait_reading_terminal(pid: int, timeout: float = 30) -> None:
+    """Until ``pid`` is in read(2) on its stdin (``/proc/PID/syscall`` reads ``0 0x0 …`` on x86-64 Linux)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/syscall").read_text().startswith("0 0x0 "):
+                return
+        except OSError:  # no such file here, or the process is gone
+            return
+        time.sleep(0.01)
+
+
+def _process_state(pid: int) -> str:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        syscall = Path(f"/proc/{pid}/syscall").read_text().strip()
+        threads = len(os.listdir(f"/proc/{pid}/task"))
+    except OSError as exc:
+        return f"unreadable ({exc})"
+    signals = " ".join(line.replace("\t", "") for line in status if line.startswith(("Sig", "State")))
+    return f"{signals} syscall={syscall} threads={threads}"
+
+
 def test_delete_asks_on_a_real_terminal_and_ctrl_c_exits_130(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     base = [sys.executable, "-m", "casstore"]
@@ -268,17 +291,22 @@ def test_delete_asks_on_a_real_terminal_and_ctrl_c_exits_130(tmp_path: Path) -> 
                 stdout=subprocess.PIPE,
                 stderr=terminal,
             )
-            assert prompt in _read_until(controller, prompt)
+            seen = _read_until(controller, prompt)
+            assert prompt in seen
             if answer is None:
-                # a SIGINT that lands while the process is between printing the prompt and blocking on the
-                # terminal can be lost; send it again (after a pause long enough for one to be handled)
+                # CPython loses a SIGINT that lands after the prompt is written and before the read blocks
+                # (the handler runs, then read() sleeps): signal once the process waits on the terminal,
+                # and again if one was lost all the same
                 for _ in range(10):
+                    _wait_reading_terminal(proc.pid)
                     proc.send_signal(signal.SIGINT)
                     try:
                         proc.wait(timeout=10)
                         break
                     except subprocess.TimeoutExpired:
-                        continue
+                        seen += _read_until(controller, b"\0", timeout=0.1)  # keep the terminal drained
+                if proc.poll() is None:
+                    pytest.fail(f"Ctrl-C did not stop the prompt: {_process_state(proc.pid)}; terminal: {seen!r}")
                 assert proc.wait(timeout=120) == EXIT_INTERRUPTED
                 said = _read_until(controller, b"committed", timeout=10).decode()
                 assert "interrupted: nothing was committed" in said and "Aborted" not in said
