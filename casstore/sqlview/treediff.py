@@ -5,14 +5,15 @@ entry by entry.  The view needs no order, only the set of changed keys, so
 this walks both trees level by level, dropping every subtree whose digest
 both sides share (its entries are equal: a key lives in one leaf per tree),
 reading each level's nodes in one batch, and compares the leaves that remain
-as dicts.  The cost follows the number of changed leaves.
+as dicts (position by position where a leaf kept its keys).  The cost
+follows the number of changed leaves.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 
-from casstore.prolly import ProllyTree
+from casstore.prolly import Node, ProllyTree
 
 __all__ = ["changed_entries", "prefetch_prefixes"]
 
@@ -40,16 +41,41 @@ def changed_entries(tree: ProllyTree, old: bytes, new: bytes) -> dict[str, tuple
                     side.update((child, node.level - 1) for child in node.values)
             for digest in expand:
                 del side[digest]
+    return _compare_leaves(tree.load_many(leaves[0]), tree.load_many(leaves[1]))
+
+
+def _compare_leaves(old: list[Node], new: list[Node]) -> dict[str, tuple[bytes | None, bytes | None]]:
+    """The changed entries of two sets of leaves: a pair with the same keys (a value-only rewrite, the
+    usual case) compared position by position, the rest as dicts."""
+    by_first = {node.keys[0]: node for node in old if node.keys}
+    changed: dict[str, tuple[bytes | None, bytes | None]] = {}
+    paired: set[int] = set()
+    unpaired: list[Node] = []
+    for node in new:
+        twin = by_first.get(node.keys[0]) if node.keys else None
+        if twin is None or twin.keys != node.keys:
+            unpaired.append(node)
+            continue
+        paired.add(id(twin))
+        if twin.values != node.values:
+            changed.update(
+                (key, (was, now))
+                for key, was, now in zip(node.keys, twin.values, node.values, strict=True)
+                if was != now
+            )
     before: dict[str, bytes] = {}
     after: dict[str, bytes] = {}
-    for target, digests in ((before, leaves[0]), (after, leaves[1])):
-        for node in tree.load_many(digests):
-            target.update(zip(node.keys, node.values, strict=True))
-    return {
-        key: (before.get(key), after.get(key))
+    for node in old:
+        if id(node) not in paired:
+            before.update(zip(node.keys, node.values, strict=True))
+    for node in unpaired:
+        after.update(zip(node.keys, node.values, strict=True))
+    changed.update(
+        (key, (before.get(key), after.get(key)))
         for key in before.keys() | after.keys()
         if before.get(key) != after.get(key)
-    }
+    )
+    return changed
 
 
 def prefetch_prefixes(tree: ProllyTree, root: bytes, prefixes: list[str]) -> None:
