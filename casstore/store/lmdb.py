@@ -3,9 +3,9 @@
 One LMDB environment with named databases: objects in segments with an index
 (:mod:`casstore.store.lmdbsegments`; ``blobs``, digest → frame, in stores
 written before segments), ``refs`` (name → digest), ``log`` (write time →
-digests written then, for gc's grace period) and ``meta``.  Several processes may open the same directory:
-LMDB's own locks serialise writers, and a ref's compare-and-swap runs inside one
-write transaction.  When the map is full it is doubled and the transaction
+digests written then, for gc's grace period) and ``meta``.  Several processes
+may open the same directory: LMDB's own locks serialise writers, and a ref's
+compare-and-swap runs inside one write transaction.  When the map is full it is doubled and the transaction
 retried; when another process grew it, this one adopts the new size.  A directory
 this process cannot write is opened read-only (reads work, writes raise ``READ_ONLY``).
 
