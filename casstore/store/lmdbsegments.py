@@ -77,7 +77,7 @@ def get_many(txn: Txn, layout: Layout, digests: Sequence[bytes]) -> list[bytes |
     """The frames of ``digests`` (``None`` where absent); ``txn`` may be a buffers transaction."""
     get = txn.get
     index, legacy, segments = layout.index, layout.legacy, layout.segments
-    held: dict[bytes, Any] = {}
+    opened: dict[int, Any] = {}  # segment number -> its value, read once per call
     out: list[bytes | None] = []
     for digest in digests:
         where = get(digest, db=index) if index is not None else None
@@ -86,9 +86,9 @@ def get_many(txn: Txn, layout: Layout, digests: Sequence[bytes]) -> list[bytes |
             out.append(None if frame is None else bytes(frame))
             continue
         number, offset, length = _LOCATION.unpack(where)
-        segment = held.get(number)
+        segment = opened.get(number)
         if segment is None:
-            segment = held[number] = get(number.to_bytes(8, "big"), db=segments)
+            segment = opened[number] = get(number.to_bytes(8, "big"), db=segments)
         # a damaged index reads as absent (a lost segment) or as a short frame, which unframing rejects
         out.append(None if segment is None else bytes(segment[offset : offset + length]))
     return out
@@ -169,27 +169,28 @@ def _live_frames(txn: Txn, layout: Layout, number: int) -> dict[bytes, bytes]:
         where = txn.get(digest, db=layout.index)
         if where is None:
             continue
-        held, offset, length = _LOCATION.unpack(where)
-        if held == number:
+        home, offset, length = _LOCATION.unpack(where)
+        if home == number:
             out[digest] = segment[offset : offset + length]
     return out
 
 
 def layout_stats(txn: Txn, layout: Layout) -> dict[str, int]:
     """Objects, pages and segment bytes of the layout (``stored_bytes``: every page it occupies)."""
-    dbs = [layout.legacy] + ([] if layout.index is None else [layout.index, layout.segments, layout.seglive])
-    stats = [txn.stat(db) for db in dbs]
-    pages = sum(st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"] for st in stats)
+    legacy = txn.stat(layout.legacy)
+    segmented = [] if layout.index is None else [txn.stat(db) for db in (layout.index, layout.segments, layout.seglive)]
+    pages = sum(st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"] for st in [legacy, *segmented])
     live = total = 0
     if layout.seglive is not None:
         for value in txn.cursor(layout.seglive).iternext(keys=False, values=True):
-            held, frames = _LIVE.unpack(value)
-            live, total = live + held, total + frames
+            kept, frames = _LIVE.unpack(value)
+            live, total = live + kept, total + frames
+    index, segments = (segmented[0]["entries"], segmented[1]["entries"]) if segmented else (0, 0)
     return {
-        "objects": stats[0]["entries"] + (stats[1]["entries"] if len(stats) > 1 else 0),
-        "stored_bytes": pages * stats[0]["psize"],
-        "legacy_objects": stats[0]["entries"],
-        "segments": stats[2]["entries"] if len(stats) > 2 else 0,
+        "objects": legacy["entries"] + index,
+        "stored_bytes": pages * legacy["psize"],
+        "legacy_objects": legacy["entries"],
+        "segments": segments,
         "segment_live_bytes": live,
         "segment_dead_bytes": total - live,
     }
