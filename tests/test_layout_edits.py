@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from casstore import open_store
-from casstore.layout import InvalidLayout, UncommittedEdits, network_status
+from casstore.layout import InvalidLayout, UncommittedEdits, network_status, statpass
 from casstore.layout.edits import commit, filesystem_store
 from casstore.layout.render import contact_path
 from casstore.layout.transfer import export_layout
@@ -53,6 +53,14 @@ def fs_store(tmp_path: Path) -> NetworkStore:
     return store
 
 
+@pytest.fixture(params=["in process", "with the helper"])
+def scanning(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hand edits found by the stat pass alone, and with the helper interpreter taking a share."""
+    if request.param == "with the helper":
+        monkeypatch.setattr(statpass, "HELPER_MIN_FILES", 0)
+        monkeypatch.setattr(statpass, "_cores", lambda: 2)
+
+
 def edit(path: Path, **fields: object) -> None:
     doc = json.loads(path.read_text())
     doc.update(fields)
@@ -78,7 +86,7 @@ def test_every_write_keeps_the_tree_in_step(tmp_path: Path, fs_store: NetworkSto
     fs_store.close()
 
 
-def test_hand_edits_are_listed_refused_and_committed(tmp_path: Path, fs_store: NetworkStore) -> None:
+def test_hand_edits_are_listed_refused_and_committed(tmp_path: Path, fs_store: NetworkStore, scanning: None) -> None:
     base = tmp_path / "P"
     net = base / "networks" / "main"
     fs = filesystem_store(fs_store)
@@ -113,7 +121,7 @@ def test_hand_edits_are_listed_refused_and_committed(tmp_path: Path, fs_store: N
     fs_store.save_contact_content("main", "g0", "c2", 1)  # clean again: writes go through
 
 
-def test_group_and_metadata_edits_and_a_forced_write(tmp_path: Path, fs_store: NetworkStore) -> None:
+def test_group_and_metadata_edits_and_a_forced_write(tmp_path: Path, fs_store: NetworkStore, scanning: None) -> None:
     base = tmp_path / "P"
     net = base / "networks" / "main"
     (net / "groups/g1/attributes.json").write_text('{"bassline.type": "user-profile"}')

@@ -23,6 +23,7 @@ from stat import S_ISREG
 import blake3
 
 from casstore.layout.manifest import Entry
+from casstore.layout.statpass import stat_dirs
 
 __all__ = ["Status", "is_layout_path", "layout_files", "scan"]
 
@@ -125,22 +126,32 @@ _GROUP_NAMES = frozenset(_GROUP_FILES)
 def scan(root: Path, by_directory: Mapping[str, Mapping[str, Entry]], full: bool = False) -> Status:
     """The hand edits under a network's directory ``root`` against its bookkeeping, grouped by directory.
 
-    One ``scandir`` per directory and one ``lstat`` per file (relative to the directory's descriptor:
-    no path walked again); a file is read only when its mtime or size moved (or with ``full``).
+    One listing per directory and one ``lstat`` per recorded file (:mod:`casstore.layout.statpass`, on two
+    cores for a large tree); a file is read only when its mtime or size moved (or with ``full``).
     ``by_directory`` is :meth:`~casstore.layout.manifest.Manifest.by_directory`.
     """
     status = Status()
     empty: Mapping[str, Entry] = {}
-    visited: set[str] = set()
-    for directory, rel, allowed in _layout_dirs(str(root)):
-        known = by_directory.get(rel, empty)
-        visited.add(rel)
-        if _scan_directory(directory, rel, known, allowed, full, status) != len(known):
-            present = _present(directory)
-            status.removed.extend(rel + name for name in known if name not in present)
-    for rel, known in by_directory.items():
-        if rel not in visited and known:  # a directory gone (or no longer a layout directory)
-            status.removed.extend(rel + name for name in known)
+    dirs = list(_layout_dirs(str(root)))
+    known = [by_directory.get(rel, empty) for _, rel, _ in dirs]
+    asked = [{name: _UNSEEN for name in entries} for entries in known] if full else known
+    findings = stat_dirs([(directory, entries) for (directory, _, _), entries in zip(dirs, asked, strict=True)])
+    for (directory, rel, allowed), entries, found in zip(dirs, known, findings, strict=True):
+        if found is None:  # the directory is gone (or no longer a directory)
+            status.removed.extend(rel + name for name in entries)
+            continue
+        moved, unknown, missing = found
+        for name, size in moved:
+            if size != entries[name].size or _hash_file(os.path.join(directory, name)) != entries[name].hash:
+                status.modified.append(rel + name)
+        for name in unknown:
+            if (name in allowed if allowed is not None else _json_name(name)) and _is_file(directory, name):
+                (status.unrestored if rel == "snapshots/" else status.added).append(rel + name)
+        status.removed.extend(rel + name for name in missing)
+    visited = {rel for _, rel, _ in dirs}
+    for rel, entries in by_directory.items():
+        if rel not in visited and entries:  # a directory no longer a layout directory (its group's is gone)
+            status.removed.extend(rel + name for name in entries)
     status.removed.sort()
     status.added.sort()
     status.modified.sort()
@@ -148,42 +159,12 @@ def scan(root: Path, by_directory: Mapping[str, Mapping[str, Entry]], full: bool
     return status
 
 
-def _scan_directory(
-    directory: str, rel: str, known: Mapping[str, Entry], allowed: frozenset[str] | None, full: bool, status: Status
-) -> int:
-    """Record one directory's added and modified files in ``status``; returns how many known files it holds."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except (FileNotFoundError, NotADirectoryError):
-        return 0
-    matched = 0
-    try:
-        with os.scandir(fd) as entries:
-            for entry in entries:
-                name = entry.name
-                entry_known = known.get(name)
-                if entry_known is None:
-                    if (name in allowed if allowed is not None else _json_name(name)) and entry.is_file(
-                        follow_symlinks=False
-                    ):
-                        (status.unrestored if rel == "snapshots/" else status.added).append(rel + name)
-                    continue
-                st = entry.stat(follow_symlinks=False)
-                if not S_ISREG(st.st_mode):
-                    continue  # not a file: it counts as removed
-                matched += 1
-                if not full and st.st_mtime_ns == entry_known[1] and st.st_size == entry_known[2]:
-                    continue
-                if st.st_size != entry_known[2] or _hash_file(os.path.join(directory, name)) != entry_known[0]:
-                    status.modified.append(rel + name)
-    finally:
-        os.close(fd)
-    return matched
+#: What ``full`` records for every file: no stat matches it, so every file is read and hashed.
+_UNSEEN = (-1, -1)
 
 
-def _present(directory: str) -> set[str]:
+def _is_file(directory: str, name: str) -> bool:
     try:
-        with os.scandir(directory) as entries:
-            return {e.name for e in entries if e.is_file(follow_symlinks=False)}
-    except (FileNotFoundError, NotADirectoryError):
-        return set()
+        return S_ISREG(os.lstat(os.path.join(directory, name)).st_mode)
+    except OSError:
+        return False
