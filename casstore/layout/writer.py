@@ -236,8 +236,12 @@ class TreeWriter:
             if fresh < PARALLEL_FROM:
                 entries = [self._write(*job) for job in body]
             else:
+                # one contiguous run of files per thread: a future per file costs more than its write
+                step = -(-len(body) // WRITERS)
+                runs = [body[at : at + step] for at in range(0, len(body), step)]
                 with ThreadPoolExecutor(WRITERS) as pool:
-                    entries = list(pool.map(lambda job: self._write(*job), body))
+                    done = pool.map(lambda run: [self._write(*job) for job in run], runs)
+                    entries = [entry for run in done for entry in run]
             if last is not None:
                 entries.append(self._write(*last))
         finally:
