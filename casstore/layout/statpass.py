@@ -21,8 +21,10 @@ Only the standard library is imported here: the helper runs this file alone.
 from __future__ import annotations
 
 import marshal
+import operator
 import os
 import sys
+import threading
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from stat import S_ISREG
@@ -130,21 +132,46 @@ def _start_helper(share: Sequence[tuple[str, Mapping[str, Record]]]) -> subproce
         )
     except (OSError, ValueError, subprocess.SubprocessError):
         return None
-    request = []
-    for directory, known in share:
-        records = known.values()
-        mtimes, sizes = array("q", [r[-2] for r in records]), array("q", [r[-1] for r in records])
-        request.append((directory, "\0".join(known), mtimes.tobytes(), sizes.tobytes()))
+    request = _request(share)
     feed, helper.stdin = helper.stdin, None  # closed here: communicate() must not touch it again
     assert feed is not None
     try:
         with feed:  # the helper reads all of it before it writes anything: no deadlock on the pipes
-            feed.write(marshal.dumps(request))
+            feed.write(request)
     except OSError:  # it died before reading (BrokenPipeError)
         helper.kill()
         helper.communicate()
         return None
     return helper
+
+
+#: The last request encoded, with the mappings it was encoded from (held, and compared by identity).
+_last_request: tuple[list[str], list[Mapping[str, Record]], bytes] | None = None
+_request_lock = threading.Lock()
+
+
+def _request(share: Sequence[tuple[str, Mapping[str, Record]]]) -> bytes:
+    """The helper's input for ``share``, reused when the same directories come with the very same mappings.
+
+    The bookkeeping never changes a directory's mapping in place (a save replaces it), so the same
+    objects mean the same records: a process that scans again (the check before each write, a
+    ``commit`` after a ``status``) does not encode them again.
+    """
+    global _last_request
+    directories, mappings = [d for d, _ in share], [known for _, known in share]
+    with _request_lock:
+        last = _last_request
+        if last is not None and last[0] == directories and all(map(operator.is_, last[1], mappings)):
+            return last[2]
+    request = []
+    for directory, known in share:
+        records = known.values()
+        mtimes, sizes = array("q", [r[-2] for r in records]), array("q", [r[-1] for r in records])
+        request.append((directory, "\0".join(known), mtimes.tobytes(), sizes.tobytes()))
+    encoded = marshal.dumps(request)
+    with _request_lock:
+        _last_request = (directories, mappings, encoded)
+    return encoded
 
 
 def _answer(helper: subprocess.Popen[bytes] | None, count: int) -> list[DirFindings] | None:

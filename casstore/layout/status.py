@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
+from types import MappingProxyType
 
 import blake3
 
@@ -131,9 +132,8 @@ def scan(root: Path, by_directory: Mapping[str, Mapping[str, Entry]], full: bool
     ``by_directory`` is :meth:`~casstore.layout.manifest.Manifest.by_directory`.
     """
     status = Status()
-    empty: Mapping[str, Entry] = {}
     dirs = list(_layout_dirs(str(root)))
-    known = [by_directory.get(rel, empty) for _, rel, _ in dirs]
+    known = [by_directory.get(rel, _NONE) for _, rel, _ in dirs]
     asked = [{name: _UNSEEN for name in entries} for entries in known] if full else known
     findings = stat_dirs([(directory, entries) for (directory, _, _), entries in zip(dirs, asked, strict=True)])
     for (directory, rel, allowed), entries, found in zip(dirs, known, findings, strict=True):
@@ -158,6 +158,9 @@ def scan(root: Path, by_directory: Mapping[str, Mapping[str, Entry]], full: bool
     status.unrestored.sort()
     return status
 
+
+#: A directory the bookkeeping lists nothing in (one object: the stat pass reuses requests by identity).
+_NONE: Mapping[str, Entry] = MappingProxyType({})
 
 #: What ``full`` records for every file: no stat matches it, so every file is read and hashed.
 _UNSEEN = (-1, -1)
