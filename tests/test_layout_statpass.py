@@ -124,6 +124,6 @@ def test_a_helper_that_cannot_start_or_answers_nonsense_leaves_the_caller_to_sta
     assert expected[3] == ([("f0.json", 16)], [], [])
     monkeypatch.setattr(statpass, "HELPER_MIN_FILES", 0)
     monkeypatch.setattr(statpass, "_cores", lambda: 2)
-    for executable in (str(tmp_path / "no such python"), "/bin/echo", "/bin/false"):
+    for executable in (str(tmp_path / "no such python"), "/bin/echo", "/bin/false", "", None):
         monkeypatch.setattr(sys, "executable", executable)
         assert statpass.stat_dirs(tree) == expected

@@ -130,7 +130,7 @@ def _start_helper(share: Sequence[tuple[str, Mapping[str, Record]]]) -> subproce
             stderr=subprocess.DEVNULL,
             close_fds=True,
         )
-    except (OSError, ValueError, subprocess.SubprocessError):
+    except (OSError, ValueError, TypeError, subprocess.SubprocessError):  # TypeError: no sys.executable
         return None
     request = _request(share)
     feed, helper.stdin = helper.stdin, None  # closed here: communicate() must not touch it again
