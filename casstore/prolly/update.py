@@ -151,8 +151,10 @@ def _plan(tree: ProllyTree, digest: bytes, node: Node, keys: list[str]) -> _Plan
             return None
         by_child.setdefault(i, []).append(key)
     children = []
-    for i, child_keys in by_child.items():
-        sub = _plan(tree, node.values[i], tree.load(node.values[i]), child_keys)
+    touched = list(by_child)
+    loaded = tree.load_many([node.values[i] for i in touched])  # one batched read of the touched children
+    for i, child in zip(touched, loaded, strict=True):
+        sub = _plan(tree, node.values[i], child, by_child[i])
         if sub is None:
             return None
         children.append((i, sub))
