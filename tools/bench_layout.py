@@ -11,7 +11,8 @@ with its same-run baseline:
   the naive files are flushed (``syncfs``, untimed) before the layout's write, whose own
   ``syncfs`` would otherwise write them back too, and written once before the layout's
   write and once after it (``naive_full_write_s_before_after``; the figure is their mean:
-  creating files on this kind of filesystem slows as it fills, so whichever runs second pays).
+  file creation here swings with the disk's background writeback and discards, by 2x and
+  more within a run, so one baseline write alone may land in a fast or a slow moment).
 * ``layout_step_s``: after a 1% step (one batch of 1,000 content changes), the
   tree brought in step (diff, render, write, syncfs, bookkeeping); ``naive_step_write_s``:
   the same 1,000 contact files plus ``metadata.json`` written naively (each the
@@ -161,8 +162,8 @@ def run(contacts: int, workdir: Path) -> dict[str, Any]:
         store.save_network_state("main", state)
     sync_filesystem(str(base))  # the naive files flushed first: else the layout's syncfs pays for them
     out["layout_full_write_s"], _ = timed(bring_in_step, fs, "main")
-    # the naive write again, after the layout's (into a directory of its own): file creation here slows as the
-    # filesystem fills, so the baseline is the mean of one write before and one after
+    # the naive write again, after the layout's (into a directory of its own): file creation here swings with the
+    # disk's background work, so the baseline is the mean of one write before and one after
     sync_filesystem(str(base))
     naive_after, _ = timed(lambda: naive_write(workdir / "naive-after", naive_docs(state, "main")))
     out["naive_full_write_s"] = (naive_before + naive_after) / 2
