@@ -22,7 +22,9 @@ default 100,000).
 At-rest figures: ``growth_per_step_bytes`` (``du`` of the store over the steps,
 per step), ``disk_to_logical`` (``du`` / logical bytes after the steps),
 ``cold_load_s`` (the whole network, cold caches), ``load_snapshot_s`` (the
-oldest snapshot, cold caches), ``frames_by_chain`` (stored frames by chain
+oldest snapshot, cold caches; with ``--baseline`` both are the medians of
+``COLD_ROUNDS`` rounds that read the two layouts in turn, the single reading
+each run took kept as ``*_first_reading``), ``frames_by_chain`` (stored frames by chain
 length; 0 = whole), ``frame_bytes`` / ``delta_frame_bytes`` (what the frames
 hold), ``page_fill`` (frame bytes over the object tables' LMDB pages) and
 ``lmdb_pages`` (where ``data.mdb``'s bytes go: each table's pages, and the free
@@ -58,6 +60,8 @@ WORDS = ["alpha", "beta", "gamma", "delta", "sensor", "value", "north", "south",
 TYPES = [f"type-{i}" for i in range(100)]  # one type matches ~1% of groups
 AUTHORS = [f"author-{i}" for i in range(20)]
 TAGS = [f"tag-{i}" for i in range(30)]
+#: Rounds of cold reads of both layouts, taken in turn, behind the ``*_vs_baseline`` read ratios.
+COLD_ROUNDS = 5
 
 
 def small_value(rnd: random.Random) -> dict[str, Any]:
@@ -279,6 +283,34 @@ def history_chain(contacts: int, snapshots: list[int], workdir: Path) -> dict[in
     return times
 
 
+def cold_reads(store_dir: Path) -> tuple[float, float]:
+    """One cold load of the whole network and one of its oldest snapshot, each on a freshly opened store."""
+    store = casstore.NetworkStore(LmdbStore(store_dir))
+    load_s, _ = timed(store.load_network_state, "bench")
+    oldest = store.list_snapshots("bench")[-1].id
+    store.close()
+    store = casstore.NetworkStore(LmdbStore(store_dir))
+    snapshot_s, _ = timed(store.load_snapshot, "bench", oldest)
+    store.close()
+    return load_s, snapshot_s
+
+
+def alternating_cold_reads(stores: dict[str, Path], rounds: int = COLD_ROUNDS) -> dict[str, dict[str, float]]:
+    """Median cold reads of each store over ``rounds`` rounds that take the stores in turn (the machine's
+    load drifts, so one reading each would compare two moments, not two layouts)."""
+    readings: dict[str, list[tuple[float, float]]] = {name: [] for name in stores}
+    for _ in range(rounds):
+        for name, store_dir in stores.items():
+            readings[name].append(cold_reads(store_dir))
+    return {
+        name: {
+            "cold_load_s": round(statistics.median(r[0] for r in rs), 3),
+            "load_snapshot_s": round(statistics.median(r[1] for r in rs), 3),
+        }
+        for name, rs in readings.items()
+    }
+
+
 def run_history(contacts: int, workdir: Path) -> dict[str, Any]:
     big = history_chain(contacts, [100, 1000], workdir)
     small_contacts = max(PER_GROUP, contacts // 10)
@@ -351,11 +383,20 @@ def main(argv: list[str] | None = None) -> int:
         result = run_main(args.contacts, args.steps, Path(tmp) / "main")
         if args.baseline:
             deltas.WRITE_DELTAS = lmdb_backend.WRITE_SEGMENTS = False
-            baseline = run_main(args.contacts, args.steps, Path(tmp) / "baseline")
+            baseline_dir = Path(tmp) / "baseline" / "store"
+            baseline = run_main(args.contacts, args.steps, baseline_dir.parent)
             deltas.WRITE_DELTAS = not args.no_deltas
             lmdb_backend.WRITE_SEGMENTS = not (args.no_deltas or args.no_segments)
             skip = ("contacts", "groups")
             result.update({f"baseline_{key}": value for key, value in baseline.items() if key not in skip})
+            # the read ratios from rounds of both layouts in turn, not from the one reading each run took
+            cold = alternating_cold_reads({"main": Path(tmp) / "main" / "store", "baseline": baseline_dir})
+            for key in ("cold_load_s", "load_snapshot_s"):
+                result[f"{key}_first_reading"] = result[key]
+                result[f"baseline_{key}_first_reading"] = baseline[key]
+                result[key] = cold["main"][key]
+                result[f"baseline_{key}"] = baseline[key] = cold["baseline"][key]
+            result["cold_read_rounds"] = COLD_ROUNDS
             for key in ("cold_load_s", "load_snapshot_s", "step_ms_median", "growth_per_step_bytes", "verify_s"):
                 if baseline[key]:
                     result[f"{key}_vs_baseline"] = round(result[key] / baseline[key], 3)
