@@ -7,8 +7,9 @@ hands the new objects (children first) and the head move to
 one transaction where the backend has them.  On a conflict the write is
 re-applied to the new head, so concurrent writers never lose an update; whole
 groups and networks are prepared once, before the loop, and reused by every
-attempt.  A :class:`Batch` collects several writes to one network into one
-new head.
+attempt.  Concurrent writes from one process's threads share one commit
+(:mod:`casstore.model.groupcommit`).  A :class:`Batch` collects several writes
+to one network into one new head.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from casstore.collector import collector_paused
 from casstore.errors import NetworkNotFound, RefConflict, SerializationError, StorageError
 from casstore.model import records
 from casstore.model.events import Subscribers
+from casstore.model.groupcommit import GroupCommit, QueuedWrite
 from casstore.model.pairing import pair_replacements
 from casstore.model.reads import NetworkReader
 from casstore.model.refs import head_ref, snapshots_prefix, tip_ref
@@ -51,26 +53,31 @@ class NetworkWriter:
         self.refs = objects.refs
         self.reader = reader
         self.subscribers = subscribers
+        self._groups = GroupCommit(self.commit_group)
 
     def write(self, network_id: str, apply: Callable[[Transaction], None], create: bool) -> None:
         """Apply ``apply`` to a transaction on the network's head and move the head to the result.
 
-        On a conflicting concurrent write the transaction is rebuilt on the new head
-        and ``apply`` runs again (after a short random pause), up to :data:`MAX_ATTEMPTS` times.
-        The cyclic collector is paused meanwhile (:mod:`casstore.collector`).
+        Concurrent calls for one network from this process's threads share one
+        commit (:mod:`casstore.model.groupcommit`); each returns once its write is
+        durable, or raises what its own ``apply`` raised.  On a conflicting write
+        from elsewhere the transaction is rebuilt on the new head and ``apply`` runs
+        again (after a short random pause), up to :data:`MAX_ATTEMPTS` times.  The
+        cyclic collector is paused meanwhile (:mod:`casstore.collector`).
         """
+        check_id(network_id, "network_id")  # before it keys the queue
         with collector_paused():
-            self._write(network_id, apply, create)
+            self._groups.run(network_id, apply, create)
 
-    def _write(self, network_id: str, apply: Callable[[Transaction], None], create: bool) -> None:
+    def commit_group(self, network_id: str, group: list[QueuedWrite]) -> None:
+        """Apply ``group``'s writes in order to one transaction and commit it; marks each done or failed."""
         ref = head_ref(network_id)
         for attempt in range(MAX_ATTEMPTS):
             started = time.perf_counter()
             head = self.refs.recent(ref)  # a stale head only loses the compare-and-swap below
-            if head is None and not create:
-                raise NetworkNotFound(f"network {network_id!r} not found")
-            tx = Transaction(self.reader, network_id, head)
-            apply(tx)
+            tx, applied = self._apply_group(network_id, head, group)
+            if not applied:
+                return
             try:
                 self.commit_transaction(tx, ref, head)
             except RefConflict:
@@ -79,8 +86,48 @@ class NetworkWriter:
                 took = time.perf_counter() - started
                 time.sleep(random.uniform(0, max(0.002, took) * min(attempt + 1, 20)))
                 continue
+            except Exception as exc:  # nothing was committed
+                if len(applied) == 1:
+                    applied[0].fail(exc)
+                else:  # each write alone, so that a failure is reported by the write that caused it
+                    for write in applied:
+                        self.commit_group(network_id, [write])
+                return
+            for write in applied:
+                write.done = True
             return
-        raise StorageError(f"network {network_id!r}: gave up after {MAX_ATTEMPTS} conflicting concurrent writes")
+        for write in group:
+            if not write.done:
+                write.fail(
+                    StorageError(f"network {network_id!r}: gave up after {MAX_ATTEMPTS} conflicting concurrent writes")
+                )
+
+    def _apply_group(
+        self, network_id: str, head: bytes | None, group: list[QueuedWrite]
+    ) -> tuple[Transaction, list[QueuedWrite]]:
+        """A transaction on ``head`` with every write of ``group`` applied that does not fail.
+
+        A write that raises is marked failed and the transaction is built again
+        without it (it may have changed part of the transaction before raising).
+        """
+        while True:
+            tx = Transaction(self.reader, network_id, head)
+            exists, applied = head is not None, []
+            for write in group:
+                if write.done:
+                    continue
+                if not exists and not write.create:
+                    write.fail(NetworkNotFound(f"network {network_id!r} not found"))
+                    continue
+                try:
+                    write.apply(tx)
+                except Exception as exc:
+                    write.fail(exc)
+                    break
+                applied.append(write)
+                exists = True
+            else:
+                return tx, applied
 
     def commit_transaction(self, tx: Transaction, ref: str, head: bytes | None) -> bytes:
         """Build ``tx``'s new root and move the head ``ref`` from ``head`` to it: one compare-and-swap.
