@@ -242,6 +242,24 @@ def test_delete_contact_in_a_batch_is_one_write_in_order(store: NetworkStore) ->
     assert store.load_contact("main", "g", "a") is not None
 
 
+def test_a_contact_set_after_its_group_was_replaced_in_the_same_batch_is_listed(store: NetworkStore) -> None:
+    store.save_group_state("main", "g", wired_group())
+    only_a = GroupState(Group("g", "G", contact_ids=["a"]), {"a": Contact("a", "g", "A")}, {})
+    with store.batch("main") as batch:
+        batch.save_group_state("main", "g", only_a)  # drops b and c
+        batch.save_contact_content("main", "g", "c", "back")  # then re-creates c
+        batch.save_contact_content("main", "g", "new", 1)
+        batch.save_contact_content("main", "g", "a", "A2")
+    one_by_one = NetworkStore(MemoryStore())
+    one_by_one.save_group_state("main", "g", wired_group())
+    one_by_one.save_group_state("main", "g", only_a)
+    for cid, content in (("c", "back"), ("new", 1), ("a", "A2")):
+        one_by_one.save_contact_content("main", "g", cid, content)
+    state = store.load_group_state("main", "g")
+    assert state is not None and state.group.contact_ids == ["a", "c", "new"]
+    assert state == one_by_one.load_group_state("main", "g")
+
+
 # ---------------------------------------------------------------- network_stats
 
 

@@ -70,8 +70,9 @@ class GroupEdit:
     body: dict[str, Any] | None = None
     body_changed: bool = False
     deleted: bool = False
-    #: contact ids in the order their content was first set, and those found absent (new contacts)
-    content_order: list[str] = field(default_factory=list)
+    #: contact ids (an ordered set) in the order their content was first set in this edit, and
+    #: those found absent (new contacts)
+    content_order: dict[str, None] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)
 
 
@@ -156,8 +157,8 @@ class Transaction:
             results[key] = record
             return record
 
-        if prior is _NO_EDIT:
-            edit.content_order.append(cid)
+        # also when a prior edit came from replacing or clearing the group (then ``edit`` is new)
+        edit.content_order.setdefault(cid)
         edits[key] = apply
 
     def put_contact(self, gid: str, cid: str, record: bytes) -> None:
@@ -167,16 +168,18 @@ class Transaction:
             raise GroupNotFound(f"group {gid!r} not found in network {self.network_id!r}")
         key = records.member_key(gid, cid)
         edits = self.member_edits["contacts"]
+        prior = edits.get(key, _NO_EDIT)
         results = self.results
 
         def apply(old: bytes | None) -> bytes:
+            if prior is not _NO_EDIT:  # what the contact is by then (as in set_content)
+                old = prior(old) if callable(prior) else prior  # type: ignore[assignment]
             if old is None:
                 edit.created.add(cid)
             results[key] = record
             return record
 
-        if key not in edits:
-            edit.content_order.append(cid)
+        edit.content_order.setdefault(cid)
         edits[key] = apply
 
     def _clear_members(self, gid: str) -> None:
@@ -257,8 +260,7 @@ class Transaction:
             return
         prefix = records.member_prefix(gid)
         self.member_edits["contacts"][prefix + cid] = None
-        if cid not in edit.content_order:  # a later set_content of cid then re-creates it (see set_content)
-            edit.content_order.append(cid)
+        edit.content_order.setdefault(cid)  # a later set_content of cid then re-creates it (see set_content)
         wire_edits = self.member_edits["wires"]
         wires: dict[str, Edit] = dict(self.trees["wires"].items_with_prefix(self.roots["wires"], prefix))
         wires.update((key, value) for key, value in wire_edits.items() if key.startswith(prefix))
