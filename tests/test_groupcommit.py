@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from txn_workers import group_with
 
@@ -80,6 +80,7 @@ def queued(store: NetworkStore, op: tuple[Any, ...], monkeypatch: pytest.MonkeyP
 
 @settings(max_examples=60, deadline=None)
 @given(ops)
+@example([("group", "a", 0), ("content", "a", "y", 0)])  # a contact re-created after its group was replaced
 def test_a_group_commits_what_its_writes_one_by_one_would(batch: list[tuple[Any, ...]]) -> None:
     one_by_one, grouped = seeded(), seeded()
     raised: list[type[BaseException] | None] = []
@@ -192,3 +193,23 @@ def test_an_interrupted_leader_hands_the_others_writes_on(tmp_path: Path) -> Non
         contents = {cid: c.content for cid, c in store.load_group_state(NET, "a").contacts.items()}  # type: ignore[union-attr]
         # the interrupted leader's own write is not retried for it; every other write landed
         assert contents == {f"c{n}": (0 if n == leader else n + 100) for n in range(4)}
+
+
+def test_a_subscriber_writing_the_network_it_was_told_about_does_not_wait_for_itself(tmp_path: Path) -> None:
+    with NetworkStore(LmdbStore(tmp_path / "store")) as store:
+        store.save_group_state(NET, "a", group_with("a", {"x": 0, "y": 0}))
+        echoed: list[Any] = []
+
+        def echo(state: Any) -> None:  # called inside the commit that moved the head, in the writer's thread
+            x = state.contacts["x"].content
+            if x != state.contacts["y"].content:
+                echoed.append(x)
+                store.save_contact_content(NET, "a", "y", x)
+
+        store.subscribe(f"{NET}/a", echo)
+        writer = threading.Thread(target=store.save_contact_content, args=(NET, "a", "x", 7), daemon=True)
+        writer.start()
+        writer.join(30)
+        assert not writer.is_alive(), "the write waited for its own commit"
+        assert echoed == [7]
+        assert store.load_contact_content(NET, "a", "y") == 7

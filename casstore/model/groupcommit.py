@@ -17,6 +17,10 @@ again one write at a time, so one bad write never fails or half-applies another.
 Writes are re-runnable edits (they already run again on every conflict), so a
 group whose leader is interrupted (``KeyboardInterrupt``) hands its unfinished
 writes back to the queue and the next leader applies them.
+
+A write made from inside a commit by the thread leading it (a subscriber's
+callback writing the network it was told about) cannot wait for that commit to
+finish: it is committed at once, on its own, on the head just moved.
 """
 
 from __future__ import annotations
@@ -61,10 +65,17 @@ class GroupCommit:
         self._lock = threading.Lock()
         #: network id -> its queued writes; present exactly while some thread leads that network
         self._queues: dict[str, deque[QueuedWrite]] = {}
+        self._leading = threading.local()  # .networks: the networks this thread is committing for
 
     def run(self, network_id: str, apply: Callable[[Transaction], None], create: bool) -> None:
         """Apply ``apply`` in a commit (this thread's or another's); raises what it raised."""
         write = QueuedWrite(apply, create)
+        leading: set[str] = self._leading.__dict__.setdefault("networks", set())
+        if network_id in leading:  # re-entered from inside this thread's commit: it cannot wait for itself
+            self._commit_group(network_id, [write])
+            if write.error is not None:
+                raise write.error
+            return
         with self._lock:
             queue = self._queues.get(network_id)
             if queue is None:
@@ -83,10 +94,13 @@ class GroupCommit:
             queue = self._queues[network_id]
             group = [queue.popleft() for _ in range(min(len(queue), MAX_GROUP))]
         finished = False
+        leading: set[str] = self._leading.networks
+        leading.add(network_id)
         try:
             self._commit_group(network_id, group)
             finished = True
         finally:
+            leading.discard(network_id)
             with self._lock:
                 if not finished:  # interrupted: the others' unfinished writes go back, first in line
                     queue.extendleft(reversed([w for w in group if not w.done and w is not own]))
