@@ -22,7 +22,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from txn_workers import group_with
 
-from casstore.errors import GroupNotFound, NetworkNotFound
+from casstore.errors import (
+    GroupNotFound,
+    NetworkNotFound,
+    SerializationError,
+    StorageConnectionError,
+    StorageError,
+)
 from casstore.model import NetworkStore
 from casstore.model.groupcommit import QueuedWrite
 from casstore.store.lmdb import LmdbStore
@@ -213,3 +219,26 @@ def test_a_subscriber_writing_the_network_it_was_told_about_does_not_wait_for_it
         assert not writer.is_alive(), "the write waited for its own commit"
         assert echoed == [7]
         assert store.load_contact_content(NET, "a", "y") == 7
+
+
+@pytest.mark.parametrize(
+    ("failure", "commits"),
+    [(StorageConnectionError("backend down"), 1), (SerializationError("refused when the root was built"), 4)],
+)
+def test_a_failed_commit_fails_the_group_at_once_if_the_backend_failed_else_write_by_write(
+    failure: StorageError, commits: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = seeded()
+    group = [queued(store, ("content", "a", "x", n), monkeypatch) for n in range(3)]
+    attempts: list[int] = []
+
+    def failing(tx: Any, ref: str, head: bytes | None) -> bytes:
+        attempts.append(1)
+        raise type(failure)(str(failure))
+
+    monkeypatch.setattr(store._writer, "commit_transaction", failing)
+    store._writer.commit_group(NET, group)
+    assert len(attempts) == commits  # the backend's failure is not retried once per write
+    assert all(type(write.error) is type(failure) and str(write.error) == str(failure) for write in group)
+    assert len({id(write.error) for write in group}) == 3  # each caller raises an exception of its own
+    assert store.load_contact_content(NET, "a", "x") == 0

@@ -12,8 +12,11 @@ thread commits for others indefinitely.
 
 Each call returns once the commit holding its write is durable, or raises what
 its own write raised: the commit takes a failing write out of the group and
-applies the rest again without it, and a group whose commit fails is committed
-again one write at a time, so one bad write never fails or half-applies another.
+applies the rest again without it, and a group whose commit fails for something
+a write may hold (a value refused when the root is built) is committed again one
+write at a time, so one bad write never fails or half-applies another.  A commit
+the backend refused (connection, permission, a read-only store) fails every
+write of the group with that error at once, not once per write.
 Writes are re-runnable edits (they already run again on every conflict), so a
 group whose leader is interrupted (``KeyboardInterrupt``) hands its unfinished
 writes back to the queue and the next leader applies them.

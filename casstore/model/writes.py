@@ -14,6 +14,7 @@ to one network into one new head.
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -87,9 +88,10 @@ class NetworkWriter:
                 time.sleep(random.uniform(0, max(0.002, took) * min(attempt + 1, 20)))
                 continue
             except Exception as exc:  # nothing was committed
-                if len(applied) == 1:
-                    applied[0].fail(exc)
-                else:  # each write alone, so that a failure is reported by the write that caused it
+                if len(applied) == 1 or _backend_failure(exc):  # every write of the group fails with it
+                    for number, write in enumerate(applied):
+                        write.fail(exc if number == 0 else _copied(exc))  # an exception per raising thread
+                else:  # possibly one write's fault: each write alone, so the one that caused it reports it
                     for write in applied:
                         self.commit_group(network_id, [write])
                 return
@@ -257,6 +259,19 @@ class NetworkWriter:
                 continue
             return
         raise StorageError(f"network {network_id!r}: gave up deleting after {MAX_ATTEMPTS} concurrent changes")
+
+
+def _backend_failure(exc: Exception) -> bool:
+    """Whether a failed commit failed for the backend's reasons (connection, permission, a read-only
+    store), not for something one write holds (a value or id refused when the root was built)."""
+    return isinstance(exc, StorageError) and not isinstance(exc, ValueError)
+
+
+def _copied(exc: Exception) -> Exception:
+    try:
+        return copy.copy(exc)
+    except Exception:  # an exception whose arguments do not rebuild it: shared (only its traceback mixes)
+        return exc
 
 
 def network_fields(
