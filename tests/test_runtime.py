@@ -4,6 +4,7 @@ snapshot timer with retention.  The crash tests per mode are in ``test_runtime_c
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -165,6 +166,50 @@ def test_a_failed_flush_loses_nothing_is_reported_and_retried_while_the_runtime_
     assert state is not None
     assert state.groups["g0"].contacts["c0"].content == "a" and state.groups["g0"].contacts["c1"].content == "b"
     assert state.groups["gy"].contacts["k"].content == 1
+    live.close()
+
+
+def test_a_value_set_while_a_failed_flush_was_in_flight_is_the_one_written_after() -> None:
+    store, flaky = flaky_store()
+    entered, release = threading.Event(), threading.Event()
+    check = flaky.check
+
+    def held_then_down() -> None:
+        entered.set()
+        assert release.wait(30)
+        raise StorageConnectionError("backend down (injected)")
+
+    live = image(store, "manual")
+    live.set("g0", "c0", "carried by the failed flush")
+    live.set("g0", "c1", "only in the failed flush")
+    flaky.check = held_then_down  # type: ignore[method-assign]
+    flushing = threading.Thread(target=live.flush)
+    flushing.start()
+    assert entered.wait(30)
+    live.set("g0", "c0", "set meanwhile")  # newer than what the failed flush carried
+    release.set()
+    flushing.join(30)
+    flaky.check = check  # type: ignore[method-assign]
+    assert live.status().failures == 1 and live.status().dirty == 2
+    assert live.flush()
+    assert store.load_contact_content(NET, "g0", "c0") == "set meanwhile"
+    assert store.load_contact_content(NET, "g0", "c1") == "only in the failed flush"
+    live.close()
+
+
+def test_a_rolled_back_transaction_leaves_earlier_unflushed_values_to_be_written() -> None:
+    store, _ = flaky_store()
+    live = image(store, "manual")
+    live.set("g0", "c0", "before")
+    live.set("g1", "c1", "before, in a group the transaction replaces")
+    with pytest.raises(ValueError), live.transaction():
+        live.set("g0", "c0", "rolled back")
+        live.put_group("g1", GroupState(Group("g1", "replaced"), {"c1": Contact("c1", "g1", "rolled back")}))
+        raise ValueError
+    assert live.status().dirty == 2
+    assert live.flush()
+    assert store.load_contact_content(NET, "g0", "c0") == "before"
+    assert store.load_contact_content(NET, "g1", "c1") == "before, in a group the transaction replaces"
     live.close()
 
 

@@ -10,7 +10,10 @@ the same run:
 * ``interval`` (100 ms flusher) against persistence off (``manual``, never saved): runtime
   throughput ratio (``interval_runtime_overhead``), each run for ``--seconds`` (cycles repeated), persistence
   off measured before and after the interval run and averaged (the machine's load drifts), with the
-  interval run's flush count and mean flush time;
+  interval run's flush count, mean flush time and ``interval_flush_busy_share`` (flush time over the
+  run's length); ``busy_core_runtime_ratio``, the same ratio for persistence off while a child process
+  spins on the other core, is the machine's ceiling for any flusher that keeps a core busy (on a VM
+  whose cores share a host, a busy core slows the other one);
 * ``model_batch_cycles_per_s`` / ``model_batch_changes_per_s``: the same work through
   ``NetworkStore.batch`` (one batch per cycle / per 1,000 changes), the write path a flush uses:
   the ceiling of ``immediate`` and ``batch`` (``*_vs_model_batch``: the ratios);
@@ -33,10 +36,13 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +92,19 @@ def run_for(image: NetworkImage, cycles: list[list[tuple[str, str, Any]]], secon
         run_cycles(image, cycles, done=False)
         done += len(cycles)
     return done / (time.perf_counter() - started)
+
+
+@contextmanager
+def busy_core(seconds: float) -> Iterator[None]:
+    """A child process spinning in pure Python for ``seconds`` (as a flush process would keep a core busy)."""
+    spin = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: sum(range(10000))"
+    child = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        time.sleep(0.1)  # running before the measurement starts
+        yield
+    finally:
+        child.kill()
+        child.wait()
 
 
 def lmdb_sync_commits_per_s(directory: str, n: int = 200) -> float:
@@ -184,8 +203,14 @@ def measure(url: str, contacts: int, cycles: int, seconds: float, floor_dir: Pat
             if mode == "interval":
                 result["interval_flushes"] = status.flushes
                 result["interval_flush_s_mean"] = round(status.flush_seconds / max(status.flushes, 1), 3)
+                result["interval_flush_busy_share"] = round(status.flush_seconds / seconds, 3)
         off = (rates[0] + rates[2]) / 2
         result["interval_runtime_overhead"] = round(rates[1] / off, 3)
+        # the machine's own ceiling: persistence off while another process keeps the other core busy
+        image = NetworkImage(store, NET, SchedulerStorageConfig("manual"))
+        with busy_core(seconds + 1):
+            result["busy_core_runtime_ratio"] = round(run_for(image, work, seconds) / off, 3)
+        image.close(flush=False)
         result["persistence_off_cycles_per_s"] = round(off)
         result["persistence_off_cycles_per_s_before_after"] = [round(rates[0]), round(rates[2])]
         result["interval_cycles_per_s"] = round(rates[1])

@@ -1,6 +1,6 @@
 """Persistence for running networks (layer 6): a live in-memory image of a network, persisted by a mode.
 
-* :mod:`.image` — :class:`NetworkImage`: reads and writes at memory speed, the dirty set, flushes,
+* :mod:`.image` — :class:`NetworkImage`: reads and writes at memory speed, the dirty map, flushes,
   transactions, concurrent writers;
 * :mod:`.modes` — ``immediate``, ``batch``, ``interval``, ``manual``, ``transactional``, each with
   its loss bound;

@@ -1,6 +1,6 @@
 """One flush of a live image: its changes as one head compare-and-swap, and what another writer changed.
 
-:func:`commit_changes` writes a copied dirty set through
+:func:`commit_changes` writes a dirty map taken from the image through
 :meth:`NetworkStore.transact <casstore.model.network.NetworkStore.transact>`:
 whole groups first (put or deleted), then each dirty contact's content as a
 blind write, all in one transaction on the head it read, committed by one
@@ -68,14 +68,14 @@ def commit_changes(
     store: NetworkStore,
     network_id: str,
     groups: dict[str, GroupState | None],
-    contents: list[tuple[str, str, Any]],
+    contents: dict[tuple[str, str], Any],
 ) -> CommitResult:
-    """Write ``groups`` (``None``: deleted) then ``contents`` (group, contact, value) as one new head.
+    """Write ``groups`` (``None``: deleted) then ``contents`` ((group, contact) → value) as one new head.
 
     Raises what the backend raises (nothing is then written); never raises for a rejected change.
     """
     views: list[NetworkTransaction] = []
-    touched = {gid for gid, _, _ in contents}
+    touched = {gid for gid, _ in contents}
 
     def write(tx: NetworkTransaction) -> list[Rejected]:
         views.append(tx)
@@ -89,7 +89,7 @@ def commit_changes(
             except REJECTABLE as exc:
                 rejected.append(Rejected(gid, None, f"{type(exc).__name__}: {exc}"))
         tx.prefetch_groups(network_id, touched)  # one pass over the groups tree, not one lookup per contact
-        for gid, cid, value in contents:
+        for (gid, cid), value in contents.items():
             try:
                 tx.save_contact_content(network_id, gid, cid, value)
             except REJECTABLE as exc:

@@ -1,11 +1,12 @@
-"""The live image of one running network: memory-speed reads and writes, a dirty set, coalesced flushes.
+"""The live image of one running network: memory-speed reads and writes, a dirty map, coalesced flushes.
 
 A :class:`NetworkImage` loads a network once (groups, contacts, wires, one
 consistent head) and then serves every read from memory.  A write changes the
-image and adds the contact to the dirty set (a dict store and a set add under
-a lock: no encoding, no validation beyond the group existing); a contact
-changed 100 times between flushes is written once.  A flush
-(:mod:`casstore.runtime.flush`) copies the dirty set under the lock and
+image and puts the value in the dirty map (contact → its newest value: two dict
+stores under a lock, no encoding, no validation beyond the group existing); a
+contact changed 100 times between flushes is written once.  A flush
+(:mod:`casstore.runtime.flush`) takes the dirty map under the lock (a swap, not
+a copy: the flush costs the runtime's thread nothing per dirty contact) and
 writes it as one head compare-and-swap, validating each value then: a bad
 value is reported (``status().rejected``, the ``on_error`` callback) and the
 rest is written.  *When* it flushes is the mode's business
@@ -90,12 +91,13 @@ class NetworkImage:
         self.mode: Mode = mode_for(self.config)
         self.on_error = on_error
         self._worker = flush_process_for(store, self.mode.background_flush, flush_process)
-        self._lock = threading.Lock()  # the image's state and dirty set
+        self._lock = threading.Lock()  # the image's state and dirty map
         self._flush_lock = threading.Lock()  # one flush at a time
-        self._dirty: set[tuple[str, str]] = set()
+        #: (group, contact) -> the newest value set since the last flush (what the flush writes)
+        self._dirty: dict[tuple[str, str], Any] = {}
         self._group_ops: set[str] = set()  # groups put or deleted whole since the last flush
         self._changes = 0
-        self._in_flight = False  # a flush has copied the dirty set and not yet committed it
+        self._in_flight = False  # a flush has taken the dirty map and not yet committed it
         self._retry_at = 0.0  # after a failed flush, automatic flushes wait until then (monotonic)
         self._limit = self.mode.batch_limit
         self._undo = UndoLog()
@@ -154,7 +156,7 @@ class NetworkImage:
         validated at the flush (a bad one is reported then, see :meth:`status`).
         """
         # the hot path of a running network: an existing contact outside a transaction is one
-        # attribute store and one set add under the lock; everything else takes _set_other
+        # attribute store and one dict store under the lock; everything else takes _set_other
         with self._lock:
             contacts = self._members.get(group_id)
             contact = None if contacts is None else contacts.get(contact_id)
@@ -162,7 +164,7 @@ class NetworkImage:
                 self._set_other(contacts, group_id, contact_id, contact, value)
             else:
                 contact.content = value
-                self._dirty.add((group_id, contact_id))
+                self._dirty[group_id, contact_id] = value
             self._changes += 1
             if self._changes < self._limit or self._undo.active:
                 return
@@ -183,7 +185,7 @@ class NetworkImage:
             self._state.groups[group_id].group.contact_ids.append(contact_id)
         else:
             contact.content = value
-        self._dirty.add(key)
+        self._dirty[key] = value
 
     def put_group(self, group_id: str, state: GroupState) -> None:
         """Add or replace a whole group (its fields, contacts and wires); flushed later."""
@@ -231,7 +233,8 @@ class NetworkImage:
             self._undo.group(
                 group_id, None if old is None else copy_group(old), group_id in self._group_ops, dirty_here
             )
-        self._dirty -= dirty_here
+        for key in dirty_here:
+            del self._dirty[key]
         self._group_ops.add(group_id)
 
     # ---------------------------------------------------------------- transactions
@@ -270,7 +273,7 @@ class NetworkImage:
         return self.flush()
 
     def flush(self) -> bool:
-        """Write the dirty set as one new head; ``True`` if the image is then durable.
+        """Write the dirty map as one new head; ``True`` if the image is then durable.
 
         A backend failure keeps every change dirty and returns ``False`` (reported by
         ``on_error`` and :meth:`status`).  Refused (``StorageError``) inside a transaction.
@@ -287,18 +290,13 @@ class NetworkImage:
                     raise StorageError("flush inside an image transaction: leave the transaction to persist it")
                 if not self._dirty and not self._group_ops:
                     return True
-                keys, self._dirty = self._dirty, set()
+                contents, self._dirty = self._dirty, {}
                 group_ids, self._group_ops = self._group_ops, set()
                 self._changes = 0
                 groups = {
                     gid: (None if gid not in self._state.groups else copy_group(self._state.groups[gid]))
                     for gid in group_ids
                 }
-                contents = [
-                    (gid, cid, contact.content)
-                    for gid, cid in keys
-                    if (contact := self._members.get(gid, {}).get(cid)) is not None
-                ]
                 known = self._head
                 self._in_flight = True
             started = time.monotonic()
@@ -309,11 +307,15 @@ class NetworkImage:
                         head, changed = read_changes(self.store, self.network_id, known)
                     else:
                         head, changed = result.end_head, {}
-            except Exception as exc:  # nothing of the dirty set may be lost, whatever failed
+            except Exception as exc:  # nothing of the dirty map may be lost, whatever failed
                 with self._lock:
-                    self._dirty |= {key for key in keys if key[0] not in self._group_ops}
+                    # back under the newer values set meanwhile; not into groups now written whole
+                    self._dirty = {
+                        **{key: value for key, value in contents.items() if key[0] not in self._group_ops},
+                        **self._dirty,
+                    }
                     self._group_ops |= group_ids
-                    self._changes += len(keys) + len(group_ids)
+                    self._changes += len(contents) + len(group_ids)
                     self._in_flight = False
                     if isinstance(exc, StorageError):
                         self._status.failed(exc)
@@ -336,7 +338,7 @@ class NetworkImage:
             return durable and not result.rejected
 
     def _commit(
-        self, groups: dict[str, GroupState | None], contents: list[tuple[str, str, Any]], automatic: bool
+        self, groups: dict[str, GroupState | None], contents: dict[tuple[str, str], Any], automatic: bool
     ) -> CommitResult:
         """One flush's commit: the background thread's in the flush process if there is one."""
         if automatic and self._worker is not None:
@@ -368,7 +370,7 @@ class NetworkImage:
             if stored is None:
                 self._state.groups.pop(gid, None)
                 self._members.pop(gid, None)
-                self._dirty = {key for key in self._dirty if key[0] != gid}
+                self._dirty = {key: value for key, value in self._dirty.items() if key[0] != gid}
                 continue
             local = self._members.get(gid, {})
             for cid in [cid for g, cid in self._dirty if g == gid]:

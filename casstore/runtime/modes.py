@@ -1,7 +1,7 @@
 """The persistence modes of a live image (the seed's ``persistOn``), each with its loss bound.
 
 A mode decides only *when* the image flushes; every flush is the same (one
-head compare-and-swap of the coalesced dirty set, :mod:`casstore.runtime.flush`).
+head compare-and-swap of the coalesced dirty map, :mod:`casstore.runtime.flush`).
 "Lost" below means: absent from the store after the process is killed at any
 instant (SIGKILL; the crash tests in ``tests/test_runtime_crash.py`` check
 each bound on LMDB and ``file://``).  A flush that fails keeps its changes
@@ -38,7 +38,7 @@ class Mode:
         return image.durable()
 
     def transaction_done(self, image: NetworkImage) -> None:
-        """The outermost transaction ended (its changes are in the dirty set)."""
+        """The outermost transaction ended (its changes are in the dirty map)."""
         if image.pending_changes() >= self.batch_limit:
             image.flush()
 
@@ -77,11 +77,11 @@ class IntervalMode(Mode):
     """``interval``: a background flusher flushes every ``interval_ms`` (when something is dirty).
 
     Loss bound: at most the changes of the last ``interval_ms`` plus those of one flush in
-    flight.  The flusher copies the dirty set at a fixed rate (every ``interval_ms``, or back to
+    flight.  The flusher takes the dirty map at a fixed rate (every ``interval_ms``, or back to
     back when a flush takes longer), so with ``F`` the longest flush a change made more than
     ``max(interval_ms, F) + F`` before the crash is durable (``interval_ms + F`` while flushes are
-    quicker than the interval), and the store always holds the image as it was at one copy.
-    The flusher holds the image's lock only while it copies the dirty set (and, after another
+    quicker than the interval), and the store always holds the image as it was at one taking.
+    The flusher holds the image's lock only while it takes the dirty map (and, after another
     writer moved the head, while it swaps in the groups that writer changed), so the runtime is
     blocked for no longer than that; encoding and writing run beside it — on a bare ``lmdb://`` or
     ``file://`` store in a flush process (:mod:`casstore.runtime.worker`), off the runtime's GIL, with

@@ -69,7 +69,10 @@ class UndoLog:
                     members[gid] = old.contacts
                 if not was_put:
                     image._group_ops.discard(gid)
-                image._dirty |= dirty
+                restored = members.get(gid, {})
+                for dirty_key in dirty:  # dirty again, with the value restored
+                    if (contact := restored.get(dirty_key[1])) is not None:
+                        image._dirty[dirty_key] = contact.content
                 continue
             _, old_content, was_dirty = record
             gid, cid = key
@@ -83,5 +86,7 @@ class UndoLog:
                         ids.remove(cid)
             elif cid in contacts:
                 contacts[cid].content = old_content
-            if not was_dirty:
-                image._dirty.discard(key)
+            if not was_dirty or old_content is _ABSENT:
+                image._dirty.pop(key, None)
+            else:  # dirty before the transaction, with the value it had then
+                image._dirty[key] = old_content

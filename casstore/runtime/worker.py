@@ -6,8 +6,8 @@ costing far more per change than the runtime's ``set``: run as a thread, a
 flusher that keeps up with a busy runtime holds the GIL about half the time,
 and the runtime runs at about half speed.  :class:`FlushProcess` moves that
 work to a child interpreter (:func:`serve`, started with ``python -c``) that opens
-the same store by its URL: the flusher thread only pickles the copied dirty
-set, writes it to the child's stdin, and waits (without the GIL) for the
+the same store by its URL: the flusher thread only pickles the dirty map it
+took, writes it to the child's stdin, and waits (without the GIL) for the
 :class:`~casstore.runtime.flush.CommitResult`.  The child runs the same
 :func:`~casstore.runtime.flush.commit_changes`, so a flush commits exactly as
 in-process (one head compare-and-swap, bad values rejected and reported).
@@ -19,7 +19,7 @@ the end of its stdin), so a SIGKILLed runtime leaves at most the commit in
 flight, which lands whole or not at all as any commit does.  A child that
 dies, or that cannot be started, fails that flush (a ``StorageError``: the
 image keeps the changes dirty and retries); the next flush starts a new child.
-A dirty set that cannot be pickled is flushed in-process instead (where its
+A dirty map that cannot be pickled is flushed in-process instead (where its
 bad values are rejected one by one).
 
 The frames on both pipes are an 8-byte big-endian length and a pickle.  Pickles
@@ -56,7 +56,7 @@ SEPARATE_BACKENDS = (LmdbStore, FileStore)
 
 
 class Unpicklable(Exception):
-    """The dirty set holds a value that cannot be sent to the flush process (flush it in-process)."""
+    """The dirty map holds a value that cannot be sent to the flush process (flush it in-process)."""
 
 
 def separate_process_url(objects: ObjectStore) -> str | None:
@@ -86,7 +86,7 @@ class FlushProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
-    def commit(self, network_id: str, groups: dict[str, Any], contents: list[tuple[str, str, Any]]) -> CommitResult:
+    def commit(self, network_id: str, groups: dict[str, Any], contents: dict[tuple[str, str], Any]) -> CommitResult:
         """:func:`~casstore.runtime.flush.commit_changes` in the child: raises what it raised (as a
         ``StorageError``), :class:`Unpicklable` before sending anything, ``StorageError`` if the child died."""
         try:
