@@ -6,7 +6,7 @@ image and puts the value in the dirty map (contact → its newest value: two dic
 stores under a lock, no encoding, no validation beyond the group existing); a
 contact changed 100 times between flushes is written once.  A flush
 (:mod:`casstore.runtime.flush`) takes the dirty map under the lock (a swap, not
-a copy: the flush costs the runtime's thread nothing per dirty contact) and
+a copy: the lock is held for no work per dirty contact) and
 writes it as one head compare-and-swap, validating each value then: a bad
 value is reported (``status().rejected``, the ``on_error`` callback) and the
 rest is written.  *When* it flushes is the mode's business
