@@ -444,8 +444,10 @@ class NetworkStore(ObjectStore):
     def subscribe(self, path: str, callback: Callable[[GroupState], None]) -> Callable[[], None]:
         """Call ``callback(GroupState)`` after each committed change to ``"net/group"`` (or any group of ``"net"``).
 
-        Returns a function that unsubscribes.  Callbacks run in the writing
-        thread after the head moved; one that raises is logged and ignored.
+        Returns a function that unsubscribes.  Callbacks run in the committing
+        thread after the head moved, before the writes it committed return
+        (threads writing one network at once share a commit: it runs in one of
+        theirs); one that raises is logged and ignored.
         Changes made by other processes or machines (or another object over
         the same store) are reported too, on a thread of the store's
         :meth:`watch_refs` (within :attr:`watch_interval` on a polled backend);
