@@ -99,8 +99,13 @@ class NetworkReader:
         return None if record is None else self.group_states(root, [(group_id, record)])[group_id]
 
     def group_states(self, root: dict[str, Any], group_records: list[tuple[str, bytes]]) -> dict[str, GroupState]:
-        """Group states of some groups: bodies in one batch, members by one key-range scan per group."""
+        """Group states of some groups: bodies in one batch, members by one key-range scan per group (the
+        nodes those scans need read first, one batch per tree level)."""
         bodies = self.blobs.get_many([records.decode_group_record(record) for _, record in group_records])
+        if len(group_records) > 1:
+            prefixes = [records.member_prefix(gid) for gid, _ in group_records]
+            for kind in ("contacts", "wires"):
+                self.trees[kind].prefetch_prefixes(root[kind], prefixes)
         out = {}
         for (gid, _), body in zip(group_records, bodies, strict=True):
             prefix = records.member_prefix(gid)

@@ -1,4 +1,5 @@
-"""Reads of a prolly tree: point lookups (batched by level), range and prefix scans, node walks, level cursors.
+"""Reads of a prolly tree: point lookups (batched by level), range and prefix scans, node walks, level cursors,
+and the batched prefetch of many prefix scans.
 
 Each function takes the :class:`~casstore.prolly.tree.ProllyTree` first; the
 class binds them as its methods, so a call costs no more than a method did.
@@ -6,7 +7,7 @@ class binds them as its methods, so a call costs no more than a method did.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ from casstore.prolly.node import Node
 if TYPE_CHECKING:
     from casstore.prolly.tree import ProllyTree
 
-__all__ = ["LevelCursor", "get", "get_many", "items", "items_with_prefix", "node_digests"]
+__all__ = ["LevelCursor", "get", "get_many", "items", "items_with_prefix", "node_digests", "prefetch_prefixes"]
 
 
 def get_many(tree: ProllyTree, root: bytes, keys: Iterable[str]) -> dict[str, bytes]:
@@ -77,6 +78,34 @@ def items_with_prefix(tree: ProllyTree, root: bytes, prefix: str) -> Iterator[tu
         if not key.startswith(prefix):
             return
         yield key, value
+
+
+def prefetch_prefixes(tree: ProllyTree, root: bytes, prefixes: Iterable[str]) -> None:
+    """Load into the tree's cache every node a scan of each of ``prefixes`` needs: one batched read per level.
+
+    For a reader about to scan many prefixes (the members of many groups, one
+    scan each): one read per level instead of one per node, which on a server
+    is one round trip per level.  ``prefixes`` must not be prefixes of one
+    another (member prefixes are not).
+    """
+    wanted = sorted(prefixes)
+    if not wanted:
+        return
+    ends = [p + "\U0010ffff" for p in wanted]
+    frontier: list[tuple[bytes, str | None]] = [(root, None)]
+    while frontier:
+        nodes = tree.load_many([digest for digest, _ in frontier])
+        below: list[tuple[bytes, str | None]] = []
+        for node, (_, lower) in zip(nodes, frontier, strict=True):
+            if node.level == 0:
+                continue
+            lo = lower
+            for child, hi in zip(node.values, node.keys, strict=True):
+                at = bisect_right(wanted, hi)  # the prefixes <= this child's last key
+                if at and (lo is None or ends[at - 1] > lo):
+                    below.append((child, lo))
+                lo = hi
+        frontier = below
 
 
 def _next_leaf(tree: ProllyTree, path: list[tuple[Node, int]], stop: str | None) -> Node | None:

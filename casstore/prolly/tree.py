@@ -94,5 +94,6 @@ class ProllyTree:
     items = tree_read.items
     items_with_prefix = tree_read.items_with_prefix
     node_digests = tree_read.node_digests
+    prefetch_prefixes = tree_read.prefetch_prefixes
 
     diff = tree_diff.diff

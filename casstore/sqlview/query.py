@@ -22,7 +22,6 @@ from casstore.model.reads import NetworkReader
 from casstore.model.refs import head_ref
 from casstore.model.types import Contact
 from casstore.sqlview.jsonform import dumps, sql_text
-from casstore.sqlview.treediff import prefetch_prefixes
 
 __all__ = ["find_groups", "innermost_refs"]
 
@@ -68,7 +67,7 @@ def _either(names: tuple[str, ...], value: str) -> tuple[str, list[str]]:
 def find_groups(reader: NetworkReader, network_id: str, checked: QueryFilter) -> tuple[bytes | None, set[str]] | None:
     """The head and the ids of the groups whose attributes contain every filter, or ``None`` (see above).
 
-    The candidates' members are prefetched into the reader's cache, one batched read per tree level.
+    The model then reads the candidates (their members prefetched: :meth:`NetworkReader.group_states`).
     """
     inner = innermost_refs(reader.refs)
     tables = getattr(inner, "derived", None)
@@ -95,9 +94,4 @@ def find_groups(reader: NetworkReader, network_id: str, checked: QueryFilter) ->
     head, derived_from, ids = inner.run_query("sqlview.query_groups", body)
     if head != derived_from:
         return None
-    if head is not None and ids:
-        root = reader.network_root(head)
-        prefixes = [records.member_prefix(gid) for gid in ids]
-        for kind in ("contacts", "wires"):
-            prefetch_prefixes(reader.trees[kind], root[kind], prefixes)
     return head, set(ids)

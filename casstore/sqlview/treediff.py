@@ -1,4 +1,4 @@
-"""Tree reads for the SQL view: changed entries (whole changed leaves compared as dicts), batched prefetch.
+"""Tree reads for the SQL view: changed entries (whole changed leaves compared as dicts).
 
 The prolly layer's own diff yields changes in key order, merging two queues
 entry by entry.  The view needs no order, only the set of changed keys, so
@@ -11,11 +11,9 @@ follows the number of changed leaves.
 
 from __future__ import annotations
 
-from bisect import bisect_right
-
 from casstore.prolly import Node, ProllyTree
 
-__all__ = ["changed_entries", "prefetch_prefixes"]
+__all__ = ["changed_entries"]
 
 
 def changed_entries(tree: ProllyTree, old: bytes, new: bytes) -> dict[str, tuple[bytes | None, bytes | None]]:
@@ -76,30 +74,3 @@ def _compare_leaves(old: list[Node], new: list[Node]) -> dict[str, tuple[bytes |
         if before.get(key) != after.get(key)
     )
     return changed
-
-
-def prefetch_prefixes(tree: ProllyTree, root: bytes, prefixes: list[str]) -> None:
-    """Load into the tree's cache every node a scan of each of ``prefixes`` needs: one batched read per level.
-
-    For a query answering many groups, whose members the model then reads by one
-    prefix scan per group: on a server, one round trip per level instead of one
-    per node.  ``prefixes`` must not be prefixes of one another (member prefixes are not).
-    """
-    wanted = sorted(prefixes)
-    if not wanted:
-        return
-    ends = [p + "\U0010ffff" for p in wanted]
-    frontier: list[tuple[bytes, str | None]] = [(root, None)]
-    while frontier:
-        nodes = tree.load_many([digest for digest, _ in frontier])
-        below: list[tuple[bytes, str | None]] = []
-        for node, (_, lower) in zip(nodes, frontier, strict=True):
-            if node.level == 0:
-                continue
-            lo = lower
-            for child, hi in zip(node.values, node.keys, strict=True):
-                at = bisect_right(wanted, hi)  # the prefixes <= this child's last key
-                if at and (lo is None or ends[at - 1] > lo):
-                    below.append((child, lo))
-                lo = hi
-        frontier = below
