@@ -4,7 +4,10 @@ A group behaves exactly as its writes applied one after another in arrival order
 the same final state, and each write raises what it would have raised alone
 (checked by hypothesis, with failing writes mixed in).  With real threads on
 LMDB: writes queued behind a busy commit go into the next one together, a bad
-write fails only its own caller, and an interrupted leader's writes are handed on.
+write fails only its own caller, an interrupted leader's writes are handed on,
+and a subscriber writing from inside a commit does not wait for itself.  A commit
+the backend refused fails the group at once; one refused for a value is retried
+write by write.
 """
 
 from __future__ import annotations
