@@ -73,7 +73,9 @@ class GroupCommit:
     def run(self, network_id: str, apply: Callable[[Transaction], None], create: bool) -> None:
         """Apply ``apply`` in a commit (this thread's or another's); raises what it raised."""
         write = QueuedWrite(apply, create)
-        leading: set[str] = self._leading.__dict__.setdefault("networks", set())
+        leading: set[str] | None = getattr(self._leading, "networks", None)
+        if leading is None:
+            leading = self._leading.networks = set()
         if network_id in leading:  # re-entered from inside this thread's commit: it cannot wait for itself
             self._commit_group(network_id, [write])
             if write.error is not None:
