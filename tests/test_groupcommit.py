@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -34,6 +34,7 @@ from casstore.errors import (
 )
 from casstore.model import NetworkStore
 from casstore.model.groupcommit import QueuedWrite
+from casstore.store.base import RefUpdate
 from casstore.store.lmdb import LmdbStore
 from casstore.store.memory import MemoryStore
 
@@ -184,11 +185,11 @@ def test_an_interrupted_leader_hands_the_others_writes_on(tmp_path: Path) -> Non
         commit_transaction = store._writer.commit_transaction
         interrupted: list[int] = []
 
-        def interrupting(tx: Any, ref: str, head: bytes | None) -> bytes:
+        def interrupting(tx: Any, ref: str, head: bytes | None, also: Sequence[RefUpdate] = ()) -> bytes:
             if not interrupted and len(sizes) == 2:  # the second commit: three writes
                 interrupted.append(1)
                 raise KeyboardInterrupt
-            return commit_transaction(tx, ref, head)
+            return commit_transaction(tx, ref, head, also)
 
         store._writer.commit_transaction = interrupting  # type: ignore[method-assign]
         calls: list[Callable[[], None]] = [

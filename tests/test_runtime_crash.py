@@ -3,7 +3,8 @@
 A writer process runs a live image in one mode over a deterministic stream of
 changes (change ``n`` sets one contact to ``n``), logging what the mode has
 acknowledged, and is SIGKILLed at a random moment.  The stream replayed in the
-test gives the state after every change, so the store as the next user finds it
+test gives the state after every change, so the store as the next image finds it (journal
+entries folded first, as :func:`~casstore.runtime.recover_journal` does)
 must be exactly one of the states the bound allows:
 
 * ``immediate``: the state at the last acknowledged ``cycle_done()`` or at the next one;
@@ -37,6 +38,7 @@ import pytest
 
 import casstore
 from casstore import Contact, Group, GroupState, NetworkState
+from casstore.runtime import recover_journal
 
 NET = "crash"
 GROUPS, CONTACTS = 4, 16
@@ -232,6 +234,8 @@ def trial(server: subprocess.Popen[str], tmp: Path, backend: str, mode: str, see
     lines = [line.split() for line in log.read_text().splitlines()]
     assert ["finished"] not in lines, "the writer finished before the kill: make the stream longer"
     with casstore.open_store(url, create=False) as store:
+        assert casstore.verify(store).ok  # as the kill left it, journal entries and all
+        recover_journal(store, NET)  # what the next image does before it loads (LMDB's journal; a no-op on file)
         state = store.load_network_state(NET)
         assert state is not None
         found = {(g, c): contact.content for g, gs in state.groups.items() for c, contact in gs.contacts.items()}

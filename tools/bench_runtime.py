@@ -5,8 +5,16 @@ once; then propagation cycles of 1-10 changed contacts each (small JSON-like val
 through a :class:`casstore.runtime.NetworkImage` on LMDB and, as the ceiling, on memory, in
 the same run:
 
-* ``immediate``: ``cycle_done()`` after each cycle — cycles/s and the cycle time p50/p99;
-* ``batch`` with ``batch_size=1000``: changes/s, flushes included (``flush()`` at the end);
+* ``immediate``: ``cycle_done()`` after each cycle — cycles/s and the cycle time p50/p99; where the
+  store has a journal (LMDB: ``immediate_journal``) a cycle is durable as a journal entry and the
+  image's background thread folds entries into the head (``immediate_folds`` head moves), and
+  ``immediate_close_s`` is the ``close()`` after the run that folds what was left (memory has no
+  journal: each cycle moves the head there);
+* ``batch`` with ``batch_size=1000``: changes/s until every change is durable, flushes included
+  (``persist()`` at the end of the batch; on LMDB each flush is a journal entry), the background
+  folds made meanwhile (``batch_folds_during_run``), then the ``flush()`` that folds every entry still
+  in the journal into the head (``batch_final_fold_s``) and the rate counted to that point
+  (``batch_changes_per_s_to_head``: until a reader of the head sees every change);
 * ``interval`` (100 ms flusher) against persistence off (``manual``, never saved): runtime
   throughput ratio (``interval_runtime_overhead``), each run for ``--seconds`` (cycles repeated), persistence
   off measured before and after the interval run and averaged (the machine's load drifts), with the
@@ -141,15 +149,24 @@ def measure(url: str, contacts: int, cycles: int, seconds: float, floor_dir: Pat
         quantiles = statistics.quantiles(times, n=100)
         result["immediate_cycle_ms_p50"] = round(statistics.median(times) * 1000, 3)
         result["immediate_cycle_ms_p99"] = round(quantiles[98] * 1000, 3)
-        image.close()
+        folded_at = time.perf_counter()
+        image.close()  # folds what the journal still holds: the head then has every cycle
+        result["immediate_journal"] = image._journal is not None
+        result["immediate_folds"] = image.status().folds
+        result["immediate_close_s"] = round(time.perf_counter() - folded_at, 3)
 
         image = NetworkImage(store, NET, SchedulerStorageConfig("batch", batch_size=1000))
         work = cycles_of(state, cycles, 2)
         changes = sum(len(c) for c in work)
         started = time.perf_counter()
         run_cycles(image, work, done=False)
-        assert image.flush()
-        result["batch_changes_per_s"] = round(changes / (time.perf_counter() - started))
+        assert image.persist()  # the end of the batch: every change durable (as a journal entry on LMDB)
+        durable_at = time.perf_counter()
+        result["batch_changes_per_s"] = round(changes / (durable_at - started))
+        result["batch_folds_during_run"] = image.status().folds
+        assert image.flush()  # every journal entry folded: the head holds every change
+        result["batch_final_fold_s"] = round(time.perf_counter() - durable_at, 3)
+        result["batch_changes_per_s_to_head"] = round(changes / (time.perf_counter() - started))
         image.close()
 
         # the model's own write path on the same work, as the ceiling of what a flush can do

@@ -7,6 +7,8 @@
 ``remotes/<remote>/fetched/networks/<id>/head`` the remote's head as ``fetch`` last saw it
 ``remotes/<remote>/fetched/networks/<id>/snapshot-tip`` and its snapshot tip then
 ``config/remotes/<name>``              a remote's URL (an opaque object)
+``journal/<id>/<entry>``               a live image's journalled changes not yet in the head
+                                       (:mod:`casstore.runtime.journal`; an opaque object)
 
 ``<id>`` is the network id ``%``-escaped into one path component (never starting
 with a dot), so any id round-trips through :func:`network_of_head`.
@@ -25,6 +27,7 @@ __all__ = [
     "fetched_ref",
     "fetched_tip_ref",
     "head_ref",
+    "journal_prefix",
     "network_heads",
     "quote_network_id",
     "ref_kind",
@@ -38,6 +41,7 @@ __all__ = [
 ]
 
 NETWORKS_PREFIX = "networks/"
+JOURNAL_PREFIX = "journal/"
 REMOTES_PREFIX = "config/remotes/"
 
 
@@ -68,6 +72,11 @@ def snapshots_prefix(network_id: str) -> str:
 def snapshot_ref(network_id: str, snapshot_id: str) -> str:
     """The ref of one snapshot; ``snapshot_id`` is its printable id."""
     return snapshots_prefix(network_id) + snapshot_id
+
+
+def journal_prefix(network_id: str) -> str:
+    """The prefix of a network's journal entries (``journal/<id>/<entry>``, entries sorting oldest first)."""
+    return f"{JOURNAL_PREFIX}{quote_network_id(network_id)}/"
 
 
 def network_heads(refs: dict[str, bytes]) -> dict[str, bytes]:

@@ -30,7 +30,7 @@ from casstore.model.refs import head_ref
 from casstore.model.transaction import Transaction
 from casstore.model.types import GroupState, NetworkState
 from casstore.model.writes import Batch, NetworkWriter
-from casstore.store.base import BlobStats, BlobStore, PendingWrites, RefStore
+from casstore.store.base import BlobStats, BlobStore, PendingWrites, RefStore, RefUpdate
 
 __all__ = [
     "DEFAULT_ATTEMPTS",
@@ -173,6 +173,7 @@ class NetworkTransaction(Batch):
         self._previews = 0
         self._exists = self._start is not None
         self._open = True
+        self._also: list[RefUpdate] = []
 
     # ---------------------------------------------------------------- reads
 
@@ -243,6 +244,13 @@ class NetworkTransaction(Batch):
     def apply(self) -> None:
         raise StorageError("a transaction is committed by leaving its with-block (or by transact)")
 
+    def also_update(self, updates: Iterable[RefUpdate]) -> None:
+        """Make ``updates`` (other refs' moves) in the same backend commit as the head, even if no write
+        changes the head; one that finds its ref moved fails the commit with ``RefConflict``, as the head does.
+        All or nothing only where the backend's commit is one transaction (``atomic_commit``)."""
+        self._check_open()
+        self._also.extend(updates)
+
     # ---------------------------------------------------------------- commit
 
     def commit(self) -> None:
@@ -256,6 +264,9 @@ class NetworkTransaction(Batch):
         self._open = False
         if not self._ops:
             self.end_head = self.start_head
+            if self._also:
+                guard = [] if self._start is None else [RefUpdate(self._ref, self._start, self._start)]
+                self.writer.objects.commit([], [*guard, *self._also])
             return
         if self._previews:  # rebuild in one transaction on the start head: no preview-only object is written
             tx = Transaction(self._reader, self.network_id, self._start)
@@ -264,7 +275,7 @@ class NetworkTransaction(Batch):
                 op(tx)
         else:
             tx = self._live
-        self.end_head = codec.format_id(self.writer.commit_transaction(tx, self._ref, self._start))
+        self.end_head = codec.format_id(self.writer.commit_transaction(tx, self._ref, self._start, self._also))
 
     def close(self) -> None:
         """Forget the recorded writes without committing them."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -131,23 +131,29 @@ class NetworkWriter:
             else:
                 return tx, applied
 
-    def commit_transaction(self, tx: Transaction, ref: str, head: bytes | None) -> bytes:
+    def commit_transaction(
+        self, tx: Transaction, ref: str, head: bytes | None, also: Sequence[RefUpdate] = ()
+    ) -> bytes:
         """Build ``tx``'s new root and move the head ``ref`` from ``head`` to it: one compare-and-swap.
 
         Returns the new head (``head`` itself when nothing changed).  Raises
         :class:`~casstore.errors.RefConflict` if the head has moved (nothing is
         then written on a backend whose commit is one transaction); subscribers are
-        told of the changed groups once the head moved.
+        told of the changed groups once the head moved.  ``also``: more ref moves
+        in the same backend commit, made even when the head does not change (then
+        guarded by the head staying where it is).
         """
         new_head = tx.commit()
         if new_head == head:
+            if also and head is not None:
+                self.objects.commit([], [RefUpdate(ref, head, head), *also])
             return new_head
         # the new objects (rewritten ones as deltas against what they replace), then the head: one
         # transaction where the backend has them
         deltas = self.objects.deltas_at_rest
         if deltas:
             pair_replacements(self.blobs, tx.pending, head, new_head)
-        self.objects.commit(tx.pending.frames(self.blobs if deltas else None), [RefUpdate(ref, head, new_head)])
+        self.objects.commit(tx.pending.frames(self.blobs if deltas else None), [RefUpdate(ref, head, new_head), *also])
         self.subscribers.committed(tx.network_id, head, new_head, tx.changed_groups())
         return new_head
 

@@ -6,8 +6,9 @@
   its loss bound;
 * :mod:`.flush` — one flush as one head compare-and-swap (on the model's transactions), and
   reading another writer's changes;
-* :mod:`.flusher` — the background thread (interval flushes, the snapshot timer);
-* :mod:`.worker` — the flush process of interval mode (commits off the runtime's GIL);
+* :mod:`.journal` — flushes as journal entries (durable at once), folded into the head afterwards;
+* :mod:`.flusher` — the background thread (interval flushes, journal folds, the snapshot timer);
+* :mod:`.worker` — the flush process of interval flushes and folds (commits off the runtime's GIL);
   a flush runs with the cyclic collector paused (:mod:`casstore.collector`);
 * :mod:`.retention` — automatic snapshots and pruning;
 * :mod:`.undo`, :mod:`.status` — transactions' rollback, and ``status()``.
@@ -17,6 +18,7 @@
 
 from casstore.runtime.flush import Rejected
 from casstore.runtime.image import NetworkImage
+from casstore.runtime.journal import recover_journal
 from casstore.runtime.retention import parse_duration, prune_snapshots, snapshots_to_prune
 from casstore.runtime.status import ImageStatus
 from casstore.store.config import SchedulerStorageConfig
@@ -28,5 +30,6 @@ __all__ = [
     "SchedulerStorageConfig",
     "parse_duration",
     "prune_snapshots",
+    "recover_journal",
     "snapshots_to_prune",
 ]

@@ -19,6 +19,7 @@ another writer's changes.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from casstore import codec
 from casstore.errors import GroupNotFound, InvalidId, NetworkNotFound, SerializationError
 from casstore.model import GroupState, NetworkStore
 from casstore.model.transactions import NetworkTransaction
+from casstore.store.base import RefUpdate
 
 __all__ = ["CommitResult", "Rejected", "commit_changes", "copy_group", "read_changes"]
 
@@ -69,16 +71,19 @@ def commit_changes(
     network_id: str,
     groups: dict[str, GroupState | None],
     contents: dict[tuple[str, str], Any],
+    also: Sequence[RefUpdate] = (),
 ) -> CommitResult:
     """Write ``groups`` (``None``: deleted) then ``contents`` ((group, contact) → value) as one new head.
 
-    Raises what the backend raises (nothing is then written); never raises for a rejected change.
+    ``also``: ref moves committed with the head (a journal's folded entries, deleted).  Raises what
+    the backend raises (nothing is then written); never raises for a rejected change.
     """
     views: list[NetworkTransaction] = []
     touched = {gid for gid, _ in contents}
 
     def write(tx: NetworkTransaction) -> list[Rejected]:
         views.append(tx)
+        tx.also_update(also)
         rejected: list[Rejected] = []
         for gid, state in groups.items():
             try:

@@ -33,37 +33,29 @@ immutable afterwards (the flush encodes it later, on another thread in
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from casstore.collector import collector_paused
 from casstore.errors import GroupNotFound, StorageError
 from casstore.model import Contact, GroupState, NetworkState, NetworkStore
 from casstore.model.types import check_group_state, check_id
-from casstore.runtime.flush import CommitResult, Rejected, commit_changes, copy_group, read_changes
+from casstore.runtime.flush import copy_group
 from casstore.runtime.flusher import Flusher
+from casstore.runtime.flushing import ErrorCallback, Persisting
+from casstore.runtime.journal import Journal, JournalEntry, journal_supported, recover_journal
 from casstore.runtime.modes import Mode, mode_for
 from casstore.runtime.retention import AutoSnapshots
 from casstore.runtime.status import ImageStatus
 from casstore.runtime.undo import UndoLog
-from casstore.runtime.worker import Unpicklable, flush_process_for
+from casstore.runtime.worker import flush_process_for
 from casstore.store.config import SchedulerStorageConfig
 
 __all__ = ["NetworkImage"]
 
-ErrorCallback = Callable[[StorageError], None]
-#: After a failed flush, a full batch waits this long (seconds, doubling per failure up to the maximum)
-#: before the next automatic flush, so a down backend does not slow every write; explicit flushes
-#: (``flush``, ``save``, ``cycle_done``, the interval flusher) always try.
-RETRY_PAUSE = 0.1
-MAX_RETRY_PAUSE = 5.0
 
-
-class NetworkImage:
+class NetworkImage(Persisting):
     """One network held in memory and persisted by a mode (see the module docstring).
 
     ``NetworkImage(store, network_id, config)`` loads the network (an absent one starts
@@ -71,8 +63,12 @@ class NetworkImage:
     and each rejected value (a :class:`~casstore.errors.StorageError`), from the thread that
     flushed.  ``flush_process``: whether the background flusher commits in a child process
     (:mod:`casstore.runtime.worker`, off the runtime's GIL); by default it does in ``interval`` mode on a
-    bare (unwrapped) ``lmdb://`` or ``file://`` store, the stores a second process opens by URL.
-    Thread-safe; use as a context manager to :meth:`close` it.
+    bare (unwrapped) ``lmdb://`` or ``file://`` store, the stores a second process opens by URL, and
+    so do the journal's folds.  ``journal``: whether the mode's own flushes write journal entries
+    (:mod:`casstore.runtime.journal`); by default they do in ``immediate``, ``batch`` and
+    ``transactional`` mode wherever the store's commit is one transaction.  Before loading, the
+    image folds any entries a crashed image left.  Thread-safe; use as a context manager to
+    :meth:`close` it.
     """
 
     def __init__(
@@ -83,6 +79,7 @@ class NetworkImage:
         *,
         on_error: ErrorCallback | None = None,
         flush_process: bool | None = None,
+        journal: bool | None = None,
     ) -> None:
         check_id(network_id, "network_id")
         self.store = store
@@ -90,9 +87,15 @@ class NetworkImage:
         self.config = config or SchedulerStorageConfig()
         self.mode: Mode = mode_for(self.config)
         self.on_error = on_error
-        self._worker = flush_process_for(store, self.mode.background_flush, flush_process)
+        supported = journal_supported(store)
+        if journal and not supported:
+            raise StorageError(f"journal: {store.url} cannot hold one (its commit is not one transaction)")
+        self._journal = Journal(store, network_id) if (self.mode.journals and supported) or journal else None
+        self._unfolded: list[JournalEntry] = []  # entries committed and not yet folded into the head, oldest first
+        self._worker = flush_process_for(store, self.mode.background_flush or self._journal is not None, flush_process)
         self._lock = threading.Lock()  # the image's state and dirty map
-        self._flush_lock = threading.Lock()  # one flush at a time
+        self._flush_lock = threading.Lock()  # one taking of the dirty map at a time (a flush, a journal entry)
+        self._fold_lock = threading.Lock()  # one head move at a time (a flush, a fold, a refresh, a snapshot)
         #: (group, contact) -> the newest value set since the last flush (what the flush writes)
         self._dirty: dict[tuple[str, str], Any] = {}
         self._group_ops: set[str] = set()  # groups put or deleted whole since the last flush
@@ -103,6 +106,8 @@ class NetworkImage:
         self._undo = UndoLog()
         self._status = ImageStatus(network_id=network_id, mode=self.mode.name)
         self._closed = False
+        if supported:
+            recover_journal(store, network_id)
         with store.transaction(network_id) as view:  # one consistent head for the whole load
             state = view.load_network_state(network_id)
             self._head = view.start_head
@@ -114,9 +119,10 @@ class NetworkImage:
         periods = [self.config.interval_ms / 1000] if self.mode.background_flush else []
         if self.config.snapshot_interval is not None:
             periods.append(self.config.snapshot_interval / 1000)
-        if periods:
+        if periods or self._journal is not None:
             prepare = None if self._worker is None else self._worker.start
-            self._flusher = Flusher(self._tick, min(periods), f"casstore-image-{network_id}", prepare)
+            period = min(periods) if periods else None
+            self._flusher = Flusher(self._tick, period, f"casstore-image-{network_id}", prepare)
             self._flusher.start()
 
     # ---------------------------------------------------------------- reads (memory only)
@@ -272,139 +278,6 @@ class NetworkImage:
         """Flush now (the only flush in ``manual`` mode); ``True`` once every change so far is durable."""
         return self.flush()
 
-    def flush(self) -> bool:
-        """Write the dirty map as one new head; ``True`` if the image is then durable.
-
-        A backend failure keeps every change dirty and returns ``False`` (reported by
-        ``on_error`` and :meth:`status`).  Refused (``StorageError``) inside a transaction.
-        """
-        return self._flush(automatic=False)
-
-    def _flush(self, automatic: bool) -> bool:
-        """:meth:`flush`; an ``automatic`` one (the background thread's) skips while a transaction is open."""
-        with self._flush_lock:
-            with self._lock:
-                if self._undo.active:
-                    if automatic:
-                        return False
-                    raise StorageError("flush inside an image transaction: leave the transaction to persist it")
-                if not self._dirty and not self._group_ops:
-                    return True
-                contents, self._dirty = self._dirty, {}
-                group_ids, self._group_ops = self._group_ops, set()
-                self._changes = 0
-                groups = {
-                    gid: (None if gid not in self._state.groups else copy_group(self._state.groups[gid]))
-                    for gid in group_ids
-                }
-                known = self._head
-                self._in_flight = True
-            started = time.monotonic()
-            try:
-                with collector_paused():  # see casstore.collector: a third to a half of a large flush
-                    result = self._commit(groups, contents, automatic)
-                    if result.start_head != known:  # another writer moved the head: take in its changes
-                        head, changed = read_changes(self.store, self.network_id, known)
-                    else:
-                        head, changed = result.end_head, {}
-            except Exception as exc:  # nothing of the dirty map may be lost, whatever failed
-                with self._lock:
-                    # back under the newer values set meanwhile; not into groups now written whole
-                    self._dirty = {
-                        **{key: value for key, value in contents.items() if key[0] not in self._group_ops},
-                        **self._dirty,
-                    }
-                    self._group_ops |= group_ids
-                    self._changes += len(contents) + len(group_ids)
-                    self._in_flight = False
-                    if isinstance(exc, StorageError):
-                        self._status.failed(exc)
-                        pause = min(RETRY_PAUSE * 2 ** (self._status.failures - 1), MAX_RETRY_PAUSE)
-                        self._retry_at = time.monotonic() + pause
-                if not isinstance(exc, StorageError):
-                    raise
-                self._report(exc)
-                return False
-            with self._lock:
-                self._take_in(changed)
-                self._head = head
-                self._in_flight = False
-                self._retry_at = 0.0
-                self._status.flushed(len(contents), len(groups), time.monotonic() - started, head, result.rejected)
-                durable = not self._dirty and not self._group_ops
-            for rejected in result.rejected:
-                self._report(StorageError(f"not persisted: {_describe(rejected)}"))
-            self._take_snapshot()
-            return durable and not result.rejected
-
-    def _commit(
-        self, groups: dict[str, GroupState | None], contents: dict[tuple[str, str], Any], automatic: bool
-    ) -> CommitResult:
-        """One flush's commit: the background thread's in the flush process if there is one."""
-        if automatic and self._worker is not None:
-            with contextlib.suppress(Unpicklable):  # a value pickle cannot take: flushed here, rejected here
-                return self._worker.commit(self.network_id, groups, contents)
-        return commit_changes(self.store, self.network_id, groups, contents)
-
-    def _auto_flush(self) -> None:
-        """A flush the mode asked for (a full batch): after a failure, not before the retry pause."""
-        if time.monotonic() >= self._retry_at:
-            self.flush()
-
-    def refresh(self) -> None:
-        """Take in what other writers committed since the image last read or flushed (its own unflushed
-        changes win)."""
-        with self._flush_lock:
-            if self._undo.active:
-                raise StorageError("refresh inside an image transaction: leave the transaction first")
-            head, changed = read_changes(self.store, self.network_id, self._head)
-            with self._lock:
-                self._take_in(changed)
-                self._head = head
-
-    def _take_in(self, changed: dict[str, GroupState | None]) -> None:
-        """Another writer's groups, except where the image has unflushed changes; under the lock."""
-        for gid, stored in changed.items():
-            if gid in self._group_ops:
-                continue
-            if stored is None:
-                self._state.groups.pop(gid, None)
-                self._members.pop(gid, None)
-                self._dirty = {key: value for key, value in self._dirty.items() if key[0] != gid}
-                continue
-            local = self._members.get(gid, {})
-            for cid in [cid for g, cid in self._dirty if g == gid]:
-                mine = local.get(cid)
-                if mine is not None:
-                    if cid not in stored.contacts:
-                        stored.group.contact_ids.append(cid)
-                    stored.contacts[cid] = mine
-            self._state.groups[gid] = stored
-            self._members[gid] = stored.contacts
-
-    def _take_snapshot(self) -> None:
-        try:
-            self.snapshots.maybe_take(self._head)
-        except StorageError as exc:
-            with self._lock:
-                self._status.failed(exc)
-            self._report(exc)
-        with self._lock:
-            self._status.auto_snapshots = self.snapshots.taken
-
-    def _tick(self) -> None:
-        """The background thread's work: an interval flush (interval mode), then the snapshot timer."""
-        if self.mode.background_flush:
-            self._flush(automatic=True)
-        if self.snapshots.due(self._head):
-            with self._flush_lock:
-                self._take_snapshot()
-
-    def _report(self, exc: StorageError) -> None:
-        if self.on_error is not None:
-            with contextlib.suppress(Exception):  # a callback's failure must not stop the runtime
-                self.on_error(exc)
-
     # ---------------------------------------------------------------- state of persistence
 
     def pending_changes(self) -> int:
@@ -418,7 +291,9 @@ class NetworkImage:
     def status(self) -> ImageStatus:
         """A copy of the persistence figures: dirty count, flushes, writes, the last error, rejected values."""
         with self._lock:
-            return self._status.copy(dirty=len(self._dirty) + len(self._group_ops), head=self._head)
+            return self._status.copy(
+                dirty=len(self._dirty) + len(self._group_ops), head=self._head, journal_entries=len(self._unfolded)
+            )
 
     def close(self, flush: bool | None = None) -> bool:
         """Stop the background thread, then flush (by default unless the mode is ``manual``); idempotent.
@@ -441,8 +316,3 @@ class NetworkImage:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _describe(rejected: Rejected) -> str:
-    where = rejected.group_id if rejected.contact_id is None else f"{rejected.group_id}/{rejected.contact_id}"
-    return f"{where}: {rejected.reason}"

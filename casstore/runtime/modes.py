@@ -1,7 +1,13 @@
 """The persistence modes of a live image (the seed's ``persistOn``), each with its loss bound.
 
 A mode decides only *when* the image flushes; every flush is the same (one
-head compare-and-swap of the coalesced dirty map, :mod:`casstore.runtime.flush`).
+head compare-and-swap of the coalesced dirty map, :mod:`casstore.runtime.flush`),
+except that the flushes ``immediate``, ``batch`` and ``transactional`` make by
+themselves go through :meth:`NetworkImage.persist`: on a store with a journal
+(:mod:`casstore.runtime.journal`) they commit a journal entry, durable at once
+and folded into the head by the image's background thread.  An explicit
+``flush()``/``save()`` (and ``close()``) folds everything into the head before
+it returns.
 "Lost" below means: absent from the store after the process is killed at any
 instant (SIGKILL; the crash tests in ``tests/test_runtime_crash.py`` check
 each bound on LMDB and ``file://``).  A flush that fails keeps its changes
@@ -32,6 +38,8 @@ class Mode:
     background_flush = False
     #: Whether ``close()`` flushes by default.
     flush_on_close = True
+    #: Whether the mode's own flushes go to the image's journal where the store has one.
+    journals = False
 
     def cycle_done(self, image: NetworkImage) -> bool:
         """End of a propagation cycle: whether everything written so far is durable."""
@@ -40,7 +48,7 @@ class Mode:
     def transaction_done(self, image: NetworkImage) -> None:
         """The outermost transaction ended (its changes are in the dirty map)."""
         if image.pending_changes() >= self.batch_limit:
-            image.flush()
+            image.persist()
 
 
 class ImmediateMode(Mode):
@@ -51,23 +59,26 @@ class ImmediateMode(Mode):
     """
 
     name = "immediate"
+    journals = True
 
     def cycle_done(self, image: NetworkImage) -> bool:
-        return image.flush()
+        return image.persist()
 
     def transaction_done(self, image: NetworkImage) -> None:
-        image.flush()
+        image.persist()
 
 
 class BatchMode(Mode):
     """``batch``: a flush after every ``batch_size`` changes (inside the write that makes the batch
-    full) and at each ``flush()`` (the end of a batch), whichever comes first.
+    full) and at the end of a batch, whichever comes first.  End a batch with ``persist()`` (durable:
+    a journal entry where the store has a journal) or ``flush()`` (durable and in the head).
 
     Loss bound: the unflushed batch — at most the changes since the last flush, fewer
     than ``batch_size`` of them; what the store holds is always the image as it was at a flush.
     """
 
     name = "batch"
+    journals = True
 
     def __init__(self, batch_size: int) -> None:
         self.batch_limit = batch_size
@@ -117,9 +128,10 @@ class TransactionalMode(Mode):
     """
 
     name = "transactional"
+    journals = True
 
     def transaction_done(self, image: NetworkImage) -> None:
-        image.flush()
+        image.persist()
 
 
 def mode_for(config: SchedulerStorageConfig) -> Mode:

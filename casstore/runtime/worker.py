@@ -35,6 +35,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,6 +43,7 @@ from casstore import errors
 from casstore.errors import StorageError
 from casstore.model import NetworkStore
 from casstore.runtime.flush import CommitResult
+from casstore.runtime.journal import JournalEntry
 from casstore.store.base import ObjectStore
 from casstore.store.file import FileStore
 from casstore.store.lmdb import LmdbStore
@@ -86,11 +88,20 @@ class FlushProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
-    def commit(self, network_id: str, groups: dict[str, Any], contents: dict[tuple[str, str], Any]) -> CommitResult:
-        """:func:`~casstore.runtime.flush.commit_changes` in the child: raises what it raised (as a
-        ``StorageError``), :class:`Unpicklable` before sending anything, ``StorageError`` if the child died."""
+    def commit(
+        self,
+        network_id: str,
+        groups: dict[str, Any],
+        contents: dict[tuple[str, str], Any],
+        entries: Sequence[JournalEntry] = (),
+    ) -> CommitResult:
+        """:func:`~casstore.runtime.journal.fold` of ``entries`` (by ref: the child reads them), ``groups``
+        and ``contents`` in the child (with no entries, :func:`~casstore.runtime.flush.commit_changes`):
+        raises what it raised (as a ``StorageError``), :class:`Unpicklable` before sending anything,
+        ``StorageError`` if the child died."""
+        by_ref = [JournalEntry(entry.name, entry.digest) for entry in entries]
         try:
-            payload = pickle.dumps((network_id, groups, contents), pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps((network_id, groups, contents, by_ref), pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # pickle raises many types for a value it cannot take
             raise Unpicklable(str(exc)) from exc
         with self._lock:
@@ -199,7 +210,7 @@ def serve(url: str) -> None:
     """The child: commit each flush read from stdin, reply on stdout, until stdin ends."""
     _die_with_parent()
     from casstore.collector import collector_paused
-    from casstore.runtime.flush import commit_changes
+    from casstore.runtime.journal import fold
     from casstore.store import open_object_store
 
     inp = sys.stdin.buffer
@@ -212,10 +223,10 @@ def serve(url: str) -> None:
                 request = _receive(inp)
             except EOFError:
                 return
-            network_id, groups, contents = pickle.loads(request)
+            network_id, groups, contents, entries = pickle.loads(request)
             try:
                 with collector_paused():
-                    reply: tuple[str, Any] = ("ok", commit_changes(store, network_id, groups, contents))
+                    reply: tuple[str, Any] = ("ok", fold(store, network_id, entries, groups, contents))
             except Exception as exc:
                 reply = ("error", (type(exc).__name__, str(exc)))
             try:

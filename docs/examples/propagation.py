@@ -36,7 +36,7 @@ from typing import Any
 
 import casstore
 from casstore import Contact, Group, GroupState, NetworkState, NetworkStore, Wire
-from casstore.runtime import NetworkImage, SchedulerStorageConfig
+from casstore.runtime import NetworkImage, SchedulerStorageConfig, recover_journal
 
 NET, GROUP = "example", "thermostat"
 BLEND = {
@@ -177,8 +177,10 @@ def run(target: str | NetworkStore, mode: str, cycles: int, kill_after: int | No
 
 
 def show(url: str) -> dict[str, Any]:
-    """Every contact's content as the store holds it."""
+    """Every contact's content as the store holds it, as the next run would restore it: the journal
+    entries a killed run left are folded into the head first (as opening an image does)."""
     with casstore.open_store(url, create=False) as store:
+        recover_journal(store, NET)
         state = store.load_network_state(NET)
         assert state is not None, "the example network is not in the store"
         return {cid: c.content for cid, c in sorted(state.groups[GROUP].contacts.items())}

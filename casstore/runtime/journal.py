@@ -1,0 +1,182 @@
+"""A live image's journal: a flush made durable as one small object, folded into the head afterwards.
+
+A flush that rewrites the head costs a tree update (tens of milliseconds for a
+thousand changes spread over a large network); a journal entry costs one
+object and one new ref in one commit (on LMDB about one synced commit, under a
+millisecond).  ``immediate``, ``batch`` and ``transactional`` flushes
+(:mod:`casstore.runtime.modes`) write an entry and are durable once it is
+committed; the image's background thread then **folds** every entry written so
+far into the head: one head compare-and-swap with all their changes
+(coalesced: a contact changed in several entries is written once, with its
+newest value) that deletes the folded entries' refs in the same commit.  As
+SQLite's WAL and its checkpoints: what the journal holds is durable, what the
+head holds is what every other reader sees.
+
+Only on stores whose commit is one transaction (``atomic_commit``: LMDB,
+PostgreSQL, the layout directory), where a fold moves the head and deletes its
+entries together or not at all, so an entry is in the head exactly when its
+ref is gone.  Elsewhere the image flushes to the head directly.
+
+The layout (``docs/format.md``): an entry is the ref
+``journal/<network>/<name>`` (names sort oldest first: nanosecond time,
+process, counter) naming a DAG-CBOR map ``{"t": "journal", "v": 1, "net":
+network id, "c": [[group id, contact id, content bytes], …]}``, the contents
+encoded as contact contents are (:func:`casstore.model.records.content_bytes`:
+canonical user data, never a link).  Entries link to nothing: gc keeps them as
+objects an opaque ref names, verify re-hashes them.
+
+Recovery: entries left by a process that died before folding them are folded
+by :func:`recover_journal`, which every :class:`~casstore.runtime.NetworkImage`
+runs before it loads its network (and which a program reading the network
+without an image may call).  Until then the head lacks them: a reader that
+opens the store after a crash and before any image sees the head of the last
+fold.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from casstore import codec
+from casstore.errors import CorruptObject, SerializationError, StorageError
+from casstore.model import NetworkStore
+from casstore.model.records import content_bytes
+from casstore.model.refs import journal_prefix
+from casstore.runtime.flush import CommitResult, Rejected, commit_changes
+from casstore.store.base import RefUpdate
+
+__all__ = [
+    "Journal",
+    "JournalEntry",
+    "fold",
+    "journal_supported",
+    "pending_entries",
+    "read_entries",
+    "recover_journal",
+]
+
+ENTRY_TYPE = "journal"
+ENTRY_VERSION = 1
+_counter = itertools.count()
+_counter_lock = threading.Lock()
+
+Contents = dict[tuple[str, str], Any]
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One committed entry: its ref, its object, and (when this process wrote or read it) its changes."""
+
+    name: str
+    digest: bytes
+    contents: Contents | None = None
+
+
+def journal_supported(store: NetworkStore) -> bool:
+    """Whether ``store`` commits objects and refs in one transaction (see the module docstring)."""
+    return bool(getattr(store.objects, "atomic_commit", False))
+
+
+class Journal:
+    """The journal of one network in one store: :meth:`append` writes an entry."""
+
+    def __init__(self, store: NetworkStore, network_id: str) -> None:
+        self.store = store
+        self.network_id = network_id
+        self.prefix = journal_prefix(network_id)
+
+    def append(self, contents: Contents) -> tuple[JournalEntry | None, list[Rejected]]:
+        """Commit ``contents`` as one entry (``None`` if every value was rejected) and the values left
+        out (outside the data model).  Raises what the backend raises; nothing is then written."""
+        rows: list[list[Any]] = []
+        kept: Contents = {}
+        rejected: list[Rejected] = []
+        for (gid, cid), value in contents.items():
+            try:
+                data = content_bytes(value)
+            except SerializationError as exc:
+                rejected.append(Rejected(gid, cid, f"{type(exc).__name__}: {exc}"))
+                continue
+            rows.append([gid, cid, data])
+            kept[gid, cid] = value
+        if not rows:
+            return None, rejected
+        body = codec.encode({"t": ENTRY_TYPE, "v": ENTRY_VERSION, "net": self.network_id, "c": rows})
+        ((digest, frame),) = codec.frame_many([body])
+        with _counter_lock:
+            number = next(_counter)
+        name = f"{self.prefix}{time.time_ns():020d}-{os.getpid():08x}-{number:010d}"
+        self.store.objects.commit([(digest, frame)], [RefUpdate(name, None, digest)])
+        return JournalEntry(name, digest, kept), rejected
+
+
+def pending_entries(store: NetworkStore, network_id: str) -> list[JournalEntry]:
+    """The network's entries in the store, oldest first, without their contents."""
+    listed = store.objects.refs.list(journal_prefix(network_id))
+    return [JournalEntry(name, digest) for name, digest in sorted(listed.items())]
+
+
+def read_entries(store: NetworkStore, entries: Sequence[JournalEntry]) -> list[JournalEntry]:
+    """``entries`` with their contents (read, re-hashed and decoded where they have none).
+
+    :class:`~casstore.errors.CorruptObject` names an entry that is not a journal entry of its network.
+    """
+    unread = [entry for entry in entries if entry.contents is None]
+    datas = dict(zip((e.digest for e in unread), store.objects.blobs.get_many([e.digest for e in unread]), strict=True))
+    out = []
+    for entry in entries:
+        if entry.contents is not None:
+            out.append(entry)
+            continue
+        try:
+            body = codec.decode(datas[entry.digest])
+            if not (isinstance(body, dict) and body.get("t") == ENTRY_TYPE and body.get("v") == ENTRY_VERSION):
+                raise ValueError("not a journal entry of a known version")
+            contents = {(gid, cid): codec.decode_value(data) for gid, cid, data in body["c"]}
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CorruptObject(f"journal entry {entry.name}: {exc}") from None
+        out.append(JournalEntry(entry.name, entry.digest, contents))
+    return out
+
+
+def fold(
+    store: NetworkStore,
+    network_id: str,
+    entries: Sequence[JournalEntry],
+    groups: dict[str, Any] | None = None,
+    contents: Contents | None = None,
+) -> CommitResult:
+    """Commit ``entries`` (oldest first) with ``groups`` and ``contents`` (newer than every entry) as one
+    new head, deleting the entries' refs in the same commit.
+
+    An entry whose ref is already gone (another image recovered it) is written again and its delete
+    skipped: its changes are blind writes, so the head ends the same.
+    """
+    merged: Contents = {}
+    for entry in read_entries(store, entries):
+        assert entry.contents is not None
+        merged.update(entry.contents)
+    merged.update(contents or {})
+    deletes = [RefUpdate(entry.name, entry.digest, None, required=False) for entry in entries]
+    return commit_changes(store, network_id, groups or {}, merged, deletes)
+
+
+def recover_journal(store: NetworkStore, network_id: str) -> CommitResult | None:
+    """Fold the entries of ``network_id`` that the store holds (a crashed image's); ``None`` if there were none.
+
+    Raises ``StorageError`` if the fold fails (the entries stay).
+    """
+    entries = pending_entries(store, network_id)
+    if not entries:
+        return None
+    try:
+        return fold(store, network_id, entries)
+    except StorageError as exc:
+        exc.add_note(f"recovering the journal of network {network_id!r} ({len(entries)} entries)")
+        raise

@@ -1,0 +1,213 @@
+"""The live image's journal (casstore.runtime.journal): durable entries, folds, recovery, failures.
+
+The crash tests (``test_runtime_crash.py``) kill writers whose immediate, batch and
+transactional flushes go through the journal on LMDB; these check each piece alone.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_runtime import NET, FlakyStore, network
+
+import casstore
+from casstore.errors import StorageError
+from casstore.gc import collect_garbage
+from casstore.model import NetworkStore
+from casstore.runtime import NetworkImage, SchedulerStorageConfig, recover_journal
+from casstore.runtime.journal import Journal, pending_entries
+from casstore.store import open_object_store
+
+
+def lmdb_store(tmp_path: Path) -> NetworkStore:
+    store = casstore.open_store(str(tmp_path / "store"))
+    store.save_network_state(NET, network())
+    return store
+
+
+def content(store: NetworkStore, gid: str, cid: str) -> object:
+    return store.load_contact_content(NET, gid, cid)
+
+
+def wait_folded(live: NetworkImage, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while live.status().journal_entries:
+        assert time.monotonic() < deadline, "the background thread never folded the journal"
+        time.sleep(0.005)
+
+
+def test_a_cycle_is_durable_in_the_journal_and_folded_into_the_head_with_its_entry_deleted(tmp_path: Path) -> None:
+    store = lmdb_store(tmp_path)
+    head = store.objects.refs.get(f"networks/{NET}/head")
+    live = NetworkImage(store, NET, SchedulerStorageConfig("immediate"), flush_process=False)
+    live.set("g0", "c0", "journalled")
+    assert live.cycle_done() and live.durable()
+    assert live.status().flushes == 1
+    wait_folded(live)
+    assert content(store, "g0", "c0") == "journalled"
+    assert store.objects.refs.get(f"networks/{NET}/head") != head
+    assert pending_entries(store, NET) == []  # deleted by the fold's own commit
+    assert live.status().folds >= 1
+    live.close()
+    store.close()
+
+
+def test_entries_left_by_a_dead_image_are_folded_oldest_first_by_the_next_image(tmp_path: Path) -> None:
+    store = lmdb_store(tmp_path)
+    journal = Journal(store, NET)
+    for value in ("first", "second", "third"):  # as a killed image leaves them: committed, never folded
+        entry, rejected = journal.append({("g0", "c0"): value, ("g1", f"c-{value}"[:3]): value})
+        assert entry is not None and not rejected
+    assert len(pending_entries(store, NET)) == 3
+    assert content(store, "g0", "c0") == 0  # the head does not have them yet
+    assert collect_garbage(store, grace_minutes=0).swept == 0  # the entries' objects are kept
+    assert casstore.verify(store).ok
+    live = NetworkImage(store, NET, SchedulerStorageConfig("manual"))
+    assert live.get("g0", "c0") == "third"
+    assert content(store, "g0", "c0") == "third" and pending_entries(store, NET) == []
+    assert recover_journal(store, NET) is None  # nothing left
+    live.close()
+    store.close()
+
+
+def test_a_bad_value_is_rejected_when_journalled_and_the_rest_is_durable(tmp_path: Path) -> None:
+    store = lmdb_store(tmp_path)
+    errors: list[StorageError] = []
+    live = NetworkImage(store, NET, SchedulerStorageConfig("immediate"), on_error=errors.append, flush_process=False)
+    live.set("g0", "c0", {"ok": 1})
+    live.set("g0", "c1", {1, 2})  # a set is outside the data model
+    assert live.cycle_done() is False
+    assert [(r.group_id, r.contact_id) for r in live.status().rejected] == [("g0", "c1")]
+    assert errors and "g0/c1" in str(errors[0])
+    live.close()
+    assert content(store, "g0", "c0") == {"ok": 1} and content(store, "g0", "c1") == 0
+    store.close()
+
+
+def test_a_failed_entry_keeps_its_changes_dirty_and_a_failed_fold_keeps_its_entries(tmp_path: Path) -> None:
+    flaky = FlakyStore(open_object_store(str(tmp_path / "store")))
+    store = NetworkStore(flaky)
+    store.save_network_state(NET, network())
+    errors: list[StorageError] = []
+    live = NetworkImage(store, NET, SchedulerStorageConfig("immediate"), on_error=errors.append)
+    assert live._worker is None  # a wrapped store: folds run in this process, where the failures are injected
+    flaky.down = True
+    live.set("g0", "c0", "kept")
+    assert live.cycle_done() is False and not live.durable()
+    assert live.status().dirty == 1 and live.status().failures == 1 and errors
+    flaky.down = False
+    assert live.cycle_done() and live.status().journal_entries in (0, 1)
+    wait_folded(live)
+    live._flusher.stop()  # type: ignore[union-attr]  # folds from here on are the test's own
+    live.set("g0", "c0", "entry kept")
+    assert live.cycle_done() and live.status().journal_entries == 1
+    flaky.down = True  # now the fold fails: the entry stays in the journal, and the image durable
+    assert live._fold() is False
+    assert live.durable() and live.status().journal_entries == 1 and live.status().failures == 1
+    assert content(store, "g0", "c0") == "kept"
+    flaky.down = False
+    assert live.flush()  # an explicit flush folds what the journal holds
+    assert content(store, "g0", "c0") == "entry kept" and pending_entries(store, NET) == []
+    live.close()
+    store.close()
+
+
+def test_an_entry_another_image_folded_first_is_not_an_error(tmp_path: Path) -> None:
+    store = lmdb_store(tmp_path)
+    a = NetworkImage(store, NET, SchedulerStorageConfig("immediate"), flush_process=False)
+    a._flusher.stop()  # type: ignore[union-attr]  # a's entries stay unfolded until its own flush
+    a.set("g0", "c0", "from a")
+    assert a.cycle_done() and a.status().journal_entries == 1
+    b = NetworkImage(casstore.NetworkStore(store.objects), NET, SchedulerStorageConfig("manual"))
+    assert b.get("g0", "c0") == "from a"  # b folded a's entry before loading
+    a.set("g0", "c1", "a again")
+    assert a.flush() and a.status().journal_entries == 0
+    assert content(store, "g0", "c0") == "from a" and content(store, "g0", "c1") == "a again"
+    assert pending_entries(store, NET) == []
+    a.close()
+    b.close()
+    store.close()
+
+
+def test_a_whole_group_change_goes_to_the_head_with_the_journal_folded_in(tmp_path: Path) -> None:
+    store = lmdb_store(tmp_path)
+    live = NetworkImage(store, NET, SchedulerStorageConfig("immediate"), flush_process=False)
+    live._flusher.stop()  # type: ignore[union-attr]
+    live.set("g0", "c0", "journalled")
+    assert live.cycle_done() and live.status().journal_entries == 1
+    live.delete_group("g2")
+    live.set("g0", "c0", "newer")
+    assert live.cycle_done() and live.status().journal_entries == 0
+    assert content(store, "g0", "c0") == "newer" and store.load_group_state(NET, "g2") is None
+    live.close()
+    store.close()
+
+
+def test_a_store_whose_commit_is_not_one_transaction_has_no_journal(tmp_path: Path) -> None:
+    store = casstore.open_store(f"file://{tmp_path / 'files'}")
+    store.save_network_state(NET, network())
+    with pytest.raises(StorageError, match="cannot hold one"):
+        NetworkImage(store, NET, SchedulerStorageConfig("immediate"), journal=True)
+    live = NetworkImage(store, NET, SchedulerStorageConfig("immediate"))
+    live.set("g0", "c0", "direct")
+    assert live.cycle_done() and content(store, "g0", "c0") == "direct"  # in the head at once
+    assert live.status().folds == 0
+    live.close()
+    store.close()
+
+
+KEYS = [(f"g{g}", f"c{c}") for g in range(3) for c in range(4)]
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), st.sampled_from(KEYS), st.integers(0, 99)),
+        st.tuples(st.sampled_from(["persist", "fold", "flush", "crash"])),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(ops=OPS)
+def test_random_runs_with_crashes_keep_every_persisted_change_and_fold_to_the_image(ops: list[tuple[Any, ...]]) -> None:
+    """Sets, entries, folds, flushes and crashes (the image dropped, its entries left): after each
+    crash the next image holds exactly what was persisted; the head equals the image after a flush."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = casstore.open_store(str(Path(tmp) / "store"))
+        store.save_network_state(NET, network(contacts=4))
+        current = {key: 0 for key in KEYS}
+        persisted = dict(current)
+
+        def opened() -> NetworkImage:
+            image = NetworkImage(store, NET, SchedulerStorageConfig("batch", batch_size=1000), flush_process=False)
+            image._flusher.stop()  # type: ignore[union-attr]  # folds only when the test says
+            return image
+
+        live = opened()
+        for op in ops:
+            if op[0] == "set":
+                live.set(op[1][0], op[1][1], op[2])
+                current[op[1]] = op[2]
+            elif op[0] == "persist":
+                assert live.persist()
+                persisted = dict(current)
+            elif op[0] == "fold":
+                assert live._fold()
+            elif op[0] == "flush":
+                assert live.flush()
+                persisted = dict(current)
+                assert {k: content(store, *k) for k in KEYS} == current
+            else:  # the process dies: nothing more of this image is written
+                live = opened()
+                assert {k: live.get(*k) for k in KEYS} == persisted
+                assert {k: content(store, *k) for k in KEYS} == persisted
+                assert pending_entries(store, NET) == []
+                current = dict(persisted)
+        assert live.flush()
+        assert {k: content(store, *k) for k in KEYS} == current
+        store.close()
