@@ -211,3 +211,22 @@ def test_random_runs_with_crashes_keep_every_persisted_change_and_fold_to_the_im
         assert live.flush()
         assert {k: content(store, *k) for k in KEYS} == current
         store.close()
+
+
+def test_on_postgresql_cycles_are_journalled_folded_and_recovered(tmp_path: Path, postgres_server: Any) -> None:
+    store = casstore.open_store(postgres_server.store_url(tmp_path / "pg"))
+    store.save_network_state(NET, network())
+    journal = Journal(store, NET)
+    entry, _ = journal.append({("g0", "c0"): "left by a dead image"})
+    assert entry is not None and content(store, "g0", "c0") == 0
+    live = NetworkImage(store, NET, SchedulerStorageConfig("immediate"))
+    assert live.get("g0", "c0") == "left by a dead image" and pending_entries(store, NET) == []
+    for n in range(20):
+        live.set("g1", f"c{n % 10}", n)
+        assert live.cycle_done()
+    wait_folded(live)
+    assert live.status().folds >= 1 and pending_entries(store, NET) == []
+    assert [content(store, "g1", f"c{n}") for n in range(10)] == list(range(10, 20))
+    live.close()
+    assert casstore.verify(store).ok
+    store.close()
