@@ -12,8 +12,13 @@ value is reported (``status().rejected``, the ``on_error`` callback) and the
 rest is written.  *When* it flushes is the mode's business
 (:mod:`casstore.runtime.modes`).
 
+Where the store's commit is one transaction, the flushes ``immediate``,
+``batch`` and ``transactional`` make by themselves (:meth:`NetworkImage.persist`)
+are journal entries instead, durable at once and folded into the head by the
+background thread (:mod:`casstore.runtime.journal`, :mod:`casstore.runtime.flushing`).
+
 In ``interval`` mode on a bare ``lmdb://`` or ``file://`` store the background
-flushes commit in a flush process (:mod:`casstore.runtime.worker`); every flush
+flushes (and the journal's folds) commit in a flush process (:mod:`casstore.runtime.worker`); every flush
 runs with the cyclic collector paused (:mod:`casstore.collector`).
 
 A flush that fails (the backend is down) keeps its changes dirty: they are

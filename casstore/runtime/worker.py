@@ -1,4 +1,8 @@
-"""A flush process: the interval flusher's commits run in a process of their own, off the runtime's GIL.
+"""A flush process: the interval flusher's commits, and the journal's folds, run in a process of their own,
+off the runtime's GIL.
+
+A fold is sent as the refs of the entries it folds (the child reads them from
+the store), so the runtime pickles nothing per change for it.
 
 The background flusher of ``interval`` mode is a thread of the runtime's own
 interpreter, and a flush is Python work (encoding, tree updates, deltas)
