@@ -135,7 +135,10 @@ class Persisting:
             return self._flush_held(automatic=True, take_dirty=False)
 
     def _flush_held(self, automatic: bool, take_dirty: bool) -> bool:
-        """One head move (the fold lock held; with ``take_dirty``, the flush lock too)."""
+        """One head move (the fold lock held; with ``take_dirty``, the flush lock too).
+
+        Returns, for a flush, whether the image is then durable; for a fold (not ``take_dirty``),
+        whether the fold committed (with nothing rejected)."""
         with self._lock:
             if self._undo.active and take_dirty:
                 if automatic:
@@ -178,7 +181,7 @@ class Persisting:
         for rejected in result.rejected:
             self._report(StorageError(f"not persisted: {_describe(rejected)}"))
         self._take_snapshot()
-        return durable and not result.rejected
+        return (durable or not take_dirty) and not result.rejected  # a fold: whether it committed
 
     def _restore(self, contents: dict[tuple[str, str], Any], group_ids: set[str], exc: Exception) -> bool:
         """A failed flush's changes back in the dirty map (under newer values); reports and returns

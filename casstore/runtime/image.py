@@ -59,6 +59,10 @@ from casstore.store.config import SchedulerStorageConfig
 
 __all__ = ["NetworkImage"]
 
+#: Seconds between the background thread's ticks when only the journal needs it: a fold runs as soon
+#: as an entry is written, and a tick retries one that failed (or that found nothing new).
+FOLD_RETRY = 1.0
+
 
 class NetworkImage(Persisting):
     """One network held in memory and persisted by a mode (see the module docstring).
@@ -126,7 +130,7 @@ class NetworkImage(Persisting):
             periods.append(self.config.snapshot_interval / 1000)
         if periods or self._journal is not None:
             prepare = None if self._worker is None else self._worker.start
-            period = min(periods) if periods else None
+            period = min(periods) if periods else FOLD_RETRY  # with a journal only: a failed fold's retry
             self._flusher = Flusher(self._tick, period, f"casstore-image-{network_id}", prepare)
             self._flusher.start()
 
