@@ -230,3 +230,30 @@ def test_on_postgresql_cycles_are_journalled_folded_and_recovered(tmp_path: Path
     live.close()
     assert casstore.verify(store).ok
     store.close()
+
+
+def test_the_recover_verb_folds_what_a_dead_image_left(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from casstore.cli import main
+
+    store = lmdb_store(tmp_path)
+    Journal(store, NET).append({("g0", "c0"): "acknowledged"})
+    store.close()
+    runner = CliRunner()
+
+    def run(*args: str) -> dict[str, Any]:
+        result = runner.invoke(main, ["--store", str(tmp_path / "store"), "--json", *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        document: dict[str, Any] = json.loads(result.output)
+        return document
+
+    dry = run("recover", NET, "--dry-run")
+    assert dry["dry_run"] and len(dry["entries"]) == 1
+    done = run("recover", NET)
+    assert done["entries"] == dry["entries"] and done["head"] != dry["head"]
+    assert run("recover", NET)["entries"] == []
+    with casstore.open_store(str(tmp_path / "store")) as reopened:
+        assert content(reopened, "g0", "c0") == "acknowledged"

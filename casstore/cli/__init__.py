@@ -20,6 +20,7 @@ from click.core import ParameterSource
 from casstore.cli import (
     deletes,
     images,
+    journal,
     layout,
     merge,
     networks,
@@ -104,6 +105,7 @@ for _verb in (
     snapshots.diff,
     snapshots.history,
     prune.prune,
+    journal.recover,
     deletes.delete,
     remotes.remote,
     remotes.push,
