@@ -76,6 +76,20 @@ def test_entries_left_by_a_dead_image_are_folded_oldest_first_by_the_next_image(
     store.close()
 
 
+def test_deleting_a_network_deletes_its_journal_so_a_new_network_of_that_id_starts_clean(tmp_path: Path) -> None:
+    store = lmdb_store(tmp_path)
+    Journal(store, NET).append({("g0", "c0"): "of the deleted network"})
+    Journal(store, "other").append({("g0", "c0"): "kept"})
+    store.delete_network(NET)
+    assert pending_entries(store, NET) == []  # gone in the same commit as the head
+    assert len(pending_entries(store, "other")) == 1  # another network's journal is not touched
+    store.save_network_state(NET, network())
+    live = NetworkImage(store, NET, SchedulerStorageConfig("manual"))  # recovers before it loads
+    assert live.get("g0", "c0") == 0 and content(store, "g0", "c0") == 0
+    live.close()
+    store.close()
+
+
 def test_a_bad_value_is_rejected_when_journalled_and_the_rest_is_durable(tmp_path: Path) -> None:
     store = lmdb_store(tmp_path)
     errors: list[StorageError] = []

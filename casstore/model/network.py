@@ -233,7 +233,8 @@ class NetworkStore(ObjectStore):
         return transactions.transact(self._writer, network_id, fn, attempts)
 
     def delete_network(self, network_id: str) -> None:
-        """Remove a network's head, its snapshots and snapshot tip (objects stay until gc); no-op if absent."""
+        """Remove a network's head, snapshots, snapshot tip and journal entries in one commit (objects
+        stay until gc); a no-op if absent."""
         self._writer.delete_network(network_id)
 
     # ---------------------------------------------------------------- reads

@@ -28,7 +28,7 @@ from casstore.model.events import Subscribers
 from casstore.model.groupcommit import GroupCommit, QueuedWrite
 from casstore.model.pairing import pair_replacements
 from casstore.model.reads import NetworkReader
-from casstore.model.refs import head_ref, snapshots_prefix, tip_ref
+from casstore.model.refs import head_ref, journal_prefix, snapshots_prefix, tip_ref
 from casstore.model.transaction import KeptWrites, PreparedGroup, Transaction, large_contents, prepare_group
 from casstore.model.types import Contact, GroupState, NetworkState, check_id, check_str, check_time
 from casstore.store.base import ObjectStore, PendingWrites, RefStore, RefUpdate
@@ -239,7 +239,8 @@ class NetworkWriter:
         batch.apply()
 
     def delete_network(self, network_id: str) -> None:
-        """Remove the head, the snapshot tip and every snapshot ref in one commit (a no-op if none exists).
+        """Remove the head, the snapshot tip, every snapshot ref and every journal entry (a live image's
+        changes not yet folded, :mod:`casstore.runtime.journal`) in one commit (a no-op if none exists).
 
         Where commit is one transaction (LMDB) or journalled (``file://``), the
         network is gone whole or not at all.  Elsewhere (S3) the moves land in
@@ -256,6 +257,9 @@ class NetworkWriter:
             ]
             snapshot_refs = self.refs.list(snapshots_prefix(network_id))
             updates += [RefUpdate(name, snapshot_refs[name], None) for name in sorted(snapshot_refs)]
+            # required=False: an entry a live image folds meanwhile is gone already, not a conflict
+            entries = self.refs.list(journal_prefix(network_id))
+            updates += [RefUpdate(name, entries[name], None, required=False) for name in sorted(entries)]
             if not updates:
                 return
             try:
