@@ -262,8 +262,14 @@ def _depth_exceeds(value: Value, limit: int) -> bool:
         depth += 1
         if depth > limit:
             return True
-        maps = [item.values() for item in level if isinstance(item, dict)]  # only lists and maps are queued
-        children = list(chain.from_iterable(chain([item for item in level if not isinstance(item, dict)], maps)))
+        kinds = set(map(type, level))
+        if kinds == {dict}:  # a level of maps alone (or lists alone, below): gathered without a Python step each
+            children = list(chain.from_iterable(map(dict.values, level)))
+        elif kinds == {list}:
+            children = list(chain.from_iterable(level))
+        else:  # only lists and maps (or their subclasses) are queued
+            maps = [item.values() for item in level if isinstance(item, dict)]
+            children = list(chain.from_iterable(chain([item for item in level if not isinstance(item, dict)], maps)))
         kinds = set(map(type, children))
         if not any(issubclass(kind, _CONTAINERS) for kind in kinds):
             return False

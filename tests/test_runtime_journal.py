@@ -17,12 +17,14 @@ from hypothesis import strategies as st
 from test_runtime import NET, FlakyStore, network
 
 import casstore
+from casstore import codec
 from casstore.errors import StorageError
 from casstore.gc import collect_garbage
 from casstore.model import NetworkStore
 from casstore.runtime import NetworkImage, SchedulerStorageConfig, recover_journal
-from casstore.runtime.journal import Journal, pending_entries
+from casstore.runtime.journal import Journal, JournalEntry, pending_entries, read_entries
 from casstore.store import open_object_store
+from casstore.store.base import RefUpdate
 
 
 def lmdb_store(tmp_path: Path) -> NetworkStore:
@@ -87,6 +89,34 @@ def test_deleting_a_network_deletes_its_journal_so_a_new_network_of_that_id_star
     live = NetworkImage(store, NET, SchedulerStorageConfig("manual"))  # recovers before it loads
     assert live.get("g0", "c0") == 0 and content(store, "g0", "c0") == 0
     live.close()
+    store.close()
+
+
+def test_a_version_1_entry_left_by_an_earlier_build_is_folded(tmp_path: Path) -> None:
+    """Version 1 held each content encoded alone; version 2 one encoding of the list (docs/format.md)."""
+    store = lmdb_store(tmp_path)
+    rows = [["g0", "c0", codec.encode_value({"old": "format"})], ["g1", "c1", codec.encode_value([1, 2])]]
+    body = codec.encode({"t": "journal", "v": 1, "net": NET, "c": rows})
+    ((digest, frame),) = codec.frame_many([body])
+    store.objects.commit([(digest, frame)], [RefUpdate(f"journal/{NET}/{0:020d}-{0:08x}-{0:010d}", None, digest)])
+    assert recover_journal(store, NET) is not None
+    assert content(store, "g0", "c0") == {"old": "format"} and content(store, "g1", "c1") == [1, 2]
+    assert pending_entries(store, NET) == []
+    store.close()
+
+
+def test_contents_that_look_like_links_or_nest_to_the_limit_go_through_an_entry_unchanged(tmp_path: Path) -> None:
+    store = lmdb_store(tmp_path)
+    cid_like = codec.link(bytes(32))  # bytes a plain encode would write as a link (tag 42)
+    deepest: object = 0
+    for _ in range(codec.MAX_DEPTH):
+        deepest = [deepest]
+    too_deep: object = [deepest]
+    values = {("g0", "c0"): cid_like, ("g0", "c1"): {"b": [cid_like]}, ("g1", "c0"): deepest}
+    entry, rejected = Journal(store, NET).append({**values, ("g1", "c1"): too_deep})
+    assert entry is not None and [(r.group_id, r.contact_id) for r in rejected] == [("g1", "c1")]
+    (read,) = read_entries(store, [JournalEntry(entry.name, entry.digest)])
+    assert read.contents == values
     store.close()
 
 

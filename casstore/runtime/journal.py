@@ -19,11 +19,14 @@ ref is gone.  Elsewhere the image flushes to the head directly.
 
 The layout (``docs/format.md``): an entry is the ref
 ``journal/<network>/<name>`` (names sort oldest first: nanosecond time,
-process, counter) naming a DAG-CBOR map ``{"t": "journal", "v": 1, "net":
-network id, "c": [[group id, contact id, content bytes], …]}``, the contents
-encoded as contact contents are (:func:`casstore.model.records.content_bytes`:
-canonical user data, never a link).  Entries link to nothing: gc keeps them as
-objects an opaque ref names, verify re-hashes them.
+process, counter) naming a DAG-CBOR map ``{"t": "journal", "v": 2, "net":
+network id, "k": [group id, contact id, group id, contact id, …], "d": bytes}``,
+``d`` the list of the contents in the order of ``k``'s pairs, encoded as user data is
+(:func:`casstore.codec.encode_value`: canonical, never a link; one encoding
+for the whole list, which costs a fraction of one per value).  Version 1 entries
+(``"c": [[group id, contact id, content bytes], …]``, each content encoded
+alone), as earlier builds wrote them, are still read.  Entries link to
+nothing: gc keeps them as objects an opaque ref names, verify re-hashes them.
 
 Recovery: entries left by a process that died before folding them are folded
 by :func:`recover_journal`, which every :class:`~casstore.runtime.NetworkImage`
@@ -44,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from casstore import codec
+from casstore.collector import collector_paused
 from casstore.errors import CorruptObject, SerializationError, StorageError
 from casstore.model import NetworkStore
 from casstore.model.records import content_bytes
@@ -62,7 +66,7 @@ __all__ = [
 ]
 
 ENTRY_TYPE = "journal"
-ENTRY_VERSION = 1
+ENTRY_VERSION = 2
 _counter = itertools.count()
 _counter_lock = threading.Lock()
 
@@ -94,20 +98,28 @@ class Journal:
     def append(self, contents: Contents) -> tuple[JournalEntry | None, list[Rejected]]:
         """Commit ``contents`` as one entry (``None`` if every value was rejected) and the values left
         out (outside the data model).  Raises what the backend raises; nothing is then written."""
-        rows: list[list[Any]] = []
-        kept: Contents = {}
+        with collector_paused():  # as for every flush (casstore.collector): a whole network is in memory
+            return self._append(contents)
+
+    def _append(self, contents: Contents) -> tuple[JournalEntry | None, list[Rejected]]:
         rejected: list[Rejected] = []
-        for (gid, cid), value in contents.items():
-            try:
-                data = content_bytes(value)
-            except SerializationError as exc:
-                rejected.append(Rejected(gid, cid, f"{type(exc).__name__}: {exc}"))
-                continue
-            rows.append([gid, cid, data])
-            kept[gid, cid] = value
-        if not rows:
+        kept = contents
+        try:  # every value at once: one encode (a list nests one level deeper than its items)
+            data = codec.encode_value(list(contents.values()), max_depth=codec.MAX_DEPTH + 1)
+        except SerializationError:  # one value or more refused: each alone, to name them
+            kept = {}
+            for (gid, cid), value in contents.items():
+                try:
+                    content_bytes(value)
+                except SerializationError as exc:
+                    rejected.append(Rejected(gid, cid, f"{type(exc).__name__}: {exc}"))
+                    continue
+                kept[gid, cid] = value
+            data = codec.encode_value(list(kept.values()), max_depth=codec.MAX_DEPTH + 1)
+        if not kept:
             return None, rejected
-        body = codec.encode({"t": ENTRY_TYPE, "v": ENTRY_VERSION, "net": self.network_id, "c": rows})
+        keys = list(itertools.chain.from_iterable(kept))  # flat: group id, contact id, group id, …
+        body = codec.encode({"t": ENTRY_TYPE, "v": ENTRY_VERSION, "net": self.network_id, "k": keys, "d": data})
         ((digest, frame),) = codec.frame_many([body])
         with _counter_lock:
             number = next(_counter)
@@ -135,14 +147,24 @@ def read_entries(store: NetworkStore, entries: Sequence[JournalEntry]) -> list[J
             out.append(entry)
             continue
         try:
-            body = codec.decode(datas[entry.digest])
-            if not (isinstance(body, dict) and body.get("t") == ENTRY_TYPE and body.get("v") == ENTRY_VERSION):
-                raise ValueError("not a journal entry of a known version")
-            contents = {(gid, cid): codec.decode_value(data) for gid, cid, data in body["c"]}
+            contents = _entry_contents(codec.decode(datas[entry.digest]))
         except (ValueError, TypeError, KeyError) as exc:
             raise CorruptObject(f"journal entry {entry.name}: {exc}") from None
         out.append(JournalEntry(entry.name, entry.digest, contents))
     return out
+
+
+def _entry_contents(body: Any) -> Contents:
+    """The changes an entry's decoded object holds (either version); raises ``ValueError`` (or
+    ``TypeError``, ``KeyError``) for anything else."""
+    if not (isinstance(body, dict) and body.get("t") == ENTRY_TYPE and body.get("v") in (1, ENTRY_VERSION)):
+        raise ValueError("not a journal entry of a known version")
+    if body["v"] == 1:  # each value encoded alone
+        return {(gid, cid): codec.decode_value(data) for gid, cid, data in body["c"]}
+    keys, values = body["k"], codec.decode_value(body["d"])
+    if not (isinstance(keys, list) and isinstance(values, list) and len(keys) == 2 * len(values)):
+        raise ValueError("its keys and values do not match")
+    return dict(zip(zip(keys[::2], keys[1::2], strict=True), values, strict=True))
 
 
 def fold(
