@@ -33,7 +33,6 @@ import blake3
 from casstore.codec import DIGEST_SIZE, format_id, parse_id, ref_conflict
 from casstore.errors import InvalidId, InvalidRefName, StorageError
 from casstore.store.base import (
-    BATCH,
     BlobStats,
     BlobStore,
     ObjectStore,
@@ -473,8 +472,7 @@ class FileStore(ObjectStore):
         The objects stay stored when a ref conflicts (they are unreferenced until
         gc); the ref moves never land in part, across processes and crashes.
         """
-        for start in range(0, len(frames), BATCH * 16):
-            self.blobs.put_frames(frames[start : start + BATCH * 16])
+        self.blobs.put_frames_in_batches(frames)
         self.refs.commit(updates)
 
     def remove_temp_files(self, older_than: float, dry_run: bool = False) -> int:
