@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_runtime import NET, FlakyStore, network
 
@@ -20,8 +20,9 @@ import casstore
 from casstore import codec
 from casstore.errors import StorageError
 from casstore.gc import collect_garbage
-from casstore.model import NetworkStore
+from casstore.model import Contact, Group, GroupState, NetworkStore
 from casstore.runtime import NetworkImage, SchedulerStorageConfig, recover_journal
+from casstore.runtime.flushing import Persisting
 from casstore.runtime.journal import Journal, JournalEntry, pending_entries, read_entries
 from casstore.store import open_object_store
 from casstore.store.base import RefUpdate
@@ -193,6 +194,29 @@ def test_a_whole_group_change_goes_to_the_head_with_the_journal_folded_in(tmp_pa
     store.close()
 
 
+def test_a_group_put_or_deleted_after_an_unfolded_entry_is_not_overwritten_by_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole-group flush folds the older entries in: their changes to that group are superseded."""
+    monkeypatch.setattr(Persisting, "_fold", lambda self: False)  # no background fold: the entries wait
+    store = lmdb_store(tmp_path)
+    live = NetworkImage(store, NET, SchedulerStorageConfig("immediate"), flush_process=False)
+    live.set("g0", "c0", "journalled")
+    live.set("g1", "c0", "journalled")
+    live.set("g2", "c0", "journalled")
+    assert live.cycle_done() and live.status().journal_entries == 1
+    live.put_group("g0", GroupState(Group("g0", "g0", contact_ids=["c0"]), {"c0": Contact("c0", "g0", "replaced")}))
+    live.delete_group("g1")
+    assert live.cycle_done()  # a whole-group change: flushed to the head, the entry folded in
+    assert live.status().journal_entries == 0 and live.status().rejected == []
+    assert live.get("g0", "c0") == content(store, "g0", "c0") == "replaced"
+    after = store.load_network_state(NET)
+    assert after is not None and "g1" not in after.groups  # not re-created, nothing rejected
+    assert content(store, "g2", "c0") == "journalled"  # the entry's other changes are in the head
+    live.close()
+    store.close()
+
+
 def test_a_store_whose_commit_is_not_one_transaction_has_no_journal(tmp_path: Path) -> None:
     store = casstore.open_store(f"file://{tmp_path / 'files'}")
     store.save_network_state(NET, network())
@@ -207,24 +231,38 @@ def test_a_store_whose_commit_is_not_one_transaction_has_no_journal(tmp_path: Pa
 
 
 KEYS = [(f"g{g}", f"c{c}") for g in range(3) for c in range(4)]
+GROUPS = sorted({gid for gid, _ in KEYS})
+#: What a contact of a deleted group reads as, in the model and in the store.
+GONE = "(gone)"
 OPS = st.lists(
     st.one_of(
         st.tuples(st.just("set"), st.sampled_from(KEYS), st.integers(0, 99)),
+        st.tuples(st.just("put"), st.sampled_from(GROUPS), st.integers(100, 199)),
+        st.tuples(st.just("delete"), st.sampled_from(GROUPS)),
         st.tuples(st.sampled_from(["persist", "fold", "flush", "crash"])),
     ),
     max_size=40,
 )
 
 
-@settings(max_examples=25, deadline=None)
+def values_of(state: Any) -> dict[tuple[str, str], Any]:
+    """Each of :data:`KEYS` in a network state (:data:`GONE` where its group is not there)."""
+    groups = state.groups if state is not None else {}
+    return {(g, c): groups[g].contacts[c].content if g in groups else GONE for g, c in KEYS}
+
+
+@settings(max_examples=60, deadline=None)
 @given(ops=OPS)
+@example(ops=[("set", ("g0", "c0"), 5), ("persist",), ("put", "g0", 150), ("flush",)])  # the entry is older
+@example(ops=[("set", ("g1", "c2"), 5), ("persist",), ("delete", "g1"), ("persist",), ("crash",)])
 def test_random_runs_with_crashes_keep_every_persisted_change_and_fold_to_the_image(ops: list[tuple[Any, ...]]) -> None:
-    """Sets, entries, folds, flushes and crashes (the image dropped, its entries left): after each
-    crash the next image holds exactly what was persisted; the head equals the image after a flush."""
+    """Sets, whole groups put and deleted, entries, folds, flushes and crashes (the image dropped,
+    its entries left): after each crash the next image holds exactly what was persisted; the head
+    equals the image after a flush."""
     with tempfile.TemporaryDirectory() as tmp:
         store = casstore.open_store(str(Path(tmp) / "store"))
         store.save_network_state(NET, network(contacts=4))
-        current = {key: 0 for key in KEYS}
+        current: dict[tuple[str, str], Any] = {key: 0 for key in KEYS}
         persisted = dict(current)
 
         def opened() -> NetworkImage:
@@ -235,8 +273,17 @@ def test_random_runs_with_crashes_keep_every_persisted_change_and_fold_to_the_im
         live = opened()
         for op in ops:
             if op[0] == "set":
-                live.set(op[1][0], op[1][1], op[2])
-                current[op[1]] = op[2]
+                if current[op[1]] != GONE:  # a deleted group takes no sets
+                    live.set(op[1][0], op[1][1], op[2])
+                    current[op[1]] = op[2]
+            elif op[0] == "put":
+                cids = [cid for gid, cid in KEYS if gid == op[1]]
+                contacts = {cid: Contact(cid, op[1], op[2]) for cid in cids}
+                live.put_group(op[1], GroupState(Group(op[1], op[1], contact_ids=cids), contacts))
+                current.update({(op[1], cid): op[2] for cid in cids})
+            elif op[0] == "delete":
+                live.delete_group(op[1])
+                current.update({key: GONE for key in KEYS if key[0] == op[1]})
             elif op[0] == "persist":
                 assert live.persist()
                 persisted = dict(current)
@@ -245,15 +292,16 @@ def test_random_runs_with_crashes_keep_every_persisted_change_and_fold_to_the_im
             elif op[0] == "flush":
                 assert live.flush()
                 persisted = dict(current)
-                assert {k: content(store, *k) for k in KEYS} == current
+                assert values_of(store.load_network_state(NET)) == current
             else:  # the process dies: nothing more of this image is written
                 live = opened()
-                assert {k: live.get(*k) for k in KEYS} == persisted
-                assert {k: content(store, *k) for k in KEYS} == persisted
+                assert values_of(live.state) == persisted
+                assert values_of(store.load_network_state(NET)) == persisted
                 assert pending_entries(store, NET) == []
                 current = dict(persisted)
         assert live.flush()
-        assert {k: content(store, *k) for k in KEYS} == current
+        assert values_of(store.load_network_state(NET)) == current
+        assert values_of(live.state) == current
         store.close()
 
 

@@ -175,7 +175,8 @@ def fold(
     contents: Contents | None = None,
 ) -> CommitResult:
     """Commit ``entries`` (oldest first) with ``groups`` and ``contents`` (newer than every entry) as one
-    new head, deleting the entries' refs in the same commit.
+    new head, deleting the entries' refs in the same commit.  An entry's change to a contact of a
+    group in ``groups`` is left out: the group as written whole (or its deletion) is newer.
 
     An entry whose ref is already gone (another image recovered it) is written again and its delete
     skipped: its changes are blind writes, so the head ends the same.
@@ -184,6 +185,8 @@ def fold(
     for entry in read_entries(store, entries):
         assert entry.contents is not None
         merged.update(entry.contents)
+    if groups:  # a group written whole is newer than every entry: their changes to it are superseded
+        merged = {key: value for key, value in merged.items() if key[0] not in groups}
     merged.update(contents or {})
     deletes = [RefUpdate(entry.name, entry.digest, None, required=False) for entry in entries]
     return commit_changes(store, network_id, groups or {}, merged, deletes)
