@@ -7,6 +7,7 @@ transactional flushes go through the journal on LMDB; these check each piece alo
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,48 @@ def test_a_group_put_or_deleted_after_an_unfolded_entry_is_not_overwritten_by_it
     after = store.load_network_state(NET)
     assert after is not None and "g1" not in after.groups  # not re-created, nothing rejected
     assert content(store, "g2", "c0") == "journalled"  # the entry's other changes are in the head
+    live.close()
+    store.close()
+
+
+def test_a_fold_that_takes_in_another_writers_group_keeps_the_changes_being_journalled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A background fold may run while an entry is being written: that entry's changes are the image's
+    own (not yet in the head), and another writer's group taken in by the fold must not replace them."""
+    store = lmdb_store(tmp_path)
+    live = NetworkImage(store, NET, SchedulerStorageConfig("immediate"), flush_process=False)
+    live._flusher.stop()  # type: ignore[union-attr]  # folds only when the test says
+    live.set("g0", "c0", "first")
+    assert live.cycle_done()  # one entry, not folded
+    store.save_contact_content(NET, "g0", "c1", "another writer's")  # the head moves under the image
+    entered, go = threading.Event(), threading.Event()
+    append = Journal.append
+
+    def held_append(self: Journal, contents: Any) -> Any:
+        entered.set()
+        assert go.wait(10)
+        return append(self, contents)
+
+    monkeypatch.setattr(Journal, "append", held_append)
+
+    acknowledged: list[bool] = []
+
+    def write_one() -> None:
+        live.set("g0", "c2", "mine")
+        acknowledged.append(live.cycle_done())
+
+    writer = threading.Thread(target=write_one)
+    writer.start()
+    assert entered.wait(10)
+    assert live._fold()  # folds the first entry, sees the other writer's change, takes g0 in
+    go.set()
+    writer.join(10)
+    assert acknowledged == [True]
+    assert live.get("g0", "c1") == "another writer's" and live.get("g0", "c0") == "first"
+    assert live.get("g0", "c2") == "mine"  # the change being journalled meanwhile
+    assert live.flush()
+    assert content(store, "g0", "c2") == "mine" and content(store, "g0", "c1") == "another writer's"
     live.close()
     store.close()
 

@@ -63,6 +63,7 @@ class Persisting:
     _group_ops: set[str]
     _changes: int
     _in_flight: bool
+    _appending: dict[tuple[str, str], Any]
     _retry_at: float
     _undo: UndoLog
     _status: ImageStatus
@@ -97,6 +98,7 @@ class Persisting:
                 whole = bool(self._group_ops)
                 if not whole:
                     contents, self._dirty = self._dirty, {}
+                    self._appending = contents  # the image's own until the entry holds them (_own_changes)
                     self._changes = 0
                     self._in_flight = True
             if whole:
@@ -106,10 +108,14 @@ class Persisting:
             try:
                 entry, rejected = self._journal.append(contents)
             except Exception as exc:  # nothing of the dirty map may be lost, whatever failed
-                return self._restore(contents, set(), exc)
+                try:
+                    return self._restore(contents, set(), exc)
+                finally:
+                    self._appending = {}  # back in the dirty map by now
             with self._lock:
                 if entry is not None:
                     self._unfolded.append(entry)
+                self._appending = {}
                 self._in_flight = False
                 self._retry_at = 0.0
                 self._status.journalled(len(contents), time.monotonic() - started, rejected)
@@ -256,8 +262,10 @@ class Persisting:
             self._members[gid] = stored.contacts
 
     def _own_changes(self) -> set[tuple[str, str]]:
-        """The contacts the image changed that the head does not hold yet (dirty or journalled); under the lock."""
+        """The contacts the image changed that the head does not hold yet (dirty, being journalled — a
+        fold may run meanwhile — or journalled); under the lock."""
         own = set(self._dirty)
+        own.update(self._appending)
         for entry in self._unfolded:
             own.update(entry.contents or ())
         return own

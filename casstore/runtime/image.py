@@ -110,6 +110,7 @@ class NetworkImage(Persisting):
         self._group_ops: set[str] = set()  # groups put or deleted whole since the last flush
         self._changes = 0
         self._in_flight = False  # a flush has taken the dirty map and not yet committed it
+        self._appending: dict[tuple[str, str], Any] = {}  # a dirty map taken for a journal entry being written
         self._retry_at = 0.0  # after a failed flush, automatic flushes wait until then (monotonic)
         self._limit = self.mode.batch_limit
         self._undo = UndoLog()
