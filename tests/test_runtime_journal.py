@@ -172,9 +172,13 @@ def test_an_entry_another_image_folded_first_is_not_an_error(tmp_path: Path) -> 
     assert a.cycle_done() and a.status().journal_entries == 1
     b = NetworkImage(casstore.NetworkStore(store.objects), NET, SchedulerStorageConfig("manual"))
     assert b.get("g0", "c0") == "from a"  # b folded a's entry before loading
+    b.set("g0", "c0", "from b, later")
+    assert b.save()
     a.set("g0", "c1", "a again")
     assert a.flush() and a.status().journal_entries == 0
-    assert content(store, "g0", "c0") == "from a" and content(store, "g0", "c1") == "a again"
+    # a's entry is not written a second time over b's later change
+    assert content(store, "g0", "c0") == "from b, later" and content(store, "g0", "c1") == "a again"
+    assert a.get("g0", "c0") == "from b, later"  # taken in from the head
     assert pending_entries(store, NET) == []
     a.close()
     b.close()

@@ -178,9 +178,14 @@ def fold(
     new head, deleting the entries' refs in the same commit.  An entry's change to a contact of a
     group in ``groups`` is left out: the group as written whole (or its deletion) is newer.
 
-    An entry whose ref is already gone (another image recovered it) is written again and its delete
-    skipped: its changes are blind writes, so the head ends the same.
+    An entry whose ref is gone (another image recovered it) is left out: the commit that deleted its
+    ref wrote its changes (on these stores that is one transaction), and writing them again would
+    undo what was written since.  Its delete is not required either, for an entry recovered while
+    this commit is built.
     """
+    if entries:
+        present = store.objects.refs.list(journal_prefix(network_id))
+        entries = [entry for entry in entries if present.get(entry.name) == entry.digest]
     merged: Contents = {}
     for entry in read_entries(store, entries):
         assert entry.contents is not None
