@@ -80,10 +80,9 @@ def read(path: Path) -> Any:
 def test_the_seed_examples_give_the_seed_drawing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = NetworkStore(MemoryStore())
     store.save_network_state("main", seed_examples())
-    from casstore.model import records, rootrecords
+    from casstore.model import rootrecords
 
-    monkeypatch.setattr(records, "now_text", lambda: "2026-01-02T03:04:05.000006+00:00")
-    monkeypatch.setattr(rootrecords, "now_text", lambda: "2026-01-02T03:04:05.000006+00:00")  # snapshot times
+    monkeypatch.setattr(rootrecords, "now_text", lambda: "2026-01-02T03:04:05.000006+00:00")  # one clock
     snapshot = store.save_snapshot("main", "First profile!")
     export_layout(store, "main", tmp_path / "storage")
     net = tmp_path / "storage" / "networks" / "main"

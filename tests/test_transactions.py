@@ -22,7 +22,7 @@ from casstore.errors import (
     SerializationError,
     StorageError,
 )
-from casstore.model import NetworkStore, records, rootrecords
+from casstore.model import NetworkStore, rootrecords
 from casstore.model import writes as writes_module
 from casstore.model.refs import head_ref, snapshots_prefix, tip_ref
 from casstore.model.transactions import NetworkTransaction
@@ -153,8 +153,7 @@ def test_case_1_a_transaction_writes_what_one_batch_of_the_same_writes_would(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Previews built for reads stay in memory: the commit writes exactly the final state's new objects."""
-    monkeypatch.setattr(records, "now_text", lambda: "2026-01-01T00:00:00.000000+00:00")  # roots hold write times
-    monkeypatch.setattr(rootrecords, "now_text", lambda: "2026-01-01T00:00:00.000000+00:00")  # snapshot times
+    monkeypatch.setattr(rootrecords, "now_text", lambda: "2026-01-01T00:00:00.000000+00:00")  # one clock
 
     def run(store: NetworkStore, reads: bool) -> tuple[int, int, dict[str, bytes]]:
         store.save_group_state(NET, "g", group("g", {f"c{i}": i for i in range(300)}))

@@ -18,7 +18,7 @@ from typing import Any
 
 from casstore import codec
 from casstore.errors import GroupNotFound, SerializationError
-from casstore.model import records
+from casstore.model import records, rootrecords
 from casstore.model.reads import TREE_KINDS, NetworkReader, make_tree
 from casstore.model.types import Contact, GroupState, Wire, check_id
 from casstore.prolly import Edit
@@ -392,7 +392,7 @@ class Transaction:
             if codec.hash_bytes(data) == self.head:
                 return self.head
         if self.given_times is None or updated is None:
-            updated = records.now_text()
+            updated = rootrecords.now_text()  # the one clock of roots and snapshots (tests pin it there)
         created = created or self.created or updated
         data = self._encode_root(size, created, updated)
         digest = self.pending.add(data)

@@ -67,6 +67,8 @@ __all__ = [
 
 ENTRY_TYPE = "journal"
 ENTRY_VERSION = 2
+#: The nesting limit of an entry's list of contents: one level above a content's, so each has its own.
+_CONTENTS_DEPTH = codec.MAX_DEPTH + 1
 _counter = itertools.count()
 _counter_lock = threading.Lock()
 
@@ -105,7 +107,7 @@ class Journal:
         rejected: list[Rejected] = []
         kept = contents
         try:  # every value at once: one encode (a list nests one level deeper than its items)
-            data = codec.encode_value(list(contents.values()), max_depth=codec.MAX_DEPTH + 1)
+            data = codec.encode_value(list(contents.values()), max_depth=_CONTENTS_DEPTH)
         except SerializationError:  # one value or more refused: each alone, to name them
             kept = {}
             for (gid, cid), value in contents.items():
@@ -115,7 +117,7 @@ class Journal:
                     rejected.append(Rejected(gid, cid, f"{type(exc).__name__}: {exc}"))
                     continue
                 kept[gid, cid] = value
-            data = codec.encode_value(list(kept.values()), max_depth=codec.MAX_DEPTH + 1)
+            data = codec.encode_value(list(kept.values()), max_depth=_CONTENTS_DEPTH)
         if not kept:
             return None, rejected
         keys = list(itertools.chain.from_iterable(kept))  # flat: group id, contact id, group id, …

@@ -19,7 +19,7 @@ import pytest
 from casstore import codec
 from casstore.errors import GroupNotFound, NetworkNotFound, SerializationError, SnapshotNotFound
 from casstore.gc import collect_garbage
-from casstore.model import Contact, Group, GroupState, NetworkState, NetworkStore, Wire, records, rootrecords
+from casstore.model import Contact, Group, GroupState, NetworkState, NetworkStore, Wire, rootrecords
 from casstore.testing.state_machine import model_diff
 from casstore.testing.suite import ConformanceSuite, abstract_hook
 from casstore.testing.workers import run_in_processes, write_contacts
@@ -94,8 +94,7 @@ class NetworkTests(ConformanceSuite):
         self, store: NetworkStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         # a root records when it was written: with one clock, the same state makes the same root
-        monkeypatch.setattr(records, "now_text", lambda: "2026-01-01T00:00:00.000000+00:00")
-        monkeypatch.setattr(rootrecords, "now_text", lambda: "2026-01-01T00:00:00.000000+00:00")  # snapshot times
+        monkeypatch.setattr(rootrecords, "now_text", lambda: "2026-01-01T00:00:00.000000+00:00")  # one clock
         state = rich_state()
         store.save_network_state("a", state)
         for gid in reversed(list(state.groups)):
