@@ -145,6 +145,30 @@ def test_tables_off_creates_nothing_and_a_later_writer_rederives(postgres_server
         assert _counts(postgres_server.url, schema) == {"networks": 0, "groups": 0, "contacts": 0, "snapshots": 0}
 
 
+def test_changes_beyond_one_statement_and_networks_derived_whole(
+    postgres_server: PgTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change of more rows than one statement takes is written in several; a new network is COPYed whole."""
+    from casstore.sqlview import derive
+
+    monkeypatch.setattr(derive, "ROWS_PER_STATEMENT", 3)
+    url = postgres_server.fresh_url()
+    with open_store(url) as store:
+        contacts = {f"c{i}": Contact(f"c{i}", "g1", {"i": i, "b": b"\x00raw"}) for i in range(10)}
+        group = GroupState(Group("g1", "g1", None, sorted(contacts), [], [], [], {"bassline.tags": ["t"]}), contacts)
+        store.save_group_state("net", "g1", group)  # a new network: derived whole, by COPY
+        assert_tables_match(store, postgres_server.url, _schema(url))
+        with store.batch("net") as batch:  # 8 changed rows and 2 deleted: 3 statements of changed rows
+            for i in range(8):
+                batch.save_contact_content("net", "g1", f"c{i}", {"changed": i, "nul": "a\x00b"})
+            batch.delete_contact("net", "g1", "c8")
+            batch.delete_contact("net", "g1", "c9")
+            for g in ("g2", "g3", "g4", "g5"):  # 4 new groups: 2 statements of group rows
+                batch.save_group_state("net", g, sample_group(g, tags=["t"]))
+        assert_tables_match(store, postgres_server.url, _schema(url))
+        assert sorted(s.group.id for s in store.query_groups("net", tags=["t"])) == ["g1", "g2", "g3", "g4", "g5"]
+
+
 def test_rebuild_tables_refuses_other_backends(tmp_path: Any) -> None:
     result = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "init"])
     assert result.exit_code == 0

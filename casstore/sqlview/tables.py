@@ -50,7 +50,8 @@ def tables_exist(conn: Any, schema: str) -> bool:
 
 
 class TableWriter:
-    """The row writes of one schema, each a batch (one statement per kind and call)."""
+    """The row writes of one schema: batches of rows as one ``jsonb`` array parameter each, and ``COPY``
+    for a network derived whole (its rows were just deleted, so nothing conflicts)."""
 
     def __init__(self, s: str) -> None:
         self.head_of = f"SELECT head FROM {s}.networks WHERE id = %s"
@@ -65,6 +66,7 @@ class TableWriter:
             " ON CONFLICT (network_id, group_id) DO UPDATE SET structure = excluded.structure,"
             " attributes = excluded.attributes, extra = excluded.extra, updated_at = now()"
         )
+        self.copy_groups = f"COPY {s}.groups (network_id, group_id, structure, attributes, extra) FROM STDIN"
         self.drop_groups = (
             f"DELETE FROM {s}.groups WHERE network_id = %s AND group_id IN"
             " (SELECT jsonb_array_elements_text(%s::jsonb))"
@@ -74,6 +76,9 @@ class TableWriter:
             " SELECT %s, r->>0, r->>1, r->2, r->>3, r->4 FROM jsonb_array_elements(%s::jsonb) AS r"
             " ON CONFLICT (network_id, group_id, contact_id) DO UPDATE SET content = excluded.content,"
             " blend_mode = excluded.blend_mode, record = excluded.record, updated_at = now()"
+        )
+        self.copy_contacts = (
+            f"COPY {s}.contacts (network_id, group_id, contact_id, content, blend_mode, record) FROM STDIN"
         )
         self.drop_contacts = (
             f"DELETE FROM {s}.contacts WHERE network_id = %s AND (group_id, contact_id) IN"

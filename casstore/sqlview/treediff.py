@@ -11,6 +11,9 @@ follows the number of changed leaves.
 
 from __future__ import annotations
 
+from itertools import compress, count
+from operator import ne
+
 from casstore.prolly import Node, ProllyTree
 
 __all__ = ["changed_entries"]
@@ -36,7 +39,7 @@ def changed_entries(tree: ProllyTree, old: bytes, new: bytes) -> dict[str, tuple
                 leaves[index].extend(expand)
             else:
                 for node in tree.load_many(expand):
-                    side.update((child, node.level - 1) for child in node.values)
+                    side.update(dict.fromkeys(node.values, node.level - 1))
             for digest in expand:
                 del side[digest]
     return _compare_leaves(tree.load_many(leaves[0]), tree.load_many(leaves[1]))
@@ -55,12 +58,11 @@ def _compare_leaves(old: list[Node], new: list[Node]) -> dict[str, tuple[bytes |
             unpaired.append(node)
             continue
         paired.add(id(twin))
-        if twin.values != node.values:
-            changed.update(
-                (key, (was, now))
-                for key, was, now in zip(node.keys, twin.values, node.values, strict=True)
-                if was != now
-            )
+        was, now = twin.values, node.values
+        if was != now:  # the positions that differ, found in C: a 1% step rewrites nearly every leaf
+            keys = node.keys
+            for at in compress(count(), map(ne, was, now)):
+                changed[keys[at]] = (was[at], now[at])
     before: dict[str, bytes] = {}
     after: dict[str, bytes] = {}
     for node in old:
