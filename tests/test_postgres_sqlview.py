@@ -155,6 +155,8 @@ def test_changes_beyond_one_statement_and_networks_derived_whole(
     url = postgres_server.fresh_url()
     with open_store(url) as store:
         contacts = {f"c{i}": Contact(f"c{i}", "g1", {"i": i, "b": b"\x00raw"}) for i in range(10)}
+        big = {"large": "x" * 5000, "raw": bytes(range(256))}  # stored as its own object
+        contacts["c0"].content = contacts["c1"].content = big
         group = GroupState(Group("g1", "g1", None, sorted(contacts), [], [], [], {"bassline.tags": ["t"]}), contacts)
         store.save_group_state("net", "g1", group)  # a new network: derived whole, by COPY
         assert_tables_match(store, postgres_server.url, _schema(url))
@@ -167,6 +169,10 @@ def test_changes_beyond_one_statement_and_networks_derived_whole(
                 batch.save_group_state("net", g, sample_group(g, tags=["t"]))
         assert_tables_match(store, postgres_server.url, _schema(url))
         assert sorted(s.group.id for s in store.query_groups("net", tags=["t"])) == ["g1", "g2", "g3", "g4", "g5"]
+        store.save_group_state("net2", "g1", group)  # whole again, its large content read from the server
+        result = CliRunner().invoke(main, ["--store", url, "rebuild-tables", "--json"])  # every read from there
+        assert result.exit_code == 0, result.output
+        assert_tables_match(store, postgres_server.url, _schema(url))
 
 
 def test_rebuild_tables_refuses_other_backends(tmp_path: Any) -> None:

@@ -28,6 +28,7 @@ from casstore.model.bassline_json import contact_optional_fields, group_state_to
 from casstore.model.diff import tree_pair
 from casstore.model.reads import NetworkReader
 from casstore.model.types import Contact, GroupState, NetworkState
+from casstore.model.walk import LARGE_CONTENT_KEY
 from casstore.prolly import NodeCache
 from casstore.sqlview.jsonform import dumps, sql_text
 from casstore.sqlview.tables import TableWriter, create_statements, tables_exist
@@ -256,8 +257,13 @@ class SqlTables:
                 gone.append([gid, cid])
             else:
                 written.append((gid, cid, record))
-        fetch = reader.blobs.get  # may read on the connection: made before a COPY takes it
-        kept = [contact_row(records.decode_contact(record, cid, gid, fetch)) for gid, cid, record in written]
+        kept: Iterable[list[Any]]
+        if whole:  # decoded while COPY sends the rows before; what they read, read before COPY holds the connection
+            fetch = self._large_contents([record for _, _, record in written]).__getitem__
+            kept = (contact_row(records.decode_contact(record, cid, gid, fetch)) for gid, cid, record in written)
+        else:
+            fetch = reader.blobs.get
+            kept = [contact_row(records.decode_contact(record, cid, gid, fetch)) for gid, cid, record in written]
         created, updated = records.root_times(new_root)
         metadata = network_to_json(
             NetworkState({}, new_root["current"], new_root["rootGroup"],
@@ -280,6 +286,17 @@ class SqlTables:
         for rows, statement in ((groups, self.sql.put_groups), (kept, self.sql.put_contacts)):
             for chunk in batches(rows, ROWS_PER_STATEMENT):
                 conn.execute(statement, (net, dumps(chunk)))
+
+    def _large_contents(self, contact_records: list[bytes]) -> dict[bytes, bytes]:
+        """The separately stored contents these contact records link to, by digest (read in one batch)."""
+        links = []
+        for record in contact_records:
+            if LARGE_CONTENT_KEY in record:  # a cheap pre-check
+                fields = codec.decode(record)
+                if "C" in fields:
+                    links.append(codec.link_digest(fields["C"]))
+        links = list(dict.fromkeys(links))
+        return dict(zip(links, self._reader.blobs.get_many(links), strict=True)) if links else {}
 
     def _group_rows(self, root: dict[str, Any], gids: list[str]) -> list[list[Any]]:
         """The rows of groups ``gids`` (their records and bodies read in one batch each)."""
