@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from casstore import codec, prolly
-from casstore.prolly import NodeCache, ProllyTree
+from casstore.prolly import NodeCache, ProllyTree, prefetch_together
 from casstore.store.memory import MemoryStore
 
 
@@ -309,4 +309,52 @@ def test_a_prefetch_of_prefixes_reads_in_one_batch_per_level_all_their_scans_nee
     assert sum(reads) <= needed + levels  # and little else: at most one node per level beyond the scans'
     reads.clear()
     assert scans(prefetched) == expected
+    assert reads == []  # everything the scans needed was prefetched
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.integers(0, 299), min_size=1, max_size=30, unique=True),
+    st.lists(st.integers(0, 20), min_size=3, max_size=3),
+    st.integers(0, 2**32),
+)
+def test_prefetching_several_trees_together_reads_one_batch_per_level_of_the_deepest(
+    groups: list[int], widths: list[int], seed: int
+) -> None:
+    store = MemoryStore()
+    rnd = random.Random(seed)
+    cache = NodeCache()
+    roots = []
+    for n, width in enumerate(widths):  # three trees of different sizes (so depths) over one store
+        model = {
+            f"{g:04d}:{m:03d}": val(n * 10_000 + g * 7 + m) for g in range(300) for m in range(rnd.randint(0, width))
+        }
+        roots.append(build(ProllyTree(store.blobs, f"t{n}", cache), model))
+    prefixes = [f"{g:04d}:" for g in groups]
+
+    def scans(trees: list[ProllyTree]) -> list[list[tuple[str, bytes]]]:
+        return [list(t.items_with_prefix(r, p)) for t, r in zip(trees, roots, strict=True) for p in prefixes]
+
+    reads: list[int] = []
+    get, get_many = store.blobs.get, store.blobs.get_many
+
+    def counted_get(digest: bytes) -> bytes:
+        reads.append(1)
+        return get(digest)
+
+    def counted_get_many(digests: Sequence[bytes]) -> list[bytes]:
+        reads.append(len(digests))
+        return get_many(digests)
+
+    store.blobs.get = counted_get  # type: ignore[method-assign]
+    store.blobs.get_many = counted_get_many  # type: ignore[method-assign]
+    expected = scans([ProllyTree(store.blobs, f"t{n}", NodeCache()) for n in range(3)])
+    shared = NodeCache()
+    trees = [ProllyTree(store.blobs, f"t{n}", shared) for n in range(3)]
+    reads.clear()
+    prefetch_together([(t, r, prefixes) for t, r in zip(trees, roots, strict=True)])
+    deepest = max(t.load(r).level for t, r in zip(trees, roots, strict=True)) + 1
+    assert len(reads) <= deepest  # each level of all three trees in one batch
+    reads.clear()
+    assert scans(trees) == expected
     assert reads == []  # everything the scans needed was prefetched

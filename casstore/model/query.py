@@ -160,6 +160,7 @@ def query_groups(
     if candidates is None:
         found = list(groups.items(root["groups"]))
     else:
+        reader.prefetch_groups(root, candidates)
         got = groups.get_many(root["groups"], candidates)
         found = sorted(got.items())
     states = reader.group_states(root, found)
@@ -173,6 +174,7 @@ def _found_by_backend(
     if head is None:
         return []
     root = reader.network_root(head)
+    reader.prefetch_groups(root, candidates)
     got = reader.trees["groups"].get_many(root["groups"], candidates)
     states = reader.group_states(root, sorted(got.items()))
     a, author, tags, type = checked.attributes, checked.author, checked.tags, checked.type

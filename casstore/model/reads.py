@@ -9,14 +9,14 @@ builds is already decoded for the next read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from casstore import codec
 from casstore.model import records
 from casstore.model.refs import head_ref, network_heads
 from casstore.model.types import GroupState, NetworkState
-from casstore.prolly import NodeCache, ProllyTree
+from casstore.prolly import NodeCache, ProllyTree, prefetch_together
 from casstore.store.base import BlobStore, PendingWrites, RefStore
 
 __all__ = ["TREE_KINDS", "VALUE_HINTS", "NetworkReader", "make_tree"]
@@ -98,14 +98,24 @@ class NetworkReader:
         record = self.trees["groups"].get(root["groups"], group_id)
         return None if record is None else self.group_states(root, [(group_id, record)])[group_id]
 
+    def prefetch_groups(self, root: dict[str, Any], gids: Collection[str]) -> None:
+        """Cache the tree nodes that reading groups ``gids`` whole needs (records and members): each level of
+        the three trees in one batched read, so a server is asked as often as the deepest tree is deep."""
+        if len(gids) > 1:
+            prefixes = [records.member_prefix(gid) for gid in gids]
+            prefetch_together([
+                (self.trees["groups"], root["groups"], gids),
+                (self.trees["contacts"], root["contacts"], prefixes),
+                (self.trees["wires"], root["wires"], prefixes),
+            ])  # fmt: skip
+
     def group_states(self, root: dict[str, Any], group_records: list[tuple[str, bytes]]) -> dict[str, GroupState]:
         """Group states of some groups: bodies in one batch, members by one key-range scan per group (the
         nodes those scans need read first, one batch per tree level)."""
         bodies = self.blobs.get_many([records.decode_group_record(record) for _, record in group_records])
         if len(group_records) > 1:
             prefixes = [records.member_prefix(gid) for gid, _ in group_records]
-            for kind in ("contacts", "wires"):
-                self.trees[kind].prefetch_prefixes(root[kind], prefixes)
+            prefetch_together([(self.trees[kind], root[kind], prefixes) for kind in ("contacts", "wires")])
         out = {}
         for (gid, _), body in zip(group_records, bodies, strict=True):
             prefix = records.member_prefix(gid)

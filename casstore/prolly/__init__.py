@@ -22,6 +22,7 @@ Modules, bottom up:
 
 from casstore.prolly.chunking import DEFAULT_VALUE_HINT, MAX, MIN, TARGET, Chunker
 from casstore.prolly.node import Node, NodeCache, decode_node, node_kind
+from casstore.prolly.read import prefetch_together
 from casstore.prolly.tree import ProllyTree
 from casstore.prolly.update import Edit
 
@@ -37,4 +38,5 @@ __all__ = [
     "ProllyTree",
     "decode_node",
     "node_kind",
+    "prefetch_together",
 ]

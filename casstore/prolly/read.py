@@ -8,15 +8,24 @@ class binds them as its methods, so a call costs no more than a method did.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from casstore.prolly.node import Node
+from casstore.prolly.node import Node, decode_node
 
 if TYPE_CHECKING:
     from casstore.prolly.tree import ProllyTree
 
-__all__ = ["LevelCursor", "get", "get_many", "items", "items_with_prefix", "node_digests", "prefetch_prefixes"]
+__all__ = [
+    "LevelCursor",
+    "get",
+    "get_many",
+    "items",
+    "items_with_prefix",
+    "node_digests",
+    "prefetch_prefixes",
+    "prefetch_together",
+]
 
 
 def get_many(tree: ProllyTree, root: bytes, keys: Iterable[str]) -> dict[str, bytes]:
@@ -85,27 +94,53 @@ def prefetch_prefixes(tree: ProllyTree, root: bytes, prefixes: Iterable[str]) ->
 
     For a reader about to scan many prefixes (the members of many groups, one
     scan each): one read per level instead of one per node, which on a server
-    is one round trip per level.  ``prefixes`` must not be prefixes of one
-    another (member prefixes are not).
+    is one round trip per level.  Prefixes of one another (``g1`` and ``g10``)
+    only read a node or two more than needed.
     """
-    wanted = sorted(prefixes)
-    if not wanted:
-        return
-    ends = [p + "\U0010ffff" for p in wanted]
-    frontier: list[tuple[bytes, str | None]] = [(root, None)]
-    while frontier:
-        nodes = tree.load_many([digest for digest, _ in frontier])
-        below: list[tuple[bytes, str | None]] = []
-        for node, (_, lower) in zip(nodes, frontier, strict=True):
-            if node.level == 0:
-                continue
-            lo = lower
-            for child, hi in zip(node.values, node.keys, strict=True):
-                at = bisect_right(wanted, hi)  # the prefixes <= this child's last key
-                if at and (lo is None or ends[at - 1] > lo):
-                    below.append((child, lo))
-                lo = hi
-        frontier = below
+    prefetch_together([(tree, root, prefixes)])
+
+
+def prefetch_together(scans: Sequence[tuple[ProllyTree, bytes, Iterable[str]]]) -> None:
+    """:func:`prefetch_prefixes` for several trees at once: each level of all of them in one batched read
+    per blob store (the trees of a network share one), so three trees cost the round trips of the deepest."""
+    Frontier = list[tuple[bytes, str | None]]  # (node, the last key before it, if known)
+    levels: list[tuple[ProllyTree, list[str], list[str], Frontier]] = []
+    for tree, root, prefixes in scans:
+        wanted = sorted(prefixes)
+        if wanted:
+            levels.append((tree, wanted, [p + "\U0010ffff" for p in wanted], [(root, None)]))
+    while levels:
+        _load_together([(tree, [digest for digest, _ in frontier]) for tree, _, _, frontier in levels])
+        below_all: list[tuple[ProllyTree, list[str], list[str], Frontier]] = []
+        for tree, wanted, ends, frontier in levels:
+            below: Frontier = []
+            for node, (_, lower) in zip(tree.load_many([d for d, _ in frontier]), frontier, strict=True):
+                if node.level == 0:
+                    continue
+                lo = lower
+                for child, hi in zip(node.values, node.keys, strict=True):
+                    at = bisect_right(wanted, hi)  # the prefixes <= this child's last key
+                    if at and (lo is None or ends[at - 1] > lo):
+                        below.append((child, lo))
+                    lo = hi
+            if below:
+                below_all.append((tree, wanted, ends, below))
+        levels = below_all
+
+
+def _load_together(requests: Sequence[tuple[ProllyTree, Sequence[bytes]]]) -> None:
+    """Cache the nodes of each ``(tree, digests)`` not cached or pending, read in one batch per blob store."""
+    by_store: dict[int, tuple[Any, dict[bytes, list[ProllyTree]]]] = {}
+    for tree, digests in requests:
+        for digest in digests:
+            if tree.cache.get(digest) is None and digest not in tree.pending:
+                by_store.setdefault(id(tree.blobs), (tree.blobs, {}))[1].setdefault(digest, []).append(tree)
+    for blobs, wanted in by_store.values():
+        order = list(wanted)
+        for digest, data in zip(order, blobs.get_many(order), strict=True):
+            node = decode_node(data)
+            for tree in wanted[digest]:
+                tree.cache.put(digest, node)
 
 
 def _next_leaf(tree: ProllyTree, path: list[tuple[Node, int]], stop: str | None) -> Node | None:
