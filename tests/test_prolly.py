@@ -274,18 +274,8 @@ def test_a_diff_within_another_reads_all_of_a_range_the_other_diffed_in_general(
     assert aligned_diff(tree, base, ours, within=trace) == {leaf_last: (model[leaf_last], val(7))}
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.lists(st.integers(0, 399), min_size=1, max_size=40, unique=True), st.integers(0, 2**32))
-def test_a_prefetch_of_prefixes_reads_in_one_batch_per_level_all_their_scans_need(groups: list[int], seed: int) -> None:
-    store = MemoryStore()
-    rnd = random.Random(seed)
-    model = {f"{g:04d}:{m:03d}": val(g * 7 + m) for g in range(400) for m in range(rnd.randint(0, 12))}
-    root = build(ProllyTree(store.blobs, "test", NodeCache()), model)
-    prefixes = [f"{g:04d}:" for g in groups]
-
-    def scans(tree: ProllyTree) -> list[list[tuple[str, bytes]]]:
-        return [list(tree.items_with_prefix(root, prefix)) for prefix in prefixes]
-
+def counted_reads(store: MemoryStore) -> list[int]:
+    """The sizes of the store's object reads from now on, one entry per call (``get`` counts as 1)."""
     reads: list[int] = []
     get, get_many = store.blobs.get, store.blobs.get_many
 
@@ -299,6 +289,22 @@ def test_a_prefetch_of_prefixes_reads_in_one_batch_per_level_all_their_scans_nee
 
     store.blobs.get = counted_get  # type: ignore[method-assign]
     store.blobs.get_many = counted_get_many  # type: ignore[method-assign]
+    return reads
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 399), min_size=1, max_size=40, unique=True), st.integers(0, 2**32))
+def test_a_prefetch_of_prefixes_reads_in_one_batch_per_level_all_their_scans_need(groups: list[int], seed: int) -> None:
+    store = MemoryStore()
+    rnd = random.Random(seed)
+    model = {f"{g:04d}:{m:03d}": val(g * 7 + m) for g in range(400) for m in range(rnd.randint(0, 12))}
+    root = build(ProllyTree(store.blobs, "test", NodeCache()), model)
+    prefixes = [f"{g:04d}:" for g in groups]
+
+    def scans(tree: ProllyTree) -> list[list[tuple[str, bytes]]]:
+        return [list(tree.items_with_prefix(root, prefix)) for prefix in prefixes]
+
+    reads = counted_reads(store)
     expected = scans(ProllyTree(store.blobs, "test", NodeCache()))
     needed = sum(reads)  # the nodes the scans read without a prefetch
     prefetched = ProllyTree(store.blobs, "test", NodeCache())
@@ -335,19 +341,7 @@ def test_prefetching_several_trees_together_reads_one_batch_per_level_of_the_dee
     def scans(trees: list[ProllyTree]) -> list[list[tuple[str, bytes]]]:
         return [list(t.items_with_prefix(r, p)) for t, r in zip(trees, roots, strict=True) for p in prefixes]
 
-    reads: list[int] = []
-    get, get_many = store.blobs.get, store.blobs.get_many
-
-    def counted_get(digest: bytes) -> bytes:
-        reads.append(1)
-        return get(digest)
-
-    def counted_get_many(digests: Sequence[bytes]) -> list[bytes]:
-        reads.append(len(digests))
-        return get_many(digests)
-
-    store.blobs.get = counted_get  # type: ignore[method-assign]
-    store.blobs.get_many = counted_get_many  # type: ignore[method-assign]
+    reads = counted_reads(store)
     expected = scans([ProllyTree(store.blobs, f"t{n}", NodeCache()) for n in range(3)])
     shared = NodeCache()
     trees = [ProllyTree(store.blobs, f"t{n}", shared) for n in range(3)]
