@@ -175,6 +175,32 @@ def test_changes_beyond_one_statement_and_networks_derived_whole(
         assert_tables_match(store, postgres_server.url, _schema(url))
 
 
+def test_a_row_that_cannot_be_made_during_copy_leaves_the_transaction_usable(
+    postgres_server: PgTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record that fails to decode while COPY runs: the savepoint rolls back, the network shows no rows,
+    the write itself commits, and the next write derives the network whole."""
+    from casstore.errors import CorruptObject
+    from casstore.sqlview import derive
+
+    row = derive.contact_row
+
+    def failing(contact: Contact) -> list[Any]:
+        if contact.id == "g1-c1":
+            raise CorruptObject("test", "a record that does not decode")
+        return row(contact)
+
+    url = postgres_server.fresh_url()
+    with open_store(url) as store:
+        monkeypatch.setattr(derive, "contact_row", failing)
+        store.save_group_state("net", "g1", sample_group("g1"))
+        assert store.load_group_state("net", "g1") == sample_group("g1")
+        assert _counts(postgres_server.url, _schema(url)) == {"networks": 0, "groups": 0, "contacts": 0, "snapshots": 0}
+        monkeypatch.setattr(derive, "contact_row", row)
+        store.save_contact_content("net", "g1", "g1-c0", "again")
+        assert_tables_match(store, postgres_server.url, _schema(url))
+
+
 def test_rebuild_tables_refuses_other_backends(tmp_path: Any) -> None:
     result = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "init"])
     assert result.exit_code == 0

@@ -50,8 +50,11 @@ def batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 def copy_rows(conn: Any, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
-    """``rows`` into a table by ``COPY`` (text format; psycopg escapes each field)."""
-    with conn.cursor() as cur, cur.copy(statement) as copy:  # nothing else may use the connection meanwhile
+    """``rows`` into a table by ``COPY`` (text format; psycopg escapes each field).
+
+    ``rows`` may be made as they are sent, but must not use the connection.  In a savepoint: a row that
+    cannot be made (a corrupt record) raises with the transaction still usable."""
+    with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
 
@@ -259,7 +262,13 @@ class SqlTables:
                 written.append((gid, cid, record))
         kept: Iterable[list[Any]]
         if whole:  # decoded while COPY sends the rows before; what they read, read before COPY holds the connection
-            fetch = self._large_contents([record for _, _, record in written]).__getitem__
+            held = self._large_contents([record for _, _, record in written])
+
+            def fetch(digest: bytes) -> bytes:
+                if digest not in held:
+                    raise ObjectNotFound(codec.format_id(digest))
+                return held[digest]
+
             kept = (contact_row(records.decode_contact(record, cid, gid, fetch)) for gid, cid, record in written)
         else:
             fetch = reader.blobs.get
