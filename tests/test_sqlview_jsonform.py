@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
+from unittest.mock import patch
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from casstore.sqlview import jsonform
 from casstore.sqlview.jsonform import NUL_STANDIN, dumps
 
 _text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=8)
@@ -40,6 +42,12 @@ def expected(value: Any) -> Any:
 @given(values)
 def test_dumps_means_the_value(value: Any) -> None:
     assert json.loads(dumps(value)) == expected(value)
+
+
+@given(values)
+def test_without_orjson_the_standard_library_writes_the_same(value: Any) -> None:
+    with patch.object(jsonform, "_fast", None):  # a base install (no postgres extra)
+        assert json.loads(dumps(value)) == expected(value)
 
 
 def test_what_orjson_refuses_is_written_by_the_standard_library() -> None:

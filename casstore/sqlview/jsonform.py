@@ -9,7 +9,8 @@ form is needed.  One thing PostgreSQL cannot hold: the character U+0000, in
 keys and values alike, and in the id columns; the objects keep the exact text.
 
 The text is written by ``orjson`` (about 5x the standard library's encoder on
-these rows); a value it refuses (an integer outside 64 bits, nesting beyond
+these rows; installed with the ``postgres`` extra, else the standard library
+writes everything); a value it refuses (an integer outside 64 bits, nesting beyond
 its limit) is written by the standard library instead, in the same form.
 """
 
@@ -18,9 +19,15 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
-import orjson
+try:  # installed with the postgres extra, as psycopg is; this module is imported without either
+    import orjson
+
+    _fast: Callable[..., bytes] | None = orjson.dumps
+except ImportError:  # the standard library writes the same text
+    _fast = None
 
 __all__ = ["NUL_STANDIN", "dumps", "sql_text"]
 
@@ -41,7 +48,7 @@ _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",",
 def dumps(value: Any) -> str:
     """``value`` (of the data model; bytes become their DAG-JSON form) as JSON text ``jsonb`` accepts."""
     try:
-        text = orjson.dumps(value, default=_bytes_form).decode()
+        text = _fast(value, default=_bytes_form).decode() if _fast is not None else _encode(value)
     except TypeError:  # orjson.JSONEncodeError: what the standard library writes or names better
         text = _encode(value)
     if "\\u0000" in text:
