@@ -159,6 +159,7 @@ def query_groups(
     groups = reader.trees["groups"]
     if candidates is None:
         found = list(groups.items(root["groups"]))
+        reader.prefetch_groups(root, [gid for gid, _ in found])
     else:
         reader.prefetch_groups(root, candidates)
         got = groups.get_many(root["groups"], candidates)

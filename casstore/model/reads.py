@@ -110,12 +110,9 @@ class NetworkReader:
             ])  # fmt: skip
 
     def group_states(self, root: dict[str, Any], group_records: list[tuple[str, bytes]]) -> dict[str, GroupState]:
-        """Group states of some groups: bodies in one batch, members by one key-range scan per group (the
-        nodes those scans need read first, one batch per tree level)."""
+        """Group states of some groups: bodies in one batch, members by one key-range scan per group (for
+        many groups, call :meth:`prefetch_groups` first: the scans then read nothing)."""
         bodies = self.blobs.get_many([records.decode_group_record(record) for _, record in group_records])
-        if len(group_records) > 1:
-            prefixes = [records.member_prefix(gid) for gid, _ in group_records]
-            prefetch_together([(self.trees[kind], root[kind], prefixes) for kind in ("contacts", "wires")])
         out = {}
         for (gid, _), body in zip(group_records, bodies, strict=True):
             prefix = records.member_prefix(gid)

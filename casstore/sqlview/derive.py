@@ -15,7 +15,7 @@ transaction wrote are in hand), so it sees exactly what the move commits.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from itertools import islice
 from typing import Any
@@ -260,19 +260,9 @@ class SqlTables:
                 gone.append([gid, cid])
             else:
                 written.append((gid, cid, record))
-        kept: Iterable[list[Any]]
-        if whole:  # decoded while COPY sends the rows before; what they read, read before COPY holds the connection
-            held = self._large_contents([record for _, _, record in written])
-
-            def fetch(digest: bytes) -> bytes:
-                if digest not in held:
-                    raise ObjectNotFound(codec.format_id(digest))
-                return held[digest]
-
-            kept = (contact_row(records.decode_contact(record, cid, gid, fetch)) for gid, cid, record in written)
-        else:
-            fetch = reader.blobs.get
-            kept = [contact_row(records.decode_contact(record, cid, gid, fetch)) for gid, cid, record in written]
+        # made as they are sent; for COPY, which holds the connection, what they read is read before
+        fetch = self._large_contents([record for _, _, record in written]) if whole else reader.blobs.get
+        kept = (contact_row(records.decode_contact(record, cid, gid, fetch)) for gid, cid, record in written)
         created, updated = records.root_times(new_root)
         metadata = network_to_json(
             NetworkState({}, new_root["current"], new_root["rootGroup"],
@@ -296,8 +286,8 @@ class SqlTables:
             for chunk in batches(rows, ROWS_PER_STATEMENT):
                 conn.execute(statement, (net, dumps(chunk)))
 
-    def _large_contents(self, contact_records: list[bytes]) -> dict[bytes, bytes]:
-        """The separately stored contents these contact records link to, by digest (read in one batch)."""
+    def _large_contents(self, contact_records: list[bytes]) -> Callable[[bytes], bytes]:
+        """A reader of the separately stored contents these contact records link to, all read here in one batch."""
         links = []
         for record in contact_records:
             if LARGE_CONTENT_KEY in record:  # a cheap pre-check
@@ -305,7 +295,14 @@ class SqlTables:
                 if "C" in fields:
                     links.append(codec.link_digest(fields["C"]))
         links = list(dict.fromkeys(links))
-        return dict(zip(links, self._reader.blobs.get_many(links), strict=True)) if links else {}
+        held = dict(zip(links, self._reader.blobs.get_many(links), strict=True)) if links else {}
+
+        def fetch(digest: bytes) -> bytes:
+            if digest not in held:
+                raise ObjectNotFound(codec.format_id(digest))
+            return held[digest]
+
+        return fetch
 
     def _group_rows(self, root: dict[str, Any], gids: list[str]) -> list[list[Any]]:
         """The rows of groups ``gids`` (their records and bodies read in one batch each)."""
