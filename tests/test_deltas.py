@@ -182,9 +182,9 @@ def test_the_write_engine_pairs_what_it_rewrites_with_what_it_replaces(
     paired_before_walk: list[int] = []
     walk = pairing.pair_replacements
 
-    def recording(blobs: BlobStore, pending: Any, old_root: bytes | None, new_root: bytes) -> None:
+    def recording(blobs: BlobStore, pending: Any, old_root: bytes | None, new_root: bytes, held: Any = None) -> None:
         paired_before_walk.append(len(pending.bases))
-        walk(blobs, pending, old_root, new_root)
+        walk(blobs, pending, old_root, new_root, held)
 
     monkeypatch.setattr(writes, "pair_replacements", recording)
     with store.batch("net") as batch:

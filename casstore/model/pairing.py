@@ -15,6 +15,9 @@ descended again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from casstore.codec import hash_bytes
 from casstore.errors import StorageError
 from casstore.model.walk import LARGE_CONTENT_KEY, LEAF_PREFIX, Kind, paired_children
 from casstore.store.base import BlobStore, PendingWrites
@@ -32,8 +35,29 @@ def _has_children(kind: Kind, data: bytes) -> bool:
     return kind == "tree:groups" or (kind == "tree:contacts" and LARGE_CONTENT_KEY in data)
 
 
-def pair_replacements(blobs: BlobStore, pending: PendingWrites, old_root: bytes | None, new_root: bytes) -> None:
-    """Record in ``pending.bases`` the object each new object of the write replaces (old → new roots)."""
+def _held(
+    pending: PendingWrites, held: Callable[[bytes, Kind], bytes | None] | None, digest: bytes, kind: Kind
+) -> bytes | None:
+    """An old object's canonical bytes without a read: from the write itself, else from the caller (re-hashed)."""
+    data = pending.base_data(digest)
+    if data is None and held is not None:
+        data = held(digest, kind)
+        if data is not None and hash_bytes(data) != digest:
+            data = None
+    return data
+
+
+def pair_replacements(
+    blobs: BlobStore,
+    pending: PendingWrites,
+    old_root: bytes | None,
+    new_root: bytes,
+    held: Callable[[bytes, Kind], bytes | None] | None = None,
+) -> None:
+    """Record in ``pending.bases`` the object each new object of the write replaces (old → new roots).
+
+    ``held(digest, kind)``: the canonical bytes of an old object the caller holds decoded (a reader's
+    cached root or node; re-hashed here), which is then not read."""
     if old_root is None or old_root == new_root or new_root not in pending:
         return
     # what the write engine paired as it wrote (a tree update's rewritten paths, group bodies, large
@@ -51,13 +75,13 @@ def pair_replacements(blobs: BlobStore, pending: PendingWrites, old_root: bytes 
                 descend.append((new, kind, old, data))
         if not descend:
             return
-        held = {old: data for _, _, old, _ in descend if (data := pending.base_data(old)) is not None}
-        unread = list(dict.fromkeys(old for _, _, old, _ in descend if old not in held))
+        olds_held = {old: data for _, kind, old, _ in descend if (data := _held(pending, held, old, kind)) is not None}
+        unread = list(dict.fromkeys(old for _, _, old, _ in descend if old not in olds_held))
         try:
-            held.update(zip(unread, blobs.get_many(unread) if unread else [], strict=True))
+            olds_held.update(zip(unread, blobs.get_many(unread) if unread else [], strict=True))
         except StorageError:  # an old version that cannot be read is no base; the objects are stored whole
             return
-        olds = [held[old] for _, _, old, _ in descend]
+        olds = [olds_held[old] for _, _, old, _ in descend]
         level = []
         for (_, kind, _, data), old_data in zip(descend, olds, strict=True):
             try:

@@ -16,7 +16,8 @@ from casstore import codec
 from casstore.model import records
 from casstore.model.refs import head_ref, network_heads
 from casstore.model.types import GroupState, NetworkState
-from casstore.prolly import NodeCache, ProllyTree, prefetch_together
+from casstore.model.walk import Kind
+from casstore.prolly import NodeCache, ProllyTree, encode_node, prefetch_together
 from casstore.store.base import BlobStore, PendingWrites, RefStore
 
 __all__ = ["TREE_KINDS", "VALUE_HINTS", "NetworkReader", "make_tree"]
@@ -41,6 +42,7 @@ class NetworkReader:
         self.cache = NodeCache(cache_nodes)
         self.trees = {kind: make_tree(self, kind) for kind in TREE_KINDS}
         self._roots: dict[bytes, dict[str, Any]] = {}
+        self._root_bytes: dict[bytes, bytes] = {}  # the canonical bytes of the roots in _roots
         self._bodies: dict[bytes, dict[str, Any]] = {}
 
     # ---------------------------------------------------------------- decoded objects
@@ -49,10 +51,20 @@ class NetworkReader:
         """A group body (decoded; cached, bodies are immutable)."""
         body = self._bodies.get(digest)
         if body is None:
-            body = codec.decode_value(self.blobs.get(digest))
-            if len(self._bodies) > 100_000:
-                self._bodies.clear()
-            self._bodies[digest] = body
+            body = self.remember_body(digest, codec.decode_value(self.blobs.get(digest)))
+        return body
+
+    def prefetch_bodies(self, digests: Iterable[bytes]) -> None:
+        """Read the group bodies of ``digests`` not cached yet, in one batch (then :meth:`body` reads nothing)."""
+        wanted = [digest for digest in dict.fromkeys(digests) if digest not in self._bodies]
+        for digest, data in zip(wanted, self.blobs.get_many(wanted) if wanted else [], strict=True):
+            self.remember_body(digest, codec.decode_value(data))
+
+    def remember_body(self, digest: bytes, body: dict[str, Any]) -> dict[str, Any]:
+        """Cache a decoded group body under its digest (a writer's new body: the next write will not read it)."""
+        if len(self._bodies) > 100_000:
+            self._bodies.clear()
+        self._bodies[digest] = body
         return body
 
     def network_root(self, digest: bytes) -> dict[str, Any]:
@@ -65,8 +77,21 @@ class NetworkReader:
         root = records.decode_network_root(data)
         if len(self._roots) > 1024:
             self._roots.clear()
+            self._root_bytes.clear()
         self._roots[digest] = root
+        self._root_bytes[digest] = data
         return root
+
+    def held_bytes(self, digest: bytes, kind: Kind) -> bytes | None:
+        """The canonical bytes of a network root or tree node of ``kind`` this reader holds decoded, if it
+        does (``None`` else); not re-hashed here: a caller that relies on them re-hashes them."""
+        if kind == "net":
+            return self._root_bytes.get(digest)
+        if kind.startswith("tree:"):
+            node = self.cache.get(digest)
+            if node is not None:
+                return encode_node(kind[5:], node)
+        return None
 
     def head_root(self, network_id: str) -> dict[str, Any] | None:
         """The decoded root a network's head names, or ``None`` if there is no such network."""

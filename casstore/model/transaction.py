@@ -330,10 +330,13 @@ class Transaction:
                 size -= entry_size(key, old)
         group_edits: dict[str, Edit] = {}
         index_edits: dict[str, Edit] = {}
+        changed = []
         for gid, edit in self.groups.items():
             created = [cid for cid in edit.content_order if cid in edit.created]
-            if not (edit.deleted or edit.body_changed or created):
-                continue
+            if edit.deleted or edit.body_changed or created:
+                changed.append((gid, edit, created))
+        self.reader.prefetch_bodies(edit.old_body_digest for _, edit, _ in changed if edit.old_body_digest is not None)
+        for gid, edit, created in changed:
             old_body = self.old_body(edit)
             old_keys = records.index_keys(gid, old_body.get("a", {})) if old_body else set()
             if old_body is not None:
@@ -349,6 +352,7 @@ class Transaction:
             size += len(body_bytes)
             body_digest = codec.hash_bytes(body_bytes)
             self.pending.add_hashed(body_digest, body_bytes)
+            self.reader.remember_body(body_digest, codec.decode_value(body_bytes))  # its canonical form, not an alias
             if edit.old_body_digest is not None:
                 self.pending.replaces(body_digest, edit.old_body_digest)
             group_edits[gid] = records.encode_group_record(body_digest)

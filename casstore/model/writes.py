@@ -152,7 +152,7 @@ class NetworkWriter:
         # transaction where the backend has them
         deltas = self.objects.deltas_at_rest
         if deltas:
-            pair_replacements(self.blobs, tx.pending, head, new_head)
+            pair_replacements(self.blobs, tx.pending, head, new_head, self.reader.held_bytes)
         self.objects.commit(tx.pending.frames(self.blobs if deltas else None), [RefUpdate(ref, head, new_head), *also])
         self.subscribers.committed(tx.network_id, head, new_head, tx.changed_groups())
         return new_head

@@ -10,7 +10,7 @@ diff descends only where digests differ.
 Modules, bottom up:
 
 * :mod:`~casstore.prolly.node` — the node format: :class:`Node`, its DAG-CBOR
-  encoding (:func:`decode_node`, :func:`node_kind`), node sizes, :class:`NodeCache`;
+  encoding (:func:`encode_node`, :func:`decode_node`, :func:`node_kind`), node sizes, :class:`NodeCache`;
 * :mod:`~casstore.prolly.chunking` — the chunking rule (``TARGET``, ``MIN``,
   ``MAX``, :class:`Chunker`); part of the on-disk format;
 * :mod:`~casstore.prolly.read` — point reads, range and prefix scans, node walks, level cursors;
@@ -21,7 +21,7 @@ Modules, bottom up:
 """
 
 from casstore.prolly.chunking import DEFAULT_VALUE_HINT, MAX, MIN, TARGET, Chunker
-from casstore.prolly.node import Node, NodeCache, decode_node, node_kind
+from casstore.prolly.node import Node, NodeCache, decode_node, encode_node, node_kind
 from casstore.prolly.read import prefetch_together
 from casstore.prolly.tree import ProllyTree
 from casstore.prolly.update import Edit
@@ -37,6 +37,7 @@ __all__ = [
     "NodeCache",
     "ProllyTree",
     "decode_node",
+    "encode_node",
     "node_kind",
     "prefetch_together",
 ]

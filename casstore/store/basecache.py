@@ -27,6 +27,14 @@ What the cache may hold, and what it may stand in for:
   every base a chain needs (to keep it), verify must find a chain broken.
   Both read with the cache :meth:`~DeltaBaseCache.bypassed` (and a chain read
   that records the bases it reads never uses it).
+
+It also keeps *chain root hints*: for delta frames this process wrote or
+walked, the whole frame at the bottom of their chain.  A writer whose base is
+at the chain bound deltas against that bottom frame; with a hint it reads the
+hinted frame together with the bases, instead of walking the chain one level
+per read.  A hint is only a candidate: it is used when the frame read now is
+a whole frame, so a stale hint (another process, or gc, changed what is
+stored) costs a walk, never a wrong frame.
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 __all__ = ["DEFAULT_BYTES", "DeltaBaseCache"]
+
+#: Chain root hints kept (32 + 32 bytes each, about 15 MB at the most); beyond, they start afresh.
+_MAX_ROOT_HINTS = 200_000
 
 #: Bytes of canonical content a blob store keeps as delta bases (a 1% step of the 100,000-contact
 #: workload writes about 4 MB of nodes).
@@ -52,6 +63,8 @@ class DeltaBaseCache:
         self._bytes = 0
         self._bypassed = 0
         self._lock = threading.Lock()
+        #: delta-framed digest -> a hint: the whole frame its chain ends at, and the chain's length
+        self._roots: dict[bytes, tuple[bytes, int]] = {}
 
     def get_many(self, digests: Iterable[bytes]) -> dict[bytes, bytes]:
         """The cached bytes of those ``digests`` held (none while :meth:`bypassed`)."""
@@ -89,6 +102,21 @@ class DeltaBaseCache:
         with self._lock:
             self._entries.clear()
             self._bytes = 0
+            self._roots.clear()
+
+    def root_hints(self, digests: Iterable[bytes]) -> dict[bytes, tuple[bytes, int]]:
+        """The chain root hints held for ``digests``: ``(bottom, chain length)`` (candidates only: see the
+        module docstring)."""
+        with self._lock:
+            roots = self._roots
+            return {digest: roots[digest] for digest in digests if digest in roots}
+
+    def add_root_hints(self, hints: dict[bytes, tuple[bytes, int]]) -> None:
+        """Remember, for delta frames written or walked, the whole frame their chain ends at, and its length."""
+        with self._lock:
+            if len(self._roots) + len(hints) > _MAX_ROOT_HINTS:
+                self._roots.clear()
+            self._roots.update(hints)
 
     @contextmanager
     def bypassed(self) -> Iterator[None]:

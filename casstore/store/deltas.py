@@ -262,7 +262,10 @@ def make_delta_frames(
     holds every change since that frame, so it grows until the caller finds it
     no longer pays and writes the object whole, which starts a new chain).
     Bases are read and rebuilt in one batch per chain level; a base that cannot
-    be read is simply not used.  ``known`` gives the canonical bytes of a base
+    be read is simply not used.  A base at the bound whose chain bottom the
+    ``cache`` hints at has the hinted frame read with the bases (one read, not a
+    walk down the chain), used only if it is a whole frame now; the bottoms of
+    the delta frames made are hinted in turn.  ``known`` gives the canonical bytes of a base
     the caller holds already (checked by hash), which is then not rebuilt from
     its chain: only its frame's header is read.  The caller compares each delta
     frame with the whole frame (see :func:`worth_it`).  ``cache``: bases are
@@ -272,10 +275,23 @@ def make_delta_frames(
     if not items:
         return {}
     base_ids = list(dict.fromkeys(base for _, _, base in items))
-    raw = list(get_frames(base_ids))
-    chains = {base: frame_chain(frame) for base, frame in zip(base_ids, raw, strict=True) if frame is not None}
+    hints = cache.root_hints(base_ids) if cache is not None else {}
+    # the hinted bottom of a chain at the bound is read with the bases: used if whole now (else walked)
+    bottoms = {base: bottom for base, (bottom, chain) in hints.items() if chain >= WRITE_CHAIN}
+    read_ids = list(dict.fromkeys([*base_ids, *bottoms.values()]))
+    read = dict(zip(read_ids, get_frames(read_ids), strict=True))
+    chains = {base: frame_chain(frame) for base in base_ids if (frame := read[base]) is not None}
     target = {base: (base, chains[base]) for base in chains if chains[base] < WRITE_CHAIN}
-    target.update(_chain_roots(get_frames, [base for base in chains if chains[base] >= WRITE_CHAIN]))
+    walk = []
+    for base in chains:
+        if base not in target:
+            bottom = read.get(bottoms.get(base, b""))
+            if bottom is not None and bottom[:1] != b"\x02":
+                target[base] = (bottoms[base], 0)
+            else:
+                walk.append(base)
+    walked = _chain_roots(get_frames, walk)
+    target.update(walked)
     contents = cache.get_many({against for against, _ in target.values()}) if cache is not None else {}
     if known is not None:
         held = []
@@ -286,16 +302,37 @@ def make_delta_frames(
         if cache is not None:
             cache.add(held)
     wanted = list(dict.fromkeys(digest for digest, _ in target.values() if digest not in contents))
-    for digest, frame in zip(wanted, resolve_frames(get_frames, wanted, cache=cache), strict=True):
-        data = whole_content(frame, digest) if frame is not None else None
+    for digest, data in _contents(get_frames, wanted, read, cache).items():
         if data is not None:
             contents[digest] = data
     out: dict[bytes, bytes] = {}
+    # what the new frames' chains end at, as far as known (hints only: see DeltaBaseCache)
+    found_bottoms = {base: (root, chains[base]) for base, (root, _) in walked.items()}
     for digest, data, base in items:
         against, chain = target.get(base, (base, -1))
         base_data = contents.get(against)
         if base_data is not None and against != digest:
             out[digest] = delta_frame(chain + 1, against, make_delta(data, base_data))
+            bottom = against if chain == 0 else hints.get(base, (None, 0))[0]
+            if bottom is not None:
+                found_bottoms[digest] = (bottom, chain + 1)
+    if cache is not None and found_bottoms:
+        cache.add_root_hints(found_bottoms)
+    return out
+
+
+def _contents(
+    get_frames: GetFrames, digests: list[bytes], read: dict[bytes, bytes | None], cache: DeltaBaseCache | None
+) -> dict[bytes, bytes | None]:
+    """The canonical bytes of ``digests`` (``None``: unreadable), from frames ``read`` already where it holds them."""
+    given = [digest for digest in digests if read.get(digest) is not None]
+    unread = [digest for digest in digests if read.get(digest) is None]
+    out: dict[bytes, bytes | None] = {}
+    for order, frames in ((given, [read[d] for d in given]), (unread, None)):
+        if order:
+            resolved = resolve_frames(get_frames, order, frames=frames, cache=cache)
+            for digest, frame in zip(order, resolved, strict=True):
+                out[digest] = whole_content(frame, digest) if frame is not None else None
     return out
 
 
