@@ -25,11 +25,11 @@ from itertools import repeat
 from typing import Any
 
 from casstore import codec
-from casstore.model import records
+from casstore.model import records, schema_leaves
 from casstore.model.types import BLEND_MODES, BOUNDARY_DIRECTIONS, WIRE_TYPES
 from casstore.model.walk import Kind, Reached
 
-__all__ = ["StructureCheck", "check_body", "check_network_root", "check_node", "check_snapshot"]
+__all__ = ["Remembered", "StructureCheck", "check_body", "check_network_root", "check_node", "check_snapshot"]
 
 #: Tree heights beyond this cannot occur (a tree of 2^64 entries is far shallower).
 MAX_TREE_HEIGHT = 64
@@ -278,12 +278,37 @@ def _conflict(key: str, value: bytes) -> None:
     )
 
 
-def check_node(tree_kind: str, data: bytes, checked: set[tuple[str, bytes]] | None = None) -> list[tuple[bytes, Kind]]:
+class Remembered:
+    """Member keys and records (per tree kind) found valid, so that a walk checks each one once.
+
+    A rewritten leaf repeats all its entries but one, so across a history most
+    entries are checked once.  Records that link to something (a separate
+    content) are not remembered: they are checked with their links every time.
+    """
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.records: dict[str, set[bytes]] = {"contacts": set(), "wires": set()}
+
+    def __len__(self) -> int:
+        return len(self.keys) + sum(map(len, self.records.values()))
+
+    def clear(self) -> None:
+        self.keys.clear()
+        for kind in self.records.values():
+            kind.clear()
+
+
+_FAST_RECORDS = {"contacts": schema_leaves.contact_records_valid, "wires": schema_leaves.wire_records_valid}
+
+
+def check_node(tree_kind: str, data: bytes, checked: Remembered | None = None) -> list[tuple[bytes, Kind]]:
     """Check a node of a ``tree_kind`` tree and its entries; returns its links with their kinds.
 
-    ``checked``: contact and wire entries ``(key, record)`` found valid before (and linking to
-    nothing), which are not checked again; valid ones are added.  A rewritten leaf repeats all its
-    entries but one, so across a history most entries are checked once.
+    ``checked``: member keys and records found valid before, which are not
+    checked again; valid ones are added.  A leaf's new keys and records are
+    checked together first (:mod:`casstore.model.schema_leaves`), and entry by
+    entry only if that fast path cannot vouch for them all.
     """
     what = f"{tree_kind} tree node"
     node = _decode_map(data, what)
@@ -306,29 +331,17 @@ def check_node(tree_kind: str, data: bytes, checked: set[tuple[str, bytes]] | No
     _require(isinstance(values, list) and len(values) == len(keys), f"{what}: 'v' does not match 'k'")
     assert isinstance(values, list)
     _require(set(map(type, values)) <= {bytes}, f"{what}: a value is not encoded data")
-    entries = zip(keys, values, strict=True)
-    if tree_kind == "groups":
-        for key, value in entries:
+    if tree_kind in _FAST_RECORDS:
+        _check_members(tree_kind, keys, values, checked if checked is not None else Remembered(), links)
+    elif tree_kind == "groups":
+        for key, value in zip(keys, values, strict=True):
             _require(bool(key), f"{what}: an empty group id")
             links.append((_link(_decode_map(value, f"group {key!r}"), "b", f"group {key!r}"), "body"))
-    elif tree_kind == "contacts":
-        for key, value in entries:
-            if checked is None or (key, value) not in checked:
-                linked = len(links)
-                _contact(key, value, links)
-                if checked is not None and len(links) == linked:
-                    checked.add((key, value))
-    elif tree_kind == "wires":
-        for key, value in entries:
-            if checked is None or (key, value) not in checked:
-                _wire(key, value)
-                if checked is not None:
-                    checked.add((key, value))
     elif tree_kind == records.CONFLICTS_TREE:
-        for key, value in entries:
+        for key, value in zip(keys, values, strict=True):
             _conflict(key, value)
     elif tree_kind == "index":
-        for key, value in entries:
+        for key, value in zip(keys, values, strict=True):
             if value != records.NULL or key[:1] not in ("a", "t"):
                 raise _Invalid(f"{what}: entry {key!r} is not an attribute or tag entry (a key and null)")
     else:
@@ -336,11 +349,36 @@ def check_node(tree_kind: str, data: bytes, checked: set[tuple[str, bytes]] | No
     return links
 
 
+def _check_members(
+    tree_kind: str, keys: list[str], values: list[bytes], checked: Remembered, links: list[tuple[bytes, Kind]]
+) -> None:
+    """Check a contacts or wires leaf's entries not checked before: together, else one by one (naming a problem)."""
+    remembered = checked.records[tree_kind]
+    new_keys, new_records = set(keys) - checked.keys, set(values) - remembered
+    if not (new_keys or new_records):
+        return
+    if schema_leaves.member_keys_valid(new_keys) and _FAST_RECORDS[tree_kind](new_records):
+        checked.keys |= new_keys
+        remembered |= new_records  # the fast path takes no record that links (a separate content)
+        return
+    for key, value in zip(keys, values, strict=True):
+        if key in new_keys or value in new_records:
+            linked = len(links)
+            if tree_kind == "contacts":
+                _contact(key, value, links)
+            else:
+                _wire(key, value)
+            checked.keys.add(key)
+            if len(links) == linked:
+                remembered.add(value)
+
+
 # ---------------------------------------------------------------- a whole walk
 
 
-#: Valid entries a :class:`StructureCheck` remembers (about 100 MB at the most); beyond, it starts afresh.
-_MAX_REMEMBERED = 500_000
+#: Valid member keys and records a :class:`StructureCheck` remembers (about 150 MB at the most; a history of
+#: 100,000 contacts and wires needs about 450,000); beyond, it starts afresh.
+_MAX_REMEMBERED = 1_000_000
 
 
 class StructureCheck:
@@ -358,7 +396,7 @@ class StructureCheck:
         self._bodies: set[bytes] = set()
         self._contents: set[bytes] = set()  # data objects already checked as contents (not as bodies)
         self._late_bodies: list[bytes] = []
-        self._entries: set[tuple[str, bytes]] = set()  # contact and wire entries found valid (check_node)
+        self._entries = Remembered()  # member keys and records found valid (check_node)
 
     def check(self, item: Reached) -> str | None:
         """The problem with ``item`` (``None`` if it fits the schema of its kind)."""
