@@ -39,6 +39,7 @@ from casstore.model.refs import ref_kind
 from casstore.model.schema import StructureCheck
 from casstore.model.walk import Kind, Reached, walk
 from casstore.store.base import BlobStore, ObjectStore, RefStore
+from casstore.store.basecache import StoredReads
 from casstore.store.wrappers import innermost
 
 __all__ = ["REF_NAME_CHARACTERS", "UncachedView", "VerifyReport", "backend_of", "list_refs_tolerantly", "verify"]
@@ -147,7 +148,8 @@ def verify(
         if isinstance(checked, UncachedView):
             checked = closing.enter_context(checked.uncached_view())
             report.damaged.update(getattr(checked, "damaged", {}))
-        closing.enter_context(checked.blobs.delta_bases.bypassed())  # chains judged by what is stored
+        # chains judged by what is stored (and, rebuilt once, by what this verify rebuilt of it)
+        closing.enter_context(checked.blobs.delta_bases.bypassed(StoredReads()))
         _verify(checked, report, progress, threads, structure)
     report.corrupt.sort()
     report.missing.sort()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from casstore.gc import collect_garbage
 from casstore.model import Contact, Group, GroupState, NetworkState
 from casstore.store import deltas
 from casstore.store.base import BlobStore
-from casstore.store.basecache import DeltaBaseCache
+from casstore.store.basecache import DeltaBaseCache, StoredReads
 from casstore.store.lmdb import LmdbStore
 from casstore.store.memory import MemoryBlobs, MemoryStore
 from casstore.verify import verify
@@ -96,6 +97,59 @@ def test_verify_and_gc_judge_chains_by_the_stored_bases_not_the_cache(tmp_path: 
     assert base in blobs and report.kept_bases >= 1 and verify(store).ok
     blobs.delete_many([base])  # a broken chain (damage: gc never does this)
     assert verify(store).corrupt == [codec.format_id(leaf)]
+
+
+def test_a_bypassing_reader_keeps_only_what_it_rebuilt_from_the_store_itself() -> None:
+    cache = DeltaBaseCache()
+    cache.add([(A, b"cached")])
+    reads = StoredReads(max_bytes=100)
+    cache.keep_rebuilt([(B, b"not bypassed: dropped")])
+    with cache.bypassed(reads):
+        cache.keep_rebuilt([(B, b"b" * 40), (C, b"c" * 40)])
+        assert cache.get_many([A, B, C]) == {B: b"b" * 40, C: b"c" * 40}  # never the cache's own entries
+        cache.keep_rebuilt([(D, b"d" * 40)])  # past the bound: the oldest goes first
+        assert set(cache.get_many([B, C, D])) == {C, D}
+        with cache.bypassed():  # gc inside a verify: the outer reader's record still stands
+            assert set(cache.get_many([C])) == {C}
+    with cache.bypassed():
+        assert cache.get_many([C, D]) == {}
+    assert cache.get_many([A, C]) == {A: b"cached"}
+
+
+@pytest.mark.parametrize("batch", [2, 2048])
+def test_verify_rebuilds_each_stored_delta_once_and_still_finds_a_damaged_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """A history of chains, read in small batches too (so a chain's objects are read in different
+    batches): each delta is applied once; a damaged base is still found in every object built on it."""
+    store = casstore.NetworkStore(LmdbStore(tmp_path / "s"))
+    store.save_network_state("n", network())
+    for n in range(9):
+        store.save_contact_content("n", "g1", "c007", {"v": n})
+        store.save_snapshot("n", f"step {n}")
+    store.close()
+    store = casstore.NetworkStore(LmdbStore(tmp_path / "s"))  # a fresh process: nothing cached
+    monkeypatch.setattr(importlib.import_module("casstore.verify"), "BATCH", batch)
+    applied: list[bytes] = []
+    apply_delta = deltas.apply_delta
+    monkeypatch.setattr(deltas, "apply_delta", lambda *args: applied.append(args[2]) or apply_delta(*args))
+    assert verify(store).ok
+    stored = delta_leaves(store.objects.blobs)
+    assert len(stored) >= 8 and sorted(applied) == sorted(stored)
+    bases = set(stored.values()) - set(stored)  # whole frames at the bottom of chains
+    victim = next(iter(bases))
+    dependents = set()
+    for digest in stored:
+        below = digest
+        while below in stored:
+            below = stored[below]
+        if below == victim:
+            dependents.add(codec.format_id(digest))
+    frame = store.objects.blobs.get_frames([victim])[0] or b""
+    store.objects.blobs.delete_many([victim])
+    store.objects.blobs.put_frames([(victim, frame[:-1] + bytes([frame[-1] ^ 1]))])
+    assert set(verify(store).corrupt) == dependents | {codec.format_id(victim)}
+    store.close()
 
 
 def test_a_source_with_a_damaged_stored_delta_is_refused_by_the_destination() -> None:

@@ -26,7 +26,12 @@ What the cache may hold, and what it may stand in for:
 - never for gc or verify, which judge chains by what is stored: gc must see
   every base a chain needs (to keep it), verify must find a chain broken.
   Both read with the cache :meth:`~DeltaBaseCache.bypassed` (and a chain read
-  that records the bases it reads never uses it).
+  that records the bases it reads never uses it).  Verify hands over a
+  :class:`StoredReads` instead, which records what its own reads rebuilt or
+  decompressed from the stored frames, so that a chain through an object
+  rebuilt once starts from it: the very bytes a rebuild from the store gives,
+  so every object built on a damaged base is still found (each delta of a
+  history is applied once, not once per chain through it).
 
 It also keeps *chain root hints*: for delta frames this process wrote or
 walked, the whole frame at the bottom of their chain.  A writer whose base is
@@ -44,7 +49,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-__all__ = ["DEFAULT_BYTES", "DeltaBaseCache"]
+__all__ = ["DEFAULT_BYTES", "DeltaBaseCache", "StoredReads"]
 
 #: Chain root hints kept (32 + 32 bytes each, about 15 MB at the most); beyond, they start afresh.
 _MAX_ROOT_HINTS = 200_000
@@ -52,6 +57,24 @@ _MAX_ROOT_HINTS = 200_000
 #: Bytes of canonical content a blob store keeps as delta bases (a 1% step of the 100,000-contact
 #: workload writes about 4 MB of nodes).
 DEFAULT_BYTES = 32 << 20
+
+
+class StoredReads(OrderedDict[bytes, bytes]):
+    """Objects a bypassing reader rebuilt or decompressed from stored frames, by digest; bounded in bytes,
+    the oldest dropped first.  Filled under :class:`DeltaBaseCache`'s lock."""
+
+    def __init__(self, max_bytes: int = 2 * DEFAULT_BYTES) -> None:
+        super().__init__()
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+
+    def keep(self, digest: bytes, data: bytes) -> None:
+        if digest in self:
+            return
+        self[digest] = data
+        self.nbytes += len(data)
+        while self.nbytes > self.max_bytes:
+            self.nbytes -= len(self.popitem(last=False)[1])
 
 
 class DeltaBaseCache:
@@ -62,15 +85,21 @@ class DeltaBaseCache:
         self._entries: OrderedDict[bytes, bytes] = OrderedDict()
         self._bytes = 0
         self._bypassed = 0
+        self._rehashed: StoredReads | None = None  # what a bypassing reader rebuilt from stored frames
         self._lock = threading.Lock()
         #: delta-framed digest -> a hint: the whole frame its chain ends at, and the chain's length
         self._roots: dict[bytes, tuple[bytes, int]] = {}
 
     def get_many(self, digests: Iterable[bytes]) -> dict[bytes, bytes]:
-        """The cached bytes of those ``digests`` held (none while :meth:`bypassed`)."""
+        """The cached bytes of those ``digests`` held (while :meth:`bypassed`, only the reader's own)."""
         found: dict[bytes, bytes] = {}
         with self._lock:
-            if self._bypassed or not self._entries:
+            if self._bypassed:
+                rehashed = self._rehashed
+                if rehashed:
+                    found = {digest: data for digest in digests if (data := rehashed.get(digest)) is not None}
+                return found
+            if not self._entries:
                 return found
             entries = self._entries
             for digest in digests:
@@ -119,15 +148,28 @@ class DeltaBaseCache:
             self._roots.update(hints)
 
     @contextmanager
-    def bypassed(self) -> Iterator[None]:
-        """Inside, :meth:`get_many` finds nothing (reads judge chains by what is stored)."""
+    def bypassed(self, rehashed: StoredReads | None = None) -> Iterator[None]:
+        """Inside, :meth:`get_many` finds nothing cached (reads judge chains by what is stored) but what is
+        in ``rehashed``, which :meth:`keep_rebuilt` fills with what chain reads rebuild from stored frames."""
         with self._lock:
             self._bypassed += 1
+            outer, self._rehashed = self._rehashed, rehashed if rehashed is not None else self._rehashed
         try:
             yield
         finally:
             with self._lock:
                 self._bypassed -= 1
+                self._rehashed = outer
+
+    def keep_rebuilt(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """What a chain read rebuilt or decompressed from stored frames: kept only while :meth:`bypassed`
+        with a :class:`StoredReads` (those bytes are not re-hashed one by one, so the cache itself never
+        holds them)."""
+        with self._lock:
+            rehashed = self._rehashed
+            if rehashed is not None and self._bypassed:
+                for digest, data in items:
+                    rehashed.keep(digest, data)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -118,7 +118,7 @@ def resolve_frames(
     if not pending:
         return frames
     # digest -> canonical bytes (None: cannot be rebuilt)
-    known: dict[bytes, bytes | None] = dict(cache.get_many([digests[i] for i in pending])) if cache else {}
+    known: dict[bytes, bytes | None] = dict(cache.get_many([digests[i] for i in pending])) if cache is not None else {}
     wanted: dict[bytes, tuple[int, bytes, bytes]] = {}  # delta-framed digest -> its parsed frame
     for i in pending:
         if digests[i] not in known:
@@ -152,6 +152,8 @@ def resolve_frames(
         if data is not None:
             frames[i] = b"\x00" + data
             rebuilt.append(i)
+    if cache is not None:  # a bypassing reader's own record of what it read (see DeltaBaseCache.keep_rebuilt)
+        cache.keep_rebuilt([(digest, data) for digest, data in known.items() if data is not None])
     if compress and rebuilt:
         framed = codec.frame_hashed([(digests[i], frames[i][1:]) for i in rebuilt])  # type: ignore[index]
         for i, (_, frame) in zip(rebuilt, framed, strict=True):
