@@ -9,6 +9,7 @@ checked against the long way: the same frames, objects that re-hash.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -182,3 +183,19 @@ def test_the_bodies_a_commit_changes_are_read_in_one_batch_and_its_new_bodies_no
     assert not [call for call in calls if set(call) & written]
     assert {f"new{n}" for n in (1, 2)} <= set(store.load_group_state("net", "g3").contacts)  # type: ignore[union-attr]
     store.close()
+
+
+def test_whole_state_and_group_reads_pause_the_cyclic_collector_and_restore_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A whole-state load allocates what it returns; collections meanwhile would only traverse it."""
+    store = casstore.NetworkStore(MemoryStore())
+    store.save_network_state("net", network())
+    seen: list[bool] = []
+    decode_group = records.decode_group
+    monkeypatch.setattr(records, "decode_group", lambda *args: seen.append(gc.isenabled()) or decode_group(*args))
+    assert gc.isenabled()
+    state = casstore.NetworkStore(store.objects).load_network_state("net")
+    found = casstore.NetworkStore(store.objects).query_groups("net")
+    assert state is not None and len(state.groups) == len(found) == 8
+    assert len(seen) == 16 and not any(seen) and gc.isenabled()

@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from casstore import codec
+from casstore.collector import with_collector_paused
 from casstore.model import records
 from casstore.model.refs import head_ref, network_heads
 from casstore.model.types import GroupState, NetworkState
@@ -134,6 +135,7 @@ class NetworkReader:
                 (self.trees["wires"], root["wires"], prefixes),
             ])  # fmt: skip
 
+    @with_collector_paused
     def group_states(self, root: dict[str, Any], group_records: list[tuple[str, bytes]]) -> dict[str, GroupState]:
         """Group states of some groups: bodies in one batch, members by one key-range scan per group (for
         many groups, call :meth:`prefetch_groups` first: the scans then read nothing)."""
@@ -168,6 +170,7 @@ class NetworkReader:
         head = self.refs.get(head_ref(network_id))
         return None if head is None else self.state_at(head)
 
+    @with_collector_paused  # it allocates what it returns: collections would only traverse it (casstore.collector)
     def state_at(self, head: bytes) -> NetworkState:
         """A whole state: one scan of each tree, members split by their group prefix."""
         root = self.network_root(head)

@@ -91,6 +91,8 @@ def _fields(records: list[dict[str, Any]], tests: dict[str, Callable[[list[Any]]
 
 def contact_records_valid(values: Collection[bytes]) -> bool:
     """Whether every one is a valid contact record with its content inline (``False``: look closer)."""
+    if not values:
+        return True
     records = _records(values)
     if records is None:
         return False
@@ -110,6 +112,8 @@ def contact_records_valid(values: Collection[bytes]) -> bool:
 
 def wire_records_valid(values: Collection[bytes]) -> bool:
     """Whether every one is a valid wire record (``False``: look closer)."""
+    if not values:
+        return True
     records = _records(values)
     if records is None:
         return False
