@@ -199,3 +199,29 @@ def test_whole_state_and_group_reads_pause_the_cyclic_collector_and_restore_it(
     found = casstore.NetworkStore(store.objects).query_groups("net")
     assert state is not None and len(state.groups) == len(found) == 8
     assert len(seen) == 16 and not any(seen) and gc.isenabled()
+
+
+def test_a_load_or_query_reads_every_separately_stored_content_in_one_batch() -> None:
+    state = network()
+    for g in range(8):  # contents large enough to be stored apart from their records
+        state.groups[f"g{g}"].contacts["c001"].content = {"big": f"{g}" * 5000}
+    store = casstore.NetworkStore(MemoryStore())
+    store.save_network_state("net", state)
+    calls: list[list[bytes]] = []
+    get_many = store.blobs.get_many
+    store.blobs.get_many = lambda digests: calls.append(list(digests)) or get_many(digests)  # type: ignore[method-assign]
+    sizes = {len(codec.encode_value({"big": f"{g}" * 5000})) for g in range(8)}
+    for read in (
+        lambda fresh: fresh.load_network_state("net"),
+        lambda fresh: {g.group.id: g for g in fresh.query_groups("net")},
+    ):
+        calls.clear()
+        fresh = casstore.NetworkStore(store.objects)  # a cold reader
+        loaded = read(fresh)
+        if isinstance(loaded, NetworkState):
+            loaded = loaded.groups
+        assert loaded is not None and all(
+            loaded[f"g{g}"].contacts["c001"].content == {"big": f"{g}" * 5000} for g in range(8)
+        )
+        large = [call for call in calls if any(len(data) in sizes for data in get_many(call))]
+        assert len(large) == 1 and len(large[0]) == 8

@@ -9,15 +9,16 @@ builds is already decoded for the next read.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from casstore import codec
 from casstore.collector import with_collector_paused
+from casstore.errors import ObjectNotFound
 from casstore.model import records
 from casstore.model.refs import head_ref, network_heads
 from casstore.model.types import GroupState, NetworkState
-from casstore.model.walk import Kind
+from casstore.model.walk import LARGE_CONTENT_KEY, Kind
 from casstore.prolly import NodeCache, ProllyTree, encode_node, prefetch_together
 from casstore.store.base import BlobStore, PendingWrites, RefStore
 
@@ -140,13 +141,33 @@ class NetworkReader:
         """Group states of some groups: bodies in one batch, members by one key-range scan per group (for
         many groups, call :meth:`prefetch_groups` first: the scans then read nothing)."""
         bodies = self.blobs.get_many([records.decode_group_record(record) for _, record in group_records])
+        prefixes = [records.member_prefix(gid) for gid, _ in group_records]
+        contacts = [list(self.trees["contacts"].items_with_prefix(root["contacts"], p)) for p in prefixes]
+        fetch = self.large_contents(record for entries in contacts for _, record in entries)
         out = {}
-        for (gid, _), body in zip(group_records, bodies, strict=True):
-            prefix = records.member_prefix(gid)
-            contacts = self.trees["contacts"].items_with_prefix(root["contacts"], prefix)
+        for (gid, _), body, members, prefix in zip(group_records, bodies, contacts, prefixes, strict=True):
             wires = self.trees["wires"].items_with_prefix(root["wires"], prefix)
-            out[gid] = self.assemble(gid, body, contacts, wires)
+            out[gid] = self.assemble(gid, body, members, wires, fetch)
         return out
+
+    def large_contents(self, contact_records: Iterable[bytes]) -> Callable[[bytes], bytes]:
+        """A reader of the separately stored contents these contact records link to, all read here in one
+        batch (instead of one read each as the records are decoded)."""
+        links = []
+        for record in contact_records:
+            if LARGE_CONTENT_KEY in record:  # a cheap pre-check
+                fields = codec.decode(record)
+                if "C" in fields:
+                    links.append(codec.link_digest(fields["C"]))
+        links = list(dict.fromkeys(links))
+        held = dict(zip(links, self.blobs.get_many(links), strict=True)) if links else {}
+
+        def fetch(digest: bytes) -> bytes:
+            if digest not in held:
+                raise ObjectNotFound(codec.format_id(digest))
+            return held[digest]
+
+        return fetch
 
     def assemble(
         self,
@@ -154,10 +175,12 @@ class NetworkReader:
         body: bytes,
         contacts: Iterable[tuple[str, bytes]],
         wires: Iterable[tuple[str, bytes]],
+        fetch: Callable[[bytes], bytes] | None = None,
     ) -> GroupState:
-        """One group's state from its encoded body and its member records (keys carry the group prefix)."""
+        """One group's state from its encoded body and its member records (keys carry the group prefix);
+        ``fetch`` reads separately stored contents (default: one read each)."""
         start = len(records.member_prefix(gid))
-        fetch = self.blobs.get
+        fetch = fetch or self.blobs.get
         fields = codec.decode_value(body)
         return GroupState(
             records.decode_group(fields, gid),
@@ -184,8 +207,9 @@ class NetworkReader:
             for key, value in self.trees[kind].items(root[kind]):
                 gid, _ = records.split_member_key(key)
                 by_group.setdefault(gid, []).append((key, value))
+        fetch = self.large_contents(record for entries in members["contacts"].values() for _, record in entries)
         groups = {
-            gid: self.assemble(gid, body, members["contacts"].get(gid, ()), members["wires"].get(gid, ()))
+            gid: self.assemble(gid, body, members["contacts"].get(gid, ()), members["wires"].get(gid, ()), fetch)
             for (gid, _), body in zip(group_records, bodies, strict=True)
         }
         extra = codec.decode_value(root["x"]) if "x" in root else {}

@@ -15,7 +15,7 @@ transaction wrote are in hand), so it sees exactly what the move commits.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from itertools import islice
 from typing import Any
@@ -28,7 +28,6 @@ from casstore.model.bassline_json import contact_optional_fields, group_state_to
 from casstore.model.diff import tree_pair
 from casstore.model.reads import NetworkReader
 from casstore.model.types import Contact, GroupState, NetworkState
-from casstore.model.walk import LARGE_CONTENT_KEY
 from casstore.prolly import NodeCache
 from casstore.sqlview.jsonform import dumps, sql_text
 from casstore.sqlview.tables import TableWriter, create_statements, tables_exist
@@ -261,7 +260,7 @@ class SqlTables:
             else:
                 written.append((gid, cid, record))
         # made as they are sent; for COPY, which holds the connection, what they read is read before
-        fetch = self._large_contents([record for _, _, record in written]) if whole else reader.blobs.get
+        fetch = reader.large_contents(record for _, _, record in written) if whole else reader.blobs.get
         kept = (contact_row(records.decode_contact(record, cid, gid, fetch)) for gid, cid, record in written)
         created, updated = records.root_times(new_root)
         metadata = network_to_json(
@@ -285,24 +284,6 @@ class SqlTables:
         for rows, statement in ((groups, self.sql.put_groups), (kept, self.sql.put_contacts)):
             for chunk in batches(rows, ROWS_PER_STATEMENT):
                 conn.execute(statement, (net, dumps(chunk)))
-
-    def _large_contents(self, contact_records: list[bytes]) -> Callable[[bytes], bytes]:
-        """A reader of the separately stored contents these contact records link to, all read here in one batch."""
-        links = []
-        for record in contact_records:
-            if LARGE_CONTENT_KEY in record:  # a cheap pre-check
-                fields = codec.decode(record)
-                if "C" in fields:
-                    links.append(codec.link_digest(fields["C"]))
-        links = list(dict.fromkeys(links))
-        held = dict(zip(links, self._reader.blobs.get_many(links), strict=True)) if links else {}
-
-        def fetch(digest: bytes) -> bytes:
-            if digest not in held:
-                raise ObjectNotFound(codec.format_id(digest))
-            return held[digest]
-
-        return fetch
 
     def _group_rows(self, root: dict[str, Any], gids: list[str]) -> list[list[Any]]:
         """The rows of groups ``gids`` (their records and bodies read in one batch each)."""
