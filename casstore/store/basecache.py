@@ -161,6 +161,11 @@ class DeltaBaseCache:
                 self._bypassed -= 1
                 self._rehashed = outer
 
+    @property
+    def recording(self) -> bool:
+        """Whether :meth:`keep_rebuilt` keeps anything now (a reader bypasses with a :class:`StoredReads`)."""
+        return self._rehashed is not None and self._bypassed > 0
+
     def keep_rebuilt(self, items: Iterable[tuple[bytes, bytes]]) -> None:
         """What a chain read rebuilt or decompressed from stored frames: kept only while :meth:`bypassed`
         with a :class:`StoredReads` (those bytes are not re-hashed one by one, so the cache itself never

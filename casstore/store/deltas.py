@@ -152,7 +152,7 @@ def resolve_frames(
         if data is not None:
             frames[i] = b"\x00" + data
             rebuilt.append(i)
-    if cache is not None:  # a bypassing reader's own record of what it read (see DeltaBaseCache.keep_rebuilt)
+    if cache is not None and cache.recording:  # a bypassing reader's record of what it read (keep_rebuilt)
         cache.keep_rebuilt([(digest, data) for digest, data in known.items() if data is not None])
     if compress and rebuilt:
         framed = codec.frame_hashed([(digests[i], frames[i][1:]) for i in rebuilt])  # type: ignore[index]
