@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import casstore
-from casstore import codec
+from casstore import codec, pack
 from casstore.errors import CorruptObject
 from casstore.gc import collect_garbage
 from casstore.model import Contact, Group, GroupState, NetworkState
@@ -131,8 +131,13 @@ def test_verify_rebuilds_each_stored_delta_once_and_still_finds_a_damaged_base(
     store = casstore.NetworkStore(LmdbStore(tmp_path / "s"))  # a fresh process: nothing cached
     monkeypatch.setattr(importlib.import_module("casstore.verify"), "BATCH", batch)
     applied: list[bytes] = []
-    apply_delta = deltas.apply_delta
-    monkeypatch.setattr(deltas, "apply_delta", lambda *args: applied.append(args[2]) or apply_delta(*args))
+    apply_delta = pack.apply_delta
+
+    def counted(delta: bytes, base: bytes, digest: bytes) -> bytes:
+        applied.append(digest)
+        return apply_delta(delta, base, digest)
+
+    monkeypatch.setattr(deltas, "apply_delta", counted)
     assert verify(store).ok
     stored = delta_leaves(store.objects.blobs)
     assert len(stored) >= 8 and sorted(applied) == sorted(stored)

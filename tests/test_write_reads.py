@@ -10,7 +10,7 @@ checked against the long way: the same frames, objects that re-hash.
 from __future__ import annotations
 
 import gc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,22 @@ import pytest
 
 import casstore
 from casstore import codec
-from casstore.model import Contact, Group, GroupState, NetworkState, records, rootrecords
+from casstore.model import Contact, Group, GroupState, NetworkState, pairing, records, rootrecords, writes
 from casstore.model.reads import NetworkReader
 from casstore.store import deltas
 from casstore.store.basecache import DeltaBaseCache
 from casstore.store.lmdb import LmdbStore
 from casstore.store.memory import MemoryStore
+
+
+def recording(calls: list[Any], read: Callable[..., Any], what: Callable[..., Any] = list) -> Callable[..., Any]:
+    """``read`` with what each call was given (as ``what`` of its first argument) appended to ``calls``."""
+
+    def call(*args: Any) -> Any:
+        calls.append(what(args[0]) if args else None)
+        return read(*args)
+
+    return call
 
 
 class CountedFrames:
@@ -133,19 +143,19 @@ def test_pairing_reads_no_old_object_the_reader_holds_and_held_bytes_are_rehashe
         store.save_network_state("net", network())
         new_contact_in_every_group(store, 0)  # the reader now holds the head's root and paths
     pairing_reads: list[int] = []
-    walk = casstore.model.writes.pair_replacements
+    walk = pairing.pair_replacements
 
     def counted(blobs: Any, pending: Any, old: Any, new: Any, held: Any = None) -> None:
         get_many = blobs.get_many
         calls: list[int] = []
-        monkeypatch.setattr(blobs, "get_many", lambda digests: calls.append(len(digests)) or get_many(digests))
+        monkeypatch.setattr(blobs, "get_many", recording(calls, get_many, len))
         try:
             walk(blobs, pending, old, new, held)
         finally:
             monkeypatch.delattr(blobs, "get_many")
         pairing_reads.append(sum(calls))
 
-    monkeypatch.setattr(casstore.model.writes, "pair_replacements", counted)
+    monkeypatch.setattr(writes, "pair_replacements", counted)
     new_contact_in_every_group(stores["held"], 1)
     assert pairing_reads == [0]
     monkeypatch.setattr(NetworkReader, "held_bytes", lambda self, digest, kind: b"not the object")
@@ -172,7 +182,7 @@ def test_the_bodies_a_commit_changes_are_read_in_one_batch_and_its_new_bodies_no
     store = casstore.NetworkStore(LmdbStore(tmp_path / "s"))  # a cold reader: no body cached
     calls: list[list[bytes]] = []
     get_many = store.blobs.get_many
-    store.blobs.get_many = lambda digests: calls.append(list(digests)) or get_many(digests)  # type: ignore[method-assign]
+    store.blobs.get_many = recording(calls, get_many)  # type: ignore[method-assign]
     new_contact_in_every_group(store, 1)
     body_reads = [call for call in calls if set(call) & bodies]
     assert len(body_reads) == 1 and set(body_reads[0]) == bodies  # all eight, in one read
@@ -193,7 +203,7 @@ def test_whole_state_and_group_reads_pause_the_cyclic_collector_and_restore_it(
     store.save_network_state("net", network())
     seen: list[bool] = []
     decode_group = records.decode_group
-    monkeypatch.setattr(records, "decode_group", lambda *args: seen.append(gc.isenabled()) or decode_group(*args))
+    monkeypatch.setattr(records, "decode_group", recording(seen, decode_group, lambda _: gc.isenabled()))
     assert gc.isenabled()
     state = casstore.NetworkStore(store.objects).load_network_state("net")
     found = casstore.NetworkStore(store.objects).query_groups("net")
@@ -209,7 +219,7 @@ def test_a_load_or_query_reads_every_separately_stored_content_in_one_batch() ->
     store.save_network_state("net", state)
     calls: list[list[bytes]] = []
     get_many = store.blobs.get_many
-    store.blobs.get_many = lambda digests: calls.append(list(digests)) or get_many(digests)  # type: ignore[method-assign]
+    store.blobs.get_many = recording(calls, get_many)  # type: ignore[method-assign]
     sizes = {len(codec.encode_value({"big": f"{g}" * 5000})) for g in range(8)}
     for read in (
         lambda fresh: fresh.load_network_state("net"),
