@@ -101,16 +101,16 @@ def _content() -> st.SearchStrategy[bytes]:
 def _record() -> st.SearchStrategy[bytes]:
     names = st.sampled_from(["b", "B", "d", "n", "i", "g", "z", "f", "t", "y", "x"])
     fields = st.dictionaries(names, _field_value(), max_size=4)
-    extras = st.fixed_dictionaries(
-        {},
-        optional={
-            "c": _content(),
-            "C": st.sampled_from([codec.link(bytes(32)), b"not a link"]),
-            "a": st.sampled_from([codec.encode_value({"k": 1}), codec.encode_value([1]), b"\xff"]),
-        },
+    large = st.sampled_from([codec.link(bytes(32)), b"not a link"])
+    attributes = st.sampled_from([codec.encode_value({"k": 1}), codec.encode_value([1]), b"\xff"])
+    extras = st.fixed_dictionaries({}, optional={"c": _content(), "C": large, "a": attributes})
+    # otherwise valid records, some with attributes or a separate content (which the fast path leaves alone)
+    valid_contact = st.fixed_dictionaries(
+        {"c": _content()}, optional={"b": st.sampled_from(["merge", "accept-last"]), "a": attributes, "C": large}
     )
-    valid_contact = st.fixed_dictionaries({"c": _content()}, optional={"b": st.sampled_from(["merge", "accept-last"])})
-    valid_wire = st.fixed_dictionaries({"f": st.just("a"), "t": st.just("b")}, optional={"y": st.just("directed")})
+    valid_wire = st.fixed_dictionaries(
+        {"f": st.just("a"), "t": st.just("b")}, optional={"y": st.just("directed"), "a": attributes}
+    )
     made = st.one_of(valid_contact, valid_wire, st.builds(lambda a, b: {**a, **b}, fields, extras))
     return st.one_of(st.builds(codec.encode, made), st.sampled_from([b"\xff", codec.encode([1]), b""]))
 

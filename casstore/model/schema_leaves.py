@@ -71,36 +71,32 @@ def member_keys_valid(keys: Collection[str]) -> bool:
     return all(colon and 0 < numbers[length] < len(rest) for length, colon, rest in parts)
 
 
-def _records(values: Collection[bytes]) -> list[dict[str, Any]] | None:
-    """The decoded records, if all of them are maps; else ``None``."""
+def _records(
+    values: Collection[bytes], tests: dict[str, Callable[[list[Any]], bool]]
+) -> tuple[list[dict[str, Any]], set[str]] | None:
+    """The decoded records and their field names, if all are maps, every field a test names passes it, and
+    none has attributes (looked at closer); else ``None``."""
     try:
         records = list(map(libipld.decode_dag_cbor, values))
     except Exception:  # the per-entry check names what does not decode
         return None
-    return records if set(map(type, records)) == {dict} else None
-
-
-def _fields(records: list[dict[str, Any]], tests: dict[str, Callable[[list[Any]], bool]]) -> set[str] | None:
-    """The field names the records have, if every field a test names passes it; else ``None``."""
+    if not set(map(type, records)) <= {dict}:
+        return None
     names = set(chain.from_iterable(records))
     for name in names & tests.keys():
         if not tests[name]([record[name] for record in records if name in record]):
             return None
-    return names
+    return None if "a" in names else (records, names)
 
 
 def contact_records_valid(values: Collection[bytes]) -> bool:
     """Whether every one is a valid contact record with its content inline (``False``: look closer)."""
-    if not values:
-        return True
-    records = _records(values)
-    if records is None:
+    checked = _records(values, _CONTACT_TESTS)
+    if checked is None or "C" in checked[1]:  # a separate content: looked at closer
         return False
-    names = _fields(records, _CONTACT_TESTS)
-    if names is None or "a" in names or "C" in names:  # attributes, a separate content: looked at closer
-        return False
+    records = checked[0]
     contents = [record["c"] for record in records if "c" in record]
-    if len(contents) != len(records) or set(map(type, contents)) != {bytes}:
+    if len(contents) != len(records) or not set(map(type, contents)) <= {bytes}:
         return False
     try:
         for _ in map(libipld.decode_dag_cbor, contents):
@@ -112,12 +108,5 @@ def contact_records_valid(values: Collection[bytes]) -> bool:
 
 def wire_records_valid(values: Collection[bytes]) -> bool:
     """Whether every one is a valid wire record (``False``: look closer)."""
-    if not values:
-        return True
-    records = _records(values)
-    if records is None:
-        return False
-    names = _fields(records, _WIRE_TESTS)
-    if names is None or "a" in names:
-        return False
-    return all("f" in record and "t" in record for record in records)
+    checked = _records(values, _WIRE_TESTS)
+    return checked is not None and all("f" in record and "t" in record for record in checked[0])
