@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from casstore.codec import format_id
+from casstore.errors import SerializationError
 from casstore.model.refs import ref_kind
 from casstore.model.walk import Reached, walk
-from casstore.store.base import BlobStore, ObjectStore
+from casstore.store.base import BlobStore, ObjectStore, check_store_argument
 from casstore.store.deltas import chain_links, frame_chain
 from casstore.verify import UncachedView, backend_of
 
@@ -98,8 +99,9 @@ def collect_garbage(
 
     ``progress(phase, n)`` is called as objects are marked (``"mark"``) and swept (``"sweep"``).
     """
-    if grace_minutes < 0:
-        raise ValueError("grace period must be zero or more minutes")
+    check_store_argument(store)
+    if type(grace_minutes) not in (int, float) or not 0 <= grace_minutes < float("inf"):
+        raise SerializationError(f"grace_minutes must be a number of minutes, zero or more, not {grace_minutes!r}")
     with ExitStack() as closing:
         backend = backend_of(store)
         stored = closing.enter_context(backend.uncached_view()) if isinstance(backend, UncachedView) else backend

@@ -38,7 +38,7 @@ from casstore.model.network import NetworkStore
 from casstore.model.refs import ref_kind
 from casstore.model.schema import StructureCheck
 from casstore.model.walk import Kind, Reached, walk
-from casstore.store.base import BlobStore, ObjectStore, RefStore
+from casstore.store.base import BlobStore, ObjectStore, RefStore, check_store_argument
 from casstore.store.basecache import StoredReads
 from casstore.store.wrappers import innermost
 
@@ -142,6 +142,7 @@ def verify(
 
     ``progress(n)`` is called after each batch of n objects.
     """
+    check_store_argument(store)
     report = VerifyReport()
     with ExitStack() as closing:
         checked = backend_of(store)

@@ -29,7 +29,7 @@ from casstore.model.refs import head_ref, snapshot_ref, tip_ref
 from casstore.model.schema import StructureCheck
 from casstore.model.walk import Kind, Reached, walk
 from casstore.pack import PackBuilder, read_pack
-from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefUpdate
+from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefUpdate, check_store_argument
 from casstore.store.lmdb import LmdbStore
 from casstore.sync import Progress, TransferStats, transfer
 
@@ -118,6 +118,7 @@ def archive(
     (labelled ``"archive"``) is built in memory and written only to the image, so
     the source is never written to.  The image appears at ``target`` only once complete.
     """
+    check_store_argument(store)
     if snapshot_id is None:
         head = store.refs.get(head_ref(network_id))
         if head is None:
@@ -162,6 +163,7 @@ def restore(
     raised unless ``force``.  ``scratch`` is the directory for the staging store
     (default: the system's temporary directory).
     """
+    check_store_argument(store)
     with tempfile.TemporaryDirectory(prefix="casstore-restore-", dir=scratch) as tmp, LmdbStore(Path(tmp)) as stage:
         with open_source(source) as stream:
             snapshot = read_header(stream)

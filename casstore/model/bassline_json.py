@@ -34,6 +34,8 @@ from casstore.model.types import (
     GroupState,
     NetworkState,
     Wire,
+    check_group_state,
+    check_network_state,
 )
 
 __all__ = [
@@ -154,6 +156,9 @@ def network_info_from_json(doc: Any, path: str) -> tuple[dict[str, Any], datetim
 
 
 def network_to_json(state: NetworkState) -> dict[str, Any]:
+    check_network_state(state)  # a wrong type is a SerializationError naming it, not an AttributeError
+    for gid, group_state in state.groups.items():
+        check_group_state(group_state, f"groups[{gid!r}]")
     out = {
         "groups": {gid: group_state_to_json(gs) for gid, gs in state.groups.items()},
         "currentGroupId": state.current_group_id,

@@ -189,8 +189,11 @@ class NetworkStore(ObjectStore):
         """Collect blind writes to one network and apply them atomically (one new head) at exit.
 
         The :class:`Batch` offers ``save_contact_content``, ``save_group_state``,
-        ``delete_group`` and ``save_network_state`` with the same signatures; each
-        is validated when called, and nothing is written if the block raises.
+        ``delete_group``, ``delete_contact`` and ``save_network_state`` with the
+        same signatures; each is validated when called, writes apply in the order
+        they were made (a write after ``save_network_state`` applies on top of the
+        state it saved), and nothing is written if the block raises.  A batch
+        serves one ``with`` block; once applied or abandoned it refuses writes.
         A batch cannot read: on a conflicting concurrent write its writes are
         re-applied as recorded to the new head, so a value computed from an
         earlier read overwrites the other write (a lost update).  For

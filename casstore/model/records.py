@@ -139,6 +139,15 @@ def _choice(value: object, choices: tuple[object, ...], path: str) -> None:
         raise SerializationError(f"{path}: {value!r} is not one of {', '.join(map(repr, choices))}", path)
 
 
+def _has_extra(extra: object, path: str, modelled: frozenset[str]) -> bool:
+    """Whether ``extra`` holds fields, after checking it (an empty value of the wrong type, ``None`` or
+    ``""``, is refused like any other wrong type)."""
+    if type(extra) is dict and not extra:  # the common case
+        return False
+    check_extra(extra, path, modelled)
+    return bool(extra)
+
+
 # ---------------------------------------------------------------- contacts
 
 
@@ -170,8 +179,7 @@ def encode_contact(
         _choice(contact.boundary_direction, BOUNDARY_DIRECTIONS[1:], f"contacts[{key!r}].boundary_direction")
     check_str(contact.name, f"contacts[{key!r}].name", optional=True)
     check_attributes(contact.attributes, f"contacts[{key!r}].attributes")
-    if contact.extra:
-        check_extra(contact.extra, f"contacts[{key!r}].extra", CONTACT_FIELDS)
+    _has_extra(contact.extra, f"contacts[{key!r}].extra", CONTACT_FIELDS)
     data = content if content is not None else content_bytes(contact.content)
     record = content_record(data, blobs_out)
     if contact.blend_mode != "accept-last":
@@ -264,8 +272,7 @@ def encode_wire(wire: Wire, key: str, group_id: str) -> bytes:
     if wire.type != "bidirectional":
         _choice(wire.type, WIRE_TYPES, f"wires[{key!r}].type")
     check_attributes(wire.attributes, f"wires[{key!r}].attributes")
-    if wire.extra:
-        check_extra(wire.extra, f"wires[{key!r}].extra", WIRE_FIELDS)
+    _has_extra(wire.extra, f"wires[{key!r}].extra", WIRE_FIELDS)
     record: dict[str, Any] = {"f": wire.from_id, "t": wire.to_id}
     if wire.type != "bidirectional":
         record["y"] = wire.type
@@ -307,8 +314,7 @@ def group_state_fields(state: GroupState, key: str) -> dict[str, Any]:
             raise SerializationError(f"{where}: {cid!r} is listed but the group has no such contact", where)
     unlisted = [cid for cid in contacts if cid not in listed]
     body = group_fields(group, key, [*group.contact_ids, *unlisted] if unlisted else None)
-    if state.extra:
-        check_extra(state.extra, f"{path}.extra", GROUP_STATE_FIELDS)
+    if _has_extra(state.extra, f"{path}.extra", GROUP_STATE_FIELDS):
         body["X"] = state.extra  # beside the group's own "x": the group state document's unmodelled keys
     return body
 
@@ -340,8 +346,7 @@ def group_fields(group: Group, key: str, contact_ids: list[str] | None = None) -
             body[field_key] = list(ids)
     if group.attributes:
         body["a"] = group.attributes
-    if group.extra:
-        check_extra(group.extra, f"groups[{key!r}].extra", GROUP_FIELDS)
+    if _has_extra(group.extra, f"groups[{key!r}].extra", GROUP_FIELDS):
         body["x"] = group.extra
     return body
 

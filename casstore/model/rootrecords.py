@@ -49,7 +49,7 @@ CONFLICTS_TREE = "conflicts"
 
 def encode_network_extra(extra: dict[str, Any]) -> bytes | None:
     """A network's unmodelled top-level fields as the root's ``"x"`` (``None`` when there are none)."""
-    return codec.encode_value(extra, "extra") if extra else None
+    return codec.encode_value(extra, "extra", _METADATA_DEPTH) if extra else None  # a dict of user values
 
 
 def encode_network_metadata(metadata: dict[str, Any]) -> bytes | None:

@@ -110,13 +110,15 @@ class Transaction:
         self.member_edits: dict[str, dict[str, Edit]] = {"contacts": {}, "wires": {}}
         self.results: dict[str, bytes] = {}  # member key → record an edit function produced
         self.replace_all: list[tuple[str, PreparedGroup]] | None = None
+        self.replaced: list[str] = []  # groups a replacement wrote, once built (_settle_replacement)
+        self.own_bodies: dict[bytes, dict[str, Any]] = {}  # their bodies, not stored until the commit
 
     def group(self, gid: str) -> GroupEdit | None:
         if gid in self.groups:
             edit = self.groups[gid]
             return None if edit.deleted else edit
         if self.replace_all is not None:
-            return None
+            self._settle_replacement()
         record = self.trees["groups"].get(self.roots["groups"], gid)
         if record is None:
             return None
@@ -133,7 +135,10 @@ class Transaction:
             self.groups[gid] = GroupEdit(gid, record, records.decode_group_record(record))
 
     def old_body(self, edit: GroupEdit) -> dict[str, Any] | None:
-        return None if edit.old_body_digest is None else self.reader.body(edit.old_body_digest)
+        if edit.old_body_digest is None:
+            return None
+        own = self.own_bodies.get(edit.old_body_digest)
+        return own if own is not None else self.reader.body(edit.old_body_digest)
 
     # ---- operations
 
@@ -253,13 +258,18 @@ class Transaction:
         A no-op for an absent group or contact (no new head if nothing changes).  Wires of other groups
         naming ``cid`` are left alone: a wire names a contact by id only.
         """
-        if self.replace_all is not None:
-            raise SerializationError("a batch cannot delete a contact after replacing the whole network")
         edit = self.group(gid)
         if edit is None:
             return
         prefix = records.member_prefix(gid)
-        self.member_edits["contacts"][prefix + cid] = None
+        key = prefix + cid
+        contacts = self.member_edits["contacts"]
+        if key in contacts:  # set, put or deleted earlier in this transaction
+            if contacts[key] is None:
+                return
+        elif self.trees["contacts"].get(self.roots["contacts"], key) is None:
+            return  # not a contact of this group: its wires naming ``cid`` (a subgroup's boundary) stay
+        contacts[key] = None
         edit.content_order.setdefault(cid)  # a later set_content of cid then re-creates it (see set_content)
         wire_edits = self.member_edits["wires"]
         wires: dict[str, Edit] = dict(self.trees["wires"].items_with_prefix(self.roots["wires"], prefix))
@@ -296,6 +306,7 @@ class Transaction:
     ) -> None:
         """Replace the whole network; ``times`` (created, updated), if given, are stored as they are."""
         self.replace_all = groups
+        self.replaced = []
         self.groups.clear()
         for edits in self.member_edits.values():
             edits.clear()
@@ -311,7 +322,7 @@ class Transaction:
     def changed_groups(self) -> list[str]:
         if self.replace_all is not None:
             return [gid for gid, _ in self.replace_all]
-        return list(self.groups)
+        return list(dict.fromkeys([*self.replaced, *self.groups]))
 
     def commit(self) -> bytes:
         if self.replace_all is not None:
@@ -335,7 +346,11 @@ class Transaction:
             created = [cid for cid in edit.content_order if cid in edit.created]
             if edit.deleted or edit.body_changed or created:
                 changed.append((gid, edit, created))
-        self.reader.prefetch_bodies(edit.old_body_digest for _, edit, _ in changed if edit.old_body_digest is not None)
+        self.reader.prefetch_bodies(
+            digest
+            for _, edit, _ in changed
+            if (digest := edit.old_body_digest) is not None and digest not in self.own_bodies
+        )
         for gid, edit, created in changed:
             old_body = self.old_body(edit)
             old_keys = records.index_keys(gid, old_body.get("a", {})) if old_body else set()
@@ -364,6 +379,19 @@ class Transaction:
         return self._write_root(size)
 
     def _commit_replacement(self, groups: list[tuple[str, PreparedGroup]]) -> bytes:
+        return self._write_root(self._build_replacement(groups))
+
+    def _settle_replacement(self) -> None:
+        """Build the replacement's trees now, so that the writes after it apply on top of it, as on a head."""
+        groups, self.replace_all = self.replace_all, None
+        assert groups is not None
+        self.size = self._build_replacement(groups)
+        self.replaced = [gid for gid, _ in groups]
+        for _, prepared in groups:  # decoded afresh: a prepared body is shared by every retry of the write
+            self.own_bodies[codec.hash_bytes(prepared.body_bytes)] = codec.decode_value(prepared.body_bytes)
+
+    def _build_replacement(self, groups: list[tuple[str, PreparedGroup]]) -> int:
+        """The roots of a replacement's trees (their nodes into :attr:`pending`); returns its logical size."""
         entries: dict[str, list[tuple[str, bytes]]] = {"groups": [], "contacts": [], "wires": []}
         index: set[str] = set()
         size = 0
@@ -381,7 +409,7 @@ class Transaction:
         for kind, items in entries.items():
             self.roots[kind] = self.trees[kind].build(items)
         self.roots["index"] = self.trees["index"].build((key, records.NULL) for key in sorted(index))
-        return self._write_root(size)
+        return size
 
     def _write_root(self, size: int) -> bytes:
         """The new network root's digest; it and everything new stay in :attr:`pending` for the caller."""

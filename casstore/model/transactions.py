@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from casstore import codec
@@ -28,8 +27,8 @@ from casstore.model import query
 from casstore.model.reads import TREE_KINDS, NetworkReader, make_tree
 from casstore.model.refs import head_ref
 from casstore.model.transaction import Transaction
-from casstore.model.types import GroupState, NetworkState
-from casstore.model.writes import Batch, NetworkWriter
+from casstore.model.types import GroupState, NetworkState, check_id
+from casstore.model.writes import Batch, Block, NetworkWriter
 from casstore.store.base import BlobStats, BlobStore, PendingWrites, RefStore, RefUpdate
 
 __all__ = [
@@ -158,6 +157,7 @@ class NetworkTransaction(Batch):
     """
 
     kind = "transaction"
+    ends = "committed or abandoned"
 
     def __init__(self, writer: NetworkWriter, network_id: str) -> None:
         super().__init__(writer, network_id)
@@ -172,7 +172,6 @@ class NetworkTransaction(Batch):
         self._live_dirty = False  # writes in _live not yet built into a preview root
         self._previews = 0
         self._exists = self._start is not None
-        self._open = True
         self._also: list[RefUpdate] = []
 
     # ---------------------------------------------------------------- reads
@@ -181,9 +180,12 @@ class NetworkTransaction(Batch):
         return self._read(network_id).exists(network_id)
 
     def load_contact_content(self, network_id: str, group_id: str, contact_id: str) -> Any:
+        check_id(group_id, "group_id")
+        check_id(contact_id, "contact_id")
         return self._read(network_id).load_contact_content(network_id, group_id, contact_id)
 
     def load_group_state(self, network_id: str, group_id: str) -> GroupState | None:
+        check_id(group_id, "group_id")
         return self._read(network_id).load_group_state(network_id, group_id)
 
     def load_network_state(self, network_id: str) -> NetworkState | None:
@@ -192,6 +194,7 @@ class NetworkTransaction(Batch):
     def query_groups(
         self,
         network_id: str,
+        filters: Mapping[str, Any] | None = None,
         *,
         attributes: dict[str, Any] | None = None,
         author: str | None = None,
@@ -199,7 +202,9 @@ class NetworkTransaction(Batch):
         type: str | None = None,
     ) -> list[GroupState]:
         reader = self._read(network_id)
-        return query.query_groups(reader, network_id, attributes=attributes, author=author, tags=tags, type=type)
+        return query.query_groups(
+            reader, network_id, filters, attributes=attributes, author=author, tags=tags, type=type
+        )
 
     def _read(self, network_id: str) -> NetworkReader:
         """The reader of the state so far: the start head, or a preview root with the writes built in."""
@@ -277,25 +282,10 @@ class NetworkTransaction(Batch):
             tx = self._live
         self.end_head = codec.format_id(self.writer.commit_transaction(tx, self._ref, self._start, self._also))
 
-    def close(self) -> None:
-        """Forget the recorded writes without committing them."""
-        self._open = False
 
-    def _check_open(self) -> None:
-        if not self._open:
-            raise StorageError(f"the transaction on network {self.network_id!r} is over (committed or abandoned)")
-
-
-@contextmanager
-def transaction(writer: NetworkWriter, network_id: str) -> Iterator[NetworkTransaction]:
+def transaction(writer: NetworkWriter, network_id: str) -> Block[NetworkTransaction]:
     """A :class:`NetworkTransaction`, committed when the block ends, abandoned if it raises."""
-    view = NetworkTransaction(writer, network_id)
-    try:
-        yield view
-    except BaseException:
-        view.close()
-        raise
-    view.commit()
+    return Block(lambda: NetworkTransaction(writer, network_id), NetworkTransaction.commit)
 
 
 def transact(writer: NetworkWriter, network_id: str, fn: Callable[[NetworkTransaction], T], attempts: int) -> T:

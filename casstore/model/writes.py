@@ -17,9 +17,9 @@ from __future__ import annotations
 import copy
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 from casstore.collector import collector_paused
 from casstore.errors import NetworkNotFound, RefConflict, SerializationError, StorageError
@@ -231,12 +231,9 @@ class NetworkWriter:
             held.write_to(self.blobs)
         return prepared, state.current_group_id, state.root_group_id
 
-    @contextmanager
-    def batch(self, network_id: str) -> Iterator[Batch]:
+    def batch(self, network_id: str) -> Block[Batch]:
         """Collect writes to one network and apply them atomically (one new head) at exit."""
-        batch = Batch(self, network_id)
-        yield batch
-        batch.apply()
+        return Block(lambda: Batch(self, network_id), Batch.apply)
 
     def delete_network(self, network_id: str) -> None:
         """Remove the head, the snapshot tip, every snapshot ref and every journal entry (a live image's
@@ -322,8 +319,9 @@ class Batch:
     :class:`~casstore.model.transactions.NetworkTransaction`.
     """
 
-    #: What this object is called in its errors.
+    #: What this object is called in its errors, and how it ends.
     kind = "batch"
+    ends = "applied or abandoned"
 
     def __init__(self, writer: NetworkWriter, network_id: str) -> None:
         self.writer = writer
@@ -331,6 +329,8 @@ class Batch:
         self._ops: list[Callable[[Transaction], None]] = []
         self._groups: list[str] = []  # groups whose contents are set, looked up together at apply
         self._create = False
+        self._only_deletes = True  # a batch of deletes alone, on a network that does not exist, does nothing
+        self._open = True
 
     def save_contact_content(self, network_id: str, group_id: str, contact_id: str, content: Any) -> None:
         self._same_network(network_id)
@@ -371,8 +371,7 @@ class Batch:
         self._same_network(network_id)
         check_id(group_id, "group_id")
         check_id(contact_id, "contact_id")
-        self._ops.append(lambda tx: tx.delete_contact(group_id, contact_id))
-        self._groups.append(group_id)
+        self._record(lambda tx: tx.delete_contact(group_id, contact_id), group_id=group_id, deletes=True)
 
     def save_network_state(self, network_id: str, state: NetworkState, keep_times: bool = False) -> None:
         self._same_network(network_id)
@@ -393,17 +392,23 @@ class Batch:
         create: bool = False,
         deletes: bool = False,
     ) -> None:
-        """Keep one validated write; ``group_id``: a group it looks up, ``create``: it may create the network."""
+        """Keep one validated write; ``group_id``: a group it looks up, ``create``: it may create the network,
+        ``deletes``: it only deletes (a no-op on a network that does not exist)."""
         self._ops.append(op)
         if group_id is not None:
             self._groups.append(group_id)
         self._create = self._create or create
+        self._only_deletes = self._only_deletes and deletes
 
     def _same_network(self, network_id: str) -> None:
+        self._check_open()
         if network_id != self.network_id:
             raise SerializationError(f"this {self.kind} writes network {self.network_id!r}, not {network_id!r}")
 
     def apply(self) -> None:
+        """Apply every recorded write as one new head; the batch is over after it (later calls raise)."""
+        self._check_open()
+        self._open = False
         if not self._ops:
             return
         ops = list(self._ops)
@@ -414,4 +419,43 @@ class Batch:
             for op in ops:
                 op(tx)
 
-        self.writer.write(self.network_id, run, create=self._create)
+        try:
+            self.writer.write(self.network_id, run, create=self._create)
+        except NetworkNotFound:
+            if not self._only_deletes:
+                raise  # deletes alone from a network that does not exist: nothing to do, as outside a batch
+
+    def close(self) -> None:
+        """Forget the recorded writes without applying them; the batch is over."""
+        self._open = False
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StorageError(f"the {self.kind} on network {self.network_id!r} is over ({self.ends})")
+
+
+_View = TypeVar("_View", bound=Batch)
+
+
+class Block(Generic[_View]):
+    """The with-block of a batch or a transaction: the view is made as the block is entered, finished
+    (applied, committed) when it ends and abandoned if it raises; entered once (a second ``with`` on it is
+    refused: ask the store for a new one)."""
+
+    def __init__(self, make: Callable[[], _View], finish: Callable[[_View], None]) -> None:
+        self._make = make
+        self._finish = finish
+        self._view: _View | None = None
+
+    def __enter__(self) -> _View:
+        if self._view is not None:
+            raise StorageError(f"this {self._view.kind} block was used already: open a new one from the store")
+        self._view = self._make()
+        return self._view
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        assert self._view is not None
+        if kind is None:
+            self._finish(self._view)
+        else:
+            self._view.close()

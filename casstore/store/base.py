@@ -24,6 +24,7 @@ from casstore.errors import (
     InvalidRefName,
     ObjectNotFound,
     RefConflict,
+    SerializationError,
     StorageError,
     StoragePermissionError,
     StoreNotFound,
@@ -45,6 +46,7 @@ __all__ = [
     "PendingWrites",
     "RefStore",
     "RefUpdate",
+    "check_store_argument",
     "make_directory",
     "os_error",
     "require_store",
@@ -406,6 +408,13 @@ class ObjectStore:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"
+
+
+def check_store_argument(store: object, what: str = "store") -> None:
+    """Refuse what is not an opened store (a URL given where a store is wanted, say) with a clear error."""
+    if not isinstance(store, ObjectStore):
+        shown = repr(store)[:80]
+        raise SerializationError(f"{what}: expected an opened store (casstore.open_store(url)), not {shown}", what)
 
 
 def os_error(exc: OSError, doing: str) -> StorageError:

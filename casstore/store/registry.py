@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from casstore.errors import InvalidStoreURL, StorageError
-from casstore.store.base import ObjectStore
+from casstore.store.base import ObjectStore, os_error
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -251,9 +251,21 @@ def open_location(location: StoreLocation, *, create: bool, extra_options: froze
         redact_exception(exc, backend.redact)
         if backend.redact(str(exc)) != str(exc):  # a message the scrub could not reach (a custom __str__)
             raise StorageError(f"cannot open {shown!r}: {backend.redact(str(exc))}") from None
-        raise
+        if isinstance(exc, StorageError):
+            raise
+        raise _opening_error(exc, shown) from exc
     store.url = backend.redact(store.url)
     return store
+
+
+def _opening_error(exc: Exception, shown: str) -> StorageError:
+    """What a backend's open raised that is not a StorageError (a path the OS refuses, an option lmdb cannot
+    take), as one."""
+    if isinstance(exc, OSError):
+        return os_error(exc, f"cannot open {shown!r}")
+    if isinstance(exc, (ValueError, TypeError, OverflowError)):  # UnicodeError is a ValueError
+        return InvalidStoreURL(f"cannot open {shown!r}: {exc}")
+    return StorageError(f"cannot open {shown!r}: {type(exc).__name__}: {exc}")
 
 
 def _without_query_options(url: str, names: frozenset[str]) -> str:

@@ -19,14 +19,15 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from casstore import codec
 from casstore.collector import with_collector_paused
-from casstore.errors import CorruptObject, ObjectNotFound
+from casstore.errors import CorruptObject, NetworkNotFound, ObjectNotFound, SerializationError
+from casstore.model.types import check_id
 from casstore.model.walk import DECODE_ERRORS, Kind, Reached, children, walk
 from casstore.pack import EMPTY_PACK, PackBuilder, read_pack
 from casstore.store.base import ObjectStore, RefUpdate
 from casstore.sync.report import Progress, TransferStats
 from casstore.sync.stored import StoredDeltas
 
-__all__ = ["FETCH_BATCH", "HOLD_BYTES", "WRITE_BYTES", "WRITE_OBJECTS", "transfer"]
+__all__ = ["FETCH_BATCH", "HOLD_BYTES", "WRITE_BYTES", "WRITE_OBJECTS", "transfer", "wanted_networks"]
 
 #: Objects fetched from the source per ``get_frames`` call.
 FETCH_BATCH = 8192
@@ -381,3 +382,19 @@ class _Writer:
         if self.progress is not None:
             self.progress(self.stats.objects_sent, self.stats.bytes_sent, self.total)
         self.batch, self.batch_bytes = [], 0
+
+
+def wanted_networks(networks: Iterable[str] | None, heads: Mapping[str, bytes], where: str) -> list[str]:
+    """The networks a push, pull or fetch asked for (default: every one of ``heads``, the source's), each
+    checked as an id and present in ``heads`` (else :class:`~casstore.errors.NetworkNotFound` naming ``where``)."""
+    if networks is None:
+        return sorted(heads)
+    if isinstance(networks, (str, bytes)) or not isinstance(networks, Iterable):
+        shown = repr(networks)[:80]
+        raise SerializationError(f"networks: expected a list of network ids, not {shown}", "networks")
+    wanted = list(dict.fromkeys(networks))
+    for network_id in wanted:
+        check_id(network_id, "networks item")
+        if network_id not in heads:
+            raise NetworkNotFound(f"network {network_id!r} not found in {where}")
+    return wanted

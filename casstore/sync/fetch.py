@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from casstore.errors import NetworkNotFound
 from casstore.model.refs import (
     NETWORKS_PREFIX,
     fetched_prefix,
@@ -26,7 +25,7 @@ from casstore.model.refs import (
 )
 from casstore.model.walk import Kind
 from casstore.store.base import ObjectStore, RefUpdate
-from casstore.sync.engine import _Trips, transfer
+from casstore.sync.engine import _Trips, transfer, wanted_networks
 from casstore.sync.remotes import remote_name
 from casstore.sync.report import Progress, SyncReport
 
@@ -53,10 +52,7 @@ def fetch(
     trips(remote)
     remote_refs = remote.refs.list(NETWORKS_PREFIX)
     heads = network_heads(remote_refs)
-    wanted = sorted(heads) if networks is None else list(dict.fromkeys(networks))
-    for network_id in wanted:
-        if network_id not in heads:
-            raise NetworkNotFound(f"network {network_id!r} not found in {remote.url}")
+    wanted = wanted_networks(networks, heads, remote.url)
     local_refs = local.refs.list(NETWORKS_PREFIX)
     fetched = local.refs.list(fetched_prefix(name))
     roots: list[tuple[bytes, Kind]] = []

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 
 from casstore import codec
-from casstore.errors import InvalidStoreURL, NetworkExists, NetworkNotFound, RefConflict
+from casstore.errors import InvalidStoreURL, NetworkExists, RefConflict
 from casstore.merge.commit import merge_network
 from casstore.merge.history import SnapshotGraph
 from casstore.model.network import NetworkStore
@@ -33,7 +33,7 @@ from casstore.model.walk import Kind
 from casstore.pack import EMPTY_PACK
 from casstore.store import open_object_store
 from casstore.store.base import ObjectStore, RefUpdate
-from casstore.sync.engine import _Trips, transfer
+from casstore.sync.engine import _Trips, transfer, wanted_networks
 from casstore.sync.fetch import fetch
 from casstore.sync.remotes import add_remote, remote_name, remotes
 from casstore.sync.report import Divergence, Outcome, Progress, SyncReport
@@ -88,10 +88,7 @@ def _replicate(
     dst_refs = dst.refs.list(NETWORKS_PREFIX)
     src_heads = network_heads(src_refs)
     dst_heads = network_heads(dst_refs)
-    wanted = sorted(src_heads) if networks is None else list(dict.fromkeys(networks))
-    for network_id in wanted:
-        if network_id not in src_heads:
-            raise NetworkNotFound(f"network {network_id!r} not found in {src.url}")
+    wanted = wanted_networks(networks, src_heads, src.url)
 
     src_names = sorted(src_refs)
     roots: list[tuple[bytes, Kind]] = []
