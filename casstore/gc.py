@@ -101,7 +101,9 @@ def collect_garbage(
     """
     check_store_argument(store)
     if type(grace_minutes) not in (int, float) or not 0 <= grace_minutes < float("inf"):
-        raise SerializationError(f"grace_minutes must be a number of minutes, zero or more, not {grace_minutes!r}")
+        raise SerializationError(
+            f"the grace period (grace_minutes) must be a number of minutes, zero or more, not {grace_minutes!r}"
+        )
     with ExitStack() as closing:
         backend = backend_of(store)
         stored = closing.enter_context(backend.uncached_view()) if isinstance(backend, UncachedView) else backend

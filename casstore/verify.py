@@ -208,30 +208,29 @@ def list_refs_tolerantly(refs: RefStore, prefix: str = "") -> tuple[dict[str, by
     """
     good: dict[str, bytes] = {}
     damaged: dict[str, str] = {}
-    budget = [_NARROWING_BUDGET]
-
-    def narrow(start: str, problem: str) -> None:
-        found_below = False
-        for character in REF_NAME_CHARACTERS:
-            if budget[0] <= 0:
-                damaged[start + "*"] = f"refs under this prefix are unreadable: {problem}"
-                return
-            budget[0] -= 1
-            below = start + character
-            try:
-                listed = refs.list(below)
-            except Exception as exc:
-                found_below = True
-                narrow(below, str(exc))
-                continue
-            good.update(listed)
-        if not found_below:  # every longer name lists cleanly: the damaged ref is ``start`` itself
-            damaged[start] = f"ref unreadable: {problem}"
-
+    budget = _NARROWING_BUDGET
     try:
         return refs.list(prefix), damaged
     except Exception as exc:
-        narrow(prefix, str(exc))
+        failing = [(prefix, str(exc))]
+    while failing:  # iteratively: a name is at most a few hundred characters, but the budget is larger
+        start, problem = failing.pop()
+        if budget < len(REF_NAME_CHARACTERS):
+            damaged[start + "*"] = f"refs under this prefix are unreadable: {problem}"
+            continue
+        budget -= len(REF_NAME_CHARACTERS)
+        below: list[tuple[str, str]] = []
+        for character in REF_NAME_CHARACTERS:
+            try:
+                good.update(refs.list(start + character))
+            except Exception as exc:
+                below.append((start + character, str(exc)))
+        if not below:  # every longer name lists cleanly: the damaged ref is ``start`` itself
+            damaged[start] = f"ref unreadable: {problem}"
+        elif len(below) == len(REF_NAME_CHARACTERS):  # no listing under it works: the listing itself is broken
+            damaged[start + "*"] = f"refs under this prefix are unreadable: {problem}"
+        else:
+            failing.extend(reversed(below))
     return dict(sorted(good.items())), damaged
 
 

@@ -154,12 +154,25 @@ class _Env:
                     break
                 except lmdb.MapResizedError:  # another process grew the map meanwhile: adopt its size
                     self.env.set_mapsize(0)
+                except StorageError:
+                    self.env.close()
+                    raise
         except lmdb.Error as exc:
             raise StorageError(f"cannot open LMDB store at {path}: {exc}") from None
         self._lock = _SharedExclusiveLock()
         self.closed = False
 
     def _open_dbs(self) -> None:
+        if self.env.info()["last_txnid"] > 0:  # a store something was committed to has its first tables
+            with self.env.begin() as txn:
+                for name in (b"blobs", b"refs"):
+                    try:
+                        self.env.open_db(name, txn=txn, create=False)
+                    except lmdb.NotFoundError:
+                        raise StorageError(
+                            f"LMDB store at {self.path} is damaged: its {name.decode()!r} table is gone "
+                            f"(after {self.env.info()['last_txnid']} transactions); restore it from a copy"
+                        ) from None
         self.blobs = self.env.open_db(b"blobs")
         self.refs = self.env.open_db(b"refs")
         self.log = self.env.open_db(b"log")
@@ -201,6 +214,8 @@ class _Env:
                 self._resize(grow=True)
             except lmdb.MapResizedError:
                 self._resize(grow=False)
+            except lmdb.Error as exc:  # a damaged page, a bad reader slot…: LMDB's own report, no traceback
+                raise StorageError(f"LMDB store at {self.path} cannot be read: {exc}") from None
 
     def _resize(self, grow: bool) -> None:
         with self._lock.exclusive():
