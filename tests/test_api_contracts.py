@@ -274,3 +274,23 @@ def test_negative_zero_is_stored_as_zero(store: NetworkStore) -> None:
     store.save_contact_content("n", "root", "a", {"x": -0.0})
     value = store.load_contact_content("n", "root", "a")
     assert value == {"x": 0.0} and math.copysign(1, value["x"]) == 1
+
+
+# ---------------------------------------------------------------- several networks at once
+
+
+def test_save_network_states_saves_none_when_one_state_is_invalid(store: NetworkStore) -> None:
+    big = two_contacts()
+    big.groups["root"].contacts["a"].content = "x" * 5000  # a content stored as an object of its own
+    broken = two_contacts()
+    broken.groups["root"].group.contact_ids.append("ghost")  # listed, not held: refused when encoded
+    with pytest.raises(SerializationError, match="'ghost' is listed"):
+        store.save_network_states({"first": big, "second": broken})
+    assert store.list_networks() == [] and store.objects.blobs.stats().objects == 0  # not even the big content
+    with pytest.raises(SerializationError, match="mapping"):
+        store.save_network_states([("first", two_contacts())])  # type: ignore[arg-type]
+    store.save_network_states({"first": big, "second": two_contacts()})
+    assert sorted(store.list_networks()) == ["first", "second"]
+    assert store.load_contact_content("first", "root", "a") == "x" * 5000
+    assert store.load_contact_content("second", "root", "b") == 2
+    assert casstore.verify(store).ok

@@ -10,7 +10,8 @@ import click
 
 from casstore.cli.common import opened
 from casstore.cli.output import committing, emit, out, say, verb
-from casstore.layout.edits import commit, filesystem_store
+from casstore.errors import NetworkNotFound
+from casstore.layout.edits import commit_networks, filesystem_store
 from casstore.layout.keeper import layout_state, network_status
 from casstore.layout.render import network_dir
 from casstore.layout.snapshots import restore_snapshots
@@ -22,9 +23,11 @@ __all__ = ["commit_edits", "status"]
 
 def _networks(store: NetworkStore, network: str | None) -> list[str]:
     """NETWORK, or every network the store holds or the directory has files for."""
-    if network is not None:
-        return [network]
     base = layout_state(filesystem_store(store)).base
+    if network is not None:
+        if not store.exists(network) and not (base / network_dir(network)).is_dir():
+            raise NetworkNotFound(f"network {network!r} not found: the store has no head for it and {base} no files")
+        return [network]
     return sorted(set(store.list_networks()) | set(layout_networks(base)))
 
 
@@ -78,10 +81,8 @@ def status(ctx: click.Context, network: str | None, full: bool) -> None:
 @click.pass_context
 def commit_edits(ctx: click.Context, network: str | None, label: str | None) -> None:
     """Apply the hand edits of NETWORK's files (default: every network) to the store, as one write each."""
-    reports = []
     with opened(ctx, create=True) as store, committing("hand edits applied"):
-        for net in _networks(store, network):
-            reports.append(commit(store, net, label))
+        reports = commit_networks(store, _networks(store, network), label)
     doc = [
         {
             "network": r.network_id,

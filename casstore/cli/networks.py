@@ -21,7 +21,7 @@ from casstore.cli.common import (
     to_json,
 )
 from casstore.cli.output import committing, emit, fail, out, say, verb
-from casstore.layout.transfer import export_layout, import_layout, layout_networks
+from casstore.layout.transfer import export_layout, import_layouts, layout_networks
 from casstore.model import GroupState
 from casstore.model.bassline_json import NetworkJSONError, network_from_json, network_to_json
 from casstore.model.refs import head_ref
@@ -297,10 +297,8 @@ def _import_layout(ctx: click.Context, network: str | None, directory: Path, as_
     networks = [network] if network else layout_networks(directory)
     if as_id is not None and len(networks) != 1:
         fail("--as renames one network: name it", "USAGE")
-    done = []
     with opened(ctx) as store, committing("networks imported"):
-        for net in networks:
-            done.append(import_layout(store, directory, net, as_id))
+        done = import_layouts(store, directory, networks, as_id)
     emit({"networks": done}, lambda: say(f"imported {', '.join(done) or 'no networks'} from {directory}"))
 
 

@@ -40,7 +40,7 @@ from casstore.model.refs import head_ref
 from casstore.model.types import Contact, GroupState
 from casstore.store.filesystem import FilesystemStore
 
-__all__ = ["CommitReport", "commit", "filesystem_store"]
+__all__ = ["CommitReport", "commit", "commit_networks", "filesystem_store"]
 
 
 @dataclass
@@ -79,24 +79,49 @@ class _Plan:
 
 def commit(store: NetworkStore, network_id: str, label: str | None = None) -> CommitReport:
     """Apply the hand edits of one network's files (see the module docstring)."""
+    return commit_networks(store, [network_id], label)[0]
+
+
+def commit_networks(store: NetworkStore, network_ids: list[str], label: str | None = None) -> list[CommitReport]:
+    """Apply the hand edits of several networks' files, one write each: every edited file of every
+    network is read and checked first, so a malformed one applies nothing to any of them."""
     fs = filesystem_store(store)
-    report = CommitReport(network_id)
+    prepared = [_prepare(store, fs, network_id, label) for network_id in network_ids]
+    return [_finish(store, fs, pending, label) for pending in prepared]
+
+
+@dataclass
+class _Prepared:
+    report: CommitReport
+    status: Any
+    exists: bool
+    plan: _Plan | None  # None: no edit to apply (only snapshot files to restore, if any)
+
+
+def _prepare(store: NetworkStore, fs: FilesystemStore, network_id: str, label: str | None) -> _Prepared:
     status = network_status(fs, network_id)
     exists = fs.refs.get(head_ref(network_id)) is not None
+    report = CommitReport(network_id)
     if not status and not (label and exists):
-        if exists and status.unrestored:
+        return _Prepared(report, status, exists, None)
+    report.paths = status.paths
+    return _Prepared(report, status, exists, _plan(store, fs, network_id, status.paths, exists))
+
+
+def _finish(store: NetworkStore, fs: FilesystemStore, pending: _Prepared, label: str | None) -> CommitReport:
+    report, status, plan, network_id = pending.report, pending.status, pending.plan, pending.report.network_id
+    if plan is None:
+        if pending.exists and status.unrestored:
             restored = restore_snapshots(fs, network_id)
             report.restored, report.unrestored = restored.restored, restored.absent
         return report
-    report.paths = status.paths
-    plan = _plan(store, fs, network_id, status.paths, exists)
     entries = layout_state(fs).manifest.entries(network_id)
     before = {path: entries.get(path) for path in status.paths}
     adopt, read = layout_state(fs).adopt, layout_state(fs).read
     adopt[network_id] = set(status.modified) | set(status.added)
     read[network_id] = plan.read
     try:
-        _apply(store, fs, network_id, plan, status.paths, exists, before, report, label)
+        _apply(store, fs, network_id, plan, status.paths, pending.exists, before, report, label)
     finally:
         adopt.pop(network_id, None)
         read.pop(network_id, None)

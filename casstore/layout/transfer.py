@@ -24,7 +24,7 @@ from casstore.model.network import NetworkStore
 from casstore.model.reads import NetworkReader
 from casstore.model.refs import head_ref
 
-__all__ = ["export_layout", "import_layout", "layout_networks"]
+__all__ = ["export_layout", "import_layout", "import_layouts", "layout_networks"]
 
 
 def export_layout(store: NetworkStore, network_id: str, directory: Path) -> int:
@@ -59,11 +59,19 @@ def layout_networks(directory: Path) -> list[str]:
 
 def import_layout(store: NetworkStore, directory: Path, network_id: str, as_id: str | None = None) -> str:
     """Read ``directory/networks/{network_id}/`` into network ``as_id`` (default: the same id); returns it."""
-    root = directory / network_dir(network_id)
-    display = str(root)
-    if not root.is_dir():
-        raise InvalidLayout(f"{display}:1: no such network directory")
-    state = read_network(root, display)
-    target = network_id if as_id is None else as_id
-    store.save_network_state(target, state, keep_times=True)
-    return target
+    return import_layouts(store, directory, [network_id], as_id)[0]
+
+
+def import_layouts(store: NetworkStore, directory: Path, network_ids: list[str], as_id: str | None = None) -> list[str]:
+    """Read several networks' directories, all before any is saved (a malformed file saves none of them),
+    then save each as one new head; ``as_id`` renames a single network.  Returns the ids written."""
+    if as_id is not None and len(network_ids) != 1:
+        raise InvalidLayout(f"{directory}:1: a new id (as_id) renames one network, not {len(network_ids)}")
+    states = {}
+    for network_id in network_ids:
+        root = directory / network_dir(network_id)
+        if not root.is_dir():
+            raise InvalidLayout(f"{root}:1: no such network directory")
+        states[network_id if as_id is None else as_id] = read_network(root, str(root))
+    store.save_network_states(states, keep_times=True)
+    return list(states)

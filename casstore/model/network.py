@@ -174,6 +174,17 @@ class NetworkStore(ObjectStore):
         check_network_state(state)
         self._writer.save_network_state(network_id, state, keep_times)
 
+    def save_network_states(self, states: Mapping[str, NetworkState], *, keep_times: bool = False) -> None:
+        """:meth:`save_network_state` for several networks (an import of many): every state is checked
+        and encoded before any head moves, so one invalid state saves none.  Each network then gets its
+        own new head, one after another (a store failure part-way leaves the first ones saved)."""
+        if not isinstance(states, Mapping):
+            raise SerializationError(f"states: expected a mapping of network id to state, got {type(states).__name__}")
+        for network_id, state in states.items():
+            check_id(network_id, "network_id")
+            check_network_state(state)
+        self._writer.save_network_states(list(states.items()), keep_times)
+
     def save_network_metadata(self, network_id: str, metadata: dict[str, Any]) -> None:
         """Replace a network's metadata (a JSON object: string keys, any values of the data model).
 

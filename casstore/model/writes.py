@@ -179,15 +179,21 @@ class NetworkWriter:
             self.write(network_id, lambda tx: tx.delete_contact(group_id, contact_id), create=False)
 
     def save_network_state(self, network_id: str, state: NetworkState, keep_times: bool = False) -> None:
-        head_ref(network_id)  # a bad id is refused before prepare_network writes anything
-        extra, metadata, times = network_fields(state, keep_times)
+        self.save_network_states([(network_id, state)], keep_times)
+
+    def save_network_states(self, states: Sequence[tuple[str, NetworkState]], keep_times: bool = False) -> None:
+        """Every state validated and prepared before any head moves or any object is written.
+
+        One state flushes its large contents early (bounded memory for a big import); several keep
+        theirs for their commits, so an invalid last state leaves nothing of the first ones behind.
+        """
+        for network_id, _ in states:
+            head_ref(network_id)  # a bad id is refused before prepare_network writes anything
+        flush = len(states) == 1
         with collector_paused():
-            prepared, current, root_group = self.prepare_network(state, flush=True)
-            self.write(
-                network_id,
-                lambda tx: tx.replace_network(prepared, current, root_group, extra, metadata, times),
-                create=True,
-            )
+            ready = [(nid, network_fields(s, keep_times), self.prepare_network(s, flush)) for nid, s in states]
+            for network_id, (extra, metadata, times), (prepared, current, root_group) in ready:
+                self.write(network_id, _replacing(prepared, current, root_group, extra, metadata, times), create=True)
 
     def save_network_metadata(self, network_id: str, metadata: dict[str, Any]) -> None:
         data = records.encode_network_metadata(metadata)
@@ -459,3 +465,8 @@ class Block(Generic[_View]):
             self._finish(self._view)
         else:
             self._view.close()
+
+
+def _replacing(*replacement: Any) -> Callable[[Transaction], None]:
+    """The write that replaces a network by a prepared state (bound now, for a loop over several)."""
+    return lambda tx: tx.replace_network(*replacement)
