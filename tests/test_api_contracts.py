@@ -294,3 +294,28 @@ def test_save_network_states_saves_none_when_one_state_is_invalid(store: Network
     assert store.load_contact_content("first", "root", "a") == "x" * 5000
     assert store.load_contact_content("second", "root", "b") == 2
     assert casstore.verify(store).ok
+
+
+def test_a_failed_clone_puts_back_every_ref_it_moved(tmp_path: Path) -> None:
+    from casstore import codec, sync
+    from casstore.errors import CorruptObject
+    from casstore.model.refs import head_ref
+
+    with NetworkStore(LmdbStore(tmp_path / "source")) as source:
+        source.save_network_state("a", two_contacts())
+        source.save_network_state("b", NetworkState({"root": GroupState(Group("root", "only b"), {})}))
+        victim = source.refs.get(head_ref("b"))
+        assert victim is not None
+        frame = source.objects.blobs.get_frames([victim])[0]
+        source.objects.blobs.delete_many([victim])
+        source.objects.blobs.put_frames([(victim, b"\x00" + codec.encode_value("not b's root"))])
+    with pytest.raises(CorruptObject):
+        sync.clone(f"lmdb://{tmp_path / 'source'}", f"lmdb://{tmp_path / 'copy'}")
+    with LmdbStore(tmp_path / "copy") as copy:
+        assert copy.refs.list() == {}
+    with LmdbStore(tmp_path / "source") as repaired:
+        repaired.blobs.delete_many([victim])
+        repaired.blobs.put_frames([(victim, frame)])  # type: ignore[list-item]
+    sync.clone(f"lmdb://{tmp_path / 'source'}", f"lmdb://{tmp_path / 'copy'}")
+    with casstore.open_store(tmp_path / "copy", create=False) as copy:
+        assert sorted(copy.list_networks()) == ["a", "b"] and casstore.verify(copy).ok

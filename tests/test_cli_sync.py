@@ -76,3 +76,36 @@ def test_bad_remotes_are_one_line_errors(cli) -> None:  # type: ignore[no-untype
     assert "REMOTE_NOT_FOUND" in cli("--store", "a", "remote", "remove", "x", code=1).stderr
     cli("--store", "a", "import", "net", str(SAMPLE))
     assert "clone into a new path" in cli("clone", "b", "a", code=2).output
+
+
+def test_a_failed_clone_leaves_nothing_behind_and_can_be_retried(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from casstore import codec
+    from casstore.model.refs import head_ref
+    from casstore.store.lmdb import LmdbStore
+
+    cli("--store", "here", "init")
+    for network in ("a", "b"):
+        cli("--store", "here", "import", network, str(SAMPLE))
+    cli("--store", "here", "set", "b", "sensors", "temperature", '"only in b"')
+    with LmdbStore(tmp_path / "here") as source:
+        victim = source.refs.get(head_ref("b"))
+        assert victim is not None
+        frame = source.blobs.get_frames([victim])[0]
+        assert frame is not None
+        source.blobs.delete_many([victim])
+        source.blobs.put_frames([(victim, b"\x00" + codec.encode_value("not b's root"))])
+
+    message = cli("clone", "here", "new/copy", code=1).stderr
+    assert "corrupt" in message and "Traceback" not in message
+    assert not (tmp_path / "new").exists()  # the directories the clone made are gone
+    cli("--store", "empty", "init")
+    cli("clone", "here", "empty", code=1)
+    with LmdbStore(tmp_path / "empty") as empty:
+        assert empty.refs.list() == {}  # no network, no origin: as it was
+    with LmdbStore(tmp_path / "here") as source:  # the source repaired, the same clone now works
+        source.blobs.delete_many([victim])
+        source.blobs.put_frames([(victim, frame)])
+    cli("clone", "here", "empty")
+    with casstore.open_store(tmp_path / "empty", create=False) as copy:
+        assert sorted(copy.list_networks()) == ["a", "b"]
+        assert copy.load_contact_content("b", "sensors", "temperature") == "only in b"

@@ -5,7 +5,9 @@ Remotes are kept in the store itself; a remote is named by a remote name or give
 
 from __future__ import annotations
 
+import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,6 +20,7 @@ from casstore.cli.output import committing, emit, err, fail, json_mode, out, say
 from casstore.errors import RemoteNotFound, StoreNotFound
 from casstore.model import NetworkStore
 from casstore.store import open_object_store
+from casstore.store.registry import parse_location
 
 __all__ = [
     "canonical_url",
@@ -268,7 +271,7 @@ def pull(ctx: click.Context, target: str, networks: tuple[str, ...], force: bool
 
 @verb(
     "casstore clone lmdb:///srv/casstore ./copy\ncasstore clone 's3://bucket/casstore?region=eu-west-1' ./local",
-    partial=_PARTIAL,
+    partial="the clone was undone (every ref it moved put back, a directory it made removed); run it again",
 )
 @click.argument("url")
 @click.argument("path")
@@ -277,11 +280,32 @@ def clone(url: str, path: str) -> None:
     url = canonical_url(url)  # first: a bad URL creates nothing
     check_store_url(path, create=True)
     source = NetworkStore(open_object_store(url, create=False))
-    with source, NetworkStore(open_object_store(path, create=True)) as store:
-        if store.refs.list():
-            raise click.UsageError(f"{path} already holds a store with refs; clone into a new path")
-        sync.add_remote(store, "origin", url)
-        progress, advance = transfer_progress("cloning")
-        with progress:
-            report = sync.pull(store, source, remote="origin", progress=advance)
+    created = _new_local_directory(path)
+    try:
+        with source, NetworkStore(open_object_store(path, create=True)) as store:
+            if store.refs.list():
+                created = None  # not ours to remove
+                raise click.UsageError(f"{path} already holds a store with refs; clone into a new path")
+            with sync.refs_undone_on_failure(store):  # a failed clone can be retried as it was given
+                sync.add_remote(store, "origin", url)
+                progress, advance = transfer_progress("cloning")
+                with progress:
+                    report = sync.pull(store, source, remote="origin", progress=advance)
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     summarise(report, "cloned", "", url)
+
+
+def _new_local_directory(url: str) -> Path | None:
+    """The directory a local store at ``url`` would create (``None`` if it exists or is not local)."""
+    location = parse_location(url)
+    if location.scheme not in ("lmdb", "file", "filesystem") or not location.where:
+        return None
+    path = Path(location.where).absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists():  # the parents it would create go too
+        path = path.parent
+    return path

@@ -24,7 +24,7 @@ from casstore.model.refs import tracking_ref
 from casstore.sync.engine import FETCH_BATCH, HOLD_BYTES, WRITE_BYTES, WRITE_OBJECTS, transfer
 from casstore.sync.fetch import fetch
 from casstore.sync.remotes import add_remote, remote_name, remotes, remove_remote
-from casstore.sync.replicate import StoreOrURL, clone, decide, pull, push, sync
+from casstore.sync.replicate import StoreOrURL, clone, decide, pull, push, refs_undone_on_failure, sync
 from casstore.sync.report import Divergence, Outcome, Progress, SyncReport, TransferStats
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "fetch",
     "pull",
     "push",
+    "refs_undone_on_failure",
     "remote_name",
     "remotes",
     "remove_remote",

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager, suppress
 
 from casstore import codec
-from casstore.errors import InvalidStoreURL, NetworkExists, RefConflict
+from casstore.errors import InvalidStoreURL, NetworkExists, RefConflict, StorageError
 from casstore.merge.commit import merge_network
 from casstore.merge.history import SnapshotGraph
 from casstore.model.network import NetworkStore
@@ -356,11 +356,33 @@ def clone(source: StoreOrURL, destination: StoreOrURL, *, progress: Progress | N
         held = sorted(network_heads(store.refs.list(NETWORKS_PREFIX)))
         if held:
             raise NetworkExists(f"{store.url} already holds networks ({', '.join(held[:5])}): clone into a new store")
-        if not origin.url.startswith("memory:"):
-            add_remote(store, "origin", origin.url)
-        return _replicate(
-            origin, store, local=store, remote=origin, name="origin", networks=None, force=False, progress=progress
-        )
+        with refs_undone_on_failure(store):
+            if not origin.url.startswith("memory:"):
+                add_remote(store, "origin", origin.url)
+            return _replicate(
+                origin, store, local=store, remote=origin, name="origin", networks=None, force=False, progress=progress
+            )
+
+
+@contextmanager
+def refs_undone_on_failure(store: ObjectStore) -> Iterator[None]:
+    """Put back every ref the block moved if it raises (Ctrl-C included), so a failed clone leaves
+    the destination as it found it and a retry starts over; the objects it wrote stay for gc.
+    A ref moved meanwhile by someone else is left as they put it."""
+    before = store.refs.list()
+    try:
+        yield
+    except BaseException:
+        with suppress(StorageError):  # the destination itself may be what failed: undo what can be
+            for name, value in store.refs.list().items():
+                if before.get(name) == value:
+                    continue
+                with suppress(RefConflict):
+                    if name in before:
+                        store.refs.compare_and_swap(name, value, before[name])
+                    else:
+                        store.refs.delete(name, value)
+        raise
 
 
 def sync(
