@@ -146,6 +146,8 @@ def id_prefix_range(prefix: str) -> tuple[bytes, bytes]:
         return low, high
     if not prefix.startswith("b") or any(c not in "abcdefghijklmnopqrstuvwxyz234567" for c in prefix[1:]):
         raise InvalidId(f"{prefix!r} is not a prefix of an object id")
+    if len(prefix) > _PRINTABLE_LEN:
+        raise InvalidId(f"{prefix!r} is longer than an object id ({_PRINTABLE_LEN} characters)")
     body = prefix[1:].upper()
 
     def decode(pad: str) -> bytes:

@@ -61,7 +61,7 @@ def test_env_var_selects_store(run, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     ("args", "stdin", "words"),
     [
         (("--store", "nope://x", "stats"), None, "unknown store scheme"),
-        (("--store", "lmdb://", "stats"), None, "names no path"),
+        (("--store", "lmdb://", "stats"), None, "names no location"),
         (("stats",), None, "no casstore store"),
         (("put", "-"), '{"a": NaN}', 'value["a"]'),
         (("put", "-"), "{broken", "not valid JSON"),

@@ -85,8 +85,10 @@ def test_unknown_scheme_and_option_errors(tmp_path: Path) -> None:
         open_object_store(f"lmdb://{tmp_path}/x?colour=red")
     with pytest.raises(InvalidStoreURL, match="memory takes no options"):
         open_object_store("memory://", colour="red")
-    with pytest.raises(InvalidStoreURL, match="names no path"):
+    with pytest.raises(InvalidStoreURL, match="names no location"):
         open_object_store("file://")
+    with pytest.raises(InvalidStoreURL, match=r"names no location \(e\.g\. s3://my-bucket/casstore\)"):
+        open_object_store("s3://")  # an example of its own scheme's shape, not a path
 
 
 def test_a_backend_may_not_take_a_wrapper_option(isolated_registry: None) -> None:

@@ -164,6 +164,8 @@ def restore(
     (default: the system's temporary directory).
     """
     check_store_argument(store)
+    if network_id is not None:
+        head_ref(network_id)  # a bad id (an empty one too) is refused before the image is read
     with tempfile.TemporaryDirectory(prefix="casstore-restore-", dir=scratch) as tmp, LmdbStore(Path(tmp)) as stage:
         with open_source(source) as stream:
             snapshot = read_header(stream)
@@ -180,7 +182,7 @@ def restore(
             raise InvalidArchive(f"the image lacks its root, snapshot {codec.format_id(snapshot)}")
         check_image(stage, snapshot)
         snap = records.decode_snapshot(stage.blobs.get(snapshot))
-        network_id = network_id or snap["network"]
+        network_id = snap["network"] if network_id is None else network_id
         root = snap["root"]
         try:
             head_name = head_ref(network_id)

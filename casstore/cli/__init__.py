@@ -14,9 +14,12 @@ documents every verb and its JSON.
 
 from __future__ import annotations
 
+import json
+
 import click
 from click.core import ParameterSource
 
+from casstore import __version__
 from casstore.cli import (
     deletes,
     images,
@@ -31,7 +34,7 @@ from casstore.cli import (
     snapshots,
     sqltables,
 )
-from casstore.cli.output import CasstoreGroup
+from casstore.cli.output import CasstoreGroup, fail, json_in_argv
 from casstore.errors import StorageError
 from casstore.store.config import load_config
 
@@ -71,7 +74,14 @@ Shell completion (bash; zsh and fish alike, see docs/cli.md):
 )
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON document (also accepted after the verb).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or chatter; data and ids still print.")
-@click.version_option(package_name="casstore")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, on: _print_version(ctx) if on else None,
+    help="Show the version and exit.",
+)
 @click.pass_context
 def main(ctx: click.Context, url: str, config_path: str | None, json_output: bool, quiet: bool) -> None:
     """casstore: a content-addressed store for Bassline network state."""
@@ -81,8 +91,17 @@ def main(ctx: click.Context, url: str, config_path: str | None, json_output: boo
         try:
             url = load_config(config_path).to_url()
         except StorageError as exc:
-            raise click.BadParameter(f"{exc} [{exc.code}]", param_hint="--config") from None
+            fail(f"--config: {exc}", exc.code)
     ctx.obj = {"url": url, "json": json_output, "quiet": quiet}
+
+
+def _print_version(ctx: click.Context) -> None:
+    """``casstore --version``: the version, as ``{"version": …}`` under ``--json``."""
+    if json_in_argv():
+        click.echo(json.dumps({"version": __version__}))
+    else:
+        click.echo(f"casstore, version {__version__}")
+    ctx.exit()
 
 
 # click lists verbs sorted by name, so this order is for the reader only.

@@ -29,6 +29,7 @@ __all__ = [
     "human_bytes",
     "load_json",
     "opened",
+    "parse_json_argument",
     "progress_bar",
     "record_json",
     "require_network",
@@ -99,6 +100,18 @@ def load_json(text: str, what: str) -> Any:
         return json.loads(text)
     except RecursionError:
         _too_deep(what)
+
+
+def parse_json_argument(text: str, what: str, string_flag: str | None = None) -> Any:
+    """``text`` as JSON, or a one-line error that shows how to pass plain text."""
+    try:
+        return load_json(text, what)
+    except json.JSONDecodeError as exc:
+        quoted = json.dumps(text, ensure_ascii=False)
+        hint = f"to store text, quote it as JSON: '{quoted}'"
+        if string_flag:
+            hint += f", or pass {string_flag}"
+        fail(f"{what} is not valid JSON ({exc}); {hint}", "INVALID_JSON")
 
 
 def _too_deep(what: str) -> NoReturn:

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from casstore import merge as merging
 from casstore import sync
-from casstore.cli.common import load_json, opened, require_network, to_json, transfer_progress
+from casstore.cli.common import opened, parse_json_argument, require_network, to_json, transfer_progress
 from casstore.cli.output import committing, emit, fail, out, say, verb
 from casstore.cli.remotes import resolve_remote
 from casstore.model import NetworkStore
@@ -130,8 +130,8 @@ def conflicts(ctx: click.Context, network: str) -> None:
 @click.argument("network")
 @click.argument("group_id", metavar="GROUP")
 @click.argument("item_id", metavar="ITEM")
-@click.option("--ours", "choice", flag_value="ours", help="Put our side's recorded version back.")
-@click.option("--theirs", "choice", flag_value="theirs", help="Put their side's recorded version back.")
+@click.option("--ours", is_flag=True, help="Put our side's recorded version back.")
+@click.option("--theirs", is_flag=True, help="Put their side's recorded version back.")
 @click.option(
     "--value", "value_text", metavar="JSON", help="A contact's content, or a wire's or group's record (camelCase JSON)."
 )
@@ -147,7 +147,8 @@ def resolve(
     network: str,
     group_id: str,
     item_id: str,
-    choice: str | None,
+    ours: bool,
+    theirs: bool,
     value_text: str | None,
     fields_text: str | None,
 ) -> None:
@@ -158,12 +159,14 @@ def resolve(
     a contact's content, or a wire's or group's record as `export` writes it; --fields sets some of
     the fields a contact conflict recorded (`conflicts` lists them), the others staying as kept.
     """
-    if [choice, value_text, fields_text].count(None) != 2:
+    given = [name for name, on in (("ours", ours), ("theirs", theirs)) if on]
+    if len(given) + (value_text is not None) + (fields_text is not None) != 1:
         fail("give exactly one of --ours, --theirs, --value JSON, --fields JSON", "USAGE_ERROR", exit_code=2)
+    choice = given[0] if given else None
     if value_text is not None:
-        choice, value = "value", load_json(value_text, "--value")
+        choice, value = "value", parse_json_argument(value_text, "--value")
     elif fields_text is not None:
-        choice, value = "fields", load_json(fields_text, "--fields")
+        choice, value = "fields", parse_json_argument(fields_text, "--fields")
     else:
         value = None
     assert choice is not None
@@ -187,7 +190,11 @@ def fetch(ctx: click.Context, target: str, networks: tuple[str, ...]) -> None:
     with opened(ctx) as store:
         name, url = resolve_remote(store, target, "fetch")
         if not name:
-            fail(f"fetch needs a named remote (it records REMOTE/NET): `casstore remote add NAME {url}`", "USAGE_ERROR")
+            fail(
+                f"fetch needs a named remote (it records REMOTE/NET): `casstore remote add NAME {url}`",
+                "USAGE_ERROR",
+                exit_code=2,
+            )
         with NetworkStore(open_object_store(url, create=False)) as other:
             progress, advance = transfer_progress("fetching")
             with progress:

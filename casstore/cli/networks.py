@@ -15,6 +15,7 @@ from casstore.cli.common import (
     human_bytes,
     load_json,
     opened,
+    parse_json_argument,
     record_json,
     require_network,
     resolve_snapshot,
@@ -32,7 +33,6 @@ __all__ = [
     "group_summary",
     "import_network",
     "networks",
-    "parse_json_argument",
     "preview",
     "query",
     "set_content",
@@ -43,18 +43,6 @@ __all__ = [
 def preview(value: Any, width: int = 48) -> str:
     text = json.dumps(to_json(value), ensure_ascii=False, separators=(",", ":"))
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def parse_json_argument(text: str, what: str, string_flag: str | None = None) -> Any:
-    """``text`` as JSON, or a one-line error that shows how to pass plain text."""
-    try:
-        return load_json(text, what)
-    except json.JSONDecodeError as exc:
-        quoted = json.dumps(text, ensure_ascii=False)
-        hint = f"to store text, quote it as JSON: '{quoted}'"
-        if string_flag:
-            hint += f", or pass {string_flag}"
-        fail(f"{what} is not valid JSON ({exc}); {hint}", "INVALID_JSON")
 
 
 def group_summary(gid: str, state: GroupState) -> dict[str, Any]:
@@ -265,12 +253,16 @@ def import_network(ctx: click.Context, network: str, source: str | None, as_id: 
     if source is None and Path(network).is_dir():
         network, source = "", network  # `import DIR`: every network the directory holds
     if source is None:
-        fail("missing SOURCE: a Bassline JSON file, - for stdin, or a layout directory", "USAGE")
+        fail("missing SOURCE: a Bassline JSON file, - for stdin, or a layout directory", "USAGE_ERROR", exit_code=2)
     if Path(source).is_dir():
         _import_layout(ctx, network or None, Path(source), as_id)
         return
     if as_id is not None:
-        fail("--as is for a layout directory (for a JSON file, name the network you import into)", "USAGE")
+        fail(
+            "--as is for a layout directory (for a JSON file, name the network you import into)",
+            "USAGE_ERROR",
+            exit_code=2,
+        )
     name = "<stdin>" if source == "-" else source
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
@@ -296,7 +288,7 @@ def import_network(ctx: click.Context, network: str, source: str | None, as_id: 
 def _import_layout(ctx: click.Context, network: str | None, directory: Path, as_id: str | None) -> None:
     networks = [network] if network else layout_networks(directory)
     if as_id is not None and len(networks) != 1:
-        fail("--as renames one network: name it", "USAGE")
+        fail("--as renames one network: name it", "USAGE_ERROR", exit_code=2)
     with opened(ctx) as store, committing("networks imported"):
         done = import_layouts(store, directory, networks, as_id)
     emit({"networks": done}, lambda: say(f"imported {', '.join(done) or 'no networks'} from {directory}"))
@@ -323,9 +315,13 @@ def export_network(
         if directory is None:
             network, directory = None, network
         if directory is None:
-            fail("--layout seed needs a DIRECTORY to write into", "USAGE")
+            fail("--layout seed needs a DIRECTORY to write into", "USAGE_ERROR", exit_code=2)
         if snapshot_id:
-            fail("--layout writes the current state (snapshots are listed in it): drop --snapshot", "USAGE")
+            fail(
+                "--layout writes the current state (snapshots are listed in it): drop --snapshot",
+                "USAGE_ERROR",
+                exit_code=2,
+            )
         with opened(ctx) as store:
             networks = [network] if network else store.list_networks()
             if network:
@@ -337,7 +333,7 @@ def export_network(
         )
         return
     if network is None or directory is not None:
-        fail("export takes one NETWORK (a DIRECTORY only with --layout seed)", "USAGE")
+        fail("export takes one NETWORK (a DIRECTORY only with --layout seed)", "USAGE_ERROR", exit_code=2)
     with opened(ctx) as store:
         require_network(store, network)
         if snapshot_id:

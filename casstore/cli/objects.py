@@ -30,7 +30,7 @@ __all__ = ["cat", "gc", "init", "put", "stats", "verify"]
 @click.pass_context
 def init(ctx: click.Context, path: str | None) -> None:
     """Create a store at PATH (default: the --store URL)."""
-    if path:
+    if path is not None:
         ctx.obj["url"] = path
     location = parse_location(ctx.obj["url"])
     existed = location.scheme in ("lmdb", "file") and local_kind(Path(location.where)) == location.scheme

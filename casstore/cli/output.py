@@ -30,6 +30,7 @@ __all__ = [
     "emit",
     "err",
     "fail",
+    "json_in_argv",
     "json_mode",
     "out",
     "quiet_mode",
@@ -81,9 +82,9 @@ def quiet_mode() -> bool:
     return bool(_settings().get("quiet"))
 
 
-def _json_in_argv(argv: Sequence[str] | None = None) -> bool:
+def json_in_argv(argv: Sequence[str] | None = None) -> bool:
     """``--json`` among the arguments: an error may come before click has parsed them."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = list((CasstoreGroup.argv if CasstoreGroup.argv is not None else sys.argv[1:]) if argv is None else argv)
     return "--json" in (args[: args.index("--")] if "--" in args else args)
 
 
@@ -109,8 +110,9 @@ def say(message: str) -> None:
 def _report_error(code: str, message: str, as_json: bool | None = None, **extra: Any) -> None:
     if json_mode() if as_json is None else as_json:
         click.echo(json.dumps({"error": {"code": code, "message": message, **extra}}, ensure_ascii=False), err=True)
-    else:
-        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
+    else:  # one line, ending in its code as docs/errors.md promises
+        shown = message if message.endswith(f"[{code}]") else f"{message} [{code}]"
+        err.print(f"[bold red]error:[/] {escape(shown)}", highlight=False, soft_wrap=True, markup=True)
 
 
 def fail(message: str, code: str = "ERROR", exit_code: int = 1) -> NoReturn:
@@ -171,7 +173,7 @@ def verb(
                 _report_error(exc.code, exc.message)
                 sys.exit(exc.exit_code)
             except StorageError as exc:
-                _report_error(exc.code, str(exc) if json_mode() else f"{exc} [{exc.code}]")
+                _report_error(exc.code, str(exc))
                 sys.exit(1)
             except (OSError, ValueError) as exc:
                 _report_error("OS_ERROR" if isinstance(exc, OSError) else "INVALID_INPUT", str(exc))
@@ -188,8 +190,12 @@ def verb(
 class CasstoreGroup(click.Group):
     """The top-level group: usage errors and interrupts outside a verb follow ``--json`` and exit codes too."""
 
+    #: The arguments of the run under way (click's test runner passes them without ``sys.argv``).
+    argv: list[str] | None = None
+
     def main(self, args: Sequence[str] | None = None, *pos: Any, **kwargs: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
+        CasstoreGroup.argv = argv
         standalone = kwargs.pop("standalone_mode", True)
         try:
             return super().main(argv, *pos, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
@@ -197,10 +203,15 @@ class CasstoreGroup(click.Group):
             if not standalone:
                 raise
             sys.exit(exc.exit_code)
+        except CliError as exc:  # raised by the group's own options (--config)
+            if not standalone:
+                raise
+            _report_error(exc.code, exc.message, as_json=json_in_argv(argv))
+            sys.exit(exc.exit_code)
         except click.ClickException as exc:
             if not standalone:
                 raise
-            if _json_in_argv(argv):
+            if json_in_argv(argv):
                 _report_error("USAGE_ERROR", exc.format_message(), as_json=True)
             else:
                 exc.show()
@@ -209,5 +220,5 @@ class CasstoreGroup(click.Group):
             if not standalone:
                 raise
             message = "interrupted: nothing was committed"
-            _report_error("INTERRUPTED", message, as_json=_json_in_argv(argv), committed=False)
+            _report_error("INTERRUPTED", message, as_json=json_in_argv(argv), committed=False)
             sys.exit(EXIT_INTERRUPTED)

@@ -27,7 +27,10 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text) if isinstance(text, str) else None
     if match is None:
         raise SerializationError(f"duration {text!r} is not a whole number followed by s, m, h, d or w (e.g. 30m, 7d)")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        raise SerializationError(f"duration {text!r} is too long (at most {timedelta.max.days:,} days)") from None
 
 
 def snapshots_to_prune(

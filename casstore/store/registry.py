@@ -138,6 +138,8 @@ class Backend:
     redact: Callable[[str], str] = _redact_secrets
     needs_location: bool = True
     summary: str = ""
+    #: A URL of this backend to show in errors (default: ``SCHEME:///var/lib/casstore``).
+    example: str = ""
 
 
 redact_url = _redact_secrets
@@ -235,7 +237,8 @@ def open_location(location: StoreLocation, *, create: bool, extra_options: froze
     backend = backend_for(location.scheme)
     shown = backend.redact(location.url)
     if backend.needs_location and not location.where:
-        raise InvalidStoreURL(f"store URL {shown!r} names no path (e.g. {location.scheme}:///var/lib/casstore)")
+        example = backend.example or f"{location.scheme}:///var/lib/casstore"
+        raise InvalidStoreURL(f"store URL {shown!r} names no location (e.g. {example})")
     clash = backend.options & extra_options
     if clash:
         raise InvalidStoreURL(f"the {location.scheme} backend declares option(s) {sorted(clash)} reserved for wrappers")

@@ -67,5 +67,6 @@ BACKEND = register(
         _open,
         options=frozenset({"token_file", "token", "timeout", "ca_file", "verify", "transport", "cache_mb"}),
         summary="a casstore server (casstore serve)",
+        example="https://casstore.example.org:8750",
     )
 )

@@ -140,5 +140,6 @@ BACKEND = register(
         _open,
         frozenset({"endpoint_url", "region", "cache_dir", "cache", "cache_mb"}),
         summary="an S3 bucket and prefix (packed objects, refs by conditional writes)",
+        example="s3://my-bucket/casstore",
     )
 )
