@@ -89,3 +89,32 @@ def test_version_follows_json(cli) -> None:  # type: ignore[no-untyped-def]
 
     assert json.loads(cli("--json", "--version").stdout) == {"version": casstore.__version__}
     assert cli("--version").stdout.strip() == f"casstore, version {casstore.__version__}"
+
+
+_INTERRUPT_DURING_IMPORT = """
+import sys
+class Interrupt:  # Ctrl-C arriving while casstore's modules are still being imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "casstore.model":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Interrupt())
+sys.argv = ["casstore", *sys.argv[1:]]
+from casstore_launch import main
+main()
+"""
+
+
+def test_ctrl_c_while_starting_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    plain = subprocess.run([sys.executable, "-c", _INTERRUPT_DURING_IMPORT, "stats"], capture_output=True, text=True)
+    assert plain.returncode == 130 and "Traceback" not in plain.stderr
+    assert plain.stderr == "error: interrupted while starting: nothing was done [INTERRUPTED]\n"
+    as_json = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_DURING_IMPORT, "--json", "stats"], capture_output=True, text=True
+    )
+    assert as_json.returncode == 130 and json.loads(as_json.stderr)["error"]["code"] == "INTERRUPTED"
+    launch = "import sys; sys.argv = ['casstore', '--version']; from casstore_launch import main; main()"
+    ran = subprocess.run([sys.executable, "-c", launch], capture_output=True, text=True)  # uninterrupted
+    assert ran.returncode == 0 and ran.stdout.startswith("casstore, version")
