@@ -15,11 +15,11 @@ documents every verb and its JSON.
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 
 import click
 from click.core import ParameterSource
 
-from casstore import __version__
 from casstore.cli import (
     deletes,
     images,
@@ -97,10 +97,11 @@ def main(ctx: click.Context, url: str, config_path: str | None, json_output: boo
 
 def _print_version(ctx: click.Context) -> None:
     """``casstore --version``: the version, as ``{"version": …}`` under ``--json``."""
+    installed = version("casstore")  # the package's own __version__, as installed (the facade is a layer up)
     if json_in_argv():
-        click.echo(json.dumps({"version": __version__}))
+        click.echo(json.dumps({"version": installed}))
     else:
-        click.echo(f"casstore, version {__version__}")
+        click.echo(f"casstore, version {installed}")
     ctx.exit()
 
 
