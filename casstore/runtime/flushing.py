@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ from casstore.runtime.undo import UndoLog
 from casstore.runtime.worker import FlushProcess, Unpicklable
 from casstore.store.config import SchedulerStorageConfig
 
-__all__ = ["MAX_RETRY_PAUSE", "RETRY_PAUSE", "ErrorCallback", "Persisting"]
+__all__ = ["MAX_RETRY_PAUSE", "RETRY_PAUSE", "ErrorCallback", "ImageLock", "Persisting"]
 
 ErrorCallback = Callable[[StorageError], None]
 #: After a failed flush, a full batch waits this long (seconds, doubling per failure up to the maximum)
@@ -41,6 +42,31 @@ ErrorCallback = Callable[[StorageError], None]
 #: (``flush``, ``save``, ``cycle_done``, the interval flusher) always try.
 RETRY_PAUSE = 0.1
 MAX_RETRY_PAUSE = 5.0
+
+
+class ImageLock:
+    """One of an image's flush locks: a thread that already holds it (a callback run by the image's
+    own commit, such as a store subscriber, calling back into the image) gets a ``StorageError``
+    instead of waiting for itself forever."""
+
+    def __init__(self, what: str) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._what = what
+
+    def __enter__(self) -> ImageLock:
+        if self._owner == threading.get_ident():
+            raise StorageError(
+                f"the image is in the middle of {self._what} in this thread (a callback of its own commit "
+                "called back into it): call it once the callback has returned"
+            )
+        self._lock.acquire()
+        self._owner = threading.get_ident()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._owner = None
+        self._lock.release()
 
 
 class Persisting:
@@ -57,8 +83,9 @@ class Persisting:
     _worker: FlushProcess | None
     _flusher: Flusher | None
     _lock: threading.Lock
-    _flush_lock: threading.Lock
-    _fold_lock: threading.Lock
+    _flush_lock: ImageLock
+    _fold_lock: ImageLock
+    _reports: deque[StorageError]
     _dirty: dict[tuple[str, str], Any]
     _group_ops: set[str]
     _changes: int
@@ -79,7 +106,10 @@ class Persisting:
         ``False`` (reported by ``on_error`` and :meth:`status`).  Refused (``StorageError``) inside a
         transaction.
         """
-        return self._flush(automatic=False)
+        try:
+            return self._flush(automatic=False)
+        finally:
+            self._deliver()
 
     def persist(self) -> bool:
         """Make every change so far durable; ``True`` once it is.  With a journal: one journal entry
@@ -90,6 +120,14 @@ class Persisting:
         """
         if self._journal is None:
             return self.flush()
+        try:
+            return self._persist_entry()
+        finally:
+            self._deliver()
+
+    def _persist_entry(self) -> bool:
+        """:meth:`persist` with a journal: one entry of the dirty map (whole groups: a flush)."""
+        assert self._journal is not None
         with self._flush_lock:
             with self._lock:
                 self._refuse_in_transaction()
@@ -107,7 +145,7 @@ class Persisting:
             started = time.monotonic()
             try:
                 entry, rejected = self._journal.append(contents)
-            except Exception as exc:  # nothing of the dirty map may be lost, whatever failed
+            except BaseException as exc:  # nothing of the dirty map may be lost, whatever failed (Ctrl-C too)
                 try:
                     return self._restore(contents, set(), exc)
                 finally:
@@ -173,7 +211,7 @@ class Persisting:
                     head, changed = read_changes(self.store, self.network_id, known)
                 else:
                     head, changed = result.end_head, {}
-        except Exception as exc:  # nothing of the dirty map may be lost, whatever failed
+        except BaseException as exc:  # nothing of the dirty map may be lost, whatever failed (Ctrl-C too)
             return self._restore(contents, group_ids, exc)
         with self._lock:
             del self._unfolded[: len(entries)]  # entries are only ever added at the end
@@ -189,7 +227,7 @@ class Persisting:
         self._take_snapshot()
         return (durable or not take_dirty) and not result.rejected  # a fold: whether it committed
 
-    def _restore(self, contents: dict[tuple[str, str], Any], group_ids: set[str], exc: Exception) -> bool:
+    def _restore(self, contents: dict[tuple[str, str], Any], group_ids: set[str], exc: BaseException) -> bool:
         """A failed flush's changes back in the dirty map (under newer values); reports and returns
         ``False`` for a ``StorageError``, re-raises anything else."""
         with self._lock:
@@ -282,16 +320,30 @@ class Persisting:
 
     def _tick(self) -> None:
         """The background thread's work: an interval flush (interval mode), then the snapshot timer."""
-        if self.mode.background_flush:
-            self._flush(automatic=True)
-        elif self._unfolded:
-            self._fold()
-        if self.snapshots.due(self._head):
-            with self._fold_lock:
-                self._take_snapshot()
+        try:
+            if self.mode.background_flush:
+                self._flush(automatic=True)
+            elif self._unfolded:
+                self._fold()
+            if self.snapshots.due(self._head):
+                with self._fold_lock:
+                    self._take_snapshot()
+        finally:
+            self._deliver()
 
     def _report(self, exc: StorageError) -> None:
+        """Queue ``exc`` for ``on_error``: it is called once the locks are let go (:meth:`_deliver`), so a
+        callback may call back into the image (flush, close) without deadlocking it."""
         if self.on_error is not None:
+            self._reports.append(exc)
+
+    def _deliver(self) -> None:
+        """Call ``on_error`` with the queued failures; at the end of every entry point, no lock held."""
+        while self._reports and self.on_error is not None:
+            try:
+                exc = self._reports.popleft()
+            except IndexError:  # another thread delivered it
+                return
             with contextlib.suppress(Exception):  # a callback's failure must not stop the runtime
                 self.on_error(exc)
 

@@ -39,16 +39,17 @@ immutable afterwards (the flush encodes it later, on another thread in
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from casstore.errors import GroupNotFound, StorageError
+from casstore.errors import GroupNotFound, InvalidConfig, SerializationError, StorageError
 from casstore.model import Contact, GroupState, NetworkState, NetworkStore
 from casstore.model.types import check_group_state, check_id
 from casstore.runtime.flush import copy_group
 from casstore.runtime.flusher import Flusher
-from casstore.runtime.flushing import ErrorCallback, Persisting
+from casstore.runtime.flushing import ErrorCallback, ImageLock, Persisting
 from casstore.runtime.journal import Journal, JournalEntry, journal_supported, recover_journal
 from casstore.runtime.modes import Mode, mode_for
 from casstore.runtime.retention import AutoSnapshots
@@ -91,6 +92,12 @@ class NetworkImage(Persisting):
         journal: bool | None = None,
     ) -> None:
         check_id(network_id, "network_id")
+        if not isinstance(store, NetworkStore):
+            raise SerializationError(f"store: expected a NetworkStore (casstore.open_store(url)), not {store!r:.80}")
+        if config is not None and not isinstance(config, SchedulerStorageConfig):
+            raise InvalidConfig(f"config: expected a SchedulerStorageConfig, not {config!r}")
+        if on_error is not None and not callable(on_error):
+            raise SerializationError(f"on_error: expected a callable, not {on_error!r:.80}")
         self.store = store
         self.network_id = network_id
         self.config = config or SchedulerStorageConfig()
@@ -103,8 +110,9 @@ class NetworkImage(Persisting):
         self._unfolded: list[JournalEntry] = []  # entries committed and not yet folded into the head, oldest first
         self._worker = flush_process_for(store, self.mode.background_flush or self._journal is not None, flush_process)
         self._lock = threading.Lock()  # the image's state and dirty map
-        self._flush_lock = threading.Lock()  # one taking of the dirty map at a time (a flush, a journal entry)
-        self._fold_lock = threading.Lock()  # one head move at a time (a flush, a fold, a refresh, a snapshot)
+        self._flush_lock = ImageLock("a flush")  # one taking of the dirty map at a time (a flush, a journal entry)
+        self._fold_lock = ImageLock("a head move")  # one head move at a time (a flush, a fold, a refresh, a snapshot)
+        self._reports: deque[StorageError] = deque()  # failures for on_error, told once no lock is held
         #: (group, contact) -> the newest value set since the last flush (what the flush writes)
         self._dirty: dict[tuple[str, str], Any] = {}
         self._group_ops: set[str] = set()  # groups put or deleted whole since the last flush
@@ -143,15 +151,26 @@ class NetworkImage(Persisting):
             return self._members[group_id][contact_id].content
         except KeyError:
             return None
+        except TypeError:  # an unhashable id: the usual error, off the hot path
+            _check_ids(group_id, contact_id)
+            raise
 
     def contact(self, group_id: str, contact_id: str) -> Contact | None:
         """A contact's whole record (the image's own object: do not change it), or ``None``."""
-        contacts = self._members.get(group_id)
-        return None if contacts is None else contacts.get(contact_id)
+        try:
+            contacts = self._members.get(group_id)
+            return None if contacts is None else contacts.get(contact_id)
+        except TypeError:
+            _check_ids(group_id, contact_id)
+            raise
 
     def group(self, group_id: str) -> GroupState | None:
         """A group with its contacts and wires (the image's own objects: change them through the image)."""
-        return self._state.groups.get(group_id)
+        try:
+            return self._state.groups.get(group_id)
+        except TypeError:
+            _check_ids(group_id)
+            raise
 
     @property
     def state(self) -> NetworkState:
@@ -174,8 +193,14 @@ class NetworkImage(Persisting):
         # the hot path of a running network: an existing contact outside a transaction is one
         # attribute store and one dict store under the lock; everything else takes _set_other
         with self._lock:
-            contacts = self._members.get(group_id)
-            contact = None if contacts is None else contacts.get(contact_id)
+            if self._closed:
+                raise self._closed_error()
+            try:
+                contacts = self._members.get(group_id)
+                contact = None if contacts is None else contacts.get(contact_id)
+            except TypeError:
+                _check_ids(group_id, contact_id)
+                raise
             if contact is None or self._undo.active:
                 self._set_other(contacts, group_id, contact_id, contact, value)
             else:
@@ -208,6 +233,8 @@ class NetworkImage(Persisting):
         check_id(group_id, "group_id")
         check_group_state(state, "state")
         with self._lock:
+            if self._closed:
+                raise self._closed_error()
             self._record_group(group_id)
             self._state.groups[group_id] = state
             self._members[group_id] = state.contacts
@@ -220,6 +247,8 @@ class NetworkImage(Persisting):
         """Remove a group with its contacts and wires; its subgroups move up to its parent (as the store does)."""
         check_id(group_id, "group_id")
         with self._lock:
+            if self._closed:
+                raise self._closed_error()
             state = self._state.groups.get(group_id)
             if state is None:
                 return
@@ -309,10 +338,13 @@ class NetworkImage(Persisting):
         """Stop the background thread, then flush (by default unless the mode is ``manual``); idempotent.
 
         Returns whether the image was durable when closed.  The store stays open (it is the caller's).
+        After it, reads still answer from memory and writes raise :class:`~casstore.errors.StorageError`;
+        ``close(flush=True)`` again flushes what a ``close(flush=False)`` left.
         """
         if self._closed:
-            return self.durable()
-        self._closed = True
+            return self.flush() if flush else self.durable()
+        with self._lock:
+            self._closed = True  # from now on writes are refused: nothing set after close is left unwritten
         if self._flusher is not None:
             self._flusher.stop()
         if self._worker is not None:
@@ -321,8 +353,18 @@ class NetworkImage(Persisting):
             return self.flush()
         return self.durable()
 
+    def _closed_error(self) -> StorageError:
+        return StorageError(f"the image of network {self.network_id!r} is closed: open a new one to write")
+
     def __enter__(self) -> NetworkImage:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_ids(group_id: object, *contact_id: object) -> None:
+    """The ``StorageError`` a wrong-typed id deserves (raised where a lookup tripped over it)."""
+    check_id(group_id, "group_id")
+    for cid in contact_id:
+        check_id(cid, "contact_id")

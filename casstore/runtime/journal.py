@@ -52,6 +52,7 @@ from casstore.errors import CorruptObject, SerializationError, StorageError
 from casstore.model import NetworkStore
 from casstore.model.records import content_bytes
 from casstore.model.refs import journal_prefix
+from casstore.model.types import check_id
 from casstore.runtime.flush import CommitResult, Rejected, commit_changes
 from casstore.store.base import RefUpdate
 
@@ -204,6 +205,9 @@ def recover_journal(store: NetworkStore, network_id: str) -> CommitResult | None
 
     Raises ``StorageError`` if the fold fails (the entries stay).
     """
+    if not isinstance(store, NetworkStore):
+        raise SerializationError(f"store: expected a NetworkStore (casstore.open_store(url)), not {store!r:.80}")
+    check_id(network_id, "network_id")
     entries = pending_entries(store, network_id)
     if not entries:
         return None

@@ -52,6 +52,11 @@ def snapshots_to_prune(
         return []
     if keep is not None and (type(keep) is not int or keep < 0):
         raise SerializationError(f"keep must be a whole number of at least 0, not {keep!r}", "keep")
+    if keep_within is not None and (not isinstance(keep_within, timedelta) or keep_within < timedelta(0)):
+        raise SerializationError(
+            f"keep_within must be a timedelta of zero or more (parse_duration('7d')), not {keep_within!r}",
+            "keep_within",
+        )
     now = now or datetime.now(UTC)
     candidates = [s for s in snapshots if s.label is None and (s.automatic or not automatic_only)]
     candidates.sort(key=lambda s: (s.created_at, s.id), reverse=True)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from casstore import errors
-from casstore.errors import StorageError
+from casstore.errors import SerializationError, StorageError
 from casstore.model import NetworkStore
 from casstore.runtime.flush import CommitResult
 from casstore.runtime.journal import JournalEntry
@@ -72,15 +72,17 @@ def separate_process_url(objects: ObjectStore) -> str | None:
 
 def flush_process_for(store: NetworkStore, background_flush: bool, wanted: bool | None) -> FlushProcess | None:
     """The flush process of an image's background flushes (``wanted`` ``None``: wherever one can run)."""
+    if wanted is not None and type(wanted) is not bool:
+        raise SerializationError(f"flush_process must be True, False or None, not {wanted!r}")
     url = separate_process_url(store.objects)
-    if wanted is None:
-        wanted = url is not None
-    if not wanted or not background_flush:
-        return None
-    if url is None:
+    if wanted and url is None:  # refused whatever the mode, as documented
         raise StorageError(
             f"flush_process: a flush process cannot open {store.url} (only a bare lmdb:// or file:// store)"
         )
+    if wanted is None:
+        wanted = url is not None
+    if not wanted or not background_flush or url is None:
+        return None
     return FlushProcess(url)
 
 

@@ -67,11 +67,25 @@ def _fail(problems: list[str], what: str) -> None:
         )
 
 
-def _whole(value: object, name: str, problems: list[str], minimum: int = 0, optional: bool = True) -> None:
+#: The longest period a setting in milliseconds may name (a year): past it a timer cannot wait.
+MAX_PERIOD_MS = 365 * 24 * 3600 * 1000
+
+
+def _whole(
+    value: object, name: str, problems: list[str], minimum: int = 0, optional: bool = True, maximum: int | None = None
+) -> None:
     if value is None and optional:
         return
     if type(value) is not int or value < minimum:
-        problems.append(f"{name}: expected a whole number of at least {minimum}, got {value!r}")
+        problems.append(f"{name}: expected a whole number of at least {minimum}, got {value!r:.80}")
+    elif maximum is not None and value > maximum:
+        shown = str(value) if value < 10**30 else f"a number of {len(str(value))} digits"
+        problems.append(f"{name}: expected at most {maximum:,} (a year, in ms), got {shown}")
+
+
+def _period(value: object, name: str, problems: list[str], optional: bool = True) -> None:
+    """A period in milliseconds: 1 ms to a year."""
+    _whole(value, name, problems, minimum=1, optional=optional, maximum=MAX_PERIOD_MS)
 
 
 def _number(value: object, name: str, problems: list[str]) -> None:
@@ -169,8 +183,8 @@ class PersistenceConfig:
     def problems(self, prefix: str = "persistence") -> list[str]:
         found: list[str] = []
         _flag(self.auto_save, f"{prefix}.auto_save", found, optional=False)
-        _whole(self.save_interval, f"{prefix}.save_interval", found, minimum=1)
-        _whole(self.snapshot_interval, f"{prefix}.snapshot_interval", found, minimum=1)
+        _period(self.save_interval, f"{prefix}.save_interval", found)
+        _period(self.snapshot_interval, f"{prefix}.snapshot_interval", found)
         return found
 
     def __post_init__(self) -> None:
@@ -411,8 +425,8 @@ class SchedulerStorageConfig:
         if self.persist_on not in PERSIST_MODES:
             found.append(f"persist_on: expected one of {', '.join(PERSIST_MODES)}, got {self.persist_on!r}")
         _whole(self.batch_size, "batch_size", found, minimum=1, optional=False)
-        _whole(self.interval_ms, "interval_ms", found, minimum=1, optional=False)
-        _whole(self.snapshot_interval, "snapshot_interval", found, minimum=1)
+        _period(self.interval_ms, "interval_ms", found, optional=False)
+        _period(self.snapshot_interval, "snapshot_interval", found)
         _whole(self.max_snapshots, "max_snapshots", found, minimum=1)
         return found
 
@@ -424,6 +438,8 @@ class SchedulerStorageConfig:
         """The scheduler settings a ``persistence`` section means: ``auto_save=False`` → ``manual``;
         a ``save_interval`` → ``interval`` every that many ms; otherwise ``immediate``."""
         persistence = config.persistence if isinstance(config, StorageConfig) else config
+        if not isinstance(persistence, PersistenceConfig):
+            raise InvalidConfig(f"from_persistence: expected a StorageConfig or PersistenceConfig, not {config!r}")
         if not persistence.auto_save:
             mode: PersistMode = "manual"
         elif persistence.save_interval is not None:

@@ -1,0 +1,137 @@
+"""The live image at its edges (found by a fuzzing pass, session 17): an interrupt in a flush, callbacks
+that call back into the image, writes after close, wrong-typed arguments and out-of-range periods."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from test_runtime import NET, network
+
+from casstore.errors import InvalidConfig, SerializationError, StorageError
+from casstore.model import NetworkStore
+from casstore.runtime import NetworkImage, SchedulerStorageConfig, recover_journal
+from casstore.runtime.retention import prune_snapshots
+from casstore.store import open_object_store
+from casstore.store.base import RefUpdate
+from casstore.store.wrappers.base import WrappedStore
+
+
+class InterruptedStore(WrappedStore):
+    """The next ``interrupts`` commits raise KeyboardInterrupt, as a Ctrl-C landing in them would."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.interrupts = 0
+
+    def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
+        if self.interrupts:
+            self.interrupts -= 1
+            raise KeyboardInterrupt
+        super().commit(frames, updates)
+
+
+def interrupted_store() -> tuple[NetworkStore, InterruptedStore]:
+    inner = InterruptedStore(open_object_store("memory://"))
+    store = NetworkStore(inner)
+    store.save_network_state(NET, network(contacts=50))
+    return store, inner
+
+
+@pytest.mark.parametrize("mode", ["manual", "immediate"])  # a flush to the head; a journal entry
+def test_an_interrupted_flush_keeps_every_change_dirty(mode: str) -> None:
+    store, inner = interrupted_store()
+    with NetworkImage(store, NET, SchedulerStorageConfig(mode)) as live:  # type: ignore[arg-type]
+        for cid in range(50):
+            live.set("g1", f"c{cid}", f"v{cid}")
+        inner.interrupts = 1
+        with pytest.raises(KeyboardInterrupt):
+            live.flush() if mode == "manual" else live.cycle_done()
+        assert live.status().dirty == 50 and not live.durable()
+        assert live.flush() and live.durable()
+    assert [store.load_contact_content(NET, "g1", f"c{cid}") for cid in range(50)] == [f"v{c}" for c in range(50)]
+
+
+def _returns_within(fn: Any, seconds: float = 10.0) -> bool:
+    done = threading.Event()
+    threading.Thread(target=lambda: (fn(), done.set()), daemon=True).start()
+    return done.wait(seconds)
+
+
+def test_callbacks_may_call_back_into_the_image_without_deadlocking_it() -> None:
+    store = NetworkStore(open_object_store("memory://"))
+    store.save_network_state(NET, network())
+    holder: dict[str, NetworkImage] = {}
+    calls: list[bool] = []
+    live = NetworkImage(
+        store, NET, SchedulerStorageConfig("manual"), on_error=lambda exc: calls.append(holder["live"].flush())
+    )
+    holder["live"] = live
+    live.set("g0", "c0", object())  # rejected at the flush: on_error, which flushes again
+    assert _returns_within(live.flush) and calls == [True]
+    refreshed: list[BaseException] = []
+
+    def refresh_from_inside_the_commit(_state: Any) -> None:
+        try:
+            live.refresh()
+        except StorageError as exc:
+            refreshed.append(exc)
+
+    store.subscribe(NET, refresh_from_inside_the_commit)
+    live.set("g0", "c1", "after")
+    assert _returns_within(live.flush)  # the subscriber runs inside the image's own commit
+    assert refreshed and "callback of its own commit" in str(refreshed[0])
+    live.refresh()  # from outside a callback, as usual
+    assert store.load_contact_content(NET, "g0", "c1") == "after"
+    live.close()
+
+
+def test_after_close_writes_are_refused_and_a_second_close_may_flush() -> None:
+    store = NetworkStore(open_object_store("memory://"))
+    store.save_network_state(NET, network())
+    live = NetworkImage(store, NET, SchedulerStorageConfig("manual"))
+    live.set("g0", "c0", "kept")
+    assert live.close(flush=False) is False
+    for write in (lambda: live.set("g0", "c0", 1), lambda: live.delete_group("g0")):
+        with pytest.raises(StorageError, match="closed"):
+            write()
+    assert live.get("g0", "c0") == "kept"  # reads still answer from memory
+    assert live.close(flush=True) is True and store.load_contact_content(NET, "g0", "c0") == "kept"
+
+
+def test_wrong_typed_arguments_are_storage_errors() -> None:
+    store = NetworkStore(open_object_store("memory://"))
+    store.save_network_state(NET, network())
+    with NetworkImage(store, NET, SchedulerStorageConfig("manual")) as live:
+        for call in (
+            lambda: live.get([], "c0"),  # type: ignore[arg-type]
+            lambda: live.contact("g0", {}),  # type: ignore[arg-type]
+            lambda: live.group([]),  # type: ignore[arg-type]
+            lambda: live.set("g0", [], 1),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(SerializationError):
+                call()
+    with pytest.raises(InvalidConfig):
+        NetworkImage(store, NET, "interval")  # type: ignore[arg-type]
+    with pytest.raises(SerializationError):
+        NetworkImage("memory://", NET)  # type: ignore[arg-type]
+    with pytest.raises(SerializationError):
+        recover_journal("memory://", NET)  # type: ignore[arg-type]
+    with pytest.raises(InvalidConfig):
+        SchedulerStorageConfig.from_persistence("x")  # type: ignore[arg-type]
+    for keep_within in ("7d", 3600, timedelta(days=-1)):
+        with pytest.raises(SerializationError, match="keep_within"):
+            prune_snapshots(store, NET, keep_within=keep_within)  # type: ignore[arg-type]
+    with pytest.raises(StorageError, match="flush process cannot open"):
+        NetworkImage(store, NET, SchedulerStorageConfig("immediate"), flush_process=True)
+
+
+@pytest.mark.parametrize("setting", ["interval_ms", "snapshot_interval"])
+def test_periods_past_a_year_are_invalid(setting: str) -> None:
+    for value in (10**13, 10**400):
+        with pytest.raises(InvalidConfig, match=setting):
+            SchedulerStorageConfig("interval", **{setting: value})
+    SchedulerStorageConfig("interval", **{setting: 365 * 24 * 3600 * 1000})  # a year is still fine
