@@ -141,3 +141,136 @@ def test_periods_past_a_year_are_invalid(setting: str) -> None:
         with pytest.raises(InvalidConfig, match=setting):
             SchedulerStorageConfig("interval", **{setting: value})
     SchedulerStorageConfig("interval", **{setting: 365 * 24 * 3600 * 1000})  # a year is still fine
+
+
+class Celsius(dict[str, float]):
+    """A value class the flush process cannot import (this test module is not on its path)."""
+
+
+def test_a_value_the_flush_process_cannot_rebuild_is_flushed_in_process(tmp_path: Any) -> None:
+    import time
+
+    import casstore
+
+    with casstore.open_store(f"lmdb://{tmp_path / 'store'}") as store:
+        store.save_network_state(NET, network())
+        config = SchedulerStorageConfig("interval", interval_ms=50)
+        with NetworkImage(store, NET, config, journal=False) as live:
+            assert live._worker is not None  # the interval flushes go to a child interpreter
+            live.set("g0", "c0", Celsius(celsius=21.0))
+            live.set("g1", "c1", "good value")
+            deadline = time.monotonic() + 20
+            while not live.durable() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert live.durable() and live.status().failures == 0
+        assert store.load_contact_content(NET, "g1", "c1") == "good value"
+        assert store.load_contact_content(NET, "g0", "c0") == {"celsius": 21.0}
+
+
+# ---------------------------------------------------------------- the journal
+
+
+class HoldFirstFold(WrappedStore):
+    """Holds the first commit that deletes journal refs (a fold) until ``go`` is set."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.held, self.go, self.done = threading.Event(), threading.Event(), False
+
+    def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
+        if not self.done and any(u.name.startswith("journal/") and u.new is None for u in updates):
+            self.done = True
+            self.held.set()
+            self.go.wait(30)
+        super().commit(frames, updates)
+
+
+def test_a_fold_never_writes_an_entry_another_image_recovered_meanwhile(tmp_path: Any) -> None:
+    import casstore
+
+    lmdb = casstore.open_store(f"lmdb://{tmp_path / 'store'}")
+    lmdb.save_network_state(NET, network())
+    held = HoldFirstFold(lmdb.objects)
+    first = NetworkImage(NetworkStore(held), NET, SchedulerStorageConfig("immediate"))
+    first.set("g0", "c0", "first: older")
+    assert first.cycle_done()  # a journal entry; the background fold of it is then held
+    assert held.held.wait(10)
+    second = NetworkImage(NetworkStore(lmdb.objects), NET, SchedulerStorageConfig("manual"))  # recovers it
+    assert second.get("g0", "c0") == "first: older"
+    second.set("g0", "c0", "second: newer, acknowledged")
+    assert second.flush()
+    held.go.set()  # the first image's fold goes on: the entry is gone, so it must not be written again
+    first.close()
+    second.close()
+    assert lmdb.load_contact_content(NET, "g0", "c0") == "second: newer, acknowledged"
+    lmdb.close()
+
+
+def test_journal_entries_stay_in_order_when_the_clock_steps_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from casstore.runtime import journal
+
+    store = NetworkStore(open_object_store("memory://"))
+    store.save_network_state(NET, network())
+    entries = journal.Journal(store, NET)
+    now = [2_000_000_000_000_000_000]
+    monkeypatch.setattr("casstore.runtime.journal.time.time_ns", lambda: now[0])
+    first, _ = entries.append({("g0", "c0"): "older"})
+    now[0] -= 3600 * 10**9  # an hour back (NTP, a VM resumed)
+    second, _ = entries.append({("g0", "c0"): "newest"})
+    assert first is not None and second is not None and first.name < second.name
+    recover_journal(store, NET)  # as after a crash: replayed in name order
+    assert store.load_contact_content(NET, "g0", "c0") == "newest"
+
+
+def test_a_malformed_journal_entry_is_reported_corrupt_and_folds_nothing() -> None:
+    from casstore import codec
+    from casstore.errors import CorruptObject
+
+    store = NetworkStore(open_object_store("memory://"))
+    store.save_network_state(NET, network())
+    name = "journal/net/00000000000000000001-x-1"
+    for body in (
+        {"t": "journal", "v": 2, "net": "other", "k": ["g0", "c0"], "d": codec.encode_value(["another network's"])},
+        {"t": "journal", "v": 2, "net": NET, "k": [1, 2], "d": codec.encode_value([1])},
+    ):
+        ((digest, frame),) = codec.frame_many([codec.encode(body)])
+        store.objects.commit([(digest, frame)], [RefUpdate(name, store.objects.refs.get(name), digest)])
+        with pytest.raises(CorruptObject) as error:
+            recover_journal(store, NET)
+        assert error.value.object_id == codec.format_id(digest) and name in str(error.value)
+        assert store.load_contact_content(NET, "g0", "c0") == 0
+
+
+def test_a_rollback_keeps_dirty_what_a_failed_flush_put_back() -> None:
+    from casstore.errors import StorageConnectionError
+
+    class FailsOnceHeld(WrappedStore):
+        def __init__(self, inner: Any) -> None:
+            super().__init__(inner)
+            self.armed, self.entered, self.release = False, threading.Event(), threading.Event()
+
+        def commit(self, frames: Sequence[tuple[bytes, bytes]], updates: Sequence[RefUpdate]) -> None:
+            if self.armed:
+                self.armed = False
+                self.entered.set()
+                self.release.wait(30)
+                raise StorageConnectionError("backend down (injected)")
+            super().commit(frames, updates)
+
+    gated = FailsOnceHeld(open_object_store("memory://"))
+    store = NetworkStore(gated)
+    store.save_network_state(NET, network())
+    live = NetworkImage(store, NET, SchedulerStorageConfig("manual"))
+    live.set("g0", "c0", "before the transaction")
+    gated.armed = True
+    flushing = threading.Thread(target=live.flush)
+    flushing.start()
+    assert gated.entered.wait(10)  # the flush has taken the dirty map
+    with pytest.raises(RuntimeError), live.transaction():
+        live.set("g0", "c0", "inside the transaction")
+        gated.release.set()
+        flushing.join()  # it failed: its change is back in the dirty map
+        raise RuntimeError("roll back")
+    assert live.get("g0", "c0") == "before the transaction" and not live.durable()
+    assert live.flush() and store.load_contact_content(NET, "g0", "c0") == "before the transaction"
+    live.close()

@@ -19,7 +19,7 @@ another writer's changes.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,18 +72,22 @@ def commit_changes(
     groups: dict[str, GroupState | None],
     contents: dict[tuple[str, str], Any],
     also: Sequence[RefUpdate] = (),
+    each_attempt: Callable[[], tuple[dict[tuple[str, str], Any], Sequence[RefUpdate]]] | None = None,
 ) -> CommitResult:
     """Write ``groups`` (``None``: deleted) then ``contents`` ((group, contact) → value) as one new head.
 
-    ``also``: ref moves committed with the head (a journal's folded entries, deleted).  Raises what
+    ``also``: ref moves committed with the head (a journal's folded entries, deleted).
+    ``each_attempt``, if given, gives ``(contents, also)`` afresh for each attempt of the
+    compare-and-swap (what a fold takes in depends on which entries are still there).  Raises what
     the backend raises (nothing is then written); never raises for a rejected change.
     """
     views: list[NetworkTransaction] = []
-    touched = {gid for gid, _ in contents}
 
     def write(tx: NetworkTransaction) -> list[Rejected]:
         views.append(tx)
-        tx.also_update(also)
+        now, moves = (contents, also) if each_attempt is None else each_attempt()
+        touched = {gid for gid, _ in now}
+        tx.also_update(moves)
         rejected: list[Rejected] = []
         for gid, state in groups.items():
             try:
@@ -94,7 +98,7 @@ def commit_changes(
             except REJECTABLE as exc:
                 rejected.append(Rejected(gid, None, f"{type(exc).__name__}: {exc}"))
         tx.prefetch_groups(network_id, touched)  # one pass over the groups tree, not one lookup per contact
-        for (gid, cid), value in contents.items():
+        for (gid, cid), value in now.items():
             try:
                 tx.save_contact_content(network_id, gid, cid, value)
             except REJECTABLE as exc:

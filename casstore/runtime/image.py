@@ -219,7 +219,8 @@ class NetworkImage(Persisting):
             raise GroupNotFound(f"group {group_id!r} not found in network {self.network_id!r}")
         key = (group_id, contact_id)
         if self._undo.active:
-            self._undo.contact(key, contact, key in self._dirty)
+            # a flush in flight may fail and put the value back: a rollback must then keep it dirty
+            self._undo.contact(key, contact, key in self._dirty or self._in_flight)
         if contact is None:
             check_id(contact_id, "contact_id")
             contacts[contact_id] = Contact(contact_id, group_id, value)
@@ -276,7 +277,10 @@ class NetworkImage(Persisting):
         if self._undo.active:
             old = self._state.groups.get(group_id)
             self._undo.group(
-                group_id, None if old is None else copy_group(old), group_id in self._group_ops, dirty_here
+                group_id,
+                None if old is None else copy_group(old),
+                group_id in self._group_ops or self._in_flight,
+                dirty_here,
             )
         for key in dirty_here:
             del self._dirty[key]

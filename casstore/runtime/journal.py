@@ -72,6 +72,7 @@ ENTRY_VERSION = 2
 _CONTENTS_DEPTH = codec.MAX_DEPTH + 1
 _counter = itertools.count()
 _counter_lock = threading.Lock()
+_last_stamp = [0]  # the newest entry time this process named: names stay in order if the clock steps back
 
 Contents = dict[tuple[str, str], Any]
 
@@ -126,7 +127,8 @@ class Journal:
         ((digest, frame),) = codec.frame_many([body])
         with _counter_lock:
             number = next(_counter)
-        name = f"{self.prefix}{time.time_ns():020d}-{os.getpid():08x}-{number:010d}"
+            stamp = _last_stamp[0] = max(time.time_ns(), _last_stamp[0] + 1)
+        name = f"{self.prefix}{stamp:020d}-{os.getpid():08x}-{number:010d}"
         self.store.objects.commit([(digest, frame)], [RefUpdate(name, None, digest)])
         return JournalEntry(name, digest, kept), rejected
 
@@ -150,9 +152,13 @@ def read_entries(store: NetworkStore, entries: Sequence[JournalEntry]) -> list[J
             out.append(entry)
             continue
         try:
-            contents = _entry_contents(codec.decode(datas[entry.digest]))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise CorruptObject(f"journal entry {entry.name}: {exc}") from None
+            body = codec.decode(datas[entry.digest])
+            contents = _entry_contents(body)
+            if not entry.name.startswith(journal_prefix(body["net"])):
+                raise ValueError(f"it belongs to network {body['net']!r}")
+        except (ValueError, TypeError, KeyError, StorageError) as exc:
+            where = codec.format_id(entry.digest)
+            raise CorruptObject(where, f"not a journal entry of its ref {entry.name}: {exc}") from None
         out.append(JournalEntry(entry.name, entry.digest, contents))
     return out
 
@@ -167,6 +173,8 @@ def _entry_contents(body: Any) -> Contents:
     keys, values = body["k"], codec.decode_value(body["d"])
     if not (isinstance(keys, list) and isinstance(values, list) and len(keys) == 2 * len(values)):
         raise ValueError("its keys and values do not match")
+    if not all(type(key) is str and key for key in keys):
+        raise ValueError("a group or contact id in it is not a non-empty string")
     return dict(zip(zip(keys[::2], keys[1::2], strict=True), values, strict=True))
 
 
@@ -183,21 +191,29 @@ def fold(
 
     An entry whose ref is gone (another image recovered it) is left out: the commit that deleted its
     ref wrote its changes (on these stores that is one transaction), and writing them again would
-    undo what was written since.  Its delete is not required either, for an entry recovered while
-    this commit is built.
+    undo what was written since.  Which entries are there is read again at each attempt of the
+    compare-and-swap, and each one taken in must still be there when it commits (its delete is
+    required), so an entry recovered while this commit is built is never written twice.
     """
-    if entries:
-        present = store.objects.refs.list(journal_prefix(network_id))
-        entries = [entry for entry in entries if present.get(entry.name) == entry.digest]
-    merged: Contents = {}
-    for entry in read_entries(store, entries):
-        assert entry.contents is not None
-        merged.update(entry.contents)
-    if groups:  # a group written whole is newer than every entry: their changes to it are superseded
-        merged = {key: value for key, value in merged.items() if key[0] not in groups}
-    merged.update(contents or {})
-    deletes = [RefUpdate(entry.name, entry.digest, None, required=False) for entry in entries]
-    return commit_changes(store, network_id, groups or {}, merged, deletes)
+    prefix = journal_prefix(network_id)
+    listed = [store.objects.refs.list(prefix) if entries else {}]  # the first attempt's listing
+    # those already gone are not read (their objects may be collected by now)
+    entries = [entry for entry in entries if listed[0].get(entry.name) == entry.digest]
+    read = {entry.name: entry for entry in read_entries(store, entries)}
+
+    def each_attempt() -> tuple[Contents, list[RefUpdate]]:
+        present = listed.pop() if listed else store.objects.refs.list(prefix) if read else {}
+        live = [entry for entry in read.values() if present.get(entry.name) == entry.digest]
+        merged: Contents = {}
+        for entry in live:
+            assert entry.contents is not None
+            merged.update(entry.contents)
+        if groups:  # a group written whole is newer than every entry: their changes to it are superseded
+            merged = {key: value for key, value in merged.items() if key[0] not in groups}
+        merged.update(contents or {})
+        return merged, [RefUpdate(entry.name, entry.digest, None) for entry in live]
+
+    return commit_changes(store, network_id, groups or {}, {}, each_attempt=each_attempt)
 
 
 def recover_journal(store: NetworkStore, network_id: str) -> CommitResult | None:

@@ -1,7 +1,7 @@
 """The undo log of an image's transactions: what each open (nested) transaction changed, to roll it back.
 
 Each level records, the first time a contact or group is touched in it, what
-it was before (and whether it was dirty then); rolling back a level restores
+it was before (and whether it was dirty then, or a flush in flight held it); rolling back a level restores
 those in reverse order.  Committing an inner level folds its records into the
 outer one (the outer keeps its own, older, records).  Called under the image's lock.
 """

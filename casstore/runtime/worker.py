@@ -103,8 +103,9 @@ class FlushProcess:
     ) -> CommitResult:
         """:func:`~casstore.runtime.journal.fold` of ``entries`` (by ref: the child reads them), ``groups``
         and ``contents`` in the child (with no entries, :func:`~casstore.runtime.flush.commit_changes`):
-        raises what it raised (as a ``StorageError``), :class:`Unpicklable` before sending anything,
-        ``StorageError`` if the child died."""
+        raises what it raised (as a ``StorageError``), :class:`Unpicklable` before sending anything
+        (or when the child cannot rebuild a value: a class it cannot import), ``StorageError`` if the
+        child died."""
         by_ref = [JournalEntry(entry.name, entry.digest) for entry in entries]
         try:
             payload = pickle.dumps((network_id, groups, contents, by_ref), pickle.HIGHEST_PROTOCOL)
@@ -123,6 +124,8 @@ class FlushProcess:
         if status == "ok":
             assert isinstance(value, CommitResult)
             return value
+        if status == "unpicklable":  # the child cannot rebuild a value: the caller commits in-process
+            raise Unpicklable(f"the flush process cannot unpickle the flush: {value}")
         raise _as_error(*value)
 
     @property
@@ -229,7 +232,15 @@ def serve(url: str) -> None:
                 request = _receive(inp)
             except EOFError:
                 return
-            network_id, groups, contents, entries = pickle.loads(request)
+            try:
+                network_id, groups, contents, entries = pickle.loads(request)
+            except Exception as exc:  # a class the child cannot import (one of the app's __main__, say)
+                reply_to_parent = ("unpicklable", str(exc) or type(exc).__name__)
+                try:
+                    _send(out, pickle.dumps(reply_to_parent, pickle.HIGHEST_PROTOCOL))
+                except OSError:
+                    return
+                continue
             try:
                 with collector_paused():
                     reply: tuple[str, Any] = ("ok", fold(store, network_id, entries, groups, contents))
