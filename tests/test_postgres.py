@@ -29,7 +29,7 @@ from casstore.errors import (
     StoragePermissionError,
     StoreNotFound,
 )
-from casstore.model import NetworkStore
+from casstore.model import Group, GroupState, NetworkState, NetworkStore
 from casstore.store import open_object_store
 from casstore.testing.network import sample_group
 from casstore.testing.state_machine import NetworkStateMachine
@@ -95,6 +95,12 @@ def test_a_missing_schema_is_not_created_without_create(server: PgTestServer) ->
         ("insert=fast", "insert"),
         ("synchronous_commit=maybe", "synchronous_commit"),
         ("colour=blue", "unknown option"),
+        ("pool_timeout=-5", "pool_timeout"),
+        ("pool_timeout=nan", "pool_timeout"),
+        ("pool_timeout=inf", "pool_timeout"),
+        ("pool_timeout=0", "pool_timeout"),
+        ("sslmode=bogus", "invalid sslmode value"),  # libpq's refusal: the URL is wrong, never retried
+        ("target_session_attrs=bogus", "invalid target_session_attrs value"),
     ],
 )
 def test_bad_options_are_refused(server: PgTestServer, options: str, message: str) -> None:
@@ -217,6 +223,31 @@ def test_the_password_never_appears_in_the_url_errors_or_logs(cluster: Any, capl
     with pytest.raises(StoragePermissionError) as denied:
         open_object_store(query_password)
     assert PASSWORD not in str(denied.value)
+
+
+@pytest.mark.parametrize("written", ["Hunter2Secret x", "Hunter2Secret%zz", "Hunter2Secret#1"])
+def test_a_malformed_password_never_appears_in_errors(server: PgTestServer, written: str) -> None:
+    """An unescaped space or ``#`` or a bad ``%`` escape: libpq echoes the password in pieces."""
+    from casstore.sqlview.migrate import import_tables
+
+    url = f"postgresql://postgres:{written}@/casstore?host=/tmp/nowhere&port=1&connect_timeout=1"
+    with pytest.raises(StorageError) as info:
+        open_object_store(url)
+    assert "Hunter2Secret" not in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(StorageError) as imported:
+        import_tables(open_store("memory://"), url)
+    assert "Hunter2Secret" not in str(imported.value)
+
+
+def test_a_schema_name_of_63_characters_writes_and_notifies(server: PgTestServer) -> None:
+    from casstore.store.postgres.store import notify_channel
+
+    schema = f"t{server.token}_" + "s" * (63 - len(server.token) - 2)
+    assert len(schema) == 63 and len(notify_channel(schema)) <= 63 and notify_channel(schema) != notify_channel("x")
+    url = f"{server.url}{'&' if '?' in server.url else '?'}schema={schema}"
+    with open_store(url) as store:
+        store.save_network_state("net", NetworkState({"g": GroupState(Group("g", "G"), {})}))
+        assert store.list_networks() == ["net"]
 
 
 def test_a_missing_database_is_a_connection_error_that_is_not_retried(cluster: Any) -> None:

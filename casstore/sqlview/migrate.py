@@ -36,6 +36,7 @@ from casstore.errors import StorageError
 from casstore.model import NetworkStore, snapshots
 from casstore.model.bassline_json import network_from_json
 from casstore.model.reads import NetworkReader
+from casstore.store.postgres.connection import secret_scrubber
 from casstore.store.postgres.schema import quote_schema
 
 __all__ = ["ImportReport", "import_tables", "upstream_state"]
@@ -127,7 +128,8 @@ def import_tables(store: NetworkStore, url: str, schema: str = "public", network
     try:
         conn = psycopg.connect(url, autocommit=True)
     except psycopg.Error as exc:
-        raise StorageError(f"cannot connect to the upstream database: {str(exc).splitlines()[0]}") from None
+        scrub = secret_scrubber(url)
+        raise StorageError(scrub(f"cannot connect to the upstream database: {' '.join(str(exc).split())}")) from None
     with conn:
         try:
             rows = conn.execute(

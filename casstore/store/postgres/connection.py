@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import psycopg
 import psycopg_pool
@@ -49,6 +49,11 @@ _PERMANENT_CONNECT = re.compile(
     r"password authentication failed|authentication failed|no pg_hba\.conf entry|"
     r"database \".*\" does not exist|role \".*\" does not exist|permission denied|"
     r"password is required|no password supplied|certificate|invalid (?:connection option|URI|integer value)",
+    re.IGNORECASE,
+)
+#: libpq refusing a connection option's value: the URL is wrong, and no retry can help.
+_BAD_OPTION = re.compile(
+    r"invalid \w+ value|definition of service .* not found|invalid (?:connection option|URI|integer value)",
     re.IGNORECASE,
 )
 _PERMISSION_CONNECT = re.compile(
@@ -108,8 +113,14 @@ class Database:
         pool_timeout: float = 30.0,
         synchronous_commit: bool = True,
     ) -> None:
+        self.scrub = secret_scrubber(url, libpq)
         if pool_size < 1:
-            raise InvalidStoreURL(f"pool_size in {redact_url(url)} must be at least 1, not {pool_size}")
+            raise InvalidStoreURL(f"pool_size in {self.scrub(url)} must be at least 1, not {pool_size}")
+        if not (isinstance(pool_timeout, int | float) and 0 < pool_timeout <= MAX_POOL_TIMEOUT):
+            raise InvalidStoreURL(
+                f"pool_timeout in {self.scrub(url)} must be a number of seconds above 0 and at most "
+                f"{MAX_POOL_TIMEOUT:g}, not {pool_timeout!r}"
+            )
         base, _, query = url.split("#", 1)[0].partition("?")
         given = {k: v for k, v in parse_qsl(query) if k in LIBPQ_OPTIONS}  # the URL's own libpq parameters
         given.update((k, str(v)) for k, v in (libpq or {}).items())
@@ -117,8 +128,9 @@ class Database:
             self.conninfo = pg_conninfo.make_conninfo(base, **given)
             params = pg_conninfo.conninfo_to_dict(self.conninfo)
         except psycopg.ProgrammingError as exc:
-            raise InvalidStoreURL(f"malformed PostgreSQL URL {redact_url(url)!r}: {exc}") from None
-        self.where = _describe(params)
+            shown = " ".join(str(exc).split())
+            raise InvalidStoreURL(self.scrub(f"malformed PostgreSQL URL {url!r}: {shown}")) from None
+        self.where = self.scrub(_describe(params))
         self.pool_timeout = pool_timeout
         self._session = [] if synchronous_commit else ["SET synchronous_commit TO off"]
         self.pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
@@ -175,7 +187,7 @@ class Database:
 
     def translate(self, exc: BaseException, what: str) -> StorageError:
         """``exc`` as the StorageError a caller sees: permission, connection, or plain storage failure."""
-        message = f"PostgreSQL {what} on {self.where}: {_first_lines(exc)}"
+        message = self.scrub(f"PostgreSQL {what} on {self.where}: {_first_lines(exc)}")
         state = _sqlstate(exc)
         if isinstance(exc, psycopg_pool.PoolTimeout):
             return StorageConnectionError(
@@ -186,6 +198,8 @@ class Database:
         if state == "3D000":
             return StorageConnectionError(message)
         if state is None and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            if _BAD_OPTION.search(str(exc)):
+                return InvalidStoreURL(message)
             if _PERMISSION_CONNECT.search(str(exc)):
                 return StoragePermissionError(message)
             return StorageConnectionError(message)
@@ -196,6 +210,36 @@ class Database:
     def close(self) -> None:
         if self.pool is not None and not self.pool.closed:
             self.pool.close()
+
+
+#: The longest wait for a pooled connection a URL may ask for (an hour).
+MAX_POOL_TIMEOUT = 3600.0
+
+
+def secret_scrubber(url: str, libpq: Mapping[str, Any] | None = None) -> Callable[[str], str]:
+    """A function that takes every form of ``url``'s password out of a text (a message, a URL).
+
+    :func:`redact_url` handles a well-formed URL; a malformed one (an unescaped space or ``#`` in
+    the password, a bad ``%`` escape) is echoed by libpq in pieces, so the password as written, as
+    unquoted and each of its longer pieces are replaced too.
+    """
+    rest = url.split("://", 1)[-1]
+    userinfo = rest.rsplit("@", 1)[0] if "@" in rest else ""
+    secrets = {userinfo.partition(":")[2]}
+    secrets |= {str(v) for k, v in (libpq or {}).items() if "pass" in k}
+    secrets |= {v for k, v in parse_qsl(url.partition("?")[2]) if "pass" in k}
+    for secret in list(secrets):
+        secrets.add(unquote(secret))
+        secrets.update(re.split(r"[\s#%?/@:]+", secret))
+    pieces = sorted((piece for piece in secrets if len(piece) >= 3), key=len, reverse=True)
+
+    def scrub(text: str) -> str:
+        text = redact_url(text)
+        for piece in pieces:
+            text = text.replace(piece, "***")
+        return text
+
+    return scrub
 
 
 def _first_lines(exc: BaseException) -> str:

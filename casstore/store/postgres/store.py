@@ -15,6 +15,7 @@ or roll back with the moves.  :meth:`PostgresStore.watch_refs` listens there
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -39,8 +40,14 @@ NOTIFY_LIMIT = 7900
 
 
 def notify_channel(schema: str) -> str:
-    """The channel a schema's ref moves are announced on (``pg_notify``; LISTEN it quoted)."""
-    return f"casstore_{schema}"
+    """The channel a schema's ref moves are announced on (``pg_notify``; LISTEN it quoted).
+
+    A channel is an identifier of at most 63 bytes: a schema name too long for ``casstore_`` in
+    front is named by a hash of it instead (every process derives the same one)."""
+    channel = f"casstore_{schema}"
+    if len(channel.encode()) <= 63:
+        return channel
+    return f"casstore_{hashlib.blake2b(schema.encode(), digest_size=16).hexdigest()}"
 
 
 class PostgresStore(ObjectStore):
