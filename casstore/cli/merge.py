@@ -23,6 +23,7 @@ from casstore.cli.remotes import resolve_remote
 from casstore.model import NetworkStore
 from casstore.model.conflicts import Conflict
 from casstore.store import open_object_store
+from casstore.store.registry import redact_url
 
 __all__ = ["conflicts", "fetch", "merge", "resolve"]
 
@@ -191,7 +192,7 @@ def fetch(ctx: click.Context, target: str, networks: tuple[str, ...]) -> None:
         name, url = resolve_remote(store, target, "fetch")
         if not name:
             fail(
-                f"fetch needs a named remote (it records REMOTE/NET): `casstore remote add NAME {url}`",
+                f"fetch needs a named remote (it records REMOTE/NET): `casstore remote add NAME {redact_url(url)}`",
                 "USAGE_ERROR",
                 exit_code=2,
             )

@@ -20,7 +20,7 @@ from casstore.cli.output import committing, emit, err, fail, json_mode, out, say
 from casstore.errors import RemoteNotFound, StoreNotFound
 from casstore.model import NetworkStore
 from casstore.store import open_object_store
-from casstore.store.registry import parse_location
+from casstore.store.registry import parse_location, redact_url
 
 __all__ = [
     "canonical_url",
@@ -56,7 +56,8 @@ def remote_add(ctx: click.Context, name: str, url: str) -> None:
         url = canonical_url(url)
         with committing(f"remote {name} added"):
             sync.add_remote(store, name, url)
-    emit({"name": name, "url": url}, lambda: say(f"remote {name} → {url}"))
+    shown = redact_url(url)
+    emit({"name": name, "url": shown}, lambda: say(f"remote {name} → {shown}"))
 
 
 @verb("casstore remote remove backup", group=remote, name="remove")
@@ -74,7 +75,7 @@ def remote_remove(ctx: click.Context, name: str) -> None:
 def remote_list(ctx: click.Context) -> None:
     """Show the remotes."""
     with opened(ctx) as store:
-        known = dict(sorted(sync.remotes(store).items()))
+        known = {name: redact_url(url) for name, url in sorted(sync.remotes(store).items())}
 
     def render() -> None:
         for name, url in known.items():
@@ -134,6 +135,7 @@ def divergence_json(divergence: sync.Divergence) -> dict[str, Any]:
 
 
 def report_json(report: sync.SyncReport, verb_name: str, remote_name: str, url: str) -> dict[str, Any]:
+    url = redact_url(url)  # a remote's URL may carry a token: printed, it never does
     return {
         "verb": verb_name,
         "remote": remote_name or None,
@@ -193,6 +195,8 @@ def divergence_text(divergence: sync.Divergence, remote_label: str, pushing: boo
 
 
 def summarise(report: sync.SyncReport, verb_name: str, remote_name: str, url: str) -> None:
+    url = redact_url(url)  # for the eyes only: a token in it is never printed
+
     def render() -> None:
         # the title is a line of its own, not a table title, so a long URL is never broken mid-URL
         out.print(f"{verb_name} {remote_name or url}", highlight=False, soft_wrap=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import click
@@ -10,6 +11,7 @@ from casstore.cli.locations import check_store_url
 from casstore.cli.output import emit, say, verb
 from casstore.errors import StorageError
 from casstore.store import open_object_store
+from casstore.store.base import os_error
 
 __all__ = ["serve"]
 
@@ -17,7 +19,9 @@ __all__ = ["serve"]
 @verb("casstore serve lmdb:///srv/casstore --token-file /etc/casstore/token --append-only", name="serve")
 @click.argument("store_url", required=False)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8750, show_default=True, type=int, help="Port to bind (0: any free one).")
+@click.option(
+    "--port", default=8750, show_default=True, type=click.IntRange(0, 65535), help="Port to bind (0: any free one)."
+)
 @click.option("--token-file", type=click.Path(dir_okay=False), help="File whose first line is the write token.")
 @click.option("--read-token-file", type=click.Path(dir_okay=False), help="File whose first line is the read token.")
 @click.option("--append-only", is_flag=True, help="Refuse deletes; keep every replaced head as a snapshot.")
@@ -64,10 +68,31 @@ def serve(
     store = open_object_store(url, create=create)
     try:
         server = make_server(store, options)
-        scheme = "https" if tls_cert else "http"
-        document = {"url": f"{scheme}://{host}:{port}/", "store": store.url, "append_only": append_only}
-        emit(document, lambda: say(f"serving {store.url} at {scheme}://{host}:{port}/ (Ctrl-C or SIGTERM stops)"))
-        sys.stdout.flush()
-        server.run()
+        listening = _listen(host, port)  # bound before the banner: a taken port is an error, port 0 a real port
+        try:
+            port = listening.getsockname()[1]
+            scheme = "https" if tls_cert else "http"
+            document = {"url": f"{scheme}://{host}:{port}/", "store": store.url, "append_only": append_only}
+            emit(document, lambda: say(f"serving {store.url} at {scheme}://{host}:{port}/ (Ctrl-C or SIGTERM stops)"))
+            sys.stdout.flush()
+            server.run(sockets=[listening])
+        finally:
+            listening.close()
     finally:
         store.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (uvicorn listens on it), or the ``StorageError`` saying why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as exc:
+        raise StorageError(f"cannot listen on {host}:{port}: the address does not resolve ({exc})") from None
+    listening = socket.socket(family, kind, proto)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+    except OSError as exc:
+        listening.close()
+        raise os_error(exc, f"cannot listen on {host}:{port}") from None
+    return listening

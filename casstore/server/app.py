@@ -55,8 +55,11 @@ class RequestLog:
         finally:
             path = str(scope.get("path", ""))
             ms = (time.perf_counter() - start) * 1000
-            self.state.metrics.count(str(scope.get("method", "")), path, status, got, sent)
-            log.info("%s %s %d %d %.1fms", scope.get("method"), path, status, sent, ms)
+            # the route's template, not the path a client chose: a bounded set of series, nothing injected
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.state.metrics.count(str(scope.get("method", "")), route, status, got, sent)
+            shown = path.encode("unicode_escape").decode("ascii")  # one line per request, whatever the path
+            log.info("%s %s %d %d %.1fms", scope.get("method"), shown, status, sent, ms)
 
 
 def create_app(

@@ -123,7 +123,7 @@ def _hex_id(text: Any) -> bytes:
 def _fetch(state: ServerState, body: bytes) -> Iterator[bytes]:
     try:
         request = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep for the parser: bad input, not a 500
         raise InvalidPack("a fetch body must be JSON {want, have, bases}") from None
     if not isinstance(request, dict):
         raise InvalidPack("a fetch body must be a JSON object")

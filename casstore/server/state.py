@@ -47,7 +47,8 @@ class Metrics:
                 "# TYPE casstore_requests_total counter",
             ]
             for (method, route, status), n in sorted(self.requests.items()):
-                lines.append(f'casstore_requests_total{{method="{method}",route="{route}",status="{status}"}} {n}')
+                labels = f'method="{_label(method)}",route="{_label(route)}",status="{status}"'
+                lines.append(f"casstore_requests_total{{{labels}}} {n}")
             lines += [
                 "# TYPE casstore_request_bytes_total counter",
                 f"casstore_request_bytes_total {self.bytes_in}",
@@ -68,3 +69,8 @@ class ServerState:
     metrics: Metrics = field(default_factory=Metrics)
     #: Set when the process is shutting down: event streams end so in-flight requests can finish.
     stopping: threading.Event = field(default_factory=threading.Event)
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value, escaped as its text format asks (backslash, quote, newline)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

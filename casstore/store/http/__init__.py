@@ -12,6 +12,7 @@ httpx a transport, e.g. one that calls an ASGI app in this process.  Add
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from casstore.store.http.store import HttpBlobs, HttpRefs, HttpStore
 from casstore.store.registry import Backend, StoreLocation, redact_url, register
 
 __all__ = ["BACKEND", "HttpBlobs", "HttpRefs", "HttpStore", "read_token_file"]
+
+
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, as an HTTP header value of a bearer token
 
 
 def read_token_file(path: str | os.PathLike[str]) -> str:
@@ -41,7 +45,10 @@ def read_token_file(path: str | os.PathLike[str]) -> str:
 def _open(location: StoreLocation, create: bool) -> HttpStore:
     token_file = location.str_option("token_file")
     token = read_token_file(token_file) if token_file else location.str_option("token")
-    token = token or os.environ.get("CASSTORE_TOKEN") or None
+    token = token or (os.environ.get("CASSTORE_TOKEN") or "").strip() or None
+    if token is not None and not _TOKEN.fullmatch(token):  # it goes in a header: no space, no control character
+        source = "token_file" if token_file else "token=" if location.str_option("token") else "CASSTORE_TOKEN"
+        raise InvalidStoreURL(f"the token from {source} holds whitespace or a control character; a bearer token cannot")
     ca_file = location.str_option("ca_file")
     verify: bool | ssl.SSLContext = (
         ssl.create_default_context(cafile=ca_file) if ca_file else location.bool_option("verify", True)

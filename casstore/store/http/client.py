@@ -41,7 +41,7 @@ def error_from_body(status: int, body: bytes, where: str) -> StorageError:
     try:
         detail = json.loads(body)
         code, message = str(detail["code"]), str(detail["message"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         detail, code, message = {}, "", body[:200].decode("utf-8", "replace") or f"HTTP {status}"
     text = f"{where}: {message}"
     if code == errors.RefConflict.code:

@@ -162,7 +162,7 @@ def decode_receive(body: bytes) -> tuple[list[RefUpdate], bytes]:
     try:
         length, at = codec.read_varint(body, 0)
         header = json.loads(body[at : at + length])
-    except (IndexError, ValueError, UnicodeDecodeError):
+    except (IndexError, ValueError, UnicodeDecodeError, RecursionError):  # too deep: bad input, not a 500
         raise InvalidPack("a receive body must start with a varint-prefixed JSON header") from None
     if not isinstance(header, dict):
         raise InvalidPack("a receive header must be a JSON object")
