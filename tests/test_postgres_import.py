@@ -166,3 +166,35 @@ def test_import_tables_imports_a_seed_schema_database_exactly_and_once(
         assert len(store.list_snapshots("thermostat")) == 3
     only = CliRunner().invoke(main, [*args[:-1], "empty", "absent", "--json"])
     assert json.loads(only.stdout)["failed"] == {"absent": "no such network in bassline_networks"}
+
+
+def test_malformed_upstream_rows_are_reported_and_times_left_null_import_once(
+    postgres_server: PgTestServer, tmp_path: Path
+) -> None:
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    schema = f"t{postgres_server.token}_upstream_odd"
+    write_upstream_database(postgres_server.url, schema)
+    s = f'"{schema}".'
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        insert = f"INSERT INTO {s}bassline_networks (id, state, created_at, updated_at) VALUES (%s, %s, NULL, NULL)"
+        conn.execute(insert, ("no-times", Jsonb(_state(0))))
+        conn.execute(insert, ("snapshot-without-time", Jsonb(_state(1))))
+        conn.execute(
+            f"INSERT INTO {s}bassline_snapshots (network_id, snapshot_id, label, state, created_at)"
+            " VALUES (%s, %s, NULL, %s, NULL)",
+            ("snapshot-without-time", "s1", Jsonb(_state(0))),
+        )
+    args = ["--store", str(tmp_path / "imported"), "import-tables", postgres_server.url, "--schema", schema, "--json"]
+    first = json.loads(CliRunner().invoke(main, args).stdout)
+    assert "no-times" in first["networks"] and first["networks"]["no-times"]["head"] is True
+    assert "expected a timestamp" in first["failed"]["snapshot-without-time"]
+    again = json.loads(CliRunner().invoke(main, args).stdout)
+    assert again["imported_heads"] == 0 and again["imported_snapshots"] == 0  # idempotent, NULL times too
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE {s}bassline_contacts DROP COLUMN content")
+    broken = CliRunner().invoke(main, args)
+    assert broken.exit_code == 1 and "Traceback" not in broken.output
+    failed = json.loads(broken.stdout)["failed"]
+    assert "cannot be read" in failed["thermostat"] and "content" in failed["thermostat"]

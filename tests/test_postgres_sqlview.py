@@ -145,6 +145,37 @@ def test_tables_off_creates_nothing_and_a_later_writer_rederives(postgres_server
         assert _counts(postgres_server.url, schema) == {"networks": 0, "groups": 0, "contacts": 0, "snapshots": 0}
 
 
+def test_a_network_derived_whole_gets_its_snapshot_rows_again(postgres_server: PgTestServer) -> None:
+    url = postgres_server.fresh_url()
+    schema = _schema(url)
+    with open_store(url) as on:
+        on.save_group_state("net", "g1", sample_group("g1"))
+        gone = on.save_snapshot("net", "deleted with tables off")
+    with open_store(url + "&tables=off") as off:
+        off.delete_snapshot("net", gone)
+        off.save_snapshot("net", "made with tables off")
+        off.save_contact_content("net", "g1", "x", 1)
+    with open_store(url) as on:
+        on.save_contact_content("net", "g1", "x", 2)  # the rows are behind: derived whole, snapshots too
+        assert_tables_match(on, postgres_server.url, schema)
+
+
+def test_rebuild_tables_shows_no_rows_for_a_head_ref_that_names_no_network(postgres_server: PgTestServer) -> None:
+    url = postgres_server.fresh_url()
+    schema = _schema(url)
+    with open_store(url) as on:
+        on.save_group_state("zz", "g1", sample_group("g1"))
+    with open_store(url + "&tables=off") as off:
+        off.save_contact_content("zz", "g1", "x", 42)  # zz's rows fall behind
+        off.refs.compare_and_swap(head_ref("aa"), None, off.blobs.put(codec.encode({"hello": 1})))  # raw ref use
+    result = CliRunner().invoke(main, ["--store", url, "rebuild-tables", "--json"])
+    assert result.exit_code == 0, result.output
+    with _psycopg().connect(postgres_server.url, autocommit=True) as conn:
+        found = state_from_tables(conn, schema, "zz")
+        assert found is not None and found[1].groups["g1"].contacts["x"].content == 42
+        assert conn.execute(f'SELECT count(*) FROM "{schema}".networks WHERE id = %s', ("aa",)).fetchone() == (0,)
+
+
 def test_changes_beyond_one_statement_and_networks_derived_whole(
     postgres_server: PgTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

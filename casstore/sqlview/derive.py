@@ -27,6 +27,7 @@ from casstore.model import records
 from casstore.model.bassline_json import contact_optional_fields, group_state_to_json, network_to_json
 from casstore.model.diff import tree_pair
 from casstore.model.reads import NetworkReader
+from casstore.model.refs import snapshots_prefix
 from casstore.model.types import Contact, GroupState, NetworkState
 from casstore.prolly import NodeCache
 from casstore.sqlview.jsonform import dumps, sql_text
@@ -175,16 +176,15 @@ class SqlTables:
         with self._lock:
             self._blobs.conn, self._blobs.frames = conn, frames
             try:
+                dropped = {p[2] for p, _, new in parsed if p is not None and p[0] != "head" and new is None}
                 for which, old, new in parsed:
                     if which is None:
                         continue
                     kind, network_id, snapshot_id = which
                     if kind == "head":
-                        self._head_moved(conn, network_id, old, new)
+                        self._head_moved(conn, network_id, old, new, dropped)
                     elif new is not None:
-                        # a ref named like a snapshot that names no snapshot (raw ref use): no row
-                        with suppress(ObjectNotFound, CorruptObject, SerializationError):
-                            self._snapshot_added(conn, network_id, new)
+                        self._add_snapshot_row(conn, network_id, new)
                     elif snapshot_id is not None:
                         conn.execute(self.sql.drop_snapshot, (snapshot_id,))
             finally:
@@ -199,11 +199,11 @@ class SqlTables:
             try:
                 conn.execute(self.sql.forget_snapshots, (sql_text(network_id),))
                 if head is not None:
-                    self._derive(conn, network_id, None, head)  # whole: deletes the network's rows first
+                    self._derive_or_forget(conn, network_id, None, head)  # whole: deletes the network's rows first
                 else:
                     self._forget(conn, network_id)
                 for digest in snapshots.values():
-                    self._snapshot_added(conn, network_id, digest)
+                    self._add_snapshot_row(conn, network_id, digest)
             finally:
                 self._blobs.conn, self._blobs.frames = None, {}
 
@@ -213,7 +213,9 @@ class SqlTables:
         for statement in self.sql.forget:
             conn.execute(statement, (sql_text(network_id),))
 
-    def _head_moved(self, conn: Any, network_id: str, old: bytes | None, new: bytes | None) -> None:
+    def _head_moved(
+        self, conn: Any, network_id: str, old: bytes | None, new: bytes | None, dropped: set[str | None]
+    ) -> None:
         net = sql_text(network_id)
         if new is None:
             self._forget(conn, network_id)
@@ -223,13 +225,39 @@ class SqlTables:
             cur.execute(self.sql.head_of, (net,))
             row = cur.fetchone()
         derived_from = None if row is None else bytes(row[0])
-        if derived_from != old:  # left behind by a writer with tables off: derive this network whole
-            old = None
+        if derived_from == old:
+            self._derive_or_forget(conn, network_id, old, new)
+            return
+        # left behind by a writer with tables off: derive this network whole, its snapshots too
+        self._derive_or_forget(conn, network_id, None, new)
+        conn.execute(self.sql.forget_snapshots, (net,))
+        for name, digest in self.snapshot_refs(conn, network_id).items():
+            if name.rsplit("/", 1)[-1] not in dropped:  # those this very commit deletes stay deleted
+                self._add_snapshot_row(conn, network_id, digest)
+
+    def snapshot_refs(self, conn: Any, network_id: str) -> dict[str, bytes]:
+        """The network's snapshot refs (name → snapshot object), read in the caller's transaction."""
+        from casstore.store.postgres.refs import like_prefix  # psycopg is there: this is a PostgreSQL store
+
+        prefix = snapshots_prefix(network_id)
+        with conn.cursor(binary=True) as cur:
+            cur.execute(
+                f"SELECT name, value FROM {self.quoted}.refs WHERE substr(name, 1, 1000) LIKE %s AND name LIKE %s",
+                (like_prefix(prefix[:1000]), like_prefix(prefix)),
+            )
+            return {str(name): bytes(value) for name, value in cur.fetchall()}
+
+    def _derive_or_forget(self, conn: Any, network_id: str, old: bytes | None, new: bytes) -> None:
         try:
             self._derive(conn, network_id, old, new)
         except (ObjectNotFound, CorruptObject, SerializationError):
             # a ref named like a head that names no network root (raw ref use): no network to show
             self._forget(conn, network_id)
+
+    def _add_snapshot_row(self, conn: Any, network_id: str, digest: bytes) -> None:
+        # a ref named like a snapshot that names no snapshot (raw ref use): no row
+        with suppress(ObjectNotFound, CorruptObject, SerializationError):
+            self._snapshot_added(conn, network_id, digest)
 
     def _derive(self, conn: Any, network_id: str, old: bytes | None, new: bytes) -> None:
         """The rows that differ between heads ``old`` and ``new``; with ``old`` ``None``, the network whole."""

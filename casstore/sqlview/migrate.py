@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from casstore.errors import StorageError
-from casstore.model import NetworkStore, snapshots
+from casstore.errors import SerializationError, StorageError
+from casstore.model import NetworkState, NetworkStore, snapshots
 from casstore.model.bassline_json import network_from_json
 from casstore.model.reads import NetworkReader
 from casstore.store.postgres.connection import secret_scrubber
@@ -115,7 +115,9 @@ def _overlay(doc: dict[str, Any], group_rows: list[tuple[str, Any]], contact_row
             ids.append(cid)
 
 
-def _time(value: datetime) -> datetime:
+def _time(value: object, what: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise SerializationError(f"{what}: expected a timestamp, got {value!r:.60}")
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
@@ -136,16 +138,22 @@ def import_tables(store: NetworkStore, url: str, schema: str = "public", network
                 f"SELECT id, state, created_at, updated_at FROM {s}.bassline_networks ORDER BY id"
             ).fetchall()
         except psycopg.Error as exc:
-            raise StorageError(f"no Bassline tables in schema {schema!r}: {str(exc).splitlines()[0]}") from None
+            raise StorageError(f"no Bassline tables in schema {schema!r}: {_first_line(exc)}") from None
         wanted = set(networks)
         for network_id, state, created_at, updated_at in rows:
             if wanted and network_id not in wanted:
                 continue
-            times = tuple(None if t is None else _time(t) for t in (created_at, updated_at))
+            where = f"bassline_networks[{network_id!r}]"
             try:
+                times = tuple(
+                    None if t is None else _time(t, f"{where}.{name}")
+                    for t, name in ((created_at, "created_at"), (updated_at, "updated_at"))
+                )
                 report.networks[network_id] = _import_network(conn, s, store, network_id, state, times)
             except StorageError as exc:
                 report.failed[network_id] = str(exc)
+            except psycopg.Error as exc:  # a table or column of the seed's schema missing or of another type
+                report.failed[network_id] = f"{where}: the upstream tables cannot be read: {_first_line(exc)}"
         for missing in sorted(wanted - {r[0] for r in rows}):
             report.failed[missing] = "no such network in bassline_networks"
     return report
@@ -179,7 +187,7 @@ def _import_network(
     done: dict[str, Any] = {"snapshots": [], "skipped_snapshots": [], "head": False}
     for upstream_id, label, snap_state, created_at in snaps:
         parsed = network_from_json(upstream_state(snap_state, f"bassline_snapshots[{upstream_id!r}].state"))
-        when = _time(created_at)
+        when = _time(created_at, f"bassline_snapshots[{upstream_id!r}].created_at")
         if any(store.load_snapshot(network_id, sid) == parsed for sid in have.get((when, label), [])):
             done["skipped_snapshots"].append(upstream_id)
             continue
@@ -191,7 +199,16 @@ def _import_network(
     final = network_from_json(current)
     final.created_at, final.updated_at = created, updated
     now = store.load_network_state(network_id)
-    if now != final or (now.created_at, now.updated_at) != (created, updated):
+    # a time the upstream row does not give (NULL) is the store's own: no change
+    if now is None or now != final or _times_moved(now, created, updated):
         store.save_network_state(network_id, final, keep_times=True)
         done["head"] = True
     return done
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _times_moved(now: NetworkState, created: datetime | None, updated: datetime | None) -> bool:
+    return (created is not None and now.created_at != created) or (updated is not None and now.updated_at != updated)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from casstore.errors import StorageError
-from casstore.model.refs import head_ref, network_heads, snapshots_prefix
+from casstore.model.refs import head_ref, network_heads
 from casstore.sqlview.derive import SqlTables
 from casstore.sqlview.jsonform import sql_text
 from casstore.store.base import ObjectStore
@@ -44,7 +44,6 @@ def postgres_store(store: ObjectStore) -> Any:
 def rebuild_tables(store: ObjectStore, networks: Sequence[str] = ()) -> RebuildReport:
     """Create the tables if missing and re-derive ``networks`` (every network when empty) from their heads."""
     pg = postgres_store(store)
-    from casstore.store.postgres.refs import like_prefix  # psycopg is there: this is a PostgreSQL store
 
     tables: SqlTables = pg.derived if pg.derived is not None else SqlTables(pg)
     with pg.db.connect() as conn:
@@ -70,13 +69,7 @@ def rebuild_tables(store: ObjectStore, networks: Sequence[str] = ()) -> RebuildR
                 cur.execute(f"SELECT value FROM {tables.quoted}.refs WHERE {by_key} FOR UPDATE", (head_ref(net),))
                 row = cur.fetchone()
                 head = None if row is None else bytes(row[0])
-                prefix = snapshots_prefix(net)
-                cur.execute(
-                    f"SELECT name, value FROM {tables.quoted}.refs"
-                    " WHERE substr(name, 1, 1000) LIKE %s AND name LIKE %s",
-                    (like_prefix(prefix[:1000]), like_prefix(prefix)),
-                )
-                snapshots = {str(n): bytes(v) for n, v in cur.fetchall()} if head is not None else {}
+            snapshots = tables.snapshot_refs(conn, net) if head is not None else {}
             tables.rebuild(conn, net, head, snapshots)
 
         pg.db.run("sqlview.rebuild", body, transaction=True)
