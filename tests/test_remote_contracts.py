@@ -97,3 +97,32 @@ def test_serve_start_up_failures_are_one_error_line() -> None:
     assert busy.stderr.strip().startswith("error: cannot listen on 127.0.0.1:") and "in use" in busy.stderr
     out_of_range = _serve("--port", "70000")
     assert out_of_range.returncode == 2 and "Traceback" not in out_of_range.stderr
+
+
+def test_an_append_only_move_that_loses_records_no_snapshot() -> None:
+    from casstore.model import Group, GroupState, NetworkState, NetworkStore
+    from casstore.model.refs import head_ref, snapshots_prefix
+
+    backing = MemoryStore()
+    with NetworkStore(backing) as store:
+        store.save_network_state("net", NetworkState({"g": GroupState(Group("g", "first"), {})}))
+        first = backing.refs.get(head_ref("net"))
+        store.save_network_state("net", NetworkState({"g": GroupState(Group("g", "second"), {})}))
+        second = backing.refs.get(head_ref("net"))
+    assert first is not None and second is not None
+    app = create_app(backing, tokens=Tokens(WRITE, READ), append_only=True)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for _ in range(3):  # a writer that lost a race: its If-Match is a head replaced long ago
+            stale = client.put(
+                f"/v1/ref?name={head_ref('net')}",
+                content=first.hex(),
+                headers={**auth(WRITE), "If-Match": f'"{first.hex()}"'},
+            )
+            assert stale.status_code == 412
+        assert backing.refs.list(snapshots_prefix("net")) == {} and backing.refs.get(head_ref("net")) == second
+        moved = client.put(
+            f"/v1/ref?name={head_ref('net')}",
+            content=first.hex(),
+            headers={**auth(WRITE), "If-Match": f'"{second.hex()}"'},
+        )
+        assert moved.status_code == 204 and len(backing.refs.list(snapshots_prefix("net"))) == 1  # the one replaced

@@ -77,7 +77,7 @@ def _receive(state: ServerState, body: bytes) -> int:
         validate_ref_name(update.name)
     if state.append_only:
         refuse_deletes(updates)
-        keep_replaced_heads(state.store, updates)
+        updates = [*updates, *keep_replaced_heads(state.store, updates)]
     # A received delta may be kept at rest (casstore.store.received's rules).  That is safe for clients:
     # one caches what it sent as it sent it (a delta as a delta frame on a base it caches); a cached
     # chain that does not rebuild is read again from here, and gc and verify read chains past its cache.

@@ -61,11 +61,14 @@ def _expected(request: Request) -> bytes | None:
 def _move(state: ServerState, name: str, expected: bytes | None, new: bytes | None) -> Response:
     validate_ref_name(name)
     update = RefUpdate(name, expected, new)
+    kept: list[RefUpdate] = []
     if state.append_only:
         refuse_deletes([update])
-        keep_replaced_heads(state.store, [update])
+        kept = keep_replaced_heads(state.store, [update])
     try:
-        if new is None:
+        if kept:  # the replaced head's snapshot in the same commit as the move
+            state.store.commit([], [update, *kept])
+        elif new is None:
             state.store.refs.delete(name, expected)
         else:
             state.store.refs.compare_and_swap(name, expected, new)
