@@ -176,6 +176,15 @@ def test_rebuild_tables_shows_no_rows_for_a_head_ref_that_names_no_network(postg
         assert conn.execute(f'SELECT count(*) FROM "{schema}".networks WHERE id = %s', ("aa",)).fetchone() == (0,)
 
 
+def test_query_groups_finds_a_group_whose_id_holds_nul(postgres_server: PgTestServer) -> None:
+    gid = "g\x00x"  # shown as g\ufffdx in the rows: the model answers for it
+    tagged = GroupState(Group(gid, "G", attributes={"bassline.tags": ["hvac"]}), {})
+    root = GroupState(Group("root", "root", subgroup_ids=[gid]), {})
+    with open_store(postgres_server.fresh_url()) as store:
+        store.save_network_state("n", NetworkState({"root": root, gid: tagged}, "root", "root"))
+        assert [g.group.id for g in store.query_groups("n", tags=["hvac"])] == [gid]
+
+
 def test_changes_beyond_one_statement_and_networks_derived_whole(
     postgres_server: PgTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,7 +21,7 @@ from casstore.model.query import QueryFilter
 from casstore.model.reads import NetworkReader
 from casstore.model.refs import head_ref
 from casstore.model.types import Contact
-from casstore.sqlview.jsonform import dumps, sql_text
+from casstore.sqlview.jsonform import NUL_STANDIN, dumps, sql_text
 
 __all__ = ["find_groups", "innermost_refs"]
 
@@ -92,6 +92,6 @@ def find_groups(reader: NetworkReader, network_id: str, checked: QueryFilter) ->
         return row[0] and bytes(row[0]), row[1] and bytes(row[1]), list(row[2])
 
     head, derived_from, ids = inner.run_query("sqlview.query_groups", body)
-    if head != derived_from:
-        return None
+    if head != derived_from or any(NUL_STANDIN in gid for gid in ids):
+        return None  # stale rows, or an id the rows show with U+FFFD for U+0000: the model answers
     return head, set(ids)
