@@ -239,7 +239,10 @@ class SqlTables:
         """The network's snapshot refs (name → snapshot object), read in the caller's transaction."""
         from casstore.store.postgres.refs import like_prefix  # psycopg is there: this is a PostgreSQL store
 
-        prefix = snapshots_prefix(network_id)
+        try:
+            prefix = snapshots_prefix(network_id)
+        except StorageError:  # a ref named like a head whose id the model refuses (raw ref use): none
+            return {}
         with conn.cursor(binary=True) as cur:
             cur.execute(
                 f"SELECT name, value FROM {self.quoted}.refs WHERE substr(name, 1, 1000) LIKE %s AND name LIKE %s",
