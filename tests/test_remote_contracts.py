@@ -126,3 +126,26 @@ def test_an_append_only_move_that_loses_records_no_snapshot() -> None:
             headers={**auth(WRITE), "If-Match": f'"{second.hex()}"'},
         )
         assert moved.status_code == 204 and len(backing.refs.list(snapshots_prefix("net"))) == 1  # the one replaced
+
+
+def test_an_object_bigger_than_the_servers_body_limit_is_refused_before_sending() -> None:
+    import os
+
+    from conftest import uvicorn_thread
+
+    import casstore
+    from casstore import sync
+    from casstore.errors import StorageError
+    from casstore.server import Limits
+
+    backing = MemoryStore()
+    app = create_app(backing, limits=Limits(max_body_bytes=1 << 20))
+    with uvicorn_thread(app) as port, casstore.open_store("memory://") as local:
+        from casstore.model import Group, GroupState, NetworkState
+
+        local.save_network_state("net", NetworkState({"g": GroupState(Group("g", "G"), {})}))
+        local.save_contact_content("net", "g", "big", os.urandom(3 << 20))  # incompressible: 3 MiB at rest
+        with casstore.open_store(f"http://127.0.0.1:{port}/") as remote:
+            with pytest.raises(StorageError, match="request body the server accepts: nothing was sent"):
+                sync.push(local, remote)
+        assert backing.refs.list() == {}

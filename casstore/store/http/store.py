@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from casstore.codec import parse_id, ref_conflict
+from casstore.codec import format_id, parse_id, ref_conflict
 from casstore.errors import InvalidId, InvalidPack, RefConflict, StorageError
 from casstore.pack import MAGIC, PackBuilder, VerifiedPack
 from casstore.store.base import BlobStats, BlobStore, ObjectStore, RefStore, RefUpdate, validate_ref_name
@@ -266,6 +266,12 @@ class HttpStore(ObjectStore):
         server holds) travels as the pack's delta entry, so the server rebuilds and re-hashes it.
         Frames the server acknowledged (stored, even if a ref move then conflicted) are cached."""
         limit = max(1 << 20, self.max_body // 2)
+        too_big = next(((d, f) for d, f in frames if len(f) + 256 > self.max_body), None)
+        if too_big is not None:  # refused before anything is sent: no body can carry it
+            raise StorageError(
+                f"{self.session.shown}: object {format_id(too_big[0])} is {len(too_big[1]):,} bytes stored, "
+                f"more than the {self.max_body:,}-byte request body this server accepts: nothing was sent"
+            )
         builder, size, chunk = PackBuilder(), 0, 0
         for at, (digest, frame) in enumerate(frames):
             if size and size + len(frame) > limit:
@@ -283,6 +289,12 @@ class HttpStore(ObjectStore):
     def _send(self, pack: bytes, updates: Sequence[RefUpdate], frames: Sequence[tuple[bytes, bytes]]) -> int:
         """POST ``pack`` and ``updates``; the server now holds ``frames`` (even if a ref move then conflicted)."""
         body = encode_receive(bytes(pack), updates)
+        size = sum(len(part) for part in body)
+        if size > self.max_body:  # packs are split to fit: only an object bigger than the limit gets here
+            raise StorageError(
+                f"{self.session.shown}: a pack of {size:,} bytes (an object bigger than this server takes) is "
+                f"more than the {self.max_body:,}-byte request body the server accepts: nothing was sent"
+            )
         try:
             response = self.session.request("POST", f"{API}/receive", content=body, ok=(200,))
         except RefConflict as exc:
