@@ -466,3 +466,38 @@ def test_a_tip_naming_a_deleted_snapshot_travels_with_its_snapshot(tmp_path: Pat
     assert report.ok, report
     assert dst.refs.get(tip_ref("net")) == src.refs.get(tip_ref("net"))
     assert [s.id for s in dst.list_snapshots("net")] == [first]
+
+
+def test_a_push_that_loses_the_head_race_leaves_the_snapshot_tip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The destination's head moves after the push listed it: reported diverged, and neither the head
+    nor the snapshot tip moves (a moved tip would make the next snapshot claim the source's history)."""
+    from casstore.store.lmdb import LmdbStore
+
+    src = casstore.open_store(f"lmdb://{tmp_path / 'src'}")
+    dst = casstore.open_store(f"lmdb://{tmp_path / 'dst'}")
+    src.save_network_state("net", NetworkState({"g0": sample_group("g0"), "g1": sample_group("g1")}))
+    src.save_snapshot("net", "s0")
+    assert sync.push(src, dst).networks == {"net": "created"}
+    src.save_contact_content("net", "g0", "c0", "src-change")
+    src.save_snapshot("net", "src-s1")
+    tip_before = dst.refs.get(tip_ref("net"))
+    real = LmdbStore.receive_pack
+    raced: list[bool] = []
+
+    def racing(self: LmdbStore, pack: bytes, updates: Sequence[RefUpdate] = ()) -> int:
+        if updates and not raced:
+            raced.append(True)
+            dst.save_contact_content("net", "g1", "c1", "a concurrent write")  # another writer moves the head
+        return real(self, pack, updates)
+
+    monkeypatch.setattr(LmdbStore, "receive_pack", racing)
+    assert sync.push(src, dst).networks == {"net": "diverged"}
+    assert dst.refs.get(tip_ref("net")) == tip_before
+    nxt = dst.save_snapshot("net", "dst-next")
+    labels = {s.id: s.label for s in dst.list_snapshots("net")}
+    parents = next(s.parents for s in dst.list_snapshots("net") if s.id == nxt)
+    assert [labels.get(p) for p in parents] == ["s0"]
+    src.close()
+    dst.close()

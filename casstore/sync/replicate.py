@@ -136,9 +136,10 @@ def _replicate(
         )
     except RefConflict:
         # a target head moved after we listed it (every object has landed): apply the moves one by one
-        # and report the networks whose head moved under us as diverged
+        # and report the networks whose head moved under us as diverged (their tip and agreed head stay)
+        heads = {head_ref(network_id) for network_id in wanted}
         lost: set[str] = set()
-        for update in updates:
+        for update in sorted(updates, key=lambda u: u.name not in heads):  # heads first: a lost one's tip stays
             owner = _network_of(update.name, name, wanted)
             if owner in lost:
                 continue
@@ -229,9 +230,9 @@ def _divergence(
 
 
 def _network_of(ref: str, name: str, networks: list[str]) -> str | None:
-    """The network whose head (or agreed head) ``ref`` is."""
+    """The network whose head, snapshot tip or agreed head ``ref`` is."""
     for network_id in networks:
-        if ref in (head_ref(network_id), tracking_ref(name, network_id)):
+        if ref in (head_ref(network_id), tip_ref(network_id), tracking_ref(name, network_id)):
             return network_id
     return None
 
