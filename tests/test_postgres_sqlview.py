@@ -170,6 +170,8 @@ def test_rebuild_tables_shows_no_rows_for_a_head_ref_that_names_no_network(postg
         off.refs.compare_and_swap(head_ref("aa"), None, off.blobs.put(codec.encode({"hello": 1})))  # raw ref use
     result = CliRunner().invoke(main, ["--store", url, "rebuild-tables", "--json"])
     assert result.exit_code == 0, result.output
+    named = CliRunner().invoke(main, ["--store", url, "rebuild-tables", "no-such-net", "--json"])
+    assert json.loads(named.output) == {"rebuilt": [], "removed": ["no-such-net"]}  # no head: not "rebuilt"
     with _psycopg().connect(postgres_server.url, autocommit=True) as conn:
         found = state_from_tables(conn, schema, "zz")
         assert found is not None and found[1].groups["g1"].contacts["x"].content == 42

@@ -63,7 +63,7 @@ def rebuild_tables(store: ObjectStore, networks: Sequence[str] = ()) -> RebuildR
                 report.removed.append(name)
     for network_id in wanted:
 
-        def body(conn: Any, net: str = network_id) -> None:
+        def body(conn: Any, net: str = network_id) -> bool:
             with conn.cursor(binary=True) as cur:
                 by_key = f"key = {tables.quoted}.ref_key(%s)"
                 cur.execute(f"SELECT value FROM {tables.quoted}.refs WHERE {by_key} FOR UPDATE", (head_ref(net),))
@@ -71,7 +71,10 @@ def rebuild_tables(store: ObjectStore, networks: Sequence[str] = ()) -> RebuildR
                 head = None if row is None else bytes(row[0])
             snapshots = tables.snapshot_refs(conn, net) if head is not None else {}
             tables.rebuild(conn, net, head, snapshots)
+            return head is not None
 
-        pg.db.run("sqlview.rebuild", body, transaction=True)
-        report.rebuilt.append(network_id)
+        if pg.db.run("sqlview.rebuild", body, transaction=True):
+            report.rebuilt.append(network_id)
+        else:  # named, but no head: whatever rows it had are gone
+            report.removed.append(network_id)
     return report
