@@ -145,7 +145,7 @@ def test_an_object_bigger_than_the_servers_body_limit_is_refused_before_sending(
 
         local.save_network_state("net", NetworkState({"g": GroupState(Group("g", "G"), {})}))
         local.save_contact_content("net", "g", "big", os.urandom(3 << 20))  # incompressible: 3 MiB at rest
-        refused = pytest.raises(StorageError, match="request body the server accepts: nothing was sent")
+        refused = pytest.raises(StorageError, match="request body the server accepts: this pack was not sent")
         with casstore.open_store(f"http://127.0.0.1:{port}/") as remote, refused:
             sync.push(local, remote)
         assert backing.refs.list() == {}

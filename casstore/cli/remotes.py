@@ -135,7 +135,7 @@ def divergence_json(divergence: sync.Divergence) -> dict[str, Any]:
 
 
 def report_json(report: sync.SyncReport, verb_name: str, remote_name: str, url: str) -> dict[str, Any]:
-    url = redact_url(url)  # a remote's URL may carry a token: printed, it never does
+    """The JSON of a push, pull or clone; ``url`` as printed (redacted by :func:`summarise`)."""
     return {
         "verb": verb_name,
         "remote": remote_name or None,

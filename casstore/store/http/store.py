@@ -293,7 +293,7 @@ class HttpStore(ObjectStore):
         if size > self.max_body:  # packs are split to fit: only an object bigger than the limit gets here
             raise StorageError(
                 f"{self.session.shown}: a pack of {size:,} bytes (an object bigger than this server takes) is "
-                f"more than the {self.max_body:,}-byte request body the server accepts: nothing was sent"
+                f"more than the {self.max_body:,}-byte request body the server accepts: this pack was not sent"
             )
         try:
             response = self.session.request("POST", f"{API}/receive", content=body, ok=(200,))
